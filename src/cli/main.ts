@@ -1,0 +1,136 @@
+// The qnet command line: thin commands over the library API, with exit codes 0 ok, 1 runtime failure, 2 bad input.
+import { existsSync } from 'node:fs';
+import { Command, CommanderError, Option } from 'commander';
+import { exitCodeOf, UserError } from '../errors.js';
+import { ensureImage } from '../guest/image.js';
+import { RealRunner } from '../host/run.js';
+import type { AccelChoice } from '../lab/accel.js';
+import { down } from '../lab/down.js';
+import { listLabs } from '../lab/discover.js';
+import { allStatus, labStatus } from '../lab/status.js';
+import { prepareUp, up } from '../lab/up.js';
+import { formatPlan } from '../plan/plan.js';
+import { loadTopology } from '../topology/load.js';
+import { NAME_PATTERN, topologyJsonSchema } from '../topology/schema.js';
+import { consoleReporter, fmtMs, green, red, renderStatus } from './output.js';
+
+/** Runs the CLI with the given arguments and returns the exit code. */
+export async function main(argv: string[]): Promise<number> {
+  const program = new Command();
+  const runner = new RealRunner();
+  let code = 0;
+  program
+    .name('qnet')
+    .description('Topology file -> a running, verified network of QEMU guests; and back to nothing.')
+    .version('0.1.0')
+    .exitOverride()
+    .configureOutput({ outputError: (s, write) => write(red(s)) });
+
+  program
+    .command('validate')
+    .description('check a topology file; exit 2 with every problem and its path if it is invalid')
+    .argument('<file>', 'topology file (YAML)')
+    .option('--json', 'print the resolved lab as JSON')
+    .action(async (file: string, o: { json?: boolean }) => {
+      const lab = await loadTopology(file);
+      if (o.json) process.stdout.write(JSON.stringify(lab, null, 2) + '\n');
+      else {
+        const nics = lab.nodes.reduce((n, x) => n + x.nics.length, 0);
+        process.stdout.write(`${green('✓')} ${file}: lab ${lab.name}, ${lab.nodes.length} node(s), ${lab.networks.length} network(s), ${nics} NIC(s)\n`);
+      }
+    });
+
+  program
+    .command('up')
+    .description('bring a lab up; returns when every guest is booted and configured (rolls back on failure)')
+    .argument('<file>', 'topology file (YAML)')
+    .option('--dry-run', 'print the planned operations and change nothing')
+    .addOption(new Option('--accel <mode>', 'accelerator').choices(['auto', 'kvm', 'tcg']).default('auto'))
+    .option('--timeout <seconds>', 'how long to wait for the guests to be ready', '180')
+    .action(async (file: string, o: { dryRun?: boolean; accel: AccelChoice; timeout: string }) => {
+      const lab = await loadTopology(file);
+      const timeout = Number(o.timeout);
+      if (!Number.isFinite(timeout) || timeout <= 0) throw new UserError(`--timeout: expected a number of seconds, got "${o.timeout}"`);
+      const reporter = consoleReporter();
+      if (o.dryRun) {
+        const plan = await prepareUp(lab, { runner, reporter, accel: o.accel });
+        process.stdout.write(`plan for lab ${lab.name} (${plan.accel}: ${plan.why}); nothing was changed\n${formatPlan(plan.steps)}\n`);
+        return;
+      }
+      const r = await up(lab, { runner, reporter, accel: o.accel, source: file, readyTimeoutMs: timeout * 1000 });
+      process.stderr.write(`${green('✓')} lab ${lab.name} is up in ${fmtMs(r.ms)}; \`qnet status ${lab.name}\`, \`qnet down ${lab.name}\`\n`);
+    });
+
+  program
+    .command('status')
+    .description('show labs: nodes, their state, pids and addresses, networks and taps')
+    .argument('[lab]', 'lab name (all labs when absent)')
+    .option('--json', 'machine-readable output')
+    .action(async (lab: string | undefined, o: { json?: boolean }) => {
+      const list = lab ? [await labStatus(lab)].filter((s) => s !== null) : await allStatus();
+      if (lab && !list.length) {
+        if (o.json) process.stdout.write('null\n');
+        else process.stderr.write(`no lab named "${lab}" on this host\n`);
+        code = 1;
+        return;
+      }
+      if (o.json) process.stdout.write(JSON.stringify(lab ? list[0] : list, null, 2) + '\n');
+      else process.stdout.write(list.length ? list.map(renderStatus).join('\n\n') + '\n' : 'no labs\n');
+    });
+
+  program
+    .command('down')
+    .description('stop every guest and remove everything a lab made; a no-op when nothing is left')
+    .argument('[target]', 'lab name or topology file')
+    .option('--all', 'every lab on this host, found by ownership marker')
+    .option('--grace <seconds>', 'how long guests get to power off before they are stopped by force', '3')
+    .action(async (target: string | undefined, o: { all?: boolean; grace: string }) => {
+      let labs: string[];
+      if (o.all) labs = await listLabs();
+      else if (!target) throw new UserError('down: name a lab or a topology file, or use --all');
+      else if (NAME_PATTERN.test(target) && !existsSync(target)) labs = [target];
+      else labs = [(await loadTopology(target)).name];
+      const graceMs = Number(o.grace) * 1000;
+      if (!Number.isFinite(graceMs) || graceMs < 0) throw new UserError(`--grace: expected a number of seconds, got "${o.grace}"`);
+      const reporter = consoleReporter();
+      for (const lab of labs) {
+        const r = await down(lab, { runner, reporter, graceMs });
+        for (const w of r.warnings) process.stderr.write(`! ${w}\n`);
+        if (r.removed.length) process.stderr.write(`${green('✓')} lab ${lab} is down in ${fmtMs(r.ms)}: removed ${r.removed.join(', ')}\n`);
+        else process.stderr.write(`lab ${lab}: nothing to remove\n`);
+      }
+      if (o.all && !labs.length) process.stderr.write('no labs on this host\n');
+    });
+
+  const image = program.command('image').description('the built-in guest image');
+  image
+    .command('build')
+    .description('build the guest image now (otherwise built on first use); cached until its inputs change')
+    .option('--force', 'rebuild even if the cached image is current')
+    .action(async (o: { force?: boolean }) => {
+      const t = Date.now();
+      const m = await ensureImage(runner, (s) => process.stderr.write(`· ${s}\n`), o.force === true);
+      process.stdout.write(`${green('✓')} image ${m.key}: ${m.kernelPackage}, busybox ${m.busyboxVersion} (${fmtMs(Date.now() - t)})\n  kernel ${m.kernel}\n  initrd ${m.initrd}\n`);
+    });
+
+  program
+    .command('schema')
+    .description('print the JSON Schema of topology files (for editor completion)')
+    .action(() => {
+      process.stdout.write(JSON.stringify(topologyJsonSchema(), null, 2) + '\n');
+    });
+
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return code;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return 0;
+      return 2;
+    }
+    const msg = err instanceof Error ? err.message : String(err);
+    process.stderr.write(`${red('error:')} ${msg}\n`);
+    if (process.env.QNET_DEBUG && err instanceof Error) process.stderr.write(`${err.stack}\n`);
+    return exitCodeOf(err);
+  }
+}

@@ -1,0 +1,68 @@
+// Terminal output for the CLI: step lines with timings, tables, colours only on a TTY.
+import type { Reporter } from '../lab/up.js';
+import type { LabStatus } from '../lab/status.js';
+
+const tty = process.stdout.isTTY === true;
+const paint = (code: string, s: string) => (tty ? `\x1b[${code}m${s}\x1b[0m` : s);
+export const green = (s: string) => paint('32', s);
+export const red = (s: string) => paint('31', s);
+export const dim = (s: string) => paint('2', s);
+export const bold = (s: string) => paint('1', s);
+
+/** Formats milliseconds as `850 ms` or `12.3 s`. */
+export function fmtMs(ms: number): string {
+  return ms < 1000 ? `${ms} ms` : `${(ms / 1000).toFixed(1)} s`;
+}
+
+/** A reporter that prints one line per finished step, with its duration. */
+export function consoleReporter(stream: NodeJS.WritableStream = process.stderr): Reporter {
+  return {
+    step(title, ms, ok) {
+      stream.write(`${ok ? green('✓') : red('✗')} ${title}${ok ? dim(`  ${fmtMs(ms)}`) : ''}\n`);
+    },
+    info(message) {
+      stream.write(`${dim('·')} ${message}\n`);
+    },
+  };
+}
+
+/** Renders rows as an aligned table. */
+export function table(header: string[], rows: string[][]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (r: string[]) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
+  return [bold(line(header)), ...rows.map(line)].join('\n');
+}
+
+/** Human rendering of a lab's status. */
+export function renderStatus(s: LabStatus): string {
+  const out: string[] = [];
+  out.push(`${bold(`lab ${s.lab}`)}  ${s.status}  namespace ${s.netns}${s.accel ? `  accel ${s.accel}` : ''}${s.source ? `  from ${s.source}` : ''}`);
+  if (s.leftovers.length) out.push(`  left over: ${s.leftovers.join(', ')} (run \`qnet down ${s.lab}\`)`);
+  if (s.nodes.length)
+    out.push(
+      table(
+        ['NODE', 'STATE', 'PID', 'NIC', 'MAC', 'MODEL', 'TAP', 'NETWORK', 'ADDRESSES'],
+        s.nodes.flatMap((n) =>
+          (n.nics.length ? n.nics : [undefined]).map((nic, i) => [
+            i === 0 ? n.name : '',
+            i === 0 ? n.state : '',
+            i === 0 ? String(n.pid ?? '-') : '',
+            nic?.guestIf ?? '-',
+            nic?.mac ?? '',
+            nic?.model ?? '',
+            nic?.tap ?? '',
+            nic?.network ?? '',
+            nic?.addresses.join(' ') ?? '',
+          ]),
+        ),
+      ),
+    );
+  if (s.networks.length)
+    out.push(
+      table(
+        ['NETWORK', 'BRIDGE', 'SUBNET', 'HOST ADDRESS', 'TAPS'],
+        s.networks.map((n) => [n.name, n.present ? n.bridge : `${n.bridge} (missing)`, n.subnet ?? '-', n.address ?? '-', n.taps.join(' ') || '-']),
+      ),
+    );
+  return out.join('\n');
+}

@@ -1,0 +1,180 @@
+// The built-in guest image: a Debian kernel (unpacked from its .deb, never installed) and a busybox initramfs.
+// Cached under a key of all its inputs, rebuilt only when one of them changes.
+import { createHash } from 'node:crypto';
+import { constants as fsc } from 'node:fs';
+import { access, chmod, copyFile, mkdir, mkdtemp, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { RuntimeError } from '../errors.js';
+import type { CommandRunner } from '../host/run.js';
+import { cacheRoot } from '../lab/paths.js';
+import type { GuestImage } from '../render/qemu.js';
+import { NIC_MODELS } from '../topology/schema.js';
+import { BOOT, INIT, INITTAB, PROFILE } from './init-script.js';
+import { loadOrder, parseModulesDep } from './modules.js';
+
+/** Bump when the layout of the image changes in a way its other inputs do not show. */
+const BUILDER_VERSION = 1;
+
+/** Modules the image carries: the boot essentials and a driver per NIC model. */
+export const IMAGE_MODULES = ['virtio_pci', 'virtio_console', 'qemu_fw_cfg', ...Object.values(NIC_MODELS).map((m) => m.module)];
+
+/** Kernel command line: serial console, quiet, no reboot loop on panic. */
+export const KERNEL_CMDLINE = 'console=ttyS0 quiet panic=-1 rdinit=/init';
+
+export interface ImageManifest extends GuestImage {
+  key: string;
+  kernelPackage: string;
+  kernelVersion: string;
+  busyboxVersion: string;
+  modules: string[];
+  builtAt: string;
+}
+
+export type Progress = (message: string) => void;
+
+async function exists(p: string): Promise<boolean> {
+  try {
+    await access(p, fsc.F_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The kernel package that linux-image-amd64 currently points to. */
+async function kernelPackage(run: CommandRunner): Promise<string> {
+  if (process.env.QNET_KERNEL_PACKAGE) return process.env.QNET_KERNEL_PACKAGE;
+  const r = await run.run(['apt-cache', 'depends', 'linux-image-amd64'], { allowFail: true });
+  const m = /Depends:\s*(linux-image-[0-9][^\s]*)/.exec(r.stdout);
+  if (!m) throw new RuntimeError('cannot find the Debian kernel package (linux-image-amd64); run `apt-get update` and try again');
+  return m[1]!;
+}
+
+/** The version apt would download for a package (part of the image key, so a kernel update rebuilds). */
+async function candidateVersion(run: CommandRunner, pkg: string): Promise<string> {
+  const r = await run.run(['apt-cache', 'policy', pkg], { allowFail: true });
+  const m = /Candidate:\s*(\S+)/.exec(r.stdout);
+  if (!m || m[1] === '(none)') throw new RuntimeError(`apt knows no version of ${pkg}; run \`apt-get update\` and try again`);
+  return m[1]!;
+}
+
+async function busyboxVersion(run: CommandRunner): Promise<string> {
+  const r = await run.run(['dpkg-query', '-W', '-f', '${Version}', 'busybox-static'], { allowFail: true });
+  if (r.code !== 0 || !r.stdout.trim() || !(await exists('/bin/busybox')))
+    throw new RuntimeError('busybox-static is not installed; run `apt-get install busybox-static` (or `npm run setup`)');
+  return r.stdout.trim();
+}
+
+/** Downloads the kernel .deb into the cache if it is not there yet; returns its path. */
+async function fetchKernelDeb(run: CommandRunner, pkg: string, version: string, progress: Progress): Promise<string> {
+  const dir = path.join(cacheRoot(), 'debs');
+  await mkdir(dir, { recursive: true });
+  const prefix = `${pkg}_${version.replace(/:/g, '%3a')}_`;
+  const have = (await readdir(dir)).find((f) => f.startsWith(prefix) && f.endsWith('.deb'));
+  if (have) return path.join(dir, have);
+  progress(`downloading ${pkg} (Debian kernel package; it is unpacked, not installed)`);
+  await run.run(['apt-get', 'download', '-o', 'APT::Sandbox::User=root', pkg], { cwd: dir, timeoutMs: 600_000 });
+  const got = (await readdir(dir)).find((f) => f.startsWith(prefix) && f.endsWith('.deb'));
+  if (!got) throw new RuntimeError(`apt-get download ${pkg} produced no .deb in ${dir}`);
+  return path.join(dir, got);
+}
+
+function imageKey(parts: unknown): string {
+  return createHash('sha256').update(JSON.stringify(parts)).digest('hex').slice(0, 16);
+}
+
+async function cpioNewc(run: CommandRunner, root: string, out: string): Promise<void> {
+  const files: string[] = [];
+  const walk = async (rel: string) => {
+    const entries = await readdir(path.join(root, rel), { withFileTypes: true });
+    for (const e of entries.sort((a, b) => a.name.localeCompare(b.name))) {
+      const r = rel ? `${rel}/${e.name}` : e.name;
+      files.push(r);
+      if (e.isDirectory()) await walk(r);
+    }
+  };
+  await walk('');
+  // Sorted names, root ownership and a fixed mtime make the archive reproducible.
+  await run.run(['touch', '-h', '-d', '@0', ...files.map((f) => path.join(root, f))]);
+  await run.run(['sh', '-c', 'cd "$1" && cpio -o -H newc -R 0:0 --reproducible --quiet > "$2"', 'cpio', root, out], {
+    input: files.join('\n') + '\n',
+  });
+}
+
+/** Returns the cached image for the current inputs, building it first when needed. */
+export async function ensureImage(run: CommandRunner, progress: Progress = () => {}, force = false): Promise<ImageManifest> {
+  const pkg = await kernelPackage(run);
+  const kernelVersion = await candidateVersion(run, pkg);
+  const bbVersion = await busyboxVersion(run);
+  const inputs = { BUILDER_VERSION, pkg, kernelVersion, bbVersion, INIT, INITTAB, PROFILE, BOOT, IMAGE_MODULES, KERNEL_CMDLINE };
+  const key = imageKey(inputs);
+  const dir = path.join(cacheRoot(), 'images', key);
+  const manifestPath = path.join(dir, 'manifest.json');
+  if (!force && (await exists(manifestPath))) return JSON.parse(await readFile(manifestPath, 'utf8')) as ImageManifest;
+
+  const deb = await fetchKernelDeb(run, pkg, kernelVersion, progress);
+  progress(`building the guest image ${key} (${pkg}, busybox ${bbVersion})`);
+  await mkdir(path.join(cacheRoot(), 'images'), { recursive: true });
+  const work = await mkdtemp(path.join(cacheRoot(), 'images', '.build-'));
+  try {
+    const kx = path.join(work, 'kernel');
+    await run.run(['dpkg-deb', '-x', deb, kx]);
+    const kver = (await readdir(path.join(kx, 'lib/modules')))[0];
+    if (!kver) throw new RuntimeError(`${deb} holds no kernel modules`);
+    await run.run(['depmod', '-b', kx, kver]);
+    const deps = parseModulesDep(await readFile(path.join(kx, 'lib/modules', kver, 'modules.dep'), 'utf8'));
+
+    const root = path.join(work, 'root');
+    for (const d of ['bin', 'sbin', 'usr/bin', 'usr/sbin', 'proc', 'sys', 'dev', 'etc/qnet', 'lib/modules/order', 'tmp', 'run', 'root'])
+      await mkdir(path.join(root, d), { recursive: true });
+    await copyFile('/bin/busybox', path.join(root, 'bin/busybox'));
+    const needed = new Set<string>();
+    for (const m of IMAGE_MODULES) {
+      const order = loadOrder(deps, m);
+      order.forEach((n) => needed.add(n));
+      await writeFile(path.join(root, 'lib/modules/order', m), order.join('\n') + '\n');
+    }
+    for (const n of needed)
+      await copyFile(path.join(kx, 'lib/modules', kver, deps.get(n)!.file), path.join(root, 'lib/modules', `${n}.ko`));
+    const scripts: Array<[string, string, number]> = [
+      ['init', INIT, 0o755],
+      ['etc/inittab', INITTAB, 0o644],
+      ['etc/profile', PROFILE, 0o644],
+      ['etc/qnet/boot', BOOT, 0o755],
+      ['etc/hosts', '127.0.0.1 localhost\n', 0o644],
+      ['etc/passwd', 'root:x:0:0:root:/root:/bin/sh\n', 0o644],
+      ['etc/group', 'root:x:0:\n', 0o644],
+    ];
+    for (const [p, text, mode] of scripts) {
+      await writeFile(path.join(root, p), text);
+      await chmod(path.join(root, p), mode);
+    }
+    const out = path.join(work, 'out');
+    await mkdir(out);
+    await cpioNewc(run, root, path.join(out, 'initrd.img'));
+    const vmlinuz = (await readdir(path.join(kx, 'boot'))).find((f) => f.startsWith('vmlinuz-'));
+    if (!vmlinuz) throw new RuntimeError(`${deb} holds no vmlinuz`);
+    await copyFile(path.join(kx, 'boot', vmlinuz), path.join(out, 'vmlinuz'));
+    await chmod(path.join(out, 'vmlinuz'), 0o644);
+    await chmod(path.join(out, 'initrd.img'), 0o644);
+    const manifest: ImageManifest = {
+      key,
+      kernel: path.join(dir, 'vmlinuz'),
+      initrd: path.join(dir, 'initrd.img'),
+      cmdline: KERNEL_CMDLINE,
+      kernelPackage: pkg,
+      kernelVersion: kver,
+      busyboxVersion: bbVersion,
+      modules: [...needed].sort(),
+      builtAt: new Date().toISOString(),
+    };
+    await writeFile(path.join(out, 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n');
+    await rm(dir, { recursive: true, force: true });
+    await rename(out, dir);
+    const size = (await stat(manifest.initrd)).size;
+    progress(`guest image ready: ${manifest.kernelVersion}, initramfs ${(size / 1048576).toFixed(1)} MiB, ${needed.size} modules`);
+    return manifest;
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+}

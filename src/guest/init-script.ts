@@ -1,0 +1,105 @@
+// The built-in guest's boot scripts (pure text): /init, the sysinit step that applies the node's
+// configuration from fw_cfg, busybox init's inittab, and the control-channel loop.
+
+/** Name of the virtio-serial port that carries readiness and control messages. */
+export const CONTROL_PORT = 'org.qnet.ctl';
+/** fw_cfg item that carries the node's configuration. */
+export const FW_CFG_NAME = 'opt/qnet/config';
+
+/** /init: mounts the basics and hands over to busybox init (PID 1). */
+export const INIT = `#!/bin/busybox sh
+/bin/busybox mount -t proc proc /proc
+/bin/busybox mount -t sysfs sysfs /sys
+/bin/busybox mount -t devtmpfs devtmpfs /dev
+/bin/busybox --install -s
+mkdir -p /dev/pts /run /tmp /var/run
+mount -t devpts devpts /dev/pts
+exec /sbin/init
+`;
+
+/** /etc/inittab: configuration at sysinit, a root shell on the serial console, clean power-off. */
+export const INITTAB = `::sysinit:/etc/qnet/boot
+ttyS0::respawn:-/bin/sh
+::ctrlaltdel:/sbin/poweroff -f
+::shutdown:/bin/umount -a -r
+`;
+
+/** /etc/profile for the console shell. */
+export const PROFILE = `export PS1='\\h:\\w# '
+export PATH=/sbin:/usr/sbin:/bin:/usr/bin
+`;
+
+/**
+ * /etc/qnet/boot: reads the node's configuration (one directive a line, every value validated on the
+ * host) from fw_cfg, loads the drivers it names, names and addresses the NICs, then reports READY on
+ * the control port and serves it. The values are never evaluated by the shell, only passed as arguments.
+ */
+export const BOOT = `#!/bin/sh
+PATH=/sbin:/usr/sbin:/bin:/usr/bin
+export PATH
+load() {
+  for m in $(cat "/lib/modules/order/$1" 2>/dev/null); do
+    [ -d "/sys/module/$m" ] || insmod "/lib/modules/$m.ko" 2>/dev/null
+  done
+}
+say() { [ -n "$CTL" ] && echo "$*" >&3; echo "qnet: $*" > /dev/ttyS0; }
+load virtio_pci
+load virtio_console
+load qemu_fw_cfg
+CTL=
+for p in /sys/class/virtio-ports/*; do
+  [ "$(cat "$p/name" 2>/dev/null)" = "${CONTROL_PORT}" ] && CTL="/dev/\${p##*/}"
+done
+[ -n "$CTL" ] && exec 3<>"$CTL"
+CFG=/sys/firmware/qemu_fw_cfg/by_name/${FW_CFG_NAME}/raw
+if [ ! -r "$CFG" ]; then say "ERROR no configuration in fw_cfg"; exit 0; fi
+mkdir -p /etc/qnet
+cp "$CFG" /etc/qnet/config
+fail=0
+# Pass 1: hostname and drivers.
+while read -r kind a b c; do
+  case "$kind" in
+    hostname) hostname "$a"; echo "$a" > /etc/hostname; echo "127.0.1.1 $a" >> /etc/hosts ;;
+    module) load "$a" ;;
+  esac
+done < /etc/qnet/config
+ip link set lo up
+# Pass 2: NICs by MAC, renamed through a temporary name so that swaps cannot collide.
+i=0
+while read -r kind a b c; do
+  [ "$kind" = nic ] || continue
+  dev=
+  for n in /sys/class/net/*; do
+    [ "$(cat "$n/address")" = "$a" ] && dev="\${n##*/}"
+  done
+  if [ -z "$dev" ]; then say "ERROR no NIC with MAC $a"; fail=1; continue; fi
+  ip link set "$dev" down
+  ip link set "$dev" name "qn$i" && i=$((i+1))
+done < /etc/qnet/config
+i=0
+while read -r kind a b c; do
+  [ "$kind" = nic ] || continue
+  ip link set "qn$i" name "$b" 2>/dev/null
+  ip link set "$b" up || fail=1
+  i=$((i+1))
+done < /etc/qnet/config
+# Pass 3: addresses and routes.
+while read -r kind a b c; do
+  case "$kind" in
+    addr) ip addr add "$b" dev "$a" || fail=1 ;;
+    route) ip route add "$a" via "$b" || fail=1 ;;
+    host) echo "$b $a" >> /etc/hosts ;;
+  esac
+done < /etc/qnet/config
+if [ "$fail" = 0 ]; then say "READY $(hostname) $(cut -d' ' -f1 /proc/uptime)"; else say "ERROR configuration failed"; fi
+# Control loop: the host sends one command a line; EOF means the host is not connected.
+( while :; do
+    while read -r cmd <&3; do
+      case "$cmd" in
+        poweroff) say "BYE"; poweroff -f ;;
+        ping) say "PONG" ;;
+      esac
+    done
+    sleep 1
+  done ) &
+`;

@@ -1,0 +1,64 @@
+// Taking a lab away: stop its guests (graceful, then forced), delete its namespace and run directory.
+import { rm } from 'node:fs/promises';
+import type { CommandRunner } from '../host/run.js';
+import { stopGuest } from '../qemu/guest.js';
+import { markerOf } from '../qemu/process.js';
+import { nodeFiles } from '../render/qemu.js';
+import { NETNS_PREFIX } from '../topology/model.js';
+import { findLab } from './discover.js';
+import { labDir, nodeDir } from './paths.js';
+import { readState } from './state.js';
+import { silentReporter, type Reporter } from './up.js';
+
+export interface DownResult {
+  lab: string;
+  removed: string[];
+  warnings: string[];
+  ms: number;
+}
+
+/** Removes everything of a lab; a lab with nothing left is a no-op. Works without the state file. */
+export async function down(lab: string, opts: { runner: CommandRunner; reporter?: Reporter; graceMs?: number }): Promise<DownResult> {
+  const t0 = Date.now();
+  const reporter = opts.reporter ?? silentReporter;
+  const removed: string[] = [];
+  const warnings: string[] = [];
+  const state = await readState(lab);
+  const found = await findLab(lab);
+
+  // Guests: those the state names (if the pid still carries this lab's marker) and any marked process found.
+  const guests = new Map<string, number | undefined>();
+  for (const [node, g] of Object.entries(state?.guests ?? {})) {
+    const m = await markerOf(g.pid);
+    guests.set(node, m && m.lab === lab && m.node === node ? g.pid : undefined);
+  }
+  for (const pid of found.pids) {
+    const m = await markerOf(pid);
+    if (m) guests.set(m.node, pid);
+  }
+  const t = Date.now();
+  const results = await Promise.all(
+    [...guests].map(async ([node, pid]) => [node, await stopGuest(pid, nodeFiles(nodeDir(lab, node)), opts.graceMs ?? 3000)] as const),
+  );
+  const stopped = results.filter(([, how]) => how !== 'gone');
+  if (stopped.length) {
+    removed.push(...stopped.map(([node, how]) => `guest ${node} (${how})`));
+    reporter.step(`stop ${stopped.length} guest${stopped.length > 1 ? 's' : ''}`, Date.now() - t, true);
+  }
+
+  if (found.netns === 'ours') {
+    const t1 = Date.now();
+    await opts.runner.run(['ip', 'netns', 'delete', `${NETNS_PREFIX}${lab}`]);
+    removed.push(`namespace ${NETNS_PREFIX}${lab}`);
+    reporter.step(`delete namespace ${NETNS_PREFIX}${lab} (and every link in it)`, Date.now() - t1, true);
+  } else if (found.netns === 'foreign') {
+    warnings.push(`namespace ${NETNS_PREFIX}${lab} exists but does not carry lab ${lab}'s marker; left alone`);
+  }
+
+  const dir = labDir(lab);
+  if (found.what.some((w) => w.startsWith('run directory'))) {
+    await rm(dir, { recursive: true, force: true });
+    removed.push(`run directory ${dir}`);
+  }
+  return { lab, removed, warnings, ms: Date.now() - t0 };
+}

@@ -1,0 +1,37 @@
+// The per-lab state file: what `up` made (written as it goes, so `down` can undo a half-finished `up`).
+import { readFile, rename, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { ResolvedLab } from '../topology/model.js';
+import { labDir } from './paths.js';
+
+export interface LabState {
+  version: 1;
+  lab: ResolvedLab;
+  status: 'starting' | 'up' | 'failed';
+  createdAt: string;
+  source?: string;
+  accel: string;
+  image: string;
+  guests: Record<string, { pid: number; startedAt: string; readyAt?: string; bootSeconds?: number }>;
+}
+
+/** Path of a lab's state file. */
+export function statePath(lab: string): string {
+  return path.join(labDir(lab), 'state.json');
+}
+
+/** Reads a lab's state, or null when there is none (or it is unreadable). */
+export async function readState(lab: string): Promise<LabState | null> {
+  try {
+    return JSON.parse(await readFile(statePath(lab), 'utf8')) as LabState;
+  } catch {
+    return null;
+  }
+}
+
+/** Writes a lab's state atomically (write then rename). */
+export async function writeState(state: LabState): Promise<void> {
+  const p = statePath(state.lab.name);
+  await writeFile(`${p}.tmp`, JSON.stringify(state, null, 2) + '\n', { mode: 0o600 });
+  await rename(`${p}.tmp`, p);
+}

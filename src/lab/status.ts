@@ -1,0 +1,106 @@
+// Reading a lab's live status: guests (alive or not), addresses, networks and taps.
+import { RealRunner } from '../host/run.js';
+import { isAlive, markerOf } from '../qemu/process.js';
+import { formatCidr, formatIPv4 } from '../topology/ipv4.js';
+import { NETNS_PREFIX } from '../topology/model.js';
+import { findLab, listLabs } from './discover.js';
+import { readState } from './state.js';
+
+export interface NodeStatus {
+  name: string;
+  state: 'running' | 'stopped' | 'unknown';
+  pid?: number;
+  bootSeconds?: number;
+  memory?: number;
+  cpus?: number;
+  nics: Array<{ guestIf: string; mac: string; model: string; tap: string; network: string; addresses: string[] }>;
+  gateway?: string;
+}
+
+export interface LabStatus {
+  lab: string;
+  status: 'up' | 'starting' | 'failed' | 'degraded' | 'leftover';
+  netns: string;
+  accel?: string;
+  createdAt?: string;
+  source?: string;
+  networks: Array<{ name: string; bridge: string; subnet?: string; address?: string; present: boolean; taps: string[] }>;
+  nodes: NodeStatus[];
+  leftovers: string[];
+}
+
+/** The status of one lab, or null when nothing of it exists. */
+export async function labStatus(lab: string): Promise<LabStatus | null> {
+  const state = await readState(lab);
+  const found = await findLab(lab);
+  if (!state && !found.present) return null;
+  const netns = `${NETNS_PREFIX}${lab}`;
+  const links = new Map<string, { master?: string; operstate?: string }>();
+  if (found.netns === 'ours') {
+    const r = await new RealRunner().run(['ip', '-n', netns, '-j', 'link', 'show'], { allowFail: true });
+    try {
+      for (const l of JSON.parse(r.stdout || '[]') as Array<{ ifname: string; master?: string; operstate?: string }>) links.set(l.ifname, l);
+    } catch {
+      // unreadable: leave empty
+    }
+  }
+  if (!state) {
+    return { lab, status: 'leftover', netns, networks: [], nodes: [], leftovers: found.what };
+  }
+  const nodes: NodeStatus[] = [];
+  for (const node of state.lab.nodes) {
+    const g = state.guests[node.name];
+    let alive = false;
+    if (g) {
+      const m = await markerOf(g.pid);
+      alive = !!m && m.lab === lab && m.node === node.name && (await isAlive(g.pid));
+    }
+    nodes.push({
+      name: node.name,
+      state: g ? (alive ? 'running' : 'stopped') : 'unknown',
+      ...(g ? { pid: g.pid } : {}),
+      ...(g?.bootSeconds !== undefined ? { bootSeconds: g.bootSeconds } : {}),
+      memory: node.memory,
+      cpus: node.cpus,
+      nics: node.nics.map((n) => ({
+        guestIf: `eth${n.index}`,
+        mac: n.mac,
+        model: n.model,
+        tap: n.tap,
+        network: n.network,
+        addresses: n.addresses.map(formatCidr),
+      })),
+      ...(node.gateway !== undefined ? { gateway: formatIPv4(node.gateway) } : {}),
+    });
+  }
+  const networks = state.lab.networks.map((n) => ({
+    name: n.name,
+    bridge: n.bridge,
+    ...(n.subnet ? { subnet: formatCidr(n.subnet) } : {}),
+    ...(n.address ? { address: formatCidr(n.address) } : {}),
+    present: links.has(n.bridge),
+    taps: [...links].filter(([, l]) => l.master === n.bridge).map(([name]) => name),
+  }));
+  const anyDown = nodes.some((n) => n.state !== 'running') || networks.some((n) => !n.present);
+  return {
+    lab,
+    status: state.status === 'up' && anyDown ? 'degraded' : state.status,
+    netns,
+    accel: state.accel,
+    createdAt: state.createdAt,
+    ...(state.source ? { source: state.source } : {}),
+    networks,
+    nodes,
+    leftovers: [],
+  };
+}
+
+/** The status of every lab on the host. */
+export async function allStatus(): Promise<LabStatus[]> {
+  const out: LabStatus[] = [];
+  for (const lab of await listLabs()) {
+    const s = await labStatus(lab);
+    if (s) out.push(s);
+  }
+  return out;
+}

@@ -1,0 +1,202 @@
+// Bringing a lab up: run the plan step by step, and on any failure undo what was done, in reverse.
+import { chown, mkdir, rm, writeFile } from 'node:fs/promises';
+import type net from 'node:net';
+import { RuntimeError } from '../errors.js';
+import { ensureImage } from '../guest/image.js';
+import type { CommandRunner } from '../host/run.js';
+import { userIds } from '../host/users.js';
+import { planUp, type Action, type Step } from '../plan/plan.js';
+import { connectControl, waitReady } from '../qemu/control.js';
+import { startGuest, stopGuest } from '../qemu/guest.js';
+import { nodeFiles } from '../render/qemu.js';
+import type { ResolvedLab } from '../topology/model.js';
+import { resolveAccel, type AccelChoice } from './accel.js';
+import { findLab } from './discover.js';
+import { guestUser, nodeDir } from './paths.js';
+import { writeState, type LabState } from './state.js';
+
+export interface Reporter {
+  /** A step finished (or failed) after `ms` milliseconds. */
+  step(title: string, ms: number, ok: boolean): void;
+  info(message: string): void;
+}
+
+export const silentReporter: Reporter = { step() {}, info() {} };
+
+export interface UpOptions {
+  runner: CommandRunner;
+  reporter?: Reporter;
+  accel?: AccelChoice;
+  source?: string;
+  readyTimeoutMs?: number;
+  /** Test hook: fail on purpose right before step number N (1-based) runs. */
+  failBeforeStep?: number;
+}
+
+export interface UpResult {
+  state: LabState;
+  ms: number;
+}
+
+interface Live {
+  pids: Map<string, number>;
+  control: Map<string, net.Socket>;
+}
+
+/** Plans the lab's steps for the current host (image built if needed, accelerator chosen). */
+export async function prepareUp(lab: ResolvedLab, opts: UpOptions): Promise<{ steps: Step[]; accel: string; image: string; why: string }> {
+  const reporter = opts.reporter ?? silentReporter;
+  const user = guestUser();
+  await userIds(user);
+  const image = await ensureImage(opts.runner, (m) => reporter.info(m));
+  const t = Date.now();
+  const { accel, why } = await resolveAccel(opts.accel ?? 'auto', image, user);
+  if (Date.now() - t > 500) reporter.step(`probe acceleration: ${accel} (${why})`, Date.now() - t, true);
+  return { steps: planUp(lab, { image, accel, user }), accel, image: image.key, why };
+}
+
+/** Brings a lab up; resolves when every guest is booted and configured. Rolls everything back on failure. */
+export async function up(lab: ResolvedLab, opts: UpOptions): Promise<UpResult> {
+  const started = Date.now();
+  const reporter = opts.reporter ?? silentReporter;
+  const existing = await findLab(lab.name);
+  if (existing.present)
+    throw new RuntimeError(`lab "${lab.name}" is already up (or left over: ${existing.what.join(', ')}); run \`qnet down ${lab.name}\` first`);
+  const { steps, accel, image } = await prepareUp(lab, opts);
+  const user = guestUser();
+  const ids = await userIds(user);
+  const state: LabState = {
+    version: 1,
+    lab,
+    status: 'starting',
+    createdAt: new Date().toISOString(),
+    ...(opts.source ? { source: opts.source } : {}),
+    accel,
+    image,
+    guests: {},
+  };
+  const live: Live = { pids: new Map(), control: new Map() };
+  const done: Step[] = [];
+  let current: Step | undefined;
+  const onSignal = () => {
+    // Interrupted: let the failure path below roll back; a second signal is left to the default handler.
+    interrupted = true;
+  };
+  let interrupted = false;
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    for (const [i, step] of steps.entries()) {
+      if (interrupted) throw new RuntimeError('interrupted');
+      if (opts.failBeforeStep === i + 1) throw new RuntimeError(`injected failure before step ${i + 1}`);
+      current = step;
+      const t = Date.now();
+      await execute(step.do, { runner: opts.runner, ids, lab, state, live, reporter, readyTimeoutMs: opts.readyTimeoutMs ?? 120_000 });
+      done.push(step);
+      if (i === 0) await writeState(state); // the run directory exists now: journal from here on
+      reporter.step(step.title, Date.now() - t, true);
+    }
+    state.status = 'up';
+    await writeState(state);
+    return { state, ms: Date.now() - started };
+  } catch (err) {
+    if (current) reporter.step(current.title, 0, false);
+    const undone = await rollback(done, { runner: opts.runner, lab, live, reporter });
+    const cause = err instanceof Error ? err.message : String(err);
+    throw new RuntimeError(
+      `qnet up ${lab.name} failed at "${current?.title ?? 'start'}": ${cause}\nrolled back ${undone} step${undone === 1 ? '' : 's'}; nothing of the lab is left`,
+      { cause: err },
+    );
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    for (const s of live.control.values()) s.destroy();
+  }
+}
+
+interface ExecContext {
+  runner: CommandRunner;
+  ids: { uid: number; gid: number };
+  lab: ResolvedLab;
+  state: LabState;
+  live: Live;
+  reporter: Reporter;
+  readyTimeoutMs: number;
+}
+
+async function execute(a: Action, ctx: ExecContext): Promise<void> {
+  switch (a.kind) {
+    case 'mkdir':
+      await mkdir(a.path, { recursive: true, mode: a.mode });
+      if (a.owner) await chown(a.path, ctx.ids.uid, ctx.ids.gid);
+      return;
+    case 'write':
+      await writeFile(a.path, a.content, { mode: a.mode });
+      return;
+    case 'exec':
+      await ctx.runner.run(a.argv, a.input !== undefined ? { input: a.input } : {});
+      return;
+    case 'rmtree':
+      await rm(a.path, { recursive: true, force: true });
+      return;
+    case 'start-guest': {
+      const files = nodeFiles(nodeDir(ctx.lab.name, a.node));
+      const g = await startGuest(a.argv, { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', ...a.env }, files);
+      g.qmp.close();
+      ctx.live.pids.set(a.node, g.pid);
+      ctx.state.guests[a.node] = { pid: g.pid, startedAt: new Date().toISOString() };
+      try {
+        await writeState(ctx.state);
+        // Connect to the control channel at once so that the guest's READY cannot be missed.
+        const sock = await connectControl(files.control, 5000);
+        sock.on('error', () => {});
+        ctx.live.control.set(a.node, sock);
+      } catch (e) {
+        await stopGuest(g.pid, files, 0); // this step is not "done", so rollback would not stop it
+        throw e;
+      }
+      g.child.unref();
+      return;
+    }
+    case 'wait-ready': {
+      const t0 = Date.now();
+      await Promise.all(
+        a.nodes.map(async (node) => {
+          const sock = ctx.live.control.get(node);
+          if (!sock) throw new RuntimeError(`${node}: no control connection`);
+          await waitReady(sock, ctx.readyTimeoutMs, node);
+          const g = ctx.state.guests[node];
+          const secs = (Date.now() - Date.parse(g?.startedAt ?? new Date(t0).toISOString())) / 1000;
+          if (g) {
+            g.readyAt = new Date().toISOString();
+            g.bootSeconds = Math.round(secs * 10) / 10;
+          }
+          ctx.reporter.step(`${node} is up (booted and configured in ${secs.toFixed(1)} s)`, Date.now() - t0, true);
+        }),
+      );
+      return;
+    }
+    case 'stop-guest': {
+      const files = nodeFiles(nodeDir(ctx.lab.name, a.node));
+      await stopGuest(ctx.live.pids.get(a.node), files, 0);
+      return;
+    }
+  }
+}
+
+async function rollback(done: Step[], ctx: Omit<ExecContext, 'ids' | 'state' | 'readyTimeoutMs'>): Promise<number> {
+  let n = 0;
+  for (const step of [...done].reverse()) {
+    if (!step.undo) continue;
+    try {
+      if (step.undo.kind === 'stop-guest') {
+        await stopGuest(ctx.live.pids.get(step.undo.node), nodeFiles(nodeDir(ctx.lab.name, step.undo.node)), 0);
+      } else if (step.undo.kind === 'exec') await ctx.runner.run(step.undo.argv, { allowFail: true });
+      else if (step.undo.kind === 'rmtree') await rm(step.undo.path, { recursive: true, force: true });
+      n++;
+    } catch (e) {
+      ctx.reporter.info(`rollback of "${step.title}" failed: ${(e as Error).message}`);
+    }
+  }
+  return n;
+}

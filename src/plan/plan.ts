@@ -1,0 +1,110 @@
+// Pure planning: a resolved lab (+ image, acceleration, user) becomes ordered steps, each with its inverse.
+import path from 'node:path';
+import { nodeDir, labDir } from '../lab/paths.js';
+import { ENV_LAB, ENV_NODE } from '../qemu/process.js';
+import { renderGuestConfig } from '../render/guest-config.js';
+import { renderLinkBatch } from '../render/ipbatch.js';
+import { nodeFiles, renderGuestCommand, type Accel, type GuestImage } from '../render/qemu.js';
+import type { ResolvedLab } from '../topology/model.js';
+
+export type Action =
+  | { kind: 'mkdir'; path: string; mode: number; owner?: string }
+  | { kind: 'write'; path: string; content: string; mode: number }
+  | { kind: 'exec'; argv: string[]; input?: string }
+  | { kind: 'rmtree'; path: string }
+  | { kind: 'start-guest'; node: string; argv: string[]; env: Record<string, string> }
+  | { kind: 'stop-guest'; node: string }
+  | { kind: 'wait-ready'; nodes: string[] };
+
+export interface Step {
+  title: string;
+  do: Action;
+  undo?: Action;
+}
+
+export interface PlanContext {
+  image: GuestImage;
+  accel: Accel;
+  user: string;
+  qemuBinary?: string;
+}
+
+/** The steps that bring a lab up from nothing. Pure: the same inputs give the same plan. */
+export function planUp(lab: ResolvedLab, ctx: PlanContext): Step[] {
+  const dir = labDir(lab.name);
+  const steps: Step[] = [
+    { title: `create run directory ${dir}`, do: { kind: 'mkdir', path: dir, mode: 0o711 }, undo: { kind: 'rmtree', path: dir } },
+    {
+      title: `create network namespace ${lab.netns}`,
+      do: { kind: 'exec', argv: ['ip', 'netns', 'add', lab.netns] },
+      undo: { kind: 'exec', argv: ['ip', 'netns', 'delete', lab.netns] },
+    },
+  ];
+  const batch = renderLinkBatch(lab, ctx.user);
+  const bridges = lab.networks.length;
+  const taps = lab.nodes.reduce((n, node) => n + node.nics.length, 0);
+  steps.push({
+    title: `create ${bridges} bridge${bridges === 1 ? '' : 's'} and ${taps} tap${taps === 1 ? '' : 's'} (one ip -batch)`,
+    do: { kind: 'exec', argv: ['ip', '-n', lab.netns, '-batch', '-'], input: batch },
+    // No undo of its own: deleting the namespace removes every link inside it.
+  });
+  for (const node of lab.nodes) {
+    const files = nodeFiles(nodeDir(lab.name, node.name));
+    steps.push({
+      title: `prepare ${node.name}`,
+      do: { kind: 'mkdir', path: files.dir, mode: 0o700, owner: ctx.user },
+    });
+    steps.push({
+      title: `write ${node.name} boot configuration`,
+      do: { kind: 'write', path: files.config, content: renderGuestConfig(lab, node), mode: 0o644 },
+    });
+    const argv = renderGuestCommand({
+      node,
+      files,
+      image: ctx.image,
+      accel: ctx.accel,
+      netns: lab.netns,
+      user: ctx.user,
+      ...(ctx.qemuBinary ? { binary: ctx.qemuBinary } : {}),
+    });
+    steps.push({
+      title: `start ${node.name} (${ctx.accel}, ${node.memory} MiB, ${node.cpus} CPU${node.cpus > 1 ? 's' : ''})`,
+      do: { kind: 'start-guest', node: node.name, argv, env: { [ENV_LAB]: lab.name, [ENV_NODE]: node.name } },
+      undo: { kind: 'stop-guest', node: node.name },
+    });
+  }
+  steps.push({ title: 'wait until every guest is configured', do: { kind: 'wait-ready', nodes: lab.nodes.map((n) => n.name) } });
+  return steps;
+}
+
+/** A readable rendering of a plan, for `--dry-run`. */
+export function formatPlan(steps: Step[]): string {
+  const lines: string[] = [];
+  steps.forEach((s, i) => {
+    lines.push(`${String(i + 1).padStart(2)}. ${s.title}`);
+    const a = s.do;
+    if (a.kind === 'exec' || a.kind === 'start-guest') lines.push(`      $ ${a.argv.map(shellQuote).join(' ')}`);
+    if (a.kind === 'exec' && a.input) for (const l of a.input.trimEnd().split('\n')) lines.push(`      | ${l}`);
+    if (a.kind === 'write') for (const l of a.content.trimEnd().split('\n')) lines.push(`      ${path.basename(a.path)}: ${l}`);
+    if (s.undo) lines.push(`      undo: ${describe(s.undo)}`);
+  });
+  return lines.join('\n');
+}
+
+function describe(a: Action): string {
+  switch (a.kind) {
+    case 'exec':
+      return a.argv.join(' ');
+    case 'rmtree':
+      return `remove ${a.path}`;
+    case 'stop-guest':
+      return `stop ${a.node}`;
+    default:
+      return a.kind;
+  }
+}
+
+/** Quotes an argument for display only (nothing qnet runs goes through a shell). */
+export function shellQuote(s: string): string {
+  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
+}

@@ -1,0 +1,100 @@
+// Guest process supervision: start QEMU detached, know when it is up, stop it gracefully then by force.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { openSync, closeSync } from 'node:fs';
+import { RuntimeError } from '../errors.js';
+import type { NodeFiles } from '../render/qemu.js';
+import { connectControl } from './control.js';
+import { isAlive, waitGone } from './process.js';
+import { QmpClient } from './qmp.js';
+
+export interface StartedGuest {
+  pid: number;
+  child: ChildProcess;
+  qmp: QmpClient;
+}
+
+/**
+ * Starts a guest detached (it outlives the CLI) and resolves once its QMP monitor answers; rejects with
+ * QEMU's own error text if the process exits first.
+ */
+export async function startGuest(argv: string[], env: NodeJS.ProcessEnv, files: NodeFiles, timeoutMs = 15000): Promise<StartedGuest> {
+  const logFd = openSync(files.log, 'a', 0o600);
+  let child: ChildProcess;
+  try {
+    child = spawn(argv[0]!, argv.slice(1), { detached: true, stdio: ['ignore', logFd, logFd], env });
+  } finally {
+    closeSync(logFd);
+  }
+  const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) =>
+    child.once('exit', (code, signal) => resolve({ code, signal })),
+  );
+  const spawnError = new Promise<Error>((resolve) => child.once('error', resolve));
+  const deadline = Date.now() + timeoutMs;
+  let exitInfo: { code: number | null; signal: string | null } | undefined;
+  void exited.then((e) => (exitInfo = e));
+  while (Date.now() < deadline) {
+    if (exitInfo) break;
+    try {
+      const qmp = await QmpClient.connect(files.qmp, 2000);
+      return { pid: child.pid!, child, qmp };
+    } catch {
+      // The socket appears a few ms after exec; retry until QEMU is up or has exited.
+      const e = await Promise.race([exited, spawnError, new Promise((r) => setTimeout(r, 25, null))]);
+      if (e instanceof Error) throw new RuntimeError(`cannot start ${argv[0]}: ${e.message}`);
+    }
+  }
+  if (!exitInfo) {
+    child.kill('SIGKILL');
+    throw new RuntimeError(`QEMU did not open its monitor within ${timeoutMs} ms (log: ${files.log})`);
+  }
+  const { readFile } = await import('node:fs/promises');
+  const log = (await readFile(files.log, 'utf8').catch(() => '')).trim().split('\n').slice(-5).join('\n  ');
+  const how = exitInfo.signal ? `killed by ${exitInfo.signal}` : `exit code ${exitInfo.code}`;
+  throw new RuntimeError(`QEMU exited during start-up (${how})${log ? `:\n  ${log}` : ''}`);
+}
+
+/** Stops a guest: power-off request over the control channel, then QMP quit, then SIGKILL. Resolves when it is gone. */
+export async function stopGuest(pid: number | undefined, files: NodeFiles, graceMs = 3000): Promise<'poweroff' | 'quit' | 'killed' | 'gone'> {
+  let qmp: QmpClient | undefined;
+  try {
+    qmp = await QmpClient.connect(files.qmp, 1000);
+  } catch {
+    qmp = undefined;
+  }
+  if (!qmp) {
+    if (pid === undefined || !(await isAlive(pid))) return 'gone';
+    process.kill(pid, 'SIGKILL');
+    await waitGone(pid, 5000);
+    return 'killed';
+  }
+  const closedWithin = async (ms: number) => {
+    let timer: NodeJS.Timeout | undefined;
+    const ok = await Promise.race([qmp!.closed.then(() => true), new Promise<boolean>((r) => (timer = setTimeout(r, ms, false)))]);
+    clearTimeout(timer);
+    return ok;
+  };
+  if (graceMs > 0) {
+    try {
+      const ctl = await connectControl(files.control, 500);
+      ctl.on('error', () => {});
+      ctl.write('poweroff\n');
+      const ok = await closedWithin(graceMs);
+      ctl.destroy();
+      if (ok) return 'poweroff';
+    } catch {
+      // no control channel: fall through to quit
+    }
+  }
+  try {
+    await qmp.execute('quit');
+  } catch {
+    // the socket may close before the answer arrives
+  }
+  if (await closedWithin(3000)) return 'quit';
+  qmp.close();
+  if (pid !== undefined && (await isAlive(pid))) {
+    process.kill(pid, 'SIGKILL');
+    await waitGone(pid, 5000);
+  }
+  return 'killed';
+}

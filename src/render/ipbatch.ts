@@ -1,0 +1,29 @@
+// Pure rendering of the lab's links as one `ip -batch` script, run inside the lab namespace.
+import { formatCidr } from '../topology/ipv4.js';
+import type { ResolvedLab } from '../topology/model.js';
+
+/** The alias every link of a lab carries: its ownership marker. */
+export function ownerMarker(lab: string): string {
+  return `qnet:lab=${lab}`;
+}
+
+/** The commands that create every bridge and tap of the lab (taps owned by `user`), in one batch. */
+export function renderLinkBatch(lab: ResolvedLab, user: string): string {
+  const mark = ownerMarker(lab.name);
+  const out: string[] = ['link set lo up', `link set lo alias ${mark}`];
+  const bridgeOf = new Map(lab.networks.map((n) => [n.name, n.bridge]));
+  for (const net of lab.networks) {
+    out.push(`link add ${net.bridge} type bridge stp_state 0 forward_delay 0`);
+    out.push(`link set ${net.bridge} alias ${mark}`);
+    if (net.address) out.push(`addr add ${formatCidr(net.address)} dev ${net.bridge}`);
+  }
+  for (const node of lab.nodes)
+    for (const nic of node.nics) {
+      out.push(`tuntap add dev ${nic.tap} mode tap user ${user}`);
+      out.push(`link set ${nic.tap} alias ${mark}`);
+      out.push(`link set ${nic.tap} master ${bridgeOf.get(nic.network)!}`);
+      out.push(`link set ${nic.tap} up`);
+    }
+  for (const net of lab.networks) out.push(`link set ${net.bridge} up`);
+  return out.join('\n') + '\n';
+}

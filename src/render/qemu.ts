@@ -1,0 +1,99 @@
+// Pure rendering of the command line that starts one guest: the privilege-dropping wrapper and QEMU's argv.
+import { CONTROL_PORT, FW_CFG_NAME } from '../guest/init-script.js';
+import type { ResolvedNode } from '../topology/model.js';
+import { NIC_MODELS } from '../topology/schema.js';
+
+export type Accel = 'kvm' | 'tcg';
+
+/** Files of one guest inside its run directory. */
+export interface NodeFiles {
+  dir: string;
+  qmp: string;
+  console: string;
+  consoleLog: string;
+  control: string;
+  config: string;
+  log: string;
+}
+
+/** The file layout of a node's run directory. */
+export function nodeFiles(dir: string): NodeFiles {
+  return {
+    dir,
+    qmp: `${dir}/qmp.sock`,
+    console: `${dir}/console.sock`,
+    consoleLog: `${dir}/console.log`,
+    control: `${dir}/control.sock`,
+    config: `${dir}/guest.conf`,
+    log: `${dir}/qemu.log`,
+  };
+}
+
+export interface GuestImage {
+  kernel: string;
+  initrd: string;
+  cmdline: string;
+}
+
+export interface QemuOptions {
+  node: ResolvedNode;
+  files: NodeFiles;
+  image: GuestImage;
+  accel: Accel;
+  binary?: string;
+}
+
+/** QEMU's own argv for a node (without the wrapper). */
+export function renderQemuArgs(o: QemuOptions): string[] {
+  const { node, files, image } = o;
+  const args = [
+    '-name', `${node.name},debug-threads=off`,
+    '-machine', `q35,accel=${o.accel}`,
+    '-cpu', o.accel === 'kvm' ? 'host' : 'max',
+    '-smp', String(node.cpus),
+    '-m', String(node.memory),
+    '-nodefaults', '-no-user-config', '-display', 'none', '-no-reboot',
+    '-sandbox', 'on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny',
+    '-kernel', image.kernel,
+    '-initrd', image.initrd,
+    '-append', image.cmdline,
+    '-chardev', `socket,id=qmp,path=${files.qmp},server=on,wait=off`,
+    '-mon', 'chardev=qmp,mode=control',
+    '-chardev', `socket,id=console,path=${files.console},server=on,wait=off,logfile=${files.consoleLog},logappend=on`,
+    '-serial', 'chardev:console',
+    '-device', 'virtio-serial-pci,id=vser0',
+    '-chardev', `socket,id=control,path=${files.control},server=on,wait=off`,
+    '-device', `virtserialport,bus=vser0.0,chardev=control,name=${CONTROL_PORT}`,
+    '-fw_cfg', `name=${FW_CFG_NAME},file=${files.config}`,
+  ];
+  for (const nic of node.nics) {
+    const id = `net${nic.index}`;
+    args.push('-netdev', `tap,id=${id},ifname=${nic.tap},script=no,downscript=no`);
+    // romfile= : no PXE option ROM, the kernel is loaded directly.
+    args.push('-device', `${NIC_MODELS[nic.model].device},netdev=${id},mac=${nic.mac},romfile=`);
+  }
+  return args;
+}
+
+// Runs in a private mount namespace: gives QEMU a /dev/net/tun (and with KVM a /dev/kvm) of its own, owned by
+// the unprivileged user, so the host's device nodes keep their permissions. Arguments arrive as "$@": no user
+// text is ever parsed by sh.
+const DEV_SETUP =
+  'umask 077 && mount -t tmpfs -o mode=755,size=16k qnet-dev /dev/net && mknod -m 600 /dev/net/tun c 10 200 && ' +
+  'chown "$1" /dev/net/tun && if [ "$2" = kvm ]; then mknod -m 600 /dev/net/kvm c 10 232 && chown "$1" /dev/net/kvm && ' +
+  'mount --bind /dev/net/kvm /dev/kvm; fi && shift 2 && exec "$@"';
+
+/**
+ * The full argv: enter the lab namespace (when given), private /dev nodes, drop to `user`, then QEMU.
+ * One process throughout (every stage execs the next), so the spawned pid is QEMU's.
+ */
+export function renderGuestCommand(o: QemuOptions & { netns?: string; user: string }): string[] {
+  return [
+    ...(o.netns ? ['nsenter', `--net=/run/netns/${o.netns}`, '--'] : []),
+    'unshare', '--mount', '--propagation', 'private', '--',
+    'sh', '-c', DEV_SETUP, 'qnet-guest', o.user, o.accel,
+    'setpriv', `--reuid=${o.user}`, `--regid=${o.user}`, '--clear-groups', '--no-new-privs', '--',
+    o.binary ?? 'qemu-system-x86_64',
+    ...renderQemuArgs(o),
+  ];
+}

@@ -1,0 +1,100 @@
+// Loading a topology: YAML text -> schema -> normalization -> rules, all before any side effect.
+import { readFile } from 'node:fs/promises';
+import { parseDocument } from 'yaml';
+import type { z } from 'zod';
+import { UserError, type InputIssue } from '../errors.js';
+import type { ResolvedLab } from './model.js';
+import { normalize } from './normalize.js';
+import { formatPath } from './paths.js';
+import { checkRules } from './rules.js';
+import { TopologySchema } from './schema.js';
+
+export const MAX_TOPOLOGY_BYTES = 1024 * 1024;
+const MAX_DEPTH = 32;
+
+function depthOf(value: unknown, limit: number): number {
+  // Iterative so that a hostile document cannot overflow the stack here.
+  let max = 0;
+  const stack: Array<[unknown, number]> = [[value, 1]];
+  while (stack.length) {
+    const [v, d] = stack.pop()!;
+    if (v === null || typeof v !== 'object') continue;
+    max = Math.max(max, d);
+    if (max > limit) return max;
+    for (const child of Object.values(v as object)) stack.push([child, d + 1]);
+  }
+  return max;
+}
+
+function zodIssues(error: z.ZodError): InputIssue[] {
+  return error.issues.map((i) => {
+    let message = i.message;
+    if (i.code === 'unrecognized_keys') message = `unknown key${i.keys.length > 1 ? 's' : ''} ${i.keys.map((k) => `"${k}"`).join(', ')}`;
+    if (i.code === 'invalid_type' && /received undefined/.test(i.message)) message = `required: ${i.message.replace(/, received undefined$/, '')}`;
+    return { path: formatPath(i.path), message };
+  });
+}
+
+/** Parses and validates topology text; throws UserError listing every problem with its path. */
+export function parseTopology(text: string, source = 'topology'): ResolvedLab {
+  if (Buffer.byteLength(text) > MAX_TOPOLOGY_BYTES)
+    throw new UserError(`${source}: the file is larger than ${MAX_TOPOLOGY_BYTES} bytes; a topology is far smaller`);
+  let data: unknown;
+  try {
+    const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: true, strict: true });
+    const errs = doc.errors;
+    if (errs.length) {
+      const issues = errs.map((e) => ({
+        path: e.linePos?.[0] ? `line ${e.linePos[0].line}, column ${e.linePos[0].col}` : '(yaml)',
+        message: e.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, ''),
+      }));
+      throw new UserError(formatIssues(source, issues), issues);
+    }
+    data = doc.toJS({ maxAliasCount: 50 });
+  } catch (e) {
+    if (e instanceof UserError) throw e;
+    const msg = e instanceof RangeError ? 'the document is nested too deeply' : (e as Error).message.split('\n')[0];
+    const issues = [{ path: '(yaml)', message: msg ?? 'unreadable YAML' }];
+    throw new UserError(formatIssues(source, issues), issues);
+  }
+  if (data === null || data === undefined || typeof data !== 'object' || Array.isArray(data)) {
+    const issues = [{ path: '(top level)', message: 'expected a mapping with "name", "networks" and "nodes"' }];
+    throw new UserError(formatIssues(source, issues), issues);
+  }
+  if (depthOf(data, MAX_DEPTH) > MAX_DEPTH) {
+    const issues = [{ path: '(top level)', message: `nested more than ${MAX_DEPTH} levels deep; a topology is flat` }];
+    throw new UserError(formatIssues(source, issues), issues);
+  }
+  return validateTopology(data, source);
+}
+
+/** Validates an already-parsed topology object (the library entry for callers that build topologies in code). */
+export function validateTopology(data: unknown, source = 'topology'): ResolvedLab {
+  const parsed = TopologySchema.safeParse(data);
+  if (!parsed.success) {
+    const issues = zodIssues(parsed.error);
+    throw new UserError(formatIssues(source, issues), issues);
+  }
+  const issues: InputIssue[] = [];
+  const lab = normalize(parsed.data, issues);
+  checkRules(lab, issues);
+  if (issues.length) throw new UserError(formatIssues(source, issues), issues);
+  return lab;
+}
+
+/** Reads and validates a topology file. */
+export async function loadTopology(file: string): Promise<ResolvedLab> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (e) {
+    throw new UserError(`${file}: cannot read the topology file (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+  return parseTopology(text, file);
+}
+
+/** One message for all issues: `file: path: what`, a line each. */
+export function formatIssues(source: string, issues: InputIssue[]): string {
+  const lines = issues.map((i) => `  ${i.path}: ${i.message}`);
+  return `${source}: invalid topology (${issues.length} problem${issues.length > 1 ? 's' : ''})\n${lines.join('\n')}`;
+}

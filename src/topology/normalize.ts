@@ -1,0 +1,126 @@
+// Normalization: defaults, derived names and MACs, parsed addresses. Pure; collects issues instead of throwing.
+import { createHash } from 'node:crypto';
+import type { InputIssue } from '../errors.js';
+import { parseCidr, parseIPv4, parseMac, type Cidr } from './ipv4.js';
+import {
+  DEFAULT_CPUS,
+  DEFAULT_MEMORY_MIB,
+  NETNS_PREFIX,
+  type ResolvedLab,
+  type ResolvedNetwork,
+  type ResolvedNic,
+  type ResolvedNode,
+} from './model.js';
+import { LIMITS, type Topology } from './schema.js';
+import { formatPath } from './paths.js';
+
+function shortHash(text: string, hexChars: number): string {
+  return createHash('sha256').update(text).digest('hex').slice(0, hexChars);
+}
+
+/** A readable interface name when it fits in 15 bytes, else a stable hashed one. */
+export function deriveIfName(prefix: string, base: string, suffix = ''): string {
+  const plain = `${prefix}${base}${suffix}`;
+  if (plain.length <= LIMITS.ifName) return plain;
+  const room = LIMITS.ifName - prefix.length - suffix.length - 5; // keep 4 hex chars + '~'-free separator
+  return `${prefix}${base.slice(0, Math.max(room, 1))}${shortHash(base, 4)}${suffix}`.slice(0, LIMITS.ifName);
+}
+
+/** A locally administered unicast MAC derived from lab, node and NIC index (52:54:00 is QEMU's prefix). */
+export function deriveMac(lab: string, node: string, index: number, attempt = 0): string {
+  const h = shortHash(`${lab}/${node}/${index}/${attempt}`, 6);
+  return `52:54:00:${h.slice(0, 2)}:${h.slice(2, 4)}:${h.slice(4, 6)}`;
+}
+
+function parseAddressList(
+  value: string | string[] | undefined,
+  subnet: Cidr | undefined,
+  path: PropertyKey[],
+  issues: InputIssue[],
+): Cidr[] {
+  if (value === undefined) return [];
+  const list = Array.isArray(value) ? value : [value];
+  const out: Cidr[] = [];
+  list.forEach((text, i) => {
+    const p = Array.isArray(value) ? [...path, i] : path;
+    const c = parseCidr(text, subnet?.prefix);
+    if (c) out.push(c);
+    else if (parseCidr(text, 24) && !text.includes('/'))
+      issues.push({ path: formatPath(p), message: `"${text}" needs a prefix length (like ${text}/24) because the network has no subnet` });
+    else issues.push({ path: formatPath(p), message: `"${text}" is not an IPv4 address like 192.168.1.2/24` });
+  });
+  return out;
+}
+
+/** Turns a schema-valid topology into the resolved lab model; problems are appended to `issues`. */
+export function normalize(topo: Topology, issues: InputIssue[]): ResolvedLab {
+  const networks: ResolvedNetwork[] = [];
+  for (const [name, net] of Object.entries(topo.networks)) {
+    let subnet: Cidr | undefined;
+    if (net.subnet !== undefined) {
+      const c = parseCidr(net.subnet);
+      if (!c) issues.push({ path: formatPath(['networks', name, 'subnet']), message: `"${net.subnet}" is not a subnet like 192.168.1.0/24` });
+      else subnet = c;
+    }
+    const address = net.address === undefined ? [] : parseAddressList(net.address, subnet, ['networks', name, 'address'], issues);
+    networks.push({
+      name,
+      bridge: net.bridge ?? deriveIfName('br-', name),
+      ...(subnet ? { subnet } : {}),
+      ...(address[0] ? { address: address[0] } : {}),
+    });
+  }
+  const byName = new Map(networks.map((n) => [n.name, n]));
+
+  const nodes: ResolvedNode[] = [];
+  for (const [name, node] of Object.entries(topo.nodes)) {
+    const nics: ResolvedNic[] = node.nics.map((nic, index) => {
+      const path = ['nodes', name, 'nics', index];
+      let mac = deriveMac(topo.name, name, index);
+      let macDerived = true;
+      if (nic.mac !== undefined) {
+        const m = parseMac(nic.mac);
+        if (!m) issues.push({ path: formatPath([...path, 'mac']), message: `"${nic.mac}" is not a MAC address like de:ad:be:ef:00:02` });
+        else {
+          mac = m;
+          macDerived = false;
+        }
+      }
+      const subnet = byName.get(nic.network)?.subnet;
+      return {
+        index,
+        network: nic.network,
+        mac,
+        macDerived,
+        model: nic.model,
+        tap: nic.tap ?? deriveIfName('t-', name, `-${index}`),
+        addresses: parseAddressList(nic.ip, subnet, [...path, 'ip'], issues),
+      };
+    });
+    let gateway: number | undefined;
+    if (node.gateway !== undefined) {
+      const g = parseIPv4(node.gateway);
+      if (g === null) issues.push({ path: formatPath(['nodes', name, 'gateway']), message: `"${node.gateway}" is not an IPv4 address like 192.168.1.254` });
+      else gateway = g;
+    }
+    nodes.push({
+      name,
+      memory: node.memory ?? DEFAULT_MEMORY_MIB,
+      cpus: node.cpus ?? DEFAULT_CPUS,
+      ...(gateway !== undefined ? { gateway } : {}),
+      nics,
+    });
+  }
+
+  // Derived MACs must not collide with each other or with declared ones: re-derive deterministically.
+  const taken = new Set(nodes.flatMap((n) => n.nics.filter((c) => !c.macDerived).map((c) => c.mac)));
+  for (const node of nodes)
+    for (const nic of node.nics) {
+      if (!nic.macDerived) continue;
+      let attempt = 0;
+      while (taken.has(nic.mac)) nic.mac = deriveMac(topo.name, node.name, nic.index, ++attempt);
+      taken.add(nic.mac);
+    }
+
+  return { name: topo.name, netns: `${NETNS_PREFIX}${topo.name}`, networks, nodes };
+}

@@ -1,0 +1,75 @@
+// Cross-field rules over the resolved lab: references, uniqueness, address plans. Pure; collects issues.
+import type { InputIssue } from '../errors.js';
+import { contains, formatCidr, formatIPv4, isHostAddress, isUsableMac, overlaps, type Cidr } from './ipv4.js';
+import type { ResolvedLab } from './model.js';
+import { formatPath } from './paths.js';
+
+const RESERVED_IFNAMES = new Set(['lo', 'all', 'default']);
+
+/** Checks the rules that span several fields of the topology; problems are appended to `issues`. */
+export function checkRules(lab: ResolvedLab, issues: InputIssue[]): void {
+  const add = (path: PropertyKey[], message: string) => issues.push({ path: formatPath(path), message });
+  const netByName = new Map(lab.networks.map((n) => [n.name, n]));
+
+  // Interface names: unique within the lab namespace, none reserved.
+  const ifNames = new Map<string, string>();
+  const claimIf = (name: string, path: PropertyKey[]) => {
+    const where = formatPath(path);
+    if (RESERVED_IFNAMES.has(name)) add(path, `"${name}" is reserved by the kernel; choose another interface name`);
+    const prior = ifNames.get(name);
+    if (prior !== undefined) add(path, `interface name "${name}" is already used by ${prior}`);
+    else ifNames.set(name, where);
+  };
+  for (const net of lab.networks) claimIf(net.bridge, ['networks', net.name, 'bridge']);
+  for (const node of lab.nodes) for (const nic of node.nics) claimIf(nic.tap, ['nodes', node.name, 'nics', nic.index, 'tap']);
+
+  // Subnets must not overlap: the lab namespace routes them all.
+  const withSubnet = lab.networks.filter((n) => n.subnet);
+  for (let i = 0; i < withSubnet.length; i++)
+    for (let j = i + 1; j < withSubnet.length; j++) {
+      const a = withSubnet[i]!;
+      const b = withSubnet[j]!;
+      if (overlaps(a.subnet!, b.subnet!))
+        add(['networks', b.name, 'subnet'], `${formatCidr(b.subnet!)} overlaps networks.${a.name}.subnet ${formatCidr(a.subnet!)}`);
+    }
+
+  // Addresses: inside their subnet, usable, unique lab-wide.
+  const ips = new Map<number, string>();
+  const claimIp = (c: Cidr, subnet: Cidr | undefined, path: PropertyKey[]) => {
+    const text = formatCidr(c);
+    if (subnet && (!contains(subnet, c.ip) || c.prefix !== subnet.prefix))
+      add(path, `${text} is outside the network's subnet ${formatCidr(subnet)}`);
+    else if (!isHostAddress(c)) add(path, `${text} is the network or broadcast address of its subnet`);
+    const prior = ips.get(c.ip);
+    if (prior !== undefined) add(path, `${formatIPv4(c.ip)} is already used by ${prior}`);
+    else ips.set(c.ip, formatPath(path));
+  };
+  for (const net of lab.networks) if (net.address) claimIp(net.address, net.subnet, ['networks', net.name, 'address']);
+
+  const macs = new Map<string, string>();
+  for (const node of lab.nodes) {
+    for (const nic of node.nics) {
+      const path = ['nodes', node.name, 'nics', nic.index];
+      const net = netByName.get(nic.network);
+      if (!net) {
+        const known = lab.networks.map((n) => n.name).join(', ') || 'none';
+        add([...path, 'network'], `unknown network "${nic.network}" (networks: ${known})`);
+      }
+      if (!isUsableMac(nic.mac)) add([...path, 'mac'], `${nic.mac} is a multicast or zero MAC; a NIC needs a unicast MAC`);
+      const prior = macs.get(nic.mac);
+      if (prior !== undefined) add([...path, 'mac'], `MAC ${nic.mac} is already used by ${prior}`);
+      else macs.set(nic.mac, formatPath(path));
+      nic.addresses.forEach((c, i) => claimIp(c, net?.subnet, nic.addresses.length > 1 ? [...path, 'ip', i] : [...path, 'ip']));
+    }
+    if (node.gateway !== undefined) {
+      const onLink = node.nics.some((nic) => {
+        const subnet = netByName.get(nic.network)?.subnet;
+        return (subnet && contains(subnet, node.gateway!)) || nic.addresses.some((a) => contains(a, node.gateway!));
+      });
+      const own = node.nics.some((nic) => nic.addresses.some((a) => a.ip === node.gateway));
+      if (own) add(['nodes', node.name, 'gateway'], `${formatIPv4(node.gateway)} is this node's own address`);
+      else if (!onLink)
+        add(['nodes', node.name, 'gateway'], `${formatIPv4(node.gateway)} is not on the subnet of any of this node's NICs`);
+    }
+  }
+}

@@ -1,0 +1,117 @@
+// The topology file's schema: the single source of truth for validation and the generated JSON Schema.
+import { z } from 'zod';
+
+/** NIC models a topology may name, mapped to the QEMU device and the guest kernel module that drives it. */
+export const NIC_MODELS = {
+  virtio: { device: 'virtio-net-pci', module: 'virtio_net' },
+  e1000: { device: 'e1000', module: 'e1000' },
+  e1000e: { device: 'e1000e', module: 'e1000e' },
+  rtl8139: { device: 'rtl8139', module: '8139too' },
+  pcnet: { device: 'pcnet', module: 'pcnet32' },
+  vmxnet3: { device: 'vmxnet3', module: 'vmxnet3' },
+} as const;
+export type NicModel = keyof typeof NIC_MODELS;
+
+export const LIMITS = {
+  labName: 24,
+  objectName: 32,
+  ifName: 15,
+  memoryMinMiB: 88, // Debian's compressed kernel does not boot in less
+  memoryMaxMiB: 16384,
+  cpusMax: 16,
+  nodesMax: 250,
+  networksMax: 64,
+  nicsPerNode: 16,
+  addressesPerNic: 16,
+} as const;
+
+const NAME = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/;
+// Interface names: what the kernel accepts and no shell would split or expand.
+const IFNAME = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
+
+/** A lab-wide object name (node, network): a DNS label, so it can be a guest's hostname. */
+export const objectName = (what: string) =>
+  z
+    .string()
+    .max(LIMITS.objectName, { error: `${what} names are at most ${LIMITS.objectName} characters` })
+    .regex(NAME, {
+      error: `${what} names use lower-case letters, digits and inner hyphens (like "deb2" or "lan-a")`,
+    });
+
+const ifName = z
+  .string()
+  .refine((s) => Buffer.byteLength(s) <= LIMITS.ifName, {
+    error: `interface names are at most ${LIMITS.ifName} bytes (a kernel limit)`,
+  })
+  .refine((s) => IFNAME.test(s), {
+    error: 'interface names use letters, digits, "_", "." and "-" and start with a letter or digit',
+  });
+
+const ipv4Text = z.string().max(18, { error: 'expected an IPv4 address like 192.168.1.2' });
+
+export const NicSchema = z.strictObject({
+  network: z.string().max(64).describe('name of the network this NIC joins'),
+  mac: z.string().max(17).optional().describe('MAC address; derived from the lab, node and NIC index when absent'),
+  model: z
+    .enum(Object.keys(NIC_MODELS) as [NicModel, ...NicModel[]])
+    .default('virtio')
+    .describe('emulated NIC model'),
+  tap: ifName.optional().describe('name of the tap device on the host side (derived when absent)'),
+  ip: z
+    .union([ipv4Text, z.array(ipv4Text).max(LIMITS.addressesPerNic)])
+    .optional()
+    .describe('static IPv4 address(es), "a.b.c.d/len" or "a.b.c.d" (prefix from the network subnet)'),
+});
+
+export const NetworkSchema = z.strictObject({
+  bridge: ifName.optional().describe('name of the Linux bridge (derived from the network name when absent)'),
+  subnet: ipv4Text.optional().describe('IPv4 subnet "a.b.c.d/len"; addresses on this network must lie in it'),
+  address: ipv4Text.optional().describe('address of the host side on the bridge, inside the lab namespace'),
+});
+
+export const NodeSchema = z.strictObject({
+  memory: z
+    .number()
+    .int({ error: 'memory is a whole number of MiB' })
+    .min(LIMITS.memoryMinMiB, { error: `memory is at least ${LIMITS.memoryMinMiB} MiB (the kernel needs it to boot)` })
+    .max(LIMITS.memoryMaxMiB, { error: `memory is at most ${LIMITS.memoryMaxMiB} MiB` })
+    .optional()
+    .describe('guest RAM in MiB'),
+  cpus: z
+    .number()
+    .int({ error: 'cpus is a whole number' })
+    .min(1, { error: 'cpus is at least 1' })
+    .max(LIMITS.cpusMax, { error: `cpus is at most ${LIMITS.cpusMax}` })
+    .optional()
+    .describe('virtual CPUs'),
+  gateway: ipv4Text.optional().describe('default gateway; must be on the subnet of one of the node\'s NICs'),
+  nics: z.array(NicSchema).max(LIMITS.nicsPerNode).default([]),
+});
+
+export const TopologySchema = z.strictObject({
+  name: z
+    .string()
+    .max(LIMITS.labName, { error: `lab names are at most ${LIMITS.labName} characters` })
+    .regex(NAME, { error: 'lab names use lower-case letters, digits and inner hyphens (like "seed-lab")' })
+    .describe('lab name; the lab namespace is qnet-<name>'),
+  networks: z
+    .record(objectName('network'), NetworkSchema)
+    .default({})
+    .refine((r) => Object.keys(r).length <= LIMITS.networksMax, { error: `at most ${LIMITS.networksMax} networks` }),
+  nodes: z
+    .record(objectName('node'), NodeSchema)
+    .refine((r) => Object.keys(r).length >= 1, { error: 'a lab has at least one node' })
+    .refine((r) => Object.keys(r).length <= LIMITS.nodesMax, { error: `at most ${LIMITS.nodesMax} nodes` }),
+});
+
+export type TopologyInput = z.input<typeof TopologySchema>;
+export type Topology = z.output<typeof TopologySchema>;
+
+/** The JSON Schema of the topology file, for editor completion. */
+export function topologyJsonSchema(): unknown {
+  const schema = z.toJSONSchema(TopologySchema, { io: 'input', unrepresentable: 'any' }) as Record<string, unknown>;
+  return { ...schema, title: 'qnet topology', $id: 'https://qnet.invalid/topology.schema.json' };
+}
+
+export const NAME_PATTERN = NAME;
+export const IFNAME_PATTERN = IFNAME;
