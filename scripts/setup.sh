@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs whatever qnet needs that is missing, then builds. Fast when nothing is missing.
+# Run as root on Debian 12 (bookworm). Idempotent.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_pkgs=()
+have() { command -v "$1" >/dev/null 2>&1; }
+have qemu-system-x86_64 || need_pkgs+=(qemu-system-x86)
+have ip || need_pkgs+=(iproute2)
+have nft || need_pkgs+=(nftables)
+have dnsmasq || need_pkgs+=(dnsmasq-base)
+have cpio || need_pkgs+=(cpio)
+have depmod || need_pkgs+=(kmod)
+have nsenter && have setpriv && have unshare || need_pkgs+=(util-linux)
+have tcpdump || need_pkgs+=(tcpdump)
+dpkg-query -W -f '${Status}' busybox-static 2>/dev/null | grep -q 'install ok installed' || need_pkgs+=(busybox-static)
+
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ]; then echo "setup: missing ${need_pkgs[*]}; run as root (apt-get install)" >&2; exit 1; fi
+  echo "setup: installing ${need_pkgs[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
+elif ! apt-cache policy linux-image-amd64 2>/dev/null | grep -q 'Candidate: [0-9]'; then
+  # The guest kernel comes from Debian's archive: apt needs its package lists once.
+  apt-get update -qq
+fi
+
+# Guests run as this unprivileged user.
+id qnet >/dev/null 2>&1 || useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin qnet
+
+# Node dependencies and the build.
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+npx --no-install tsc -p .
+
+# The built-in guest image (cached; rebuilt only when its inputs change).
+node bin/qnet.js image build >/dev/null

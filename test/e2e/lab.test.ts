@@ -1,0 +1,142 @@
+// End-to-end: real QEMU guests (TCG) on a bridge in a lab namespace; up, checks from inside the guests, down.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { rmSync } from 'node:fs';
+import { consoleRun } from '../../src/qemu/serial.js';
+import { nodeDir } from '../../src/lab/paths.js';
+import { nodeFiles } from '../../src/render/qemu.js';
+import { labName, qnet, snapshot, writeTopology, type HostSnapshot } from './helpers.js';
+
+describe('a lab of two guests on one bridge', () => {
+  const lab = labName('pair');
+  let file: string;
+  let before0: HostSnapshot;
+
+  before(async () => {
+    before0 = await snapshot();
+    file = writeTopology({
+      name: lab,
+      networks: { lan: { bridge: 'kbr0', subnet: '192.168.7.0/24', address: '192.168.7.1' } },
+      nodes: {
+        deb2: { memory: 128, gateway: '192.168.7.1', nics: [{ network: 'lan', ip: '192.168.7.2', tap: 'ktap2', mac: 'de:ad:be:ef:00:02', model: 'e1000' }] },
+        deb3: { nics: [{ network: 'lan', ip: '192.168.7.3/24', tap: 'ktap3', mac: 'de:ad:be:ef:00:03' }] },
+      },
+    });
+  });
+  after(async () => {
+    await qnet(['down', lab]);
+  });
+
+  test('up returns when both guests are configured and shows progress', async () => {
+    const r = await qnet(['up', file]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /create 1 bridge and 2 taps \(one ip -batch\)/);
+    assert.match(r.stderr, /deb2 is up \(booted and configured in [\d.]+ s\)/);
+    assert.match(r.stderr, new RegExp(`lab ${lab} is up`));
+  });
+
+  test('status --json reports running guests, pids, addresses, bridge and taps', async () => {
+    const r = await qnet(['status', lab, '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    const s = JSON.parse(r.stdout);
+    assert.equal(s.status, 'up');
+    assert.equal(s.netns, `qnet-${lab}`);
+    assert.deepEqual(s.nodes.map((n: { name: string; state: string }) => [n.name, n.state]), [['deb2', 'running'], ['deb3', 'running']]);
+    for (const n of s.nodes) assert.ok(n.pid > 1);
+    assert.deepEqual(s.nodes[0].nics[0].addresses, ['192.168.7.2/24']);
+    assert.equal(s.networks[0].bridge, 'kbr0');
+    assert.deepEqual([...s.networks[0].taps].sort(), ['ktap2', 'ktap3']);
+  });
+
+  test('QEMU runs unprivileged with seccomp, sockets are private', async () => {
+    const s = JSON.parse((await qnet(['status', lab, '--json'])).stdout);
+    const { readFileSync, statSync } = await import('node:fs');
+    for (const n of s.nodes) {
+      const status = readFileSync(`/proc/${n.pid}/status`, 'utf8');
+      assert.doesNotMatch(status, /^Uid:\s+0\b/m, 'QEMU must not run as root');
+      assert.match(status, /^Seccomp:\s+2$/m, 'QEMU must run with its seccomp sandbox');
+      const files = nodeFiles(nodeDir(lab, n.name));
+      for (const sock of [files.qmp, files.console, files.control]) assert.equal(statSync(sock).mode & 0o077, 0, `${sock} is private`);
+    }
+  });
+
+  test('the guests ping each other in both directions, checked from inside', async () => {
+    const d2 = nodeFiles(nodeDir(lab, 'deb2')).console;
+    const d3 = nodeFiles(nodeDir(lab, 'deb3')).console;
+    const a = await consoleRun(d2, 'ping -c 2 -W 3 192.168.7.3');
+    assert.equal(a.code, 0, a.output);
+    assert.match(a.output, /2 packets received/);
+    const b = await consoleRun(d3, 'ping -c 2 -W 3 192.168.7.2');
+    assert.equal(b.code, 0, b.output);
+    const byName = await consoleRun(d3, 'ping -c 1 -W 3 deb2');
+    assert.equal(byName.code, 0, byName.output);
+    const cfg = await consoleRun(d2, 'hostname; ip -4 addr show eth0; ip route; cat /sys/class/net/eth0/address');
+    assert.match(cfg.output, /^deb2$/m);
+    assert.match(cfg.output, /inet 192\.168\.7\.2\/24/);
+    assert.match(cfg.output, /default via 192\.168\.7\.1/);
+    assert.match(cfg.output, /de:ad:be:ef:00:02/);
+    const miss = await consoleRun(d2, 'ping -c 1 -W 1 192.168.7.99');
+    assert.notEqual(miss.code, 0, 'a ping to an absent address must fail');
+  });
+
+  test('a second up of the running lab is refused', async () => {
+    const r = await qnet(['up', file]);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /already up/);
+  });
+
+  test('down removes everything; a second down is a no-op with exit 0', async () => {
+    const r = await qnet(['down', lab]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /removed guest deb2/);
+    assert.deepEqual(await snapshot(), before0);
+    const again = await qnet(['down', lab]);
+    assert.equal(again.code, 0);
+    assert.match(again.stderr, /nothing to remove/);
+  });
+});
+
+describe('failures part-way and lost state leave nothing behind', () => {
+  test('an injected failure after the guests started rolls everything back', async () => {
+    const { up } = await import('../../src/lab/up.js');
+    const { parseTopology } = await import('../../src/topology/load.js');
+    const { RealRunner } = await import('../../src/host/run.js');
+    const name = labName('fail');
+    const lab = parseTopology(
+      `name: ${name}\nnetworks: { lan: { subnet: 10.9.0.0/24 } }\nnodes:\n  a: { nics: [{ network: lan, ip: 10.9.0.2 }] }\n  b: { nics: [{ network: lan, ip: 10.9.0.3 }] }\n`,
+    );
+    const before0 = await snapshot();
+    // Steps: run dir, netns, links, then per node (prepare, config, start), then wait: fail before "wait".
+    for (const step of [2, 3, 5, 6, 10]) {
+      await assert.rejects(up(lab, { runner: new RealRunner(), failBeforeStep: step }), (e: Error) => {
+        assert.match(e.message, new RegExp(`injected failure before step ${step}`));
+        assert.match(e.message, /rolled back \d+ steps?; nothing of the lab is left/);
+        return true;
+      });
+      assert.deepEqual(await snapshot(), before0, `leftovers after a failure before step ${step}`);
+    }
+  });
+
+  test('a guest that never becomes ready fails up with the cause and leaves nothing', async () => {
+    const name = labName('slow');
+    const file = writeTopology({ name, networks: { lan: {} }, nodes: { a: { nics: [{ network: 'lan' }] } } });
+    const before0 = await snapshot();
+    const r = await qnet(['up', file, '--timeout', '1']);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /failed at "wait until every guest is configured": a: not ready after 1 s/);
+    assert.deepEqual(await snapshot(), before0);
+  });
+
+  test('down works from ownership markers alone when the state file is gone', async () => {
+    const name = labName('lost');
+    const file = writeTopology({ name, networks: { lan: {} }, nodes: { a: { memory: 96, nics: [{ network: 'lan' }] } } });
+    const before0 = await snapshot();
+    const r = await qnet(['up', file]);
+    assert.equal(r.code, 0, r.stderr);
+    rmSync(`${process.env.QNET_RUN_DIR ?? '/run/qnet'}/${name}/state.json`);
+    const d = await qnet(['down', file]);
+    assert.equal(d.code, 0, d.stderr);
+    assert.match(d.stderr, /removed guest a/);
+    assert.deepEqual(await snapshot(), before0);
+  });
+});
