@@ -9,6 +9,8 @@ import { down } from '../lab/down.js';
 import { listLabs } from '../lab/discover.js';
 import { allStatus, labStatus } from '../lab/status.js';
 import { prepareUp, up } from '../lab/up.js';
+import { execInGuest, monitorNetwork, runningNode } from '../lab/exec.js';
+import { attachConsole } from './console.js';
 import { formatPlan } from '../plan/plan.js';
 import { loadTopology } from '../topology/load.js';
 import { NAME_PATTERN, topologyJsonSchema } from '../topology/schema.js';
@@ -66,8 +68,13 @@ export async function main(argv: string[]): Promise<number> {
     .description('show labs: nodes, their state, pids and addresses, networks and taps')
     .argument('[lab]', 'lab name (all labs when absent)')
     .option('--json', 'machine-readable output')
-    .action(async (lab: string | undefined, o: { json?: boolean }) => {
+    .option('--monitor', 'add each running guest\'s QEMU monitor view of its network (`info network`)')
+    .action(async (lab: string | undefined, o: { json?: boolean; monitor?: boolean }) => {
       const list = lab ? [await labStatus(lab)].filter((s) => s !== null) : await allStatus();
+      if (o.monitor)
+        for (const s of list)
+          for (const n of s.nodes)
+            if (n.state === 'running') n.monitorNetwork = await monitorNetwork(s.lab, n.name).catch((e: Error) => `unavailable: ${e.message}`);
       if (lab && !list.length) {
         if (o.json) process.stdout.write('null\n');
         else process.stderr.write(`no lab named "${lab}" on this host\n`);
@@ -100,6 +107,33 @@ export async function main(argv: string[]): Promise<number> {
         else process.stderr.write(`lab ${lab}: nothing to remove\n`);
       }
       if (o.all && !labs.length) process.stderr.write('no labs on this host\n');
+    });
+
+  program
+    .command('exec')
+    .description('run a command in a guest (through the QEMU guest agent, not the network); exits with its exit code')
+    .argument('<lab>', 'lab name')
+    .argument('<node>', 'node name')
+    .argument('<command...>', 'the command and its arguments (put them after --)')
+    .option('--timeout <seconds>', 'kill the command after this long and exit 124', '60')
+    .action(async (lab: string, node: string, command: string[], o: { timeout: string }) => {
+      const timeout = Number(o.timeout);
+      if (!Number.isFinite(timeout) || timeout <= 0) throw new UserError(`--timeout: expected a number of seconds, got "${o.timeout}"`);
+      const r = await execInGuest(lab, node, command, { timeoutMs: timeout * 1000 });
+      process.stdout.write(r.stdout);
+      process.stderr.write(r.stderr);
+      if (r.timedOut) process.stderr.write(`qnet exec: ${command[0]} timed out after ${timeout} s and was killed\n`);
+      code = r.code;
+    });
+
+  program
+    .command('console')
+    .description('attach the terminal to a guest\'s serial console (a root shell); detach with Ctrl-]')
+    .argument('<lab>', 'lab name')
+    .argument('<node>', 'node name')
+    .action(async (lab: string, node: string) => {
+      const files = await runningNode(lab, node);
+      code = await attachConsole(files.console, `${lab}/${node}`);
     });
 
   const image = program.command('image').description('the built-in guest image');

@@ -64,5 +64,7 @@ export function renderStatus(s: LabStatus): string {
         s.networks.map((n) => [n.name, n.present ? n.bridge : `${n.bridge} (missing)`, n.subnet ?? '-', n.address ?? '-', n.taps.join(' ') || '-']),
       ),
     );
+  for (const n of s.nodes)
+    if (n.monitorNetwork) out.push(`${bold(`${n.name}: info network`)}\n  ${n.monitorNetwork.trim().split('\n').join('\n  ')}`);
   return out.join('\n');
 }

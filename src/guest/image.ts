@@ -10,13 +10,29 @@ import { cacheRoot } from '../lab/paths.js';
 import type { GuestImage } from '../render/qemu.js';
 import { NIC_MODELS } from '../topology/schema.js';
 import { BOOT, INIT, INITTAB, PROFILE } from './init-script.js';
-import { loadOrder, parseModulesDep } from './modules.js';
+import { loadOrder, parseAliases, parseModulesDep, parseSoftdeps } from './modules.js';
+import { parseLdd } from './libs.js';
 
 /** Bump when the layout of the image changes in a way its other inputs do not show. */
-const BUILDER_VERSION = 1;
+const BUILDER_VERSION = 3;
 
 /** Modules the image carries: the boot essentials and a driver per NIC model. */
-export const IMAGE_MODULES = ['virtio_pci', 'virtio_console', 'qemu_fw_cfg', ...Object.values(NIC_MODELS).map((m) => m.module)];
+export const IMAGE_MODULES = [
+  'virtio_pci',
+  'virtio_console',
+  'qemu_fw_cfg',
+  ...Object.values(NIC_MODELS).map((m) => m.module),
+  // Router guests: NAT and stateful forwarding with nftables (loaded only on nodes that route).
+  'nft_chain_nat',
+  'nft_masq',
+  'nft_ct',
+];
+
+/** Debian packages unpacked (not installed) for binaries the guest carries, and the binaries taken from them. */
+const GUEST_DEBS: Array<{ pkg: string; files: Array<[string, string]> }> = [
+  { pkg: 'qemu-guest-agent', files: [['usr/sbin/qemu-ga', 'usr/sbin/qemu-ga']] },
+  { pkg: 'nftables', files: [['usr/sbin/nft', 'usr/sbin/nft']] },
+];
 
 /** Kernel command line: serial console, quiet, no reboot loop on panic. */
 export const KERNEL_CMDLINE = 'console=ttyS0 quiet panic=-1 rdinit=/init';
@@ -65,14 +81,14 @@ async function busyboxVersion(run: CommandRunner): Promise<string> {
   return r.stdout.trim();
 }
 
-/** Downloads the kernel .deb into the cache if it is not there yet; returns its path. */
-async function fetchKernelDeb(run: CommandRunner, pkg: string, version: string, progress: Progress): Promise<string> {
+/** Downloads a package's .deb into the cache if it is not there yet; returns its path. */
+async function fetchDeb(run: CommandRunner, pkg: string, version: string, progress: Progress): Promise<string> {
   const dir = path.join(cacheRoot(), 'debs');
   await mkdir(dir, { recursive: true });
   const prefix = `${pkg}_${version.replace(/:/g, '%3a')}_`;
   const have = (await readdir(dir)).find((f) => f.startsWith(prefix) && f.endsWith('.deb'));
   if (have) return path.join(dir, have);
-  progress(`downloading ${pkg} (Debian kernel package; it is unpacked, not installed)`);
+  progress(`downloading ${pkg} ${version} (unpacked into the guest image, not installed on this host)`);
   await run.run(['apt-get', 'download', '-o', 'APT::Sandbox::User=root', pkg], { cwd: dir, timeoutMs: 600_000 });
   const got = (await readdir(dir)).find((f) => f.startsWith(prefix) && f.endsWith('.deb'));
   if (!got) throw new RuntimeError(`apt-get download ${pkg} produced no .deb in ${dir}`);
@@ -106,13 +122,16 @@ export async function ensureImage(run: CommandRunner, progress: Progress = () =>
   const pkg = await kernelPackage(run);
   const kernelVersion = await candidateVersion(run, pkg);
   const bbVersion = await busyboxVersion(run);
-  const inputs = { BUILDER_VERSION, pkg, kernelVersion, bbVersion, INIT, INITTAB, PROFILE, BOOT, IMAGE_MODULES, KERNEL_CMDLINE };
+  const debVersions: Record<string, string> = {};
+  for (const d of GUEST_DEBS) debVersions[d.pkg] = await candidateVersion(run, d.pkg);
+  const inputs = { BUILDER_VERSION, pkg, kernelVersion, bbVersion, debVersions, GUEST_DEBS, INIT, INITTAB, PROFILE, BOOT, IMAGE_MODULES, KERNEL_CMDLINE };
   const key = imageKey(inputs);
   const dir = path.join(cacheRoot(), 'images', key);
   const manifestPath = path.join(dir, 'manifest.json');
   if (!force && (await exists(manifestPath))) return JSON.parse(await readFile(manifestPath, 'utf8')) as ImageManifest;
 
-  const deb = await fetchKernelDeb(run, pkg, kernelVersion, progress);
+  const deb = await fetchDeb(run, pkg, kernelVersion, progress);
+  const extraDebs = await Promise.all(GUEST_DEBS.map(async (d) => ({ ...d, deb: await fetchDeb(run, d.pkg, debVersions[d.pkg]!, progress) })));
   progress(`building the guest image ${key} (${pkg}, busybox ${bbVersion})`);
   await mkdir(path.join(cacheRoot(), 'images'), { recursive: true });
   const work = await mkdtemp(path.join(cacheRoot(), 'images', '.build-'));
@@ -122,7 +141,13 @@ export async function ensureImage(run: CommandRunner, progress: Progress = () =>
     const kver = (await readdir(path.join(kx, 'lib/modules')))[0];
     if (!kver) throw new RuntimeError(`${deb} holds no kernel modules`);
     await run.run(['depmod', '-b', kx, kver]);
-    const deps = parseModulesDep(await readFile(path.join(kx, 'lib/modules', kver, 'modules.dep'), 'utf8'));
+    const mdir = path.join(kx, 'lib/modules', kver);
+    const index = {
+      deps: parseModulesDep(await readFile(path.join(mdir, 'modules.dep'), 'utf8')),
+      softdeps: parseSoftdeps(await readFile(path.join(mdir, 'modules.softdep'), 'utf8')),
+      aliases: parseAliases(await readFile(path.join(mdir, 'modules.alias'), 'utf8')),
+    };
+    const deps = index.deps;
 
     const root = path.join(work, 'root');
     for (const d of ['bin', 'sbin', 'usr/bin', 'usr/sbin', 'proc', 'sys', 'dev', 'etc/qnet', 'lib/modules/order', 'tmp', 'run', 'root'])
@@ -130,12 +155,38 @@ export async function ensureImage(run: CommandRunner, progress: Progress = () =>
     await copyFile('/bin/busybox', path.join(root, 'bin/busybox'));
     const needed = new Set<string>();
     for (const m of IMAGE_MODULES) {
-      const order = loadOrder(deps, m);
+      const order = loadOrder(index, m);
       order.forEach((n) => needed.add(n));
       await writeFile(path.join(root, 'lib/modules/order', m), order.join('\n') + '\n');
     }
     for (const n of needed)
       await copyFile(path.join(kx, 'lib/modules', kver, deps.get(n)!.file), path.join(root, 'lib/modules', `${n}.ko`));
+    // Dynamic binaries from their packages, with the shared libraries ldd resolves on this (Debian) host.
+    const libs = new Set<string>();
+    for (const d of extraDebs) {
+      const x = path.join(work, d.pkg);
+      await run.run(['dpkg-deb', '-x', d.deb, x]);
+      for (const [from, to] of d.files) {
+        await mkdir(path.dirname(path.join(root, to)), { recursive: true });
+        await copyFile(path.join(x, from), path.join(root, to));
+        await chmod(path.join(root, to), 0o755);
+        const ldd = await run.run(['ldd', path.join(x, from)], { env: { ...process.env, LD_LIBRARY_PATH: path.join(x, 'usr/lib/x86_64-linux-gnu') } });
+        for (const lib of parseLdd(ldd.stdout)) libs.add(lib.startsWith(x) ? lib.slice(x.length) : lib);
+      }
+      // Libraries shipped by the unpacked package itself (e.g. libnftables) come from the package, not the host.
+      for (const lib of [...libs]) {
+        const inPkg = path.join(x, lib);
+        if (await exists(inPkg)) {
+          await mkdir(path.dirname(path.join(root, lib)), { recursive: true });
+          await copyFile(inPkg, path.join(root, lib));
+          libs.delete(lib);
+        }
+      }
+    }
+    for (const lib of libs) {
+      await mkdir(path.dirname(path.join(root, lib)), { recursive: true });
+      await copyFile(lib, path.join(root, lib));
+    }
     const scripts: Array<[string, string, number]> = [
       ['init', INIT, 0o755],
       ['etc/inittab', INITTAB, 0o644],
@@ -144,6 +195,8 @@ export async function ensureImage(run: CommandRunner, progress: Progress = () =>
       ['etc/hosts', '127.0.0.1 localhost\n', 0o644],
       ['etc/passwd', 'root:x:0:0:root:/root:/bin/sh\n', 0o644],
       ['etc/group', 'root:x:0:\n', 0o644],
+      ['etc/protocols', 'ip 0 IP\nicmp 1 ICMP\ntcp 6 TCP\nudp 17 UDP\n', 0o644],
+      ['etc/services', '', 0o644],
     ];
     for (const [p, text, mode] of scripts) {
       await writeFile(path.join(root, p), text);

@@ -3,8 +3,12 @@
 
 /** Name of the virtio-serial port that carries readiness and control messages. */
 export const CONTROL_PORT = 'org.qnet.ctl';
+/** Name of the virtio-serial port of the QEMU guest agent (its standard name). */
+export const AGENT_PORT = 'org.qemu.guest_agent.0';
 /** fw_cfg item that carries the node's configuration. */
 export const FW_CFG_NAME = 'opt/qnet/config';
+/** fw_cfg item that carries a router node's nftables ruleset. */
+export const FW_CFG_NFT = 'opt/qnet/nft';
 
 /** /init: mounts the basics and hands over to busybox init (PID 1). */
 export const INIT = `#!/bin/busybox sh
@@ -47,9 +51,15 @@ load virtio_pci
 load virtio_console
 load qemu_fw_cfg
 CTL=
+AGENT=
 for p in /sys/class/virtio-ports/*; do
-  [ "$(cat "$p/name" 2>/dev/null)" = "${CONTROL_PORT}" ] && CTL="/dev/\${p##*/}"
+  case "$(cat "$p/name" 2>/dev/null)" in
+    ${CONTROL_PORT}) CTL="/dev/\${p##*/}" ;;
+    ${AGENT_PORT}) AGENT="/dev/\${p##*/}" ;;
+  esac
 done
+# The guest agent first: \`qnet exec\` works even when the node's configuration fails.
+[ -n "$AGENT" ] && qemu-ga -m virtio-serial -p "$AGENT" -t /run -f /run/qemu-ga.pid -d
 [ -n "$CTL" ] && exec 3<>"$CTL"
 CFG=/sys/firmware/qemu_fw_cfg/by_name/${FW_CFG_NAME}/raw
 if [ ! -r "$CFG" ]; then say "ERROR no configuration in fw_cfg"; exit 0; fi
@@ -89,6 +99,9 @@ while read -r kind a b c; do
     addr) ip addr add "$b" dev "$a" || fail=1 ;;
     route) ip route add "$a" via "$b" || fail=1 ;;
     host) echo "$b $a" >> /etc/hosts ;;
+    dns) echo "nameserver $a" >> /etc/resolv.conf ;;
+    sysctl) sysctl -q -w "$a=$b" || fail=1 ;;
+    nft) nft -f /sys/firmware/qemu_fw_cfg/by_name/${FW_CFG_NFT}/raw || fail=1 ;;
   esac
 done < /etc/qnet/config
 if [ "$fail" = 0 ]; then say "READY $(hostname) $(cut -d' ' -f1 /proc/uptime)"; else say "ERROR configuration failed"; fi

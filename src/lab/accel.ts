@@ -7,7 +7,8 @@ import { startGuest, stopGuest } from '../qemu/guest.js';
 import { renderGuestConfig } from '../render/guest-config.js';
 import { nodeFiles, renderGuestCommand, type Accel } from '../render/qemu.js';
 import type { ImageManifest } from '../guest/image.js';
-import type { CommandRunner } from '../host/run.js';
+import { RealRunner, type CommandRunner } from '../host/run.js';
+import os from 'node:os';
 import { cacheRoot } from './paths.js';
 import { userIds } from '../host/users.js';
 
@@ -59,7 +60,9 @@ export async function resolveAccel(choice: AccelChoice, image: ImageManifest, us
   if (!(await kvmOpenable())) return { accel: 'tcg', why: '/dev/kvm is not available' };
   await mkdir(cacheRoot(), { recursive: true });
   const cacheFile = path.join(cacheRoot(), 'accel.json');
-  const key = `${image.key}`;
+  // The answer depends on the host kernel and QEMU, not on the guest image: re-probe only when those change.
+  const qemuVersion = (await new RealRunner().run(['qemu-system-x86_64', '--version'], { allowFail: true })).stdout.split('\n')[0];
+  const key = `${os.release()} | ${qemuVersion}`;
   try {
     const cached = JSON.parse(await readFile(cacheFile, 'utf8')) as { key: string; kvm: boolean };
     if (cached.key === key) return { accel: cached.kvm ? 'kvm' : 'tcg', why: `cached probe (${cacheFile})` };

@@ -15,6 +15,8 @@ export interface NodeStatus {
   cpus?: number;
   nics: Array<{ guestIf: string; mac: string; model: string; tap: string; network: string; addresses: string[] }>;
   gateway?: string;
+  /** The QEMU monitor's `info network` (with `status --monitor`). */
+  monitorNetwork?: string;
 }
 
 export interface LabStatus {

@@ -1,5 +1,5 @@
 // Bringing a lab up: run the plan step by step, and on any failure undo what was done, in reverse.
-import { chown, mkdir, rm, writeFile } from 'node:fs/promises';
+import { chown, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import type net from 'node:net';
 import { RuntimeError } from '../errors.js';
 import { ensureImage } from '../guest/image.js';
@@ -164,7 +164,14 @@ async function execute(a: Action, ctx: ExecContext): Promise<void> {
         a.nodes.map(async (node) => {
           const sock = ctx.live.control.get(node);
           if (!sock) throw new RuntimeError(`${node}: no control connection`);
-          await waitReady(sock, ctx.readyTimeoutMs, node);
+          try {
+            await waitReady(sock, ctx.readyTimeoutMs, node);
+          } catch (e) {
+            // The run directory goes with the rollback: keep the guest's last words in the message.
+            const log = await readFile(nodeFiles(nodeDir(ctx.lab.name, node)).consoleLog, 'utf8').catch(() => '');
+            const tail = log.replace(/\x1b\[[0-9;]*[A-Za-z]/g, '').trim().split('\n').slice(-12).join('\n    ');
+            throw new RuntimeError(`${(e as Error).message}${tail ? `\n  ${node} console (last lines):\n    ${tail}` : ''}`);
+          }
           const g = ctx.state.guests[node];
           const secs = (Date.now() - Date.parse(g?.startedAt ?? new Date(t0).toISOString())) / 1000;
           if (g) {

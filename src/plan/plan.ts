@@ -2,7 +2,7 @@
 import path from 'node:path';
 import { nodeDir, labDir } from '../lab/paths.js';
 import { ENV_LAB, ENV_NODE } from '../qemu/process.js';
-import { renderGuestConfig } from '../render/guest-config.js';
+import { renderGuestConfig, renderRouterRuleset } from '../render/guest-config.js';
 import { renderLinkBatch } from '../render/ipbatch.js';
 import { nodeFiles, renderGuestCommand, type Accel, type GuestImage } from '../render/qemu.js';
 import type { ResolvedLab } from '../topology/model.js';
@@ -41,8 +41,8 @@ export function planUp(lab: ResolvedLab, ctx: PlanContext): Step[] {
     },
   ];
   const batch = renderLinkBatch(lab, ctx.user);
-  const bridges = lab.networks.length;
-  const taps = lab.nodes.reduce((n, node) => n + node.nics.length, 0);
+  const bridges = lab.networks.filter((n) => n.mode === 'bridge').length;
+  const taps = lab.nodes.reduce((n, node) => n + node.nics.filter((c) => c.kind === 'bridge').length, 0);
   steps.push({
     title: `create ${bridges} bridge${bridges === 1 ? '' : 's'} and ${taps} tap${taps === 1 ? '' : 's'} (one ip -batch)`,
     do: { kind: 'exec', argv: ['ip', '-n', lab.netns, '-batch', '-'], input: batch },
@@ -58,6 +58,11 @@ export function planUp(lab: ResolvedLab, ctx: PlanContext): Step[] {
       title: `write ${node.name} boot configuration`,
       do: { kind: 'write', path: files.config, content: renderGuestConfig(lab, node), mode: 0o644 },
     });
+    if (node.router)
+      steps.push({
+        title: `write ${node.name} router ruleset`,
+        do: { kind: 'write', path: files.nft, content: renderRouterRuleset(lab, node), mode: 0o644 },
+      });
     const argv = renderGuestCommand({
       node,
       files,

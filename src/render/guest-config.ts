@@ -1,7 +1,44 @@
 // Pure rendering of a node's boot configuration, as read by the built-in guest's boot script.
 import { formatCidr, formatIPv4 } from '../topology/ipv4.js';
-import type { ResolvedLab, ResolvedNode } from '../topology/model.js';
+import { USER_NET, type ResolvedLab, type ResolvedNode } from '../topology/model.js';
 import { NIC_MODELS } from '../topology/schema.js';
+
+/** Kernel modules a router guest loads (the rest of netfilter comes in as their dependencies). */
+export const ROUTER_MODULES = ['nft_chain_nat', 'nft_masq', 'nft_ct'];
+
+/**
+ * The nftables ruleset of a router node, as the seed's iptables lines: masquerade each chosen network's
+ * subnet out of the chosen NIC, and accept forwarding from those networks (and replies back to them).
+ */
+export function renderRouterRuleset(lab: ResolvedLab, node: ResolvedNode): string {
+  const r = node.router;
+  if (!r) return '';
+  const subnetOf = new Map(lab.networks.map((n) => [n.name, n.subnet]));
+  const nicOnNetwork = (net: string) => node.nics.find((n) => n.network === net);
+  const post: string[] = [];
+  const fwd: string[] = [];
+  for (const m of r.masquerade) {
+    const subnet = subnetOf.get(m.from);
+    if (!subnet) continue;
+    post.push(`    oifname "${guestIfName(m.out)}" ip saddr ${formatCidr(subnet)} counter masquerade`);
+    const inNic = nicOnNetwork(m.from);
+    if (inNic) fwd.push(`    iifname "${guestIfName(inNic.index)}" accept`);
+  }
+  return [
+    'table ip qnet {',
+    '  chain postrouting {',
+    '    type nat hook postrouting priority srcnat; policy accept;',
+    ...post,
+    '  }',
+    '  chain forward {',
+    '    type filter hook forward priority filter; policy accept;',
+    '    ct state established,related accept',
+    ...[...new Set(fwd)],
+    '  }',
+    '}',
+    '',
+  ].join('\n');
+}
 
 /** The guest interface name of NIC `index` (stable, in declaration order). */
 export function guestIfName(index: number): string {
@@ -14,11 +51,19 @@ export function guestIfName(index: number): string {
  */
 export function renderGuestConfig(lab: ResolvedLab, node: ResolvedNode): string {
   const lines: string[] = [`hostname ${node.name}`];
-  const modules = [...new Set(node.nics.map((n) => NIC_MODELS[n.model].module))];
+  const modules: string[] = [...new Set(node.nics.map((n) => NIC_MODELS[n.model].module))];
+  if (node.router) modules.push(...ROUTER_MODULES);
   for (const m of modules) lines.push(`module ${m}`);
   for (const nic of node.nics) lines.push(`nic ${nic.mac} ${guestIfName(nic.index)}`);
   for (const nic of node.nics) for (const a of nic.addresses) lines.push(`addr ${guestIfName(nic.index)} ${formatCidr(a)}`);
+  const user = node.nics.find((n) => n.kind === 'user');
   if (node.gateway !== undefined) lines.push(`route default ${formatIPv4(node.gateway)}`);
+  else if (user) lines.push(`route default ${USER_NET.gateway}`);
+  if (user) lines.push(`dns ${USER_NET.dns}`);
+  if (node.router) {
+    if (node.router.forward) lines.push('sysctl net.ipv4.ip_forward 1');
+    lines.push('nft');
+  }
   // Every node's name resolves from every guest through /etc/hosts (first address of each node).
   for (const other of lab.nodes) {
     const first = other.nics.flatMap((n) => n.addresses)[0];

@@ -1,6 +1,6 @@
 // Pure rendering of the command line that starts one guest: the privilege-dropping wrapper and QEMU's argv.
-import { CONTROL_PORT, FW_CFG_NAME } from '../guest/init-script.js';
-import type { ResolvedNode } from '../topology/model.js';
+import { AGENT_PORT, CONTROL_PORT, FW_CFG_NAME, FW_CFG_NFT } from '../guest/init-script.js';
+import { USER_NET, type ResolvedNode } from '../topology/model.js';
 import { NIC_MODELS } from '../topology/schema.js';
 
 export type Accel = 'kvm' | 'tcg';
@@ -13,6 +13,8 @@ export interface NodeFiles {
   consoleLog: string;
   control: string;
   config: string;
+  nft: string;
+  agent: string;
   log: string;
 }
 
@@ -25,6 +27,8 @@ export function nodeFiles(dir: string): NodeFiles {
     consoleLog: `${dir}/console.log`,
     control: `${dir}/control.sock`,
     config: `${dir}/guest.conf`,
+    nft: `${dir}/router.nft`,
+    agent: `${dir}/agent.sock`,
     log: `${dir}/qemu.log`,
   };
 }
@@ -64,11 +68,19 @@ export function renderQemuArgs(o: QemuOptions): string[] {
     '-device', 'virtio-serial-pci,id=vser0',
     '-chardev', `socket,id=control,path=${files.control},server=on,wait=off`,
     '-device', `virtserialport,bus=vser0.0,chardev=control,name=${CONTROL_PORT}`,
+    '-chardev', `socket,id=agent,path=${files.agent},server=on,wait=off`,
+    '-device', `virtserialport,bus=vser0.0,chardev=agent,name=${AGENT_PORT}`,
     '-fw_cfg', `name=${FW_CFG_NAME},file=${files.config}`,
   ];
+  if (node.router) args.push('-fw_cfg', `name=${FW_CFG_NFT},file=${files.nft}`);
   for (const nic of node.nics) {
     const id = `net${nic.index}`;
-    args.push('-netdev', `tap,id=${id},ifname=${nic.tap},script=no,downscript=no`);
+    if (nic.kind === 'user') {
+      const fwd = nic.hostfwd.map((f) => `,hostfwd=${f.proto}:127.0.0.1:${f.host}-:${f.guest}`).join('');
+      args.push('-netdev', `user,id=${id},net=${USER_NET.subnet}${fwd}`);
+    } else if (nic.kind === 'socket') {
+      args.push('-netdev', `socket,id=${id},udp=127.0.0.1:${nic.socket!.peer},localaddr=127.0.0.1:${nic.socket!.local}`);
+    } else args.push('-netdev', `tap,id=${id},ifname=${nic.tap},script=no,downscript=no`);
     // romfile= : no PXE option ROM, the kernel is loaded directly.
     args.push('-device', `${NIC_MODELS[nic.model].device},netdev=${id},mac=${nic.mac},romfile=`);
   }

@@ -1,11 +1,12 @@
 // Normalization: defaults, derived names and MACs, parsed addresses. Pure; collects issues instead of throwing.
 import { createHash } from 'node:crypto';
 import type { InputIssue } from '../errors.js';
-import { parseCidr, parseIPv4, parseMac, type Cidr } from './ipv4.js';
+import { formatIPv4, networkOf, parseCidr, parseIPv4, parseMac, type Cidr } from './ipv4.js';
 import {
   DEFAULT_CPUS,
   DEFAULT_MEMORY_MIB,
   NETNS_PREFIX,
+  USER_NET,
   type ResolvedLab,
   type ResolvedNetwork,
   type ResolvedNic,
@@ -13,6 +14,9 @@ import {
 } from './model.js';
 import { LIMITS, type Topology } from './schema.js';
 import { formatPath } from './paths.js';
+
+/** First UDP port of socket links (inside the lab namespace, so it never meets the host's ports). */
+const SOCKET_PORT_BASE = 40000;
 
 function shortHash(text: string, hexChars: number): string {
   return createHash('sha256').update(text).digest('hex').slice(0, hexChars);
@@ -60,12 +64,23 @@ export function normalize(topo: Topology, issues: InputIssue[]): ResolvedLab {
     if (net.subnet !== undefined) {
       const c = parseCidr(net.subnet);
       if (!c) issues.push({ path: formatPath(['networks', name, 'subnet']), message: `"${net.subnet}" is not a subnet like 192.168.1.0/24` });
+      else if (networkOf(c) !== c.ip)
+        issues.push({
+          path: formatPath(['networks', name, 'subnet']),
+          message: `${net.subnet} has host bits set; did you mean ${formatIPv4(networkOf(c))}/${c.prefix}?`,
+        });
       else subnet = c;
     }
     const address = net.address === undefined ? [] : parseAddressList(net.address, subnet, ['networks', name, 'address'], issues);
+    if (net.mode === 'socket') {
+      for (const key of ['bridge', 'address'] as const)
+        if (net[key] !== undefined)
+          issues.push({ path: formatPath(['networks', name, key]), message: `a socket network has no bridge, so no ${key}` });
+    }
     networks.push({
       name,
-      bridge: net.bridge ?? deriveIfName('br-', name),
+      mode: net.mode,
+      bridge: net.mode === 'socket' ? '' : (net.bridge ?? deriveIfName('br-', name)),
       ...(subnet ? { subnet } : {}),
       ...(address[0] ? { address: address[0] } : {}),
     });
@@ -86,15 +101,40 @@ export function normalize(topo: Topology, issues: InputIssue[]): ResolvedLab {
           macDerived = false;
         }
       }
-      const subnet = byName.get(nic.network)?.subnet;
+      if (nic.user && nic.network !== undefined)
+        issues.push({ path: formatPath(path), message: 'a NIC either joins a network or uses user-mode networking (user), not both' });
+      if (!nic.user && nic.network === undefined)
+        issues.push({ path: formatPath(path), message: 'a NIC needs "network: NAME" (a network of this lab) or "user: {}" (QEMU user-mode networking)' });
+      if (nic.user) {
+        for (const key of ['ip', 'tap'] as const)
+          if (nic[key] !== undefined)
+            issues.push({ path: formatPath([...path, key]), message: `user-mode NICs always get ${USER_NET.address} and have no tap; remove "${key}"` });
+        return {
+          index,
+          kind: 'user' as const,
+          network: '',
+          hostfwd: nic.user.hostfwd,
+          mac,
+          macDerived,
+          model: nic.model,
+          tap: '',
+          addresses: [parseCidr(USER_NET.address)!],
+        };
+      }
+      const net = byName.get(nic.network ?? '');
+      const kind = net?.mode === 'socket' ? ('socket' as const) : ('bridge' as const);
+      if (kind === 'socket' && nic.tap !== undefined)
+        issues.push({ path: formatPath([...path, 'tap']), message: 'NICs on a socket network have no tap; remove "tap"' });
       return {
         index,
-        network: nic.network,
+        kind,
+        network: nic.network ?? '',
+        hostfwd: [],
         mac,
         macDerived,
         model: nic.model,
-        tap: nic.tap ?? deriveIfName('t-', name, `-${index}`),
-        addresses: parseAddressList(nic.ip, subnet, [...path, 'ip'], issues),
+        tap: kind === 'bridge' ? (nic.tap ?? deriveIfName('t-', name, `-${index}`)) : '',
+        addresses: parseAddressList(nic.ip, net?.subnet, [...path, 'ip'], issues),
       };
     });
     let gateway: number | undefined;
@@ -105,6 +145,7 @@ export function normalize(topo: Topology, issues: InputIssue[]): ResolvedLab {
     }
     nodes.push({
       name,
+      ...(node.router ? { router: { forward: node.router.forward, masquerade: node.router.masquerade } } : {}),
       memory: node.memory ?? DEFAULT_MEMORY_MIB,
       cpus: node.cpus ?? DEFAULT_CPUS,
       ...(gateway !== undefined ? { gateway } : {}),
@@ -121,6 +162,19 @@ export function normalize(topo: Topology, issues: InputIssue[]): ResolvedLab {
       while (taken.has(nic.mac)) nic.mac = deriveMac(topo.name, node.name, nic.index, ++attempt);
       taken.add(nic.mac);
     }
+
+  // Socket links: exactly two NICs; each gets a UDP port on the lab namespace's loopback and its peer's.
+  networks.forEach((net, i) => {
+    if (net.mode !== 'socket') return;
+    const members = nodes.flatMap((n) => n.nics.filter((c) => c.kind === 'socket' && c.network === net.name));
+    if (members.length !== 2) {
+      issues.push({ path: formatPath(['networks', net.name]), message: `a socket network links exactly two NICs; ${members.length} join it` });
+      return;
+    }
+    const base = SOCKET_PORT_BASE + i * 2;
+    members[0]!.socket = { local: base, peer: base + 1 };
+    members[1]!.socket = { local: base + 1, peer: base };
+  });
 
   return { name: topo.name, netns: `${NETNS_PREFIX}${topo.name}`, networks, nodes };
 }

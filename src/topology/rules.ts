@@ -1,9 +1,10 @@
 // Cross-field rules over the resolved lab: references, uniqueness, address plans. Pure; collects issues.
 import type { InputIssue } from '../errors.js';
-import { contains, formatCidr, formatIPv4, isHostAddress, isUsableMac, overlaps, type Cidr } from './ipv4.js';
-import type { ResolvedLab } from './model.js';
+import { contains, formatCidr, formatIPv4, isHostAddress, isUsableMac, overlaps, parseCidr, type Cidr } from './ipv4.js';
+import { USER_NET, type ResolvedLab } from './model.js';
 import { formatPath } from './paths.js';
 
+const USER_SUBNET: Cidr = parseCidr(USER_NET.subnet)!;
 const RESERVED_IFNAMES = new Set(['lo', 'all', 'default']);
 
 /** Checks the rules that span several fields of the topology; problems are appended to `issues`. */
@@ -20,8 +21,21 @@ export function checkRules(lab: ResolvedLab, issues: InputIssue[]): void {
     if (prior !== undefined) add(path, `interface name "${name}" is already used by ${prior}`);
     else ifNames.set(name, where);
   };
-  for (const net of lab.networks) claimIf(net.bridge, ['networks', net.name, 'bridge']);
-  for (const node of lab.nodes) for (const nic of node.nics) claimIf(nic.tap, ['nodes', node.name, 'nics', nic.index, 'tap']);
+  for (const net of lab.networks) if (net.mode === 'bridge') claimIf(net.bridge, ['networks', net.name, 'bridge']);
+  for (const node of lab.nodes)
+    for (const nic of node.nics) if (nic.kind === 'bridge') claimIf(nic.tap, ['nodes', node.name, 'nics', nic.index, 'tap']);
+
+  // Host forwards all listen on the lab namespace's loopback: one owner per port and protocol.
+  const fwds = new Map<string, string>();
+  for (const node of lab.nodes)
+    for (const nic of node.nics)
+      nic.hostfwd.forEach((f, i) => {
+        const key = `${f.proto}/${f.host}`;
+        const path = ['nodes', node.name, 'nics', nic.index, 'user', 'hostfwd', i, 'host'];
+        const prior = fwds.get(key);
+        if (prior) add(path, `${f.proto} port ${f.host} is already forwarded by ${prior}`);
+        else fwds.set(key, formatPath(path));
+      });
 
   // Subnets must not overlap: the lab namespace routes them all.
   const withSubnet = lab.networks.filter((n) => n.subnet);
@@ -51,15 +65,34 @@ export function checkRules(lab: ResolvedLab, issues: InputIssue[]): void {
     for (const nic of node.nics) {
       const path = ['nodes', node.name, 'nics', nic.index];
       const net = netByName.get(nic.network);
-      if (!net) {
-        const known = lab.networks.map((n) => n.name).join(', ') || 'none';
-        add([...path, 'network'], `unknown network "${nic.network}" (networks: ${known})`);
-      }
       if (!isUsableMac(nic.mac)) add([...path, 'mac'], `${nic.mac} is a multicast or zero MAC; a NIC needs a unicast MAC`);
       const prior = macs.get(nic.mac);
       if (prior !== undefined) add([...path, 'mac'], `MAC ${nic.mac} is already used by ${prior}`);
       else macs.set(nic.mac, formatPath(path));
+      if (nic.kind === 'user') {
+        // Each user-mode NIC is its own private 10.0.2.0/24: its address is not lab-wide, but it must not
+        // share a subnet with the node's other networks.
+        for (const other of node.nics)
+          if (other !== nic && other.kind !== 'user' && other.addresses.some((a) => overlaps(a, USER_SUBNET)))
+            add(['nodes', node.name, 'nics', other.index, 'ip'], `overlaps ${formatCidr(USER_SUBNET)}, the subnet of this node's user-mode NIC`);
+        if (node.nics.filter((c) => c.kind === 'user').length > 1 && node.nics.find((c) => c.kind === 'user') !== nic)
+          add(path, 'a node has at most one user-mode NIC (they would all be 10.0.2.15/24)');
+        continue;
+      }
+      if (!net && nic.network) {
+        const known = lab.networks.map((n) => n.name).join(', ') || 'none';
+        add([...path, 'network'], `unknown network "${nic.network}" (networks: ${known})`);
+      }
       nic.addresses.forEach((c, i) => claimIp(c, net?.subnet, nic.addresses.length > 1 ? [...path, 'ip', i] : [...path, 'ip']));
+    }
+    if (node.router) {
+      node.router.masquerade.forEach((m, i) => {
+        const path = ['nodes', node.name, 'router', 'masquerade', i];
+        const net = netByName.get(m.from);
+        if (!net) add([...path, 'from'], `unknown network "${m.from}"`);
+        else if (!net.subnet) add([...path, 'from'], `network "${m.from}" has no subnet to masquerade; give it one`);
+        if (!node.nics[m.out]) add([...path, 'out'], `this node has no NIC ${m.out} (it has ${node.nics.length})`);
+      });
     }
     if (node.gateway !== undefined) {
       const onLink = node.nics.some((nic) => {

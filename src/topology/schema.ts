@@ -49,8 +49,28 @@ const ifName = z
 
 const ipv4Text = z.string().max(18, { error: 'expected an IPv4 address like 192.168.1.2' });
 
+const port = (what: string) =>
+  z
+    .number()
+    .int({ error: `${what} is a whole number` })
+    .min(1, { error: `${what} is a port from 1 to 65535` })
+    .max(65535, { error: `${what} is a port from 1 to 65535` });
+
+export const HostFwdSchema = z.strictObject({
+  proto: z.enum(['tcp', 'udp']).default('tcp'),
+  host: port('host').describe('port on the lab namespace\'s loopback (127.0.0.1)'),
+  guest: port('guest').describe('port in the guest'),
+});
+
+export const UserNetSchema = z.strictObject({
+  hostfwd: z.array(HostFwdSchema).max(64).default([]).describe('host port forwards into the guest'),
+});
+
 export const NicSchema = z.strictObject({
-  network: z.string().max(64).describe('name of the network this NIC joins'),
+  network: z.string().max(64).optional().describe('name of the network this NIC joins'),
+  user: UserNetSchema.optional().describe(
+    'QEMU user-mode networking (slirp): the guest gets 10.0.2.15/24, gateway 10.0.2.2, DNS 10.0.2.3; no bridge, no tap',
+  ),
   mac: z.string().max(17).optional().describe('MAC address; derived from the lab, node and NIC index when absent'),
   model: z
     .enum(Object.keys(NIC_MODELS) as [NicModel, ...NicModel[]])
@@ -64,6 +84,10 @@ export const NicSchema = z.strictObject({
 });
 
 export const NetworkSchema = z.strictObject({
+  mode: z
+    .enum(['bridge', 'socket'])
+    .default('bridge')
+    .describe('bridge: a Linux bridge with a tap per NIC; socket: a point-to-point QEMU socket link between exactly two NICs'),
   bridge: ifName.optional().describe('name of the Linux bridge (derived from the network name when absent)'),
   subnet: ipv4Text.optional().describe('IPv4 subnet "a.b.c.d/len"; addresses on this network must lie in it'),
   address: ipv4Text.optional().describe('address of the host side on the bridge, inside the lab namespace'),
@@ -86,6 +110,21 @@ export const NodeSchema = z.strictObject({
     .describe('virtual CPUs'),
   gateway: ipv4Text.optional().describe('default gateway; must be on the subnet of one of the node\'s NICs'),
   nics: z.array(NicSchema).max(LIMITS.nicsPerNode).default([]),
+  router: z
+    .strictObject({
+      forward: z.boolean().default(true).describe('turn on IPv4 forwarding in the guest'),
+      masquerade: z
+        .array(
+          z.strictObject({
+            from: z.string().max(64).describe('network whose subnet is masqueraded'),
+            out: z.number().int().min(0).max(LIMITS.nicsPerNode - 1).describe('index of the NIC traffic leaves by'),
+          }),
+        )
+        .max(16)
+        .default([]),
+    })
+    .optional()
+    .describe('make this node a router: forwarding, masquerade, FORWARD accept from the masqueraded networks'),
 });
 
 export const TopologySchema = z.strictObject({
