@@ -14,7 +14,8 @@ import { attachConsole } from './console.js';
 import { formatPlan } from '../plan/plan.js';
 import { loadTopology } from '../topology/load.js';
 import { NAME_PATTERN, topologyJsonSchema } from '../topology/schema.js';
-import { consoleReporter, fmtMs, green, red, renderStatus } from './output.js';
+import { consoleReporter, fmtMs, green, red, renderStatus, table } from './output.js';
+import { runDemo } from '../lab/demo.js';
 
 /** Runs the CLI with the given arguments and returns the exit code. */
 export async function main(argv: string[]): Promise<number> {
@@ -107,6 +108,27 @@ export async function main(argv: string[]): Promise<number> {
         else process.stderr.write(`lab ${lab}: nothing to remove\n`);
       }
       if (o.all && !labs.length) process.stderr.write('no labs on this host\n');
+    });
+
+  program
+    .command('demo')
+    .description('bring up the seed lab (examples/seed-lab.yaml), check it end to end, tear it down; exit 1 if a check fails')
+    .action(async () => {
+      const t = Date.now();
+      const checks = await runDemo({ runner, reporter: consoleReporter() });
+      process.stdout.write(
+        '\n' +
+          table(
+            ['CHECK', 'RESULT', 'TIME', 'DETAIL'],
+            checks.map((c) => [c.name, c.ok ? green('pass') : red('FAIL'), fmtMs(c.ms), c.detail]),
+          ) +
+          '\n',
+      );
+      const failed = checks.filter((c) => !c.ok).length;
+      process.stdout.write(
+        failed ? `${red(`${failed} of ${checks.length} checks failed`)}\n` : `${green(`all ${checks.length} checks passed`)} in ${fmtMs(Date.now() - t)}; the lab is gone\n`,
+      );
+      code = failed ? 1 : 0;
     });
 
   program

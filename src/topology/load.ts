@@ -26,10 +26,21 @@ function depthOf(value: unknown, limit: number): number {
   return max;
 }
 
+function protoKeyPath(value: unknown, path: Array<string | number> = []): string | null {
+  if (value === null || typeof value !== 'object') return null;
+  if (!Array.isArray(value) && Object.prototype.hasOwnProperty.call(value, '__proto__')) return formatPath([...path, '__proto__']);
+  for (const [k, v] of Object.entries(value as object)) {
+    const found = protoKeyPath(v, [...path, Array.isArray(value) ? Number(k) : k]);
+    if (found) return found;
+  }
+  return null;
+}
+
 function zodIssues(error: z.ZodError): InputIssue[] {
   return error.issues.map((i) => {
     let message = i.message;
     if (i.code === 'unrecognized_keys') message = `unknown key${i.keys.length > 1 ? 's' : ''} ${i.keys.map((k) => `"${k}"`).join(', ')}`;
+    if (i.code === 'invalid_key') message = [...new Set(i.issues.map((x) => x.message))].join('; ');
     if (i.code === 'invalid_type' && /received undefined/.test(i.message)) message = `required: ${i.message.replace(/, received undefined$/, '')}`;
     return { path: formatPath(i.path), message };
   });
@@ -44,10 +55,11 @@ export function parseTopology(text: string, source = 'topology'): ResolvedLab {
     const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: true, strict: true });
     const errs = doc.errors;
     if (errs.length) {
+      const seen = new Set<string>();
       const issues = errs.map((e) => ({
         path: e.linePos?.[0] ? `line ${e.linePos[0].line}, column ${e.linePos[0].col}` : '(yaml)',
         message: e.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, ''),
-      }));
+      })).filter((i) => !seen.has(i.message) && !!seen.add(i.message)).slice(0, 10);
       throw new UserError(formatIssues(source, issues), issues);
     }
     data = doc.toJS({ maxAliasCount: 50 });
@@ -63,6 +75,12 @@ export function parseTopology(text: string, source = 'topology'): ResolvedLab {
   }
   if (depthOf(data, MAX_DEPTH) > MAX_DEPTH) {
     const issues = [{ path: '(top level)', message: `nested more than ${MAX_DEPTH} levels deep; a topology is flat` }];
+    throw new UserError(formatIssues(source, issues), issues);
+  }
+  const proto = protoKeyPath(data);
+  if (proto) {
+    // zod's records skip this key without a word: a node named __proto__ would silently vanish.
+    const issues = [{ path: proto, message: '"__proto__" is not allowed as a name' }];
     throw new UserError(formatIssues(source, issues), issues);
   }
   return validateTopology(data, source);

@@ -31,6 +31,8 @@ export interface ResolvedNic {
   model: NicModel;
   tap: string;
   addresses: Cidr[];
+  /** Where each address was written in the topology (for messages). */
+  addressPaths?: Array<Array<string | number>>;
 }
 
 export interface RouterConfig {

@@ -39,8 +39,10 @@ export function deriveMac(lab: string, node: string, index: number, attempt = 0)
 function parseAddressList(
   value: string | string[] | undefined,
   subnet: Cidr | undefined,
-  path: PropertyKey[],
+  path: Array<string | number>,
   issues: InputIssue[],
+  paths?: Array<Array<string | number>>,
+  unknownNetwork = false,
 ): Cidr[] {
   if (value === undefined) return [];
   const list = Array.isArray(value) ? value : [value];
@@ -48,10 +50,14 @@ function parseAddressList(
   list.forEach((text, i) => {
     const p = Array.isArray(value) ? [...path, i] : path;
     const c = parseCidr(text, subnet?.prefix);
-    if (c) out.push(c);
-    else if (parseCidr(text, 24) && !text.includes('/'))
-      issues.push({ path: formatPath(p), message: `"${text}" needs a prefix length (like ${text}/24) because the network has no subnet` });
-    else issues.push({ path: formatPath(p), message: `"${text}" is not an IPv4 address like 192.168.1.2/24` });
+    if (c) {
+      out.push(c);
+      paths?.push(p);
+    }
+    else if (parseCidr(text, 24) && !text.includes('/')) {
+      // Without a known network there is no subnet to take the prefix from; the unknown network is the problem.
+      if (!unknownNetwork) issues.push({ path: formatPath(p), message: `"${text}" needs a prefix length (like ${text}/24) because the network has no subnet` });
+    } else issues.push({ path: formatPath(p), message: `"${text}" is not an IPv4 address like 192.168.1.2/24` });
   });
   return out;
 }
@@ -90,7 +96,7 @@ export function normalize(topo: Topology, issues: InputIssue[]): ResolvedLab {
   const nodes: ResolvedNode[] = [];
   for (const [name, node] of Object.entries(topo.nodes)) {
     const nics: ResolvedNic[] = node.nics.map((nic, index) => {
-      const path = ['nodes', name, 'nics', index];
+      const path: Array<string | number> = ['nodes', name, 'nics', index];
       let mac = deriveMac(topo.name, name, index);
       let macDerived = true;
       if (nic.mac !== undefined) {
@@ -123,6 +129,7 @@ export function normalize(topo: Topology, issues: InputIssue[]): ResolvedLab {
       }
       const net = byName.get(nic.network ?? '');
       const kind = net?.mode === 'socket' ? ('socket' as const) : ('bridge' as const);
+      const addressPaths: Array<Array<string | number>> = [];
       if (kind === 'socket' && nic.tap !== undefined)
         issues.push({ path: formatPath([...path, 'tap']), message: 'NICs on a socket network have no tap; remove "tap"' });
       return {
@@ -134,7 +141,8 @@ export function normalize(topo: Topology, issues: InputIssue[]): ResolvedLab {
         macDerived,
         model: nic.model,
         tap: kind === 'bridge' ? (nic.tap ?? deriveIfName('t-', name, `-${index}`)) : '',
-        addresses: parseAddressList(nic.ip, net?.subnet, [...path, 'ip'], issues),
+        addresses: parseAddressList(nic.ip, net?.subnet, [...path, 'ip'], issues, addressPaths, !net),
+        addressPaths,
       };
     });
     let gateway: number | undefined;

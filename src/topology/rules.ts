@@ -83,7 +83,7 @@ export function checkRules(lab: ResolvedLab, issues: InputIssue[]): void {
         const known = lab.networks.map((n) => n.name).join(', ') || 'none';
         add([...path, 'network'], `unknown network "${nic.network}" (networks: ${known})`);
       }
-      nic.addresses.forEach((c, i) => claimIp(c, net?.subnet, nic.addresses.length > 1 ? [...path, 'ip', i] : [...path, 'ip']));
+      nic.addresses.forEach((c, i) => claimIp(c, net?.subnet, nic.addressPaths?.[i] ?? [...path, 'ip']));
     }
     if (node.router) {
       node.router.masquerade.forEach((m, i) => {
@@ -100,7 +100,12 @@ export function checkRules(lab: ResolvedLab, issues: InputIssue[]): void {
         return (subnet && contains(subnet, node.gateway!)) || nic.addresses.some((a) => contains(a, node.gateway!));
       });
       const own = node.nics.some((nic) => nic.addresses.some((a) => a.ip === node.gateway));
-      if (own) add(['nodes', node.name, 'gateway'], `${formatIPv4(node.gateway)} is this node's own address`);
+      const notHost = node.nics.some((nic) => {
+        const subnet = netByName.get(nic.network)?.subnet ?? nic.addresses.find((a) => contains(a, node.gateway!));
+        return subnet && contains(subnet, node.gateway!) && !isHostAddress({ ip: node.gateway!, prefix: subnet.prefix });
+      });
+      if (notHost) add(['nodes', node.name, 'gateway'], `${formatIPv4(node.gateway)} is the network or broadcast address of its subnet`);
+      else if (own) add(['nodes', node.name, 'gateway'], `${formatIPv4(node.gateway)} is this node's own address`);
       else if (!onLink)
         add(['nodes', node.name, 'gateway'], `${formatIPv4(node.gateway)} is not on the subnet of any of this node's NICs`);
     }

@@ -1,0 +1,175 @@
+// A shared table of invalid topologies: each one YAML text and where the error must point.
+// Used by topology.test.ts (library) and cli-validate.test.ts (the real CLI). Not a test file itself.
+
+export interface BadTopology {
+  /** What is wrong, as the test's name. */
+  why: string;
+  yaml: string;
+  /** The dotted path (or location) the error must name: exact string, or a pattern for YAML-level errors. */
+  path: string | RegExp;
+  /** A fragment of the message for that problem, when it is worth pinning down. */
+  message?: string | RegExp;
+  /** Suitable for the CLI test (small, quick to parse). */
+  cli?: boolean;
+}
+
+const LAN = 'networks:\n  lan: {subnet: 192.168.1.0/24}\n';
+
+/** A topology with the given lab name, networks block and nodes block. */
+function topo(nodes: string, networks = LAN, name = 'lab'): string {
+  return `name: ${name}\n${networks}nodes:\n${nodes}`;
+}
+
+/** Two well-formed nodes on `lan` with `extra1` / `extra2` merged into their first NIC. */
+function pair(extra1 = '', extra2 = '', node1 = '', node2 = ''): string {
+  return topo(
+    `  deb1: {${node1}nics: [{network: lan, ip: 192.168.1.1${extra1}}]}\n` +
+      `  deb2: {${node2}nics: [{network: lan, ip: 192.168.1.2${extra2}}]}\n`,
+  );
+}
+
+/** A lab name in YAML double quotes (escapes as given). */
+const named = (yamlName: string) => topo('  deb1: {}\n', '', yamlName);
+
+function nested(depth: number): string {
+  return `name: lab\nnodes:\n  deb1: {}\nx: ${'['.repeat(depth)}${']'.repeat(depth)}\n`;
+}
+
+function blockNested(depth: number): string {
+  const lines = ['name: lab', 'nodes:', '  deb1: {}', 'x:'];
+  for (let i = 1; i < depth; i++) lines.push(`${'  '.repeat(i)}k${i}:`);
+  return lines.join('\n') + ' 1\n';
+}
+
+function billionLaughs(): string {
+  const rows = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]'];
+  const names = 'abcdefghi';
+  for (let i = 1; i < names.length; i++) {
+    const prev = `*${names[i - 1]}`;
+    rows.push(`${names[i]}: &${names[i]} [${Array(9).fill(prev).join(',')}]`);
+  }
+  return `name: lab\nnodes:\n  deb1: {}\n${rows.join('\n')}\n`;
+}
+
+const manyNics = (n: number) => `  deb1:\n    nics:\n${'      - network: lan\n'.repeat(n)}`;
+
+const YAML_LOCATION = /^line \d+, column \d+$/;
+
+export const BAD_TOPOLOGIES: BadTopology[] = [
+  // --- YAML itself ---
+  { why: 'malformed YAML (unclosed flow sequence)', yaml: 'name: [lab\nnodes: {\n', path: YAML_LOCATION, cli: true },
+  { why: 'malformed YAML (bad indentation)', yaml: 'name: lab\nnodes:\n  deb1:\n     memory: 128\n    cpus: 1\n', path: YAML_LOCATION },
+  { why: 'tab indentation', yaml: 'name: lab\nnodes:\n\tdeb1: {}\n', path: YAML_LOCATION },
+  { why: 'duplicate top-level YAML key', yaml: 'name: lab\nname: other\nnodes:\n  deb1: {}\n', path: 'line 2, column 1', message: /unique/, cli: true },
+  { why: 'duplicate node key', yaml: 'name: lab\nnodes:\n  deb1: {}\n  deb1: {memory: 256}\n', path: 'line 4, column 3', message: /unique/ },
+  { why: 'YAML alias bomb (billion laughs)', yaml: billionLaughs(), path: '(yaml)', message: /alias/i, cli: true },
+  { why: 'deeply nested flow document', yaml: nested(200), path: '(top level)', message: /nested more than 32 levels/, cli: true },
+  { why: 'deeply nested block document', yaml: blockNested(60), path: '(top level)', message: /nested more than 32 levels/ },
+  { why: 'pathologically nested document (stack depth)', yaml: nested(20000), path: /^(\(yaml\)|\(top level\)|line \d+, column \d+)$/ },
+  { why: 'top level is a sequence', yaml: '- name: lab\n- nodes: {}\n', path: '(top level)', message: /expected a mapping/, cli: true },
+  { why: 'top level is a scalar', yaml: 'just a string\n', path: '(top level)', message: /expected a mapping/ },
+  { why: 'empty document', yaml: '', path: '(top level)', message: /expected a mapping/ },
+  { why: 'document of only a comment', yaml: '# nothing here\n', path: '(top level)' },
+
+  // --- lab name ---
+  { why: 'missing name', yaml: 'nodes:\n  deb1: {}\n', path: 'name', message: /required/, cli: true },
+  { why: 'name is a number', yaml: 'name: 42\nnodes:\n  deb1: {}\n', path: 'name' },
+  { why: 'lab name with upper case', yaml: named('SeedLab'), path: 'name' },
+  { why: 'lab name with a space', yaml: named('"seed lab"'), path: 'name' },
+  { why: 'lab name with command substitution', yaml: named('"$(reboot)"'), path: 'name', cli: true },
+  { why: 'lab name with backticks', yaml: named('"`id`"'), path: 'name' },
+  { why: 'lab name ".."', yaml: named('".."'), path: 'name' },
+  { why: 'lab name with a slash', yaml: named('"../etc"'), path: 'name', cli: true },
+  { why: 'lab name with a newline', yaml: named('"lab\\nx"'), path: 'name' },
+  { why: 'lab name with non-ASCII letters', yaml: named('"läb"'), path: 'name' },
+  { why: 'lab name with a leading hyphen', yaml: named('"-lab"'), path: 'name' },
+  { why: 'lab name with a trailing hyphen', yaml: named('"lab-"'), path: 'name' },
+  { why: 'empty lab name', yaml: named('""'), path: 'name' },
+  { why: 'lab name longer than 24 characters', yaml: named('a'.repeat(25)), path: 'name', message: /at most 24/ },
+
+  // --- unknown keys and wrong types ---
+  { why: 'unknown top-level key', yaml: 'name: lab\nnode: {}\nnodes:\n  deb1: {}\n', path: '(top level)', message: 'unknown key "node"', cli: true },
+  { why: 'unknown node key', yaml: topo('  deb1: {ram: 128}\n'), path: 'nodes.deb1', message: 'unknown key "ram"', cli: true },
+  { why: 'unknown NIC key', yaml: pair(', addr: 192.168.1.9'), path: 'nodes.deb1.nics[0]', message: 'unknown key "addr"' },
+  { why: 'unknown network key', yaml: topo('  deb1: {}\n', 'networks:\n  lan: {subnet: 10.0.0.0/24, vlan: 5}\n'), path: 'networks.lan', message: 'unknown key "vlan"' },
+  { why: 'memory as a string', yaml: pair('', '', 'memory: "128", '), path: 'nodes.deb1.memory', cli: true },
+  { why: 'memory 10 MiB', yaml: pair('', '', '', 'memory: 10, '), path: 'nodes.deb2.memory', message: /at least 88/ },
+  { why: 'memory 1e9 MiB', yaml: pair('', '', 'memory: 1e9, '), path: 'nodes.deb1.memory', message: /at most 16384/ },
+  { why: 'memory not a whole number', yaml: pair('', '', 'memory: 128.5, '), path: 'nodes.deb1.memory', message: /whole number/ },
+  { why: 'memory negative', yaml: pair('', '', 'memory: -128, '), path: 'nodes.deb1.memory' },
+  { why: 'cpus 0', yaml: pair('', '', 'cpus: 0, '), path: 'nodes.deb1.cpus', message: /at least 1/, cli: true },
+  { why: 'cpus 17', yaml: pair('', '', 'cpus: 17, '), path: 'nodes.deb1.cpus', message: /at most 16/ },
+  { why: 'cpus fractional', yaml: pair('', '', 'cpus: 1.5, '), path: 'nodes.deb1.cpus' },
+  { why: 'cpus boolean', yaml: pair('', '', 'cpus: true, '), path: 'nodes.deb1.cpus' },
+  { why: 'nics is a mapping', yaml: topo('  deb1: {nics: {network: lan}}\n'), path: 'nodes.deb1.nics' },
+  { why: 'NIC without a network', yaml: topo('  deb1: {nics: [{ip: 192.168.1.1}]}\n'), path: /^nodes\.deb1\.nics\[0\](\.network)?$/ },
+  { why: 'unknown NIC model', yaml: pair(', model: ne2k_pci'), path: 'nodes.deb1.nics[0].model' },
+  { why: 'networks is a sequence', yaml: 'name: lab\nnetworks: [lan]\nnodes:\n  deb1: {}\n', path: 'networks' },
+  { why: 'node name with upper case', yaml: topo('  Deb1: {}\n'), path: 'nodes.Deb1' },
+  { why: 'node name with a dot', yaml: topo('  deb.1: {}\n'), path: 'nodes["deb.1"]' },
+  { why: 'node name longer than 32 characters', yaml: topo(`  ${'n'.repeat(33)}: {}\n`), path: `nodes.${'n'.repeat(33)}` },
+  { why: 'network name with a slash', yaml: topo('  deb1: {}\n', 'networks:\n  "a/b": {}\n'), path: 'networks["a/b"]' },
+
+  // --- addresses ---
+  { why: 'invalid IP (octet 300)', yaml: pair('', '').replace('192.168.1.2}', '192.168.1.300}'), path: 'nodes.deb2.nics[0].ip', message: /not an IPv4 address/, cli: true },
+  { why: 'invalid IP (leading zero)', yaml: pair('', '').replace('192.168.1.2}', '192.168.1.02}'), path: 'nodes.deb2.nics[0].ip', message: /not an IPv4 address/ },
+  { why: 'invalid IP (three octets)', yaml: pair('', '').replace('192.168.1.2}', '192.168.1}'), path: 'nodes.deb2.nics[0].ip' },
+  { why: 'invalid IP (prefix 33)', yaml: pair('', '').replace('192.168.1.2}', '192.168.1.2/33}'), path: 'nodes.deb2.nics[0].ip' },
+  { why: 'invalid IP in a list', yaml: pair('', '').replace('ip: 192.168.1.2}', 'ip: [192.168.1.2, 192.168.1.x]}'), path: 'nodes.deb2.nics[0].ip[1]' },
+  { why: 'IP outside the network subnet', yaml: pair('', '').replace('192.168.1.2}', '10.0.0.2}'), path: 'nodes.deb2.nics[0].ip', message: /outside the network's subnet 192\.168\.1\.0\/24/, cli: true },
+  { why: 'IP with a prefix other than the subnet', yaml: pair('', '').replace('192.168.1.2}', '192.168.1.2/16}'), path: 'nodes.deb2.nics[0].ip', message: /outside/ },
+  { why: 'network address as a host address', yaml: pair('', '').replace('192.168.1.2}', '192.168.1.0}'), path: 'nodes.deb2.nics[0].ip', message: /network or broadcast/ },
+  { why: 'broadcast address as a host address', yaml: pair('', '').replace('192.168.1.2}', '192.168.1.255}'), path: 'nodes.deb2.nics[0].ip', message: /network or broadcast/ },
+  { why: 'broadcast address on a network without subnet', yaml: topo('  deb1: {nics: [{network: lan, ip: 10.0.0.255/24}]}\n', 'networks:\n  lan: {}\n'), path: 'nodes.deb1.nics[0].ip', message: /network or broadcast/ },
+  { why: 'bridge address is the broadcast address', yaml: topo('  deb1: {}\n', 'networks:\n  lan: {subnet: 10.0.0.0/24, address: 10.0.0.255}\n'), path: 'networks.lan.address' },
+  { why: 'bridge address outside its subnet', yaml: topo('  deb1: {}\n', 'networks:\n  lan: {subnet: 10.0.0.0/24, address: 10.0.1.1}\n'), path: 'networks.lan.address', message: /outside/ },
+  { why: 'invalid subnet (no prefix)', yaml: topo('  deb1: {}\n', 'networks:\n  lan: {subnet: 10.0.0.0}\n'), path: 'networks.lan.subnet' },
+  { why: 'duplicate IPs on two nodes', yaml: pair('', '').replace('192.168.1.2}', '192.168.1.1}'), path: 'nodes.deb2.nics[0].ip', message: /already used by nodes\.deb1\.nics\[0\]\.ip/, cli: true },
+  { why: 'node IP equal to the bridge address', yaml: pair('').replace(LAN, 'networks:\n  lan: {subnet: 192.168.1.0/24, address: 192.168.1.2}\n'), path: 'nodes.deb2.nics[0].ip', message: /already used by networks\.lan\.address/ },
+  { why: 'address without prefix on a network with no subnet', yaml: topo('  deb1: {nics: [{network: lan, ip: 10.0.0.1}]}\n', 'networks:\n  lan: {}\n'), path: 'nodes.deb1.nics[0].ip', message: /needs a prefix length/, cli: true },
+  { why: 'overlapping subnets', yaml: topo('  deb1: {}\n', 'networks:\n  a: {subnet: 10.0.0.0/8}\n  b: {subnet: 10.1.0.0/16}\n'), path: 'networks.b.subnet', message: /overlaps networks\.a\.subnet/, cli: true },
+  { why: 'identical subnets', yaml: topo('  deb1: {}\n', 'networks:\n  a: {subnet: 10.0.0.0/24}\n  b: {subnet: 10.0.0.0/24}\n'), path: 'networks.b.subnet', message: /overlaps/ },
+
+  // --- MACs ---
+  { why: 'duplicate MACs', yaml: pair(', mac: "de:ad:be:ef:00:01"', ', mac: "DE:AD:BE:EF:00:01"'), path: 'nodes.deb2.nics[0].mac', message: /already used by nodes\.deb1\.nics\[0\]/, cli: true },
+  { why: 'multicast MAC', yaml: pair(', mac: "01:00:5e:00:00:01"'), path: 'nodes.deb1.nics[0].mac', message: /multicast/, cli: true },
+  { why: 'broadcast MAC', yaml: pair(', mac: "ff:ff:ff:ff:ff:ff"'), path: 'nodes.deb1.nics[0].mac', message: /multicast/ },
+  { why: 'all-zero MAC', yaml: pair(', mac: "00:00:00:00:00:00"'), path: 'nodes.deb1.nics[0].mac' },
+  { why: 'invalid MAC (five octets)', yaml: pair(', mac: "de:ad:be:ef:00"'), path: 'nodes.deb1.nics[0].mac', message: /not a MAC address/ },
+  { why: 'invalid MAC (dashes)', yaml: pair(', mac: "de-ad-be-ef-00-01"'), path: 'nodes.deb1.nics[0].mac' },
+
+  // --- references and interface names ---
+  { why: 'unknown network reference', yaml: pair('').replace('{network: lan, ip: 192.168.1.2', '{network: wan, ip: 192.168.1.2/24'), path: 'nodes.deb2.nics[0].network', message: /unknown network "wan" \(networks: lan\)/, cli: true },
+  { why: 'NIC on a network when no networks exist', yaml: topo('  deb1: {nics: [{network: lan}]}\n', ''), path: 'nodes.deb1.nics[0].network', message: /networks: none/ },
+  { why: 'bridge name longer than 15 bytes', yaml: topo('  deb1: {}\n', 'networks:\n  lan: {bridge: bridge-of-the-lab}\n'), path: 'networks.lan.bridge', message: /15 bytes/, cli: true },
+  { why: 'bridge name of 15 characters but more than 15 bytes', yaml: topo('  deb1: {}\n', 'networks:\n  lan: {bridge: "brückebrückebr"}\n'), path: 'networks.lan.bridge' },
+  { why: 'tap name with a space', yaml: pair(', tap: "tap 1"'), path: 'nodes.deb1.nics[0].tap', cli: true },
+  { why: 'tap name with a quote', yaml: pair(`, tap: "tap'1"`), path: 'nodes.deb1.nics[0].tap', cli: true },
+  { why: 'tap name with a semicolon', yaml: pair(', tap: "t;reboot"'), path: 'nodes.deb1.nics[0].tap', cli: true },
+  { why: 'tap name starting with a hyphen', yaml: pair(', tap: "-tap"'), path: 'nodes.deb1.nics[0].tap' },
+  { why: 'tap name with a slash', yaml: pair(', tap: "a/b"'), path: 'nodes.deb1.nics[0].tap' },
+  { why: 'tap name with a colon', yaml: pair(', tap: "tap:1"'), path: 'nodes.deb1.nics[0].tap' },
+  { why: 'empty tap name', yaml: pair(', tap: ""'), path: 'nodes.deb1.nics[0].tap' },
+  { why: 'tap name longer than 15 bytes', yaml: pair(', tap: tap-0123456789ab'), path: 'nodes.deb1.nics[0].tap', message: /15 bytes/ },
+  { why: 'duplicate tap names', yaml: pair(', tap: ktap1', ', tap: ktap1'), path: 'nodes.deb2.nics[0].tap', message: /already used by nodes\.deb1\.nics\[0\]\.tap/, cli: true },
+  { why: 'explicit tap equal to a derived one', yaml: pair('', ', tap: t-deb1-0'), path: 'nodes.deb2.nics[0].tap', message: /already used/ },
+  { why: 'tap name equal to the bridge name', yaml: pair(', tap: br-lan'), path: 'nodes.deb1.nics[0].tap', message: /already used by networks\.lan\.bridge/ },
+  { why: 'two networks with the same bridge', yaml: topo('  deb1: {}\n', 'networks:\n  a: {}\n  b: {bridge: br-a}\n'), path: 'networks.b.bridge', message: /already used by networks\.a\.bridge/ },
+  { why: 'reserved tap name lo', yaml: pair(', tap: lo'), path: 'nodes.deb1.nics[0].tap', message: /reserved/, cli: true },
+  { why: 'reserved bridge name all', yaml: topo('  deb1: {}\n', 'networks:\n  lan: {bridge: all}\n'), path: 'networks.lan.bridge', message: /reserved/ },
+  { why: 'reserved bridge name default', yaml: topo('  deb1: {}\n', 'networks:\n  lan: {bridge: default}\n'), path: 'networks.lan.bridge', message: /reserved/ },
+
+  // --- gateways ---
+  { why: 'gateway not on any NIC subnet', yaml: pair('', '', '', 'gateway: 10.0.0.1, '), path: 'nodes.deb2.gateway', message: /not on the subnet/, cli: true },
+  { why: 'gateway on a node without NICs', yaml: topo('  deb1: {gateway: 192.168.1.254}\n'), path: 'nodes.deb1.gateway', message: /not on the subnet/ },
+  { why: 'gateway equal to the own address', yaml: pair('', '', '', 'gateway: 192.168.1.2, '), path: 'nodes.deb2.gateway', message: /own address/ },
+  { why: 'gateway not an IPv4 address', yaml: pair('', '', '', 'gateway: 192.168.1.256, '), path: 'nodes.deb2.gateway', message: /not an IPv4 address/ },
+
+  // --- sizes ---
+  { why: 'no nodes (empty value)', yaml: topo(''), path: 'nodes', cli: true },
+  { why: 'no nodes key', yaml: 'name: lab\nnetworks: {}\n', path: 'nodes', message: /required/ },
+  { why: 'empty nodes mapping', yaml: 'name: lab\nnodes: {}\n', path: 'nodes', message: /at least one node/ },
+  { why: 'too many NICs (17)', yaml: topo(manyNics(17), 'networks:\n  lan: {}\n'), path: 'nodes.deb1.nics' },
+  { why: 'too many addresses on one NIC (17)', yaml: topo(`  deb1: {nics: [{network: lan, ip: [${Array.from({ length: 17 }, (_, i) => `192.168.1.${i + 1}`).join(', ')}]}]}\n`), path: 'nodes.deb1.nics[0].ip' },
+  { why: 'too many nodes (251)', yaml: topo(Array.from({ length: 251 }, (_, i) => `  n${i}: {}\n`).join('')), path: 'nodes', message: /at most 250/ },
+];
