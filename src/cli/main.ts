@@ -16,6 +16,8 @@ import { loadTopology } from '../topology/load.js';
 import { NAME_PATTERN, topologyJsonSchema } from '../topology/schema.js';
 import { consoleReporter, fmtMs, green, red, renderStatus, table } from './output.js';
 import { runDemo } from '../lab/demo.js';
+import { exportLab } from '../lab/export.js';
+import { readState } from '../lab/state.js';
 
 /** Runs the CLI with the given arguments and returns the exit code. */
 export async function main(argv: string[]): Promise<number> {
@@ -156,6 +158,21 @@ export async function main(argv: string[]): Promise<number> {
     .action(async (lab: string, node: string) => {
       const files = await runningNode(lab, node);
       code = await attachConsole(files.console, `${lab}/${node}`);
+    });
+
+  program
+    .command('export')
+    .description('write a lab as plain shell scripts (ifup.sh, start.sh, ifdown.sh) that reproduce it by hand')
+    .argument('<target>', 'lab name (a running lab) or topology file')
+    .requiredOption('--format <format>', 'output format: sh')
+    .option('--out <dir>', 'directory to write into (default: ./<lab>-<format>)')
+    .action(async (target: string, o: { format: string; out?: string }) => {
+      const state = NAME_PATTERN.test(target) && !existsSync(target) ? await readState(target) : null;
+      if (NAME_PATTERN.test(target) && !existsSync(target) && !state) throw new UserError(`no lab named "${target}" is up, and no file "${target}" exists`);
+      const lab = state ? state.lab : await loadTopology(target);
+      const dir = o.out ?? `${lab.name}-${o.format}`;
+      const files = await exportLab(lab, { runner, format: o.format, dir, ...(state?.accel === 'kvm' ? { accel: 'kvm' as const } : {}) });
+      process.stdout.write(`${green('✓')} wrote ${files.length} files to ${dir}: run ifup.sh, then start.sh; ifdown.sh removes it all\n`);
     });
 
   const image = program.command('image').description('the built-in guest image');

@@ -14,7 +14,7 @@ import { loadOrder, parseAliases, parseModulesDep, parseSoftdeps } from './modul
 import { parseLdd } from './libs.js';
 
 /** Bump when the layout of the image changes in a way its other inputs do not show. */
-const BUILDER_VERSION = 3;
+const BUILDER_VERSION = 4;
 
 /** Modules the image carries: the boot essentials and a driver per NIC model. */
 export const IMAGE_MODULES = [
@@ -99,6 +99,7 @@ function imageKey(parts: unknown): string {
   return createHash('sha256').update(JSON.stringify(parts)).digest('hex').slice(0, 16);
 }
 
+/** Packs `root` as a gzip-compressed newc cpio (compressed, the guest needs less RAM while it unpacks). */
 async function cpioNewc(run: CommandRunner, root: string, out: string): Promise<void> {
   const files: string[] = [];
   const walk = async (rel: string) => {
@@ -112,7 +113,7 @@ async function cpioNewc(run: CommandRunner, root: string, out: string): Promise<
   await walk('');
   // Sorted names, root ownership and a fixed mtime make the archive reproducible.
   await run.run(['touch', '-h', '-d', '@0', ...files.map((f) => path.join(root, f))]);
-  await run.run(['sh', '-c', 'cd "$1" && cpio -o -H newc -R 0:0 --reproducible --quiet > "$2"', 'cpio', root, out], {
+  await run.run(['sh', '-c', 'cd "$1" && cpio -o -H newc -R 0:0 --reproducible --quiet | gzip -n -6 > "$2"', 'cpio', root, out], {
     input: files.join('\n') + '\n',
   });
 }

@@ -46,7 +46,8 @@ load() {
     [ -d "/sys/module/$m" ] || insmod "/lib/modules/$m.ko" 2>/dev/null
   done
 }
-say() { [ -n "$CTL" ] && echo "$*" >&3; echo "qnet: $*" > /dev/ttyS0; }
+# A write to the control port blocks while no host is connected: never let it hold up the boot.
+say() { echo "qnet: $*" > /dev/ttyS0; [ -n "$CTL" ] && { echo "$*" >&3 & }; }
 load virtio_pci
 load virtio_console
 load qemu_fw_cfg

@@ -44,7 +44,9 @@ export function planUp(lab: ResolvedLab, ctx: PlanContext): Step[] {
   const bridges = lab.networks.filter((n) => n.mode === 'bridge').length;
   const taps = lab.nodes.reduce((n, node) => n + node.nics.filter((c) => c.kind === 'bridge').length, 0);
   steps.push({
-    title: `create ${bridges} bridge${bridges === 1 ? '' : 's'} and ${taps} tap${taps === 1 ? '' : 's'} (one ip -batch)`,
+    title: bridges + taps
+      ? `create ${bridges} bridge${bridges === 1 ? '' : 's'} and ${taps} tap${taps === 1 ? '' : 's'} (one ip -batch)`
+      : 'bring up the namespace loopback and mark it (one ip -batch)',
     do: { kind: 'exec', argv: ['ip', '-n', lab.netns, '-batch', '-'], input: batch },
     // No undo of its own: deleting the namespace removes every link inside it.
   });

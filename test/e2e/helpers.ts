@@ -60,3 +60,35 @@ export async function snapshot(): Promise<HostSnapshot> {
     runDirs: existsSync(runRoot) ? readdirSync(runRoot).sort() : [],
   };
 }
+
+/** Resolves once `file` contains `text` (watching the file; bounded by `timeoutMs`). */
+export async function waitForText(file: string, text: string, timeoutMs: number): Promise<void> {
+  const { readFileSync, watch } = await import('node:fs');
+  const has = () => {
+    try {
+      return readFileSync(file, 'utf8').includes(text);
+    } catch {
+      return false;
+    }
+  };
+  if (has()) return;
+  await new Promise<void>((resolve, reject) => {
+    const dir = path.dirname(file);
+    const w = watch(dir, () => {
+      if (has()) finish();
+    });
+    // The watch covers appends; a slow fallback check covers file systems that miss events.
+    const iv = setInterval(() => has() && finish(), 500);
+    const t = setTimeout(() => {
+      w.close();
+      clearInterval(iv);
+      reject(new Error(`${file} did not show "${text}" within ${timeoutMs} ms`));
+    }, timeoutMs);
+    function finish() {
+      w.close();
+      clearInterval(iv);
+      clearTimeout(t);
+      resolve();
+    }
+  });
+}

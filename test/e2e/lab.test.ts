@@ -129,7 +129,7 @@ describe('failures part-way and lost state leave nothing behind', () => {
 
   test('down works from ownership markers alone when the state file is gone', async () => {
     const name = labName('lost');
-    const file = writeTopology({ name, networks: { lan: {} }, nodes: { a: { memory: 96, nics: [{ network: 'lan' }] } } });
+    const file = writeTopology({ name, networks: { lan: {} }, nodes: { a: { memory: 104, nics: [{ network: 'lan' }] } } });
     const before0 = await snapshot();
     const r = await qnet(['up', file]);
     assert.equal(r.code, 0, r.stderr);

@@ -93,7 +93,7 @@ export const BAD_TOPOLOGIES: BadTopology[] = [
   { why: 'unknown NIC key', yaml: pair(', addr: 192.168.1.9'), path: 'nodes.deb1.nics[0]', message: 'unknown key "addr"' },
   { why: 'unknown network key', yaml: topo('  deb1: {}\n', 'networks:\n  lan: {subnet: 10.0.0.0/24, vlan: 5}\n'), path: 'networks.lan', message: 'unknown key "vlan"' },
   { why: 'memory as a string', yaml: pair('', '', 'memory: "128", '), path: 'nodes.deb1.memory', cli: true },
-  { why: 'memory 10 MiB', yaml: pair('', '', '', 'memory: 10, '), path: 'nodes.deb2.memory', message: /at least 88/ },
+  { why: 'memory 10 MiB', yaml: pair('', '', '', 'memory: 10, '), path: 'nodes.deb2.memory', message: /at least 104/ },
   { why: 'memory 1e9 MiB', yaml: pair('', '', 'memory: 1e9, '), path: 'nodes.deb1.memory', message: /at most 16384/ },
   { why: 'memory not a whole number', yaml: pair('', '', 'memory: 128.5, '), path: 'nodes.deb1.memory', message: /whole number/ },
   { why: 'memory negative', yaml: pair('', '', 'memory: -128, '), path: 'nodes.deb1.memory' },

@@ -1,0 +1,77 @@
+// Pure rendering of a lab as plain shell scripts in the seed's spirit: ifup (namespace, bridges, taps),
+// start (one QEMU command per guest), ifdown (stop guests, remove everything), plus each guest's config.
+import path from 'node:path';
+import { shellQuote } from '../plan/plan.js';
+import type { ResolvedLab } from '../topology/model.js';
+import { renderGuestConfig, renderRouterRuleset } from './guest-config.js';
+import { ownerMarker } from './ipbatch.js';
+import { nodeFiles, renderGuestCommand, type Accel, type GuestImage } from './qemu.js';
+import { formatCidr } from '../topology/ipv4.js';
+
+export interface ShellExportOptions {
+  image: GuestImage;
+  accel: Accel;
+  user: string;
+  /** Absolute directory the scripts will live in (sockets and configs go below it). */
+  dir: string;
+}
+
+const header = (lab: string, what: string) =>
+  `#!/bin/sh\n# ${what} for lab ${lab}, exported by \`qnet export ${lab} --format sh\`. Run as root.\nset -eu\n`;
+
+/** The argv quoted for sh, one QEMU option (with its value) a line after the wrapper. */
+function breakLines(argv: string[]): string {
+  const q = argv.indexOf('--', argv.indexOf('setpriv'));
+  const head = argv.slice(0, q + 2).map(shellQuote).join(' ');
+  const parts: string[] = [];
+  for (const a of argv.slice(q + 2)) {
+    if (a.startsWith('-') || !parts.length) parts.push(shellQuote(a));
+    else parts[parts.length - 1] += ` ${shellQuote(a)}`;
+  }
+  return [head, ...parts].join(' \\\n  ');
+}
+
+/** The scripts and files of a shell export, by file name relative to the export directory. */
+export function renderShellExport(lab: ResolvedLab, o: ShellExportOptions): Record<string, string> {
+  const ns = lab.netns;
+  const ip = (args: string) => `ip -n ${ns} ${args}`;
+  const mark = ownerMarker(lab.name);
+  const ifup: string[] = [header(lab.name, 'ifup: the namespace, bridges and taps'), `ip netns add ${ns}`, ip('link set dev lo up'), ip(`link set dev lo alias ${mark}`)];
+  const bridgeOf = new Map(lab.networks.map((n) => [n.name, n.bridge]));
+  for (const net of lab.networks.filter((n) => n.mode === 'bridge')) {
+    ifup.push('', `# ${net.name}: the L2 switch`, ip(`link add name ${net.bridge} type bridge stp_state 0 forward_delay 0`), ip(`link set dev ${net.bridge} alias ${mark}`));
+    if (net.address) ifup.push(ip(`addr add ${formatCidr(net.address)} dev ${net.bridge}`));
+  }
+  for (const node of lab.nodes)
+    for (const nic of node.nics.filter((n) => n.kind === 'bridge')) {
+      ifup.push('', `# ${node.name} eth${nic.index}: a tap owned by ${o.user}, a port of ${bridgeOf.get(nic.network)}`);
+      ifup.push(ip(`tuntap add dev ${nic.tap} mode tap user ${o.user}`), ip(`link set dev ${nic.tap} alias ${mark}`), ip(`link set dev ${nic.tap} master ${bridgeOf.get(nic.network)}`), ip(`link set dev ${nic.tap} up`));
+    }
+  for (const net of lab.networks.filter((n) => n.mode === 'bridge')) ifup.push(ip(`link set dev ${net.bridge} up`));
+
+  const start: string[] = [header(lab.name, 'start: the guests (QEMU as the unprivileged user, seccomp on)'), `cd ${shellQuote(o.dir)}`];
+  const files: Record<string, string> = {};
+  for (const node of lab.nodes) {
+    const nf = nodeFiles(path.join(o.dir, node.name));
+    files[`${node.name}/guest.conf`] = renderGuestConfig(lab, node);
+    if (node.router) files[`${node.name}/router.nft`] = renderRouterRuleset(lab, node);
+    const argv = renderGuestCommand({ node, files: nf, image: o.image, accel: o.accel, netns: ns, user: o.user });
+    start.push(
+      '',
+      `# ${node.name}: ${node.memory} MiB, ${node.nics.length} NIC(s); console: socat - UNIX-CONNECT:${nf.console}`,
+      `chown ${o.user} ${shellQuote(node.name)} && chmod 700 ${shellQuote(node.name)}`,
+      `QNET_LAB=${lab.name} QNET_NODE=${node.name} ${breakLines(argv)} \\\n  > ${shellQuote(nf.log)} 2>&1 &`,
+      `echo $! > ${shellQuote(`${node.name}/qemu.pid`)}`,
+    );
+  }
+  start.push('', `echo "started ${lab.nodes.length} guest(s); their consoles are ${o.dir}/NODE/console.sock"`);
+
+  const ifdown: string[] = [header(lab.name, 'ifdown: stop the guests, remove the namespace (and every link in it)').replace('set -eu', 'set -u'), `cd ${shellQuote(o.dir)}`];
+  for (const node of lab.nodes)
+    ifdown.push(`[ -f ${node.name}/qemu.pid ] && kill $(cat ${node.name}/qemu.pid) 2>/dev/null; rm -f ${node.name}/qemu.pid ${node.name}/*.sock`);
+  ifdown.push('sleep 1', `ip netns delete ${ns} 2>/dev/null`, 'exit 0');
+  files['ifup.sh'] = ifup.join('\n') + '\n';
+  files['start.sh'] = start.join('\n') + '\n';
+  files['ifdown.sh'] = ifdown.join('\n') + '\n';
+  return files;
+}

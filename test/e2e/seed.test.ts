@@ -1,0 +1,156 @@
+// End-to-end: the seed lab (router guest, user-mode uplink, NAT) through `qnet demo`; exec, console, user-mode
+// and socket NICs; the shell export run by hand. Real guests under TCG, in namespaces the tests make and remove.
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { consoleRun } from '../../src/qemu/serial.js';
+import { QNET, ROOT, labName, qnet, snapshot, waitForText, writeTopology, type HostSnapshot } from './helpers.js';
+
+test('qnet demo passes every check and leaves nothing behind', async () => {
+  const before0 = await snapshot();
+  const r = await qnet(['demo']);
+  assert.equal(r.code, 0, r.stdout + r.stderr);
+  for (const check of [
+    /deb2 → deb3 ping \(192\.168\.1\.3\)\s+pass/,
+    /deb3 → deb2 ping \(192\.168\.1\.2\)\s+pass/,
+    /deb2 → deb1 ping \(192\.168\.1\.254\)\s+pass/,
+    /deb3 fetches http:\/\/10\.0\.2\.2:8080\/ through deb1's NAT\s+pass .*not 192\.168\.1\.3/,
+    /deb1 masqueraded it \(nft counter on its uplink\)\s+pass/,
+  ])
+    assert.match(r.stdout, check);
+  assert.doesNotMatch(r.stdout, /FAIL/);
+  assert.match(r.stdout, /all 5 checks passed/);
+  assert.deepEqual(await snapshot(), before0);
+});
+
+describe('exec, console, user-mode and socket NICs', () => {
+  const lab = labName('kinds');
+  let before0: HostSnapshot;
+  before(async () => {
+    before0 = await snapshot();
+    const file = writeTopology({
+      name: lab,
+      networks: { wire: { mode: 'socket', subnet: '10.5.0.0/30' } },
+      nodes: {
+        a: { nics: [{ user: { hostfwd: [{ host: 8080, guest: 80 }] } }, { network: 'wire', ip: '10.5.0.1' }] },
+        b: { nics: [{ network: 'wire', ip: '10.5.0.2', model: 'e1000' }] },
+        lone: { memory: 104 }, // no NIC at all: exec must still reach it
+      },
+    });
+    const r = await qnet(['up', file]);
+    assert.equal(r.code, 0, r.stderr);
+  });
+  after(async () => {
+    await qnet(['down', lab]);
+    assert.deepEqual(await snapshot(), before0);
+  });
+
+  test('exec passes stdout, stderr and exit codes 0, 1 and 127 through', async () => {
+    const ok = await qnet(['exec', lab, 'lone', '--', 'sh', '-c', 'echo to-out; echo to-err >&2']);
+    assert.equal(ok.code, 0);
+    assert.equal(ok.stdout, 'to-out\n');
+    assert.equal(ok.stderr, 'to-err\n');
+    const one = await qnet(['exec', lab, 'lone', '--', 'false']);
+    assert.equal(one.code, 1);
+    const seven = await qnet(['exec', lab, 'a', '--', 'sh', '-c', 'exit 7']);
+    assert.equal(seven.code, 7);
+    const missing = await qnet(['exec', lab, 'b', '--', 'no-such-command']);
+    assert.equal(missing.code, 127);
+    assert.match(missing.stderr, /no-such-command: command not found/);
+  });
+
+  test('exec times out cleanly: the command is killed, exit 124, the guest still answers', async () => {
+    const t = Date.now();
+    const r = await qnet(['exec', lab, 'lone', '--timeout', '2', '--', 'sh', '-c', 'echo started; sleep 30']);
+    assert.equal(r.code, 124);
+    assert.match(r.stderr, /timed out after 2 s/);
+    assert.ok(Date.now() - t < 15000, 'exec returned long before the command would have ended');
+    const ps = await qnet(['exec', lab, 'lone', '--', 'sh', '-c', 'ps | grep -c "[s]leep 30" || true']);
+    assert.equal(ps.stdout.trim(), '0', 'the timed-out command is no longer running');
+  });
+
+  test('exec of an unknown node or lab is bad input (exit 2)', async () => {
+    assert.equal((await qnet(['exec', lab, 'nope', '--', 'true'])).code, 2);
+    assert.equal((await qnet(['exec', 'no-such-lab', 'a', '--', 'true'])).code, 2);
+  });
+
+  test('a user-mode NIC gets 10.0.2.15 via 10.0.2.2, and its host forward reaches the guest', async () => {
+    const addr = await qnet(['exec', lab, 'a', '--', 'sh', '-c', 'ip -4 addr show eth0; ip route; cat /etc/resolv.conf']);
+    assert.match(addr.stdout, /inet 10\.0\.2\.15\/24/);
+    assert.match(addr.stdout, /default via 10\.0\.2\.2/);
+    assert.match(addr.stdout, /nameserver 10\.0\.2\.3/);
+    const srv = await qnet(['exec', lab, 'a', '--', 'httpd', '-p', '80', '-h', '/etc']);
+    assert.equal(srv.code, 0, srv.stderr);
+    // The forward listens on the lab namespace's loopback.
+    const r = spawnSync('ip', ['netns', 'exec', `qnet-${lab}`, 'busybox', 'wget', '-q', '-O', '-', 'http://127.0.0.1:8080/hostname'], { encoding: 'utf8', timeout: 20000 });
+    assert.equal(r.stdout.trim(), 'a', r.stderr);
+    const other = spawnSync('ip', ['netns', 'exec', `qnet-${lab}`, 'busybox', 'wget', '-q', '-O', '-', 'http://127.0.0.1:8081/hostname'], { encoding: 'utf8', timeout: 20000 });
+    assert.notEqual(other.status, 0, 'an undeclared port is not forwarded');
+  });
+
+  test('a socket link carries traffic between its two guests (no bridge, no tap)', async () => {
+    const r = await qnet(['exec', lab, 'a', '--', 'ping', '-c', '2', '-W', '3', '10.5.0.2']);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    const s = JSON.parse((await qnet(['status', lab, '--json'])).stdout);
+    assert.deepEqual(s.networks, []);
+    const mon = await qnet(['status', lab, '--monitor']);
+    assert.match(mon.stdout, /type=socket/);
+    assert.match(mon.stdout, /type=user/);
+  });
+
+  test('console attaches to the guest shell and detaches with Ctrl-]', async () => {
+    const child = spawn(process.execPath, [QNET, 'console', lab, 'b'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    let err = '';
+    child.stderr.on('data', (d) => (err += d));
+    child.stdin.write('echo "con""sole-$(hostname)"\n');
+    const deadline = Date.now() + 20000;
+    while (!out.includes('console-b') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    child.stdin.write(Buffer.from([0x1d]));
+    const code = await new Promise((r) => child.on('close', r));
+    assert.match(out, /console-b/);
+    assert.match(err, /detach with Ctrl-\]/);
+    assert.equal(code, 0);
+  });
+});
+
+test('the shell export reproduces the lab by hand, and its ifdown removes it', async () => {
+  const before0 = await snapshot();
+  const lab = labName('sh');
+  const file = writeTopology({
+    name: lab,
+    networks: { lan: { bridge: 'kbr0', subnet: '192.168.1.0/24' } },
+    nodes: {
+      deb2: { nics: [{ network: 'lan', tap: 'ktap2', mac: 'de:ad:be:ef:00:02', model: 'e1000', ip: '192.168.1.2' }] },
+      deb3: { nics: [{ network: 'lan', tap: 'ktap3', mac: 'de:ad:be:ef:00:03', model: 'e1000', ip: '192.168.1.3' }] },
+    },
+  });
+  const tmp = mkdtempSync(path.join(tmpdir(), 'qnet-export-'));
+  chmodSync(tmp, 0o755); // the guests run as the unprivileged user and must reach their sockets
+  const dir = path.join(tmp, 'out');
+  try {
+    const r = await qnet(['export', file, '--format', 'sh', '--out', dir]);
+    assert.equal(r.code, 0, r.stderr);
+    const run = (script: string) => spawnSync('sh', [path.join(dir, script)], { encoding: 'utf8', cwd: ROOT });
+    const up = run('ifup.sh');
+    assert.equal(up.status, 0, up.stderr);
+    const start = run('start.sh');
+    assert.equal(start.status, 0, start.stderr);
+    await waitForText(path.join(dir, 'deb2', 'console.log'), 'qnet: READY', 90000);
+    await waitForText(path.join(dir, 'deb3', 'console.log'), 'qnet: READY', 90000);
+    const ping = await consoleRun(path.join(dir, 'deb2', 'console.sock'), 'ping -c 2 -W 3 192.168.1.3');
+    assert.equal(ping.code, 0, ping.output);
+  } finally {
+    spawnSync('sh', [path.join(dir, 'ifdown.sh')]);
+  }
+  // Its QEMUs are not qnet's children: wait for them to be gone before comparing.
+  const deadline = Date.now() + 10000;
+  while ((await snapshot()).guests.length > before0.guests.length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+  const after0 = await snapshot();
+  rmSync(path.dirname(dir), { recursive: true, force: true });
+  assert.deepEqual(after0, before0);
+});
