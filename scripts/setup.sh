@@ -4,17 +4,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Host tools, and the shared libraries that the guest's binaries (qemu-ga, nft) are packed with.
+pkgs=(qemu-system-x86 iproute2 nftables dnsmasq-base busybox-static cpio kmod util-linux tcpdump gzip
+      libglib2.0-0 libnuma1 liburing2 libudev1)
 need_pkgs=()
-have() { command -v "$1" >/dev/null 2>&1; }
-have qemu-system-x86_64 || need_pkgs+=(qemu-system-x86)
-have ip || need_pkgs+=(iproute2)
-have nft || need_pkgs+=(nftables)
-have dnsmasq || need_pkgs+=(dnsmasq-base)
-have cpio || need_pkgs+=(cpio)
-have depmod || need_pkgs+=(kmod)
-have nsenter && have setpriv && have unshare || need_pkgs+=(util-linux)
-have tcpdump || need_pkgs+=(tcpdump)
-dpkg-query -W -f '${Status}' busybox-static 2>/dev/null | grep -q 'install ok installed' || need_pkgs+=(busybox-static)
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f '${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || need_pkgs+=("$p")
+done
 
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then echo "setup: missing ${need_pkgs[*]}; run as root (apt-get install)" >&2; exit 1; fi

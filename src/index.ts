@@ -11,3 +11,7 @@ export { listLabs, findLab } from './lab/discover.js';
 export { ensureImage } from './guest/image.js';
 export { RealRunner, RecordingRunner, type CommandRunner } from './host/run.js';
 export { QmpClient } from './qemu/qmp.js';
+export { execInGuest, monitorNetwork } from './lab/exec.js';
+export { runDemo, type Check } from './lab/demo.js';
+export { exportLab } from './lab/export.js';
+export { AgentClient } from './qemu/agent.js';

@@ -19,7 +19,9 @@ export function attachConsole(socketPath: string, title: string): Promise<number
       if (i >= 0) {
         if (i > 0) sock.write(d.subarray(0, i));
         restore();
-        sock.end();
+        sock.destroy();
+        // Nothing else is read from the terminal: let the process end.
+        if (!stdin.isTTY) stdin.destroy();
         process.stderr.write('\r\n[detached]\r\n');
         resolve(0);
         return;

@@ -61,7 +61,13 @@ export function renderStatus(s: LabStatus): string {
     out.push(
       table(
         ['NETWORK', 'BRIDGE', 'SUBNET', 'HOST ADDRESS', 'TAPS'],
-        s.networks.map((n) => [n.name, n.present ? n.bridge : `${n.bridge} (missing)`, n.subnet ?? '-', n.address ?? '-', n.taps.join(' ') || '-']),
+        s.networks.map((n) => [
+          n.name,
+          (n.bridge ?? `(${n.mode} link)`) + (n.present ? '' : ' (missing)'),
+          n.subnet ?? '-',
+          n.address ?? '-',
+          n.taps.join(' ') || '-',
+        ]),
       ),
     );
   for (const n of s.nodes)

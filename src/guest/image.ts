@@ -66,12 +66,18 @@ async function kernelPackage(run: CommandRunner): Promise<string> {
   return m[1]!;
 }
 
-/** The version apt would download for a package (part of the image key, so a kernel update rebuilds). */
-async function candidateVersion(run: CommandRunner, pkg: string): Promise<string> {
-  const r = await run.run(['apt-cache', 'policy', pkg], { allowFail: true });
-  const m = /Candidate:\s*(\S+)/.exec(r.stdout);
-  if (!m || m[1] === '(none)') throw new RuntimeError(`apt knows no version of ${pkg}; run \`apt-get update\` and try again`);
-  return m[1]!;
+/** The versions apt would download for packages, in one apt-cache call (part of the image key, so updates rebuild). */
+async function candidateVersions(run: CommandRunner, pkgs: string[]): Promise<Record<string, string>> {
+  const r = await run.run(['apt-cache', 'policy', ...pkgs], { allowFail: true });
+  const out: Record<string, string> = {};
+  for (const block of r.stdout.split(/\n(?=\S)/)) {
+    const name = /^(\S+):/.exec(block)?.[1];
+    const cand = /Candidate:\s*(\S+)/.exec(block)?.[1];
+    if (name && cand && cand !== '(none)') out[name] = cand;
+  }
+  for (const p of pkgs)
+    if (!out[p]) throw new RuntimeError(`apt knows no version of ${p}; run \`apt-get update\` and try again`);
+  return out;
 }
 
 async function busyboxVersion(run: CommandRunner): Promise<string> {
@@ -121,10 +127,11 @@ async function cpioNewc(run: CommandRunner, root: string, out: string): Promise<
 /** Returns the cached image for the current inputs, building it first when needed. */
 export async function ensureImage(run: CommandRunner, progress: Progress = () => {}, force = false): Promise<ImageManifest> {
   const pkg = await kernelPackage(run);
-  const kernelVersion = await candidateVersion(run, pkg);
+  const versions = await candidateVersions(run, [pkg, ...GUEST_DEBS.map((d) => d.pkg)]);
+  const kernelVersion = versions[pkg]!;
   const bbVersion = await busyboxVersion(run);
   const debVersions: Record<string, string> = {};
-  for (const d of GUEST_DEBS) debVersions[d.pkg] = await candidateVersion(run, d.pkg);
+  for (const d of GUEST_DEBS) debVersions[d.pkg] = versions[d.pkg]!;
   const inputs = { BUILDER_VERSION, pkg, kernelVersion, bbVersion, debVersions, GUEST_DEBS, INIT, INITTAB, PROFILE, BOOT, IMAGE_MODULES, KERNEL_CMDLINE };
   const key = imageKey(inputs);
   const dir = path.join(cacheRoot(), 'images', key);

@@ -26,7 +26,7 @@ export interface LabStatus {
   accel?: string;
   createdAt?: string;
   source?: string;
-  networks: Array<{ name: string; bridge: string; subnet?: string; address?: string; present: boolean; taps: string[] }>;
+  networks: Array<{ name: string; mode: 'bridge' | 'socket'; bridge?: string; subnet?: string; address?: string; present: boolean; taps: string[] }>;
   nodes: NodeStatus[];
   leftovers: string[];
 }
@@ -77,11 +77,16 @@ export async function labStatus(lab: string): Promise<LabStatus | null> {
   }
   const networks = state.lab.networks.map((n) => ({
     name: n.name,
-    bridge: n.bridge,
+    mode: n.mode,
+    ...(n.mode === 'bridge' ? { bridge: n.bridge } : {}),
     ...(n.subnet ? { subnet: formatCidr(n.subnet) } : {}),
     ...(n.address ? { address: formatCidr(n.address) } : {}),
-    present: links.has(n.bridge),
-    taps: [...links].filter(([, l]) => l.master === n.bridge).map(([name]) => name),
+    // A socket link has no device on the host: it is there while both of its guests run.
+    present:
+      n.mode === 'bridge'
+        ? links.has(n.bridge)
+        : nodes.filter((x) => x.nics.some((c) => c.network === n.name)).every((x) => x.state === 'running'),
+    taps: n.mode === 'bridge' ? [...links].filter(([, l]) => l.master === n.bridge).map(([name]) => name) : [],
   }));
   const anyDown = nodes.some((n) => n.state !== 'running') || networks.some((n) => !n.present);
   return {

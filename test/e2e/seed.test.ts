@@ -95,7 +95,8 @@ describe('exec, console, user-mode and socket NICs', () => {
     const r = await qnet(['exec', lab, 'a', '--', 'ping', '-c', '2', '-W', '3', '10.5.0.2']);
     assert.equal(r.code, 0, r.stdout + r.stderr);
     const s = JSON.parse((await qnet(['status', lab, '--json'])).stdout);
-    assert.deepEqual(s.networks, []);
+    assert.equal(s.status, 'up');
+    assert.deepEqual(s.networks, [{ name: 'wire', mode: 'socket', subnet: '10.5.0.0/30', present: true, taps: [] }]);
     const mon = await qnet(['status', lab, '--monitor']);
     assert.match(mon.stdout, /type=socket/);
     assert.match(mon.stdout, /type=user/);
