@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Host tools, and the shared libraries that the guest's binaries (qemu-ga, nft) are packed with.
-pkgs=(qemu-system-x86 iproute2 nftables dnsmasq-base busybox-static cpio kmod util-linux tcpdump gzip
+pkgs=(qemu-system-x86 iproute2 nftables dnsmasq-base busybox-static cpio kmod util-linux tcpdump gzip xz-utils
       libglib2.0-0 libnuma1 liburing2 libudev1)
 need_pkgs=()
 for p in "${pkgs[@]}"; do

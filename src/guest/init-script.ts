@@ -94,6 +94,12 @@ while read -r kind a b c; do
   ip link set "$b" up || fail=1
   i=$((i+1))
 done < /etc/qnet/config
+# "Ready" means the network is usable: wait (bounded) for each NIC's carrier (e1000 negotiates its link).
+while read -r kind a b c; do
+  [ "$kind" = nic ] || continue
+  n=0
+  while [ "$(cat "/sys/class/net/$b/carrier" 2>/dev/null)" != 1 ] && [ $n -lt 200 ]; do usleep 50000; n=$((n+1)); done
+done < /etc/qnet/config
 # Pass 3: addresses and routes.
 while read -r kind a b c; do
   case "$kind" in

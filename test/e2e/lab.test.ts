@@ -63,9 +63,9 @@ describe('a lab of two guests on one bridge', () => {
   test('the guests ping each other in both directions, checked from inside', async () => {
     const d2 = nodeFiles(nodeDir(lab, 'deb2')).console;
     const d3 = nodeFiles(nodeDir(lab, 'deb3')).console;
-    const a = await consoleRun(d2, 'ping -c 2 -W 3 192.168.7.3');
+    const a = await consoleRun(d2, 'ping -c 1 -W 3 192.168.7.3'); // the very first packet after up must pass
     assert.equal(a.code, 0, a.output);
-    assert.match(a.output, /2 packets received/);
+    assert.match(a.output, /1 packets received/);
     const b = await consoleRun(d3, 'ping -c 2 -W 3 192.168.7.2');
     assert.equal(b.code, 0, b.output);
     const byName = await consoleRun(d3, 'ping -c 1 -W 3 deb2');
