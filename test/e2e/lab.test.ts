@@ -140,3 +140,23 @@ describe('failures part-way and lost state leave nothing behind', () => {
     assert.deepEqual(await snapshot(), before0);
   });
 });
+
+describe('crash safety', () => {
+  test('up killed (SIGKILL) before each step in turn: down afterwards leaves nothing', async () => {
+    const name = labName('kill');
+    const file = writeTopology({
+      name,
+      networks: { lan: { subnet: '10.8.0.0/24' } },
+      nodes: { a: { nics: [{ network: 'lan', ip: '10.8.0.2' }] }, b: { nics: [{ network: 'lan', ip: '10.8.0.3' }] } },
+    });
+    const before0 = await snapshot();
+    // Steps: run dir, netns, links, (prepare, config, start) x 2, wait.
+    for (let step = 1; step <= 10; step++) {
+      const r = await qnet(['up', file], { QNET_TEST_KILL_BEFORE_STEP: String(step) });
+      assert.notEqual(r.code, 0, `up must have died before step ${step}`);
+      const d = await qnet(['down', name]);
+      assert.equal(d.code, 0, d.stderr);
+      assert.deepEqual(await snapshot(), before0, `leftovers after a kill before step ${step}`);
+    }
+  });
+});
