@@ -1,8 +1,8 @@
 // The built-in guest image: a Debian kernel (unpacked from its .deb, never installed) and a busybox initramfs.
 // Cached under a key of all its inputs, rebuilt only when one of them changes.
 import { createHash } from 'node:crypto';
-import { constants as fsc } from 'node:fs';
-import { access, chmod, copyFile, mkdir, mkdtemp, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { exists } from '../host/fs.js';
+import { chmod, copyFile, mkdir, mkdtemp, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { RuntimeError } from '../errors.js';
 import type { CommandRunner } from '../host/run.js';
@@ -48,14 +48,6 @@ export interface ImageManifest extends GuestImage {
 
 export type Progress = (message: string) => void;
 
-async function exists(p: string): Promise<boolean> {
-  try {
-    await access(p, fsc.F_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** The kernel package that linux-image-amd64 currently points to. */
 async function kernelPackage(run: CommandRunner): Promise<string> {

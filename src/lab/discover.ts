@@ -1,20 +1,12 @@
 // Finding what exists of a lab on the host, from ownership markers alone (no state file needed).
-import { constants as fsc } from 'node:fs';
-import { access, readdir } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
+import { exists } from '../host/fs.js';
 import { RealRunner } from '../host/run.js';
 import { findGuestProcesses } from '../qemu/process.js';
 import { ownerMarker } from '../render/ipbatch.js';
 import { NETNS_PREFIX } from '../topology/model.js';
 import { labDir, runRoot } from './paths.js';
 
-async function exists(p: string): Promise<boolean> {
-  try {
-    await access(p, fsc.F_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** Whether the namespace exists and carries the lab's marker (the alias of its loopback). */
 export async function netnsOwnership(lab: string): Promise<'ours' | 'foreign' | 'absent'> {

@@ -1,24 +1,11 @@
 // The guest control channel (a virtio-serial port): the guest says READY/ERROR, the host says poweroff.
 import net from 'node:net';
 import { RuntimeError } from '../errors.js';
+import { connectUnix } from './unix.js';
 
 /** Connects to a guest's control socket. */
 export function connectControl(path: string, timeoutMs = 5000): Promise<net.Socket> {
-  return new Promise((resolve, reject) => {
-    const s = net.connect(path);
-    const t = setTimeout(() => {
-      s.destroy();
-      reject(new RuntimeError(`control socket ${path}: no answer within ${timeoutMs} ms`));
-    }, timeoutMs);
-    s.once('connect', () => {
-      clearTimeout(t);
-      resolve(s);
-    });
-    s.once('error', (e) => {
-      clearTimeout(t);
-      reject(e);
-    });
-  });
+  return connectUnix(path, timeoutMs, 'control socket');
 }
 
 /**

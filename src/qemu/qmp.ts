@@ -1,6 +1,7 @@
 // A small QMP client: JSON lines over the guest's monitor socket, command/response matched by id.
 import net from 'node:net';
 import { RuntimeError } from '../errors.js';
+import { connectUnix } from './unix.js';
 
 interface Pending {
   resolve: (v: unknown) => void;
@@ -28,21 +29,7 @@ export class QmpClient {
 
   /** Connects, reads the greeting and negotiates capabilities. */
   static async connect(path: string, timeoutMs = 5000): Promise<QmpClient> {
-    const socket = await new Promise<net.Socket>((resolve, reject) => {
-      const s = net.connect(path);
-      const t = setTimeout(() => {
-        s.destroy();
-        reject(new RuntimeError(`QMP socket ${path}: no answer within ${timeoutMs} ms`));
-      }, timeoutMs);
-      s.once('connect', () => {
-        clearTimeout(t);
-        resolve(s);
-      });
-      s.once('error', (e) => {
-        clearTimeout(t);
-        reject(e);
-      });
-    });
+    const socket = await connectUnix(path, timeoutMs, 'QMP socket');
     const client = new QmpClient(socket);
     await client.greeting(timeoutMs);
     await client.execute('qmp_capabilities');
