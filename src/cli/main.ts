@@ -18,6 +18,7 @@ import { consoleReporter, fmtMs, green, red, renderStatus, table } from './outpu
 import { runDemo } from '../lab/demo.js';
 import { exportLab } from '../lab/export.js';
 import { readState } from '../lab/state.js';
+import { labLeases } from '../lab/leases.js';
 
 /** Runs the CLI with the given arguments and returns the exit code. */
 export async function main(argv: string[]): Promise<number> {
@@ -131,6 +132,18 @@ export async function main(argv: string[]): Promise<number> {
         failed ? `${red(`${failed} of ${checks.length} checks failed`)}\n` : `${green(`all ${checks.length} checks passed`)} in ${fmtMs(Date.now() - t)}; the lab is gone\n`,
       );
       code = failed ? 1 : 0;
+    });
+
+  program
+    .command('leases')
+    .description('show the current DHCP leases of a lab (from its dnsmasq instances)')
+    .argument('<lab>', 'lab name')
+    .option('--json', 'machine-readable output')
+    .action(async (lab: string, o: { json?: boolean }) => {
+      const leases = await labLeases(lab);
+      if (o.json) process.stdout.write(JSON.stringify(leases, null, 2) + '\n');
+      else if (!leases.length) process.stdout.write(`lab ${lab}: no leases\n`);
+      else process.stdout.write(table(['NETWORK', 'MAC', 'IP', 'HOSTNAME', 'EXPIRES'], leases.map((l) => [l.network, l.mac, l.ip, l.hostname || '-', l.expires])) + '\n');
     });
 
   program

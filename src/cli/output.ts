@@ -70,6 +70,8 @@ export function renderStatus(s: LabStatus): string {
         ]),
       ),
     );
+  if (s.services.length)
+    out.push(table(['SERVICE', 'PID', 'STATE'], s.services.map((x) => [x.name, String(x.pid), x.state === 'running' ? x.state : red(x.state)])));
   for (const n of s.nodes)
     if (n.monitorNetwork) out.push(`${bold(`${n.name}: info network`)}\n  ${n.monitorNetwork.trim().split('\n').join('\n  ')}`);
   return out.join('\n');

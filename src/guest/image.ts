@@ -9,7 +9,7 @@ import type { CommandRunner } from '../host/run.js';
 import { cacheRoot } from '../lab/paths.js';
 import type { GuestImage } from '../render/qemu.js';
 import { NIC_MODELS } from '../topology/schema.js';
-import { BOOT, INIT, INITTAB, PROFILE } from './init-script.js';
+import { BOOT, INIT, INITTAB, PROFILE, UDHCPC } from './init-script.js';
 import { loadOrder, parseAliases, parseModulesDep, parseSoftdeps } from './modules.js';
 import { parseLdd } from './libs.js';
 
@@ -158,7 +158,7 @@ export async function ensureImage(run: CommandRunner, progress: Progress = () =>
   const bbVersion = await busyboxVersion(run);
   const debVersions: Record<string, string> = {};
   for (const d of GUEST_DEBS) debVersions[d.pkg] = versions[d.pkg]!;
-  const inputs = { BUILDER_VERSION, pkg, kernelVersion, bbVersion, debVersions, GUEST_DEBS, INIT, INITTAB, PROFILE, BOOT, IMAGE_MODULES, KERNEL_CMDLINE };
+  const inputs = { BUILDER_VERSION, pkg, kernelVersion, bbVersion, debVersions, GUEST_DEBS, INIT, INITTAB, PROFILE, BOOT, UDHCPC, IMAGE_MODULES, KERNEL_CMDLINE };
   const key = imageKey(inputs);
   const dir = path.join(cacheRoot(), 'images', key);
   const manifestPath = path.join(dir, 'manifest.json');
@@ -226,6 +226,7 @@ export async function ensureImage(run: CommandRunner, progress: Progress = () =>
       ['etc/inittab', INITTAB, 0o644],
       ['etc/profile', PROFILE, 0o644],
       ['etc/qnet/boot', BOOT, 0o755],
+      ['etc/qnet/udhcpc', UDHCPC, 0o755],
       ['etc/hosts', '127.0.0.1 localhost\n', 0o644],
       ['etc/passwd', 'root:x:0:0:root:/root:/bin/sh\n', 0o644],
       ['etc/group', 'root:x:0:\n', 0o644],

@@ -28,6 +28,25 @@ ttyS0::respawn:-/bin/sh
 ::shutdown:/bin/umount -a -r
 `;
 
+/** The udhcpc script: applies a lease (address, router, DNS, search domain) to the interface. */
+export const UDHCPC = `#!/bin/sh
+case "$1" in
+  deconfig) ip addr flush dev "$interface"; ip link set "$interface" up ;;
+  bound|renew)
+    cur=$(ip -4 -o addr show dev "$interface" | awk '{print $4}')
+    if [ "$cur" != "$ip/$mask" ]; then ip addr flush dev "$interface"; ip addr add "$ip/$mask" dev "$interface"; fi
+    if [ -n "$router" ]; then
+      ip route del default dev "$interface" 2>/dev/null
+      for r in $router; do ip route add default via "$r" dev "$interface"; break; done
+    fi
+    : > /etc/resolv.conf
+    [ -n "$domain" ] && echo "search $domain" >> /etc/resolv.conf
+    for d in $dns; do echo "nameserver $d" >> /etc/resolv.conf; done
+    ;;
+esac
+exit 0
+`;
+
 /** /etc/profile for the console shell. */
 export const PROFILE = `export PS1='\\h:\\w# '
 export PATH=/sbin:/usr/sbin:/bin:/usr/bin
@@ -104,6 +123,7 @@ done < /etc/qnet/config
 while read -r kind a b c; do
   case "$kind" in
     addr) ip addr add "$b" dev "$a" || fail=1 ;;
+    dhcp) udhcpc -i "$a" -t 20 -T 1 -A 1 -n -x "hostname:$(hostname)" -s /etc/qnet/udhcpc >/dev/null 2>&1 || { say "ERROR no DHCP lease on $a"; fail=1; } ;;
     route) ip route add "$a" via "$b" || fail=1 ;;
     host) echo "$b $a" >> /etc/hosts ;;
     dns) echo "nameserver $a" >> /etc/resolv.conf ;;

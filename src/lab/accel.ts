@@ -32,7 +32,7 @@ async function probeKvm(image: ImageManifest, user: string): Promise<boolean> {
   const ids = await userIds(user);
   await chown(dir, ids.uid, ids.gid);
   const node = { name: 'probe', memory: 128, cpus: 1, nics: [] };
-  await writeFile(files.config, renderGuestConfig({ name: 'probe', netns: '', networks: [], nodes: [node] }, node));
+  await writeFile(files.config, renderGuestConfig({ name: 'probe', netns: '', networks: [], nodes: [node], forwards: [] }, node));
   const argv = renderGuestCommand({ node, files, image, accel: 'kvm', user });
   let pid: number | undefined;
   try {

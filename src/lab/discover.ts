@@ -2,7 +2,8 @@
 import { readdir } from 'node:fs/promises';
 import { exists } from '../host/fs.js';
 import { RealRunner } from '../host/run.js';
-import { findGuestProcesses } from '../qemu/process.js';
+import { findMarkedProcesses } from '../qemu/process.js';
+import { uplinkTable } from '../render/uplink.js';
 import { ownerMarker } from '../render/ipbatch.js';
 import { NETNS_PREFIX } from '../topology/model.js';
 import { labDir, runRoot } from './paths.js';
@@ -27,15 +28,48 @@ export async function netnsOwnership(lab: string): Promise<'ours' | 'foreign' | 
   }
 }
 
-/** What of a lab is present on the host: its namespace, run directory, guest processes. */
-export async function findLab(lab: string): Promise<{ present: boolean; what: string[]; pids: number[]; netns: 'ours' | 'foreign' | 'absent' }> {
+/** Links in the host namespace that carry the lab's marker (its uplink veth). */
+export async function hostLinksOf(lab: string): Promise<string[]> {
+  const r = await new RealRunner().run(['ip', '-j', 'link', 'show'], { allowFail: true });
+  try {
+    return (JSON.parse(r.stdout || '[]') as Array<{ ifname: string; ifalias?: string }>)
+      .filter((l) => l.ifalias === ownerMarker(lab))
+      .map((l) => l.ifname);
+  } catch {
+    return [];
+  }
+}
+
+/** Whether the host has the lab's nft table (named after it, and carrying its marker as comment). */
+export async function hostTableOf(lab: string): Promise<boolean> {
+  const r = await new RealRunner().run(['nft', 'list', 'table', 'ip', uplinkTable(lab)], { allowFail: true }).catch(() => null);
+  return !!r && r.code === 0 && r.stdout.includes(ownerMarker(lab));
+}
+
+/** What of a lab is present on the host: its namespace, run directory, processes, uplink and firewall table. */
+export async function findLab(lab: string): Promise<{
+  present: boolean;
+  what: string[];
+  pids: number[];
+  services: number[];
+  hostLinks: string[];
+  hostTable: boolean;
+  netns: 'ours' | 'foreign' | 'absent';
+}> {
   const what: string[] = [];
   const netns = await netnsOwnership(lab);
   if (netns !== 'absent') what.push(`namespace ${NETNS_PREFIX}${lab}${netns === 'foreign' ? ' (not made by qnet)' : ''}`);
   if (await exists(labDir(lab))) what.push(`run directory ${labDir(lab)}`);
-  const procs = await findGuestProcesses(lab);
+  const marked = await findMarkedProcesses(lab);
+  const procs = marked.filter((p) => p.node);
+  const services = marked.filter((p) => p.service);
   if (procs.length) what.push(`${procs.length} guest process${procs.length > 1 ? 'es' : ''}`);
-  return { present: what.length > 0, what, pids: procs.map((p) => p.pid), netns };
+  if (services.length) what.push(services.map((s) => s.service).join(', '));
+  const hostLinks = await hostLinksOf(lab);
+  if (hostLinks.length) what.push(`host link${hostLinks.length > 1 ? 's' : ''} ${hostLinks.join(', ')}`);
+  const hostTable = await hostTableOf(lab);
+  if (hostTable) what.push(`nft table ip ${uplinkTable(lab)}`);
+  return { present: what.length > 0, what, pids: procs.map((p) => p.pid), services: services.map((s) => s.pid), hostLinks, hostTable, netns };
 }
 
 /** Names of every lab that has anything on the host (run directory, marked namespace or guest process). */
@@ -51,6 +85,18 @@ export async function listLabs(): Promise<string[]> {
   } catch {
     // no namespaces
   }
-  for (const p of await findGuestProcesses()) names.add(p.lab);
+  for (const p of await findMarkedProcesses()) names.add(p.lab);
+  // Uplinks and tables left by a lab whose namespace and run directory are gone.
+  const links = await new RealRunner().run(['ip', '-j', 'link', 'show'], { allowFail: true });
+  try {
+    for (const l of JSON.parse(links.stdout || '[]') as Array<{ ifalias?: string }>) {
+      const m = /^qnet:lab=([a-z0-9-]+)$/.exec(l.ifalias ?? '');
+      if (m) names.add(m[1]!);
+    }
+  } catch {
+    // unreadable: skip
+  }
+  const tables = await new RealRunner().run(['nft', 'list', 'tables', 'ip'], { allowFail: true }).catch(() => null);
+  for (const m of (tables?.stdout ?? '').matchAll(/^table ip qnet-([a-z0-9-]+)$/gm)) names.add(m[1]!);
   return [...names].sort();
 }

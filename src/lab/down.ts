@@ -2,7 +2,10 @@
 import { rm } from 'node:fs/promises';
 import type { CommandRunner } from '../host/run.js';
 import { stopGuest } from '../qemu/guest.js';
-import { markerOf } from '../qemu/process.js';
+import { markerOf, processMarker } from '../qemu/process.js';
+import { stopService } from '../host/service.js';
+import { releaseHostForwarding } from '../host/forwarding.js';
+import { uplinkTable } from '../render/uplink.js';
 import { nodeFiles } from '../render/qemu.js';
 import { NETNS_PREFIX } from '../topology/model.js';
 import { findLab } from './discover.js';
@@ -45,6 +48,24 @@ export async function down(lab: string, opts: { runner: CommandRunner; reporter?
     removed.push(...stopped.map(([node, how]) => `guest ${node} (${how})`));
     reporter.step(`stop ${stopped.length} guest${stopped.length > 1 ? 's' : ''}`, Date.now() - t, true);
   }
+
+  const services = new Set<number>([...found.services, ...Object.values(state?.services ?? {}).map((s) => s.pid)]);
+  for (const pid of services) {
+    const m = await processMarker(pid);
+    if (m?.lab !== lab || !m.service) continue;
+    await stopService(pid);
+    removed.push(m.service);
+  }
+
+  for (const link of found.hostLinks) {
+    await opts.runner.run(['ip', 'link', 'delete', link], { allowFail: true });
+    removed.push(`host link ${link} (and its routes)`);
+  }
+  if (found.hostTable) {
+    await opts.runner.run(['nft', 'delete', 'table', 'ip', uplinkTable(lab)]);
+    removed.push(`nft table ip ${uplinkTable(lab)}`);
+  }
+  if (await releaseHostForwarding(lab)) removed.push('host IPv4 forwarding (back to its value before qnet)');
 
   if (found.netns === 'ours') {
     const t1 = Date.now();

@@ -13,6 +13,8 @@ export interface LabState {
   accel: string;
   image: string;
   guests: Record<string, { pid: number; startedAt: string; readyAt?: string; bootSeconds?: number }>;
+  /** Helper processes of the lab (dnsmasq per DHCP network). */
+  services?: Record<string, { pid: number }>;
 }
 
 /** Path of a lab's state file. */

@@ -1,8 +1,8 @@
 // Reading a lab's live status: guests (alive or not), addresses, networks and taps.
 import { RealRunner } from '../host/run.js';
-import { isAlive, markerOf } from '../qemu/process.js';
+import { isAlive, markerOf, processMarker } from '../qemu/process.js';
 import { formatCidr, formatIPv4 } from '../topology/ipv4.js';
-import { NETNS_PREFIX } from '../topology/model.js';
+import { NETNS_PREFIX, hasBridge, type NetworkMode } from '../topology/model.js';
 import { findLab, listLabs } from './discover.js';
 import { readState } from './state.js';
 
@@ -26,7 +26,8 @@ export interface LabStatus {
   accel?: string;
   createdAt?: string;
   source?: string;
-  networks: Array<{ name: string; mode: 'bridge' | 'socket'; bridge?: string; subnet?: string; address?: string; present: boolean; taps: string[] }>;
+  services: Array<{ name: string; pid: number; state: 'running' | 'dead' }>;
+  networks: Array<{ name: string; mode: NetworkMode; bridge?: string; subnet?: string; address?: string; present: boolean; taps: string[] }>;
   nodes: NodeStatus[];
   leftovers: string[];
 }
@@ -47,7 +48,7 @@ export async function labStatus(lab: string): Promise<LabStatus | null> {
     }
   }
   if (!state) {
-    return { lab, status: 'leftover', netns, networks: [], nodes: [], leftovers: found.what };
+    return { lab, status: 'leftover', netns, services: [], networks: [], nodes: [], leftovers: found.what };
   }
   const nodes: NodeStatus[] = [];
   for (const node of state.lab.nodes) {
@@ -78,17 +79,24 @@ export async function labStatus(lab: string): Promise<LabStatus | null> {
   const networks = state.lab.networks.map((n) => ({
     name: n.name,
     mode: n.mode,
-    ...(n.mode === 'bridge' ? { bridge: n.bridge } : {}),
+    ...(hasBridge(n) ? { bridge: n.bridge } : {}),
     ...(n.subnet ? { subnet: formatCidr(n.subnet) } : {}),
     ...(n.address ? { address: formatCidr(n.address) } : {}),
     // A socket link has no device on the host: it is there while both of its guests run.
     present:
-      n.mode === 'bridge'
+      hasBridge(n)
         ? links.has(n.bridge)
         : nodes.filter((x) => x.nics.some((c) => c.network === n.name)).every((x) => x.state === 'running'),
-    taps: n.mode === 'bridge' ? [...links].filter(([, l]) => l.master === n.bridge).map(([name]) => name) : [],
+    taps: hasBridge(n) ? [...links].filter(([, l]) => l.master === n.bridge).map(([name]) => name) : [],
   }));
-  const anyDown = nodes.some((n) => n.state !== 'running') || networks.some((n) => !n.present);
+  // Helper daemons (dnsmasq): their death is shown, never silently repaired.
+  const services: LabStatus['services'] = [];
+  for (const [name, s] of Object.entries(state.services ?? {})) {
+    const m = await processMarker(s.pid);
+    const alive = m?.lab === lab && m.service === name && (await isAlive(s.pid));
+    services.push({ name, pid: s.pid, state: alive ? 'running' : 'dead' });
+  }
+  const anyDown = nodes.some((n) => n.state !== 'running') || networks.some((n) => !n.present) || services.some((s) => s.state !== 'running');
   return {
     lab,
     status: state.status === 'up' && anyDown ? 'degraded' : state.status,
@@ -96,6 +104,7 @@ export async function labStatus(lab: string): Promise<LabStatus | null> {
     accel: state.accel,
     createdAt: state.createdAt,
     ...(state.source ? { source: state.source } : {}),
+    services,
     networks,
     nodes,
     leftovers: [],

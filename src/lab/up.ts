@@ -11,6 +11,10 @@ import { startGuest, stopGuest } from '../qemu/guest.js';
 import { nodeFiles } from '../render/qemu.js';
 import type { ResolvedLab } from '../topology/model.js';
 import { resolveAccel, type AccelChoice } from './accel.js';
+import { claimHostForwarding, hostForwardingOnByHost, releaseHostForwarding } from '../host/forwarding.js';
+import { startService, stopService } from '../host/service.js';
+import { needsUplink, uplinkCandidates, type UplinkAddressing } from '../render/uplink.js';
+import { overlaps, parseCidr, type Cidr } from '../topology/ipv4.js';
 import { findLab } from './discover.js';
 import { guestUser, nodeDir } from './paths.js';
 import { writeState, type LabState } from './state.js';
@@ -41,6 +45,7 @@ export interface UpResult {
 interface Live {
   pids: Map<string, number>;
   control: Map<string, net.Socket>;
+  services: Map<string, number>;
 }
 
 /** Plans the lab's steps for the current host (image built if needed, accelerator chosen). */
@@ -52,7 +57,31 @@ export async function prepareUp(lab: ResolvedLab, opts: UpOptions): Promise<{ st
   const t = Date.now();
   const { accel, why } = await resolveAccel(opts.accel ?? 'auto', image, user);
   if (Date.now() - t > 500) reporter.step(`probe acceleration: ${accel} (${why})`, Date.now() - t, true);
-  return { steps: planUp(lab, { image, accel, user }), accel, image: image.key, why };
+  const uplink = needsUplink(lab) ? await chooseUplink(opts.runner, lab) : undefined;
+  const hostForwarding = uplink ? await hostForwardingOnByHost() : undefined;
+  return {
+    steps: planUp(lab, { image, accel, user, ...(uplink ? { uplink } : {}), ...(hostForwarding !== undefined ? { hostForwarding } : {}) }),
+    accel,
+    image: image.key,
+    why,
+  };
+}
+
+/** The first of the lab's candidate /30s that no address or route of the host touches (observed state). */
+async function chooseUplink(runner: CommandRunner, lab: ResolvedLab): Promise<UplinkAddressing> {
+  const used: Cidr[] = [];
+  const addrs = JSON.parse((await runner.run(['ip', '-j', '-4', 'addr', 'show'])).stdout || '[]') as Array<{ addr_info?: Array<{ local: string; prefixlen: number }> }>;
+  for (const l of addrs) for (const a of l.addr_info ?? []) used.push(parseCidr(`${a.local}/${a.prefixlen}`)!);
+  const routes = JSON.parse((await runner.run(['ip', '-j', '-4', 'route', 'show', 'table', 'all'])).stdout || '[]') as Array<{ dst: string }>;
+  for (const r of routes) {
+    const c = r.dst === 'default' ? null : parseCidr(r.dst.includes('/') ? r.dst : `${r.dst}/32`);
+    if (c) used.push(c);
+  }
+  for (const net of uplinkCandidates(lab.name)) {
+    const cand = { ip: net, prefix: 30 };
+    if (!used.some((u) => overlaps(u, cand))) return { net };
+  }
+  throw new RuntimeError('no free /30 for the lab uplink in 100.64.0.0/16 near this lab\'s slot; remove stale routes or rename the lab');
 }
 
 /** Brings a lab up; resolves when every guest is booted and configured. Rolls everything back on failure. */
@@ -75,7 +104,7 @@ export async function up(lab: ResolvedLab, opts: UpOptions): Promise<UpResult> {
     image,
     guests: {},
   };
-  const live: Live = { pids: new Map(), control: new Map() };
+  const live: Live = { pids: new Map(), control: new Map(), services: new Map() };
   const done: Step[] = [];
   let current: Step | undefined;
   const onSignal = () => {
@@ -103,7 +132,7 @@ export async function up(lab: ResolvedLab, opts: UpOptions): Promise<UpResult> {
     return { state, ms: Date.now() - started };
   } catch (err) {
     if (current) reporter.step(current.title, 0, false);
-    const undone = await rollback(done, { runner: opts.runner, lab, live, reporter });
+    const undone = await rollback(done, { runner: opts.runner, ids, lab, state, live, reporter, readyTimeoutMs: 0 });
     const cause = err instanceof Error ? err.message : String(err);
     throw new RuntimeError(
       `qnet up ${lab.name} failed at "${current?.title ?? 'start'}": ${cause}\nrolled back ${undone} step${undone === 1 ? '' : 's'}; nothing of the lab is left`,
@@ -190,18 +219,30 @@ async function execute(a: Action, ctx: ExecContext): Promise<void> {
       await stopGuest(ctx.live.pids.get(a.node), files, 0);
       return;
     }
+    case 'host-forwarding':
+      if (a.enable) await claimHostForwarding(ctx.lab.name);
+      else await releaseHostForwarding(ctx.lab.name);
+      return;
+    case 'start-service': {
+      const pid = await startService(a.argv, { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', ...a.env }, a.log, a.readyText);
+      ctx.live.services.set(a.service, pid);
+      ctx.state.services = { ...(ctx.state.services ?? {}), [a.service]: { pid } };
+      await writeState(ctx.state);
+      return;
+    }
+    case 'stop-service':
+      await stopService(ctx.live.services.get(a.service));
+      return;
   }
 }
 
-async function rollback(done: Step[], ctx: Omit<ExecContext, 'ids' | 'state' | 'readyTimeoutMs'>): Promise<number> {
+async function rollback(done: Step[], ctx: ExecContext): Promise<number> {
   let n = 0;
   for (const step of [...done].reverse()) {
     if (!step.undo) continue;
     try {
-      if (step.undo.kind === 'stop-guest') {
-        await stopGuest(ctx.live.pids.get(step.undo.node), nodeFiles(nodeDir(ctx.lab.name, step.undo.node)), 0);
-      } else if (step.undo.kind === 'exec') await ctx.runner.run(step.undo.argv, { allowFail: true });
-      else if (step.undo.kind === 'rmtree') await rm(step.undo.path, { recursive: true, force: true });
+      if (step.undo.kind === 'exec') await ctx.runner.run(step.undo.argv, { allowFail: true });
+      else await execute(step.undo, ctx);
       n++;
     } catch (e) {
       ctx.reporter.info(`rollback of "${step.title}" failed: ${(e as Error).message}`);

@@ -1,11 +1,25 @@
 // Pure planning: a resolved lab (+ image, acceleration, user) becomes ordered steps, each with its inverse.
 import path from 'node:path';
 import { nodeDir, labDir } from '../lab/paths.js';
-import { ENV_LAB, ENV_NODE } from '../qemu/process.js';
+import { ENV_LAB, ENV_NODE, ENV_SERVICE } from '../qemu/process.js';
+import { dnsmasqFiles, renderDnsmasqConf, renderDnsmasqHosts } from '../render/dnsmasq.js';
+import {
+  needsUplink,
+  renderHostRuleset,
+  renderUplinkHostBatch,
+  renderUplinkLabBatch,
+  renderUplinkRoutes,
+  UPLINK_LAB_IF,
+  uplinkHostIf,
+  uplinkTable,
+  type UplinkAddressing,
+} from '../render/uplink.js';
+import { formatIPv4 } from '../topology/ipv4.js';
 import { renderGuestConfig, renderRouterRuleset } from '../render/guest-config.js';
 import { renderLinkBatch } from '../render/ipbatch.js';
 import { nodeFiles, renderGuestCommand, type Accel, type GuestImage } from '../render/qemu.js';
 import type { ResolvedLab } from '../topology/model.js';
+import { hasBridge } from '../topology/model.js';
 
 export type Action =
   | { kind: 'mkdir'; path: string; mode: number; owner?: string }
@@ -14,7 +28,10 @@ export type Action =
   | { kind: 'rmtree'; path: string }
   | { kind: 'start-guest'; node: string; argv: string[]; env: Record<string, string> }
   | { kind: 'stop-guest'; node: string }
-  | { kind: 'wait-ready'; nodes: string[] };
+  | { kind: 'wait-ready'; nodes: string[] }
+  | { kind: 'host-forwarding'; enable: boolean }
+  | { kind: 'start-service'; service: string; argv: string[]; env: Record<string, string>; log: string; readyText: string }
+  | { kind: 'stop-service'; service: string };
 
 export interface Step {
   title: string;
@@ -27,6 +44,10 @@ export interface PlanContext {
   accel: Accel;
   user: string;
   qemuBinary?: string;
+  /** The uplink /30 chosen for this host (labs with nat or routed networks). */
+  uplink?: UplinkAddressing;
+  /** Whether IPv4 forwarding is already on in the host namespace (observed). */
+  hostForwarding?: boolean;
 }
 
 /** The steps that bring a lab up from nothing. Pure: the same inputs give the same plan. */
@@ -41,7 +62,7 @@ export function planUp(lab: ResolvedLab, ctx: PlanContext): Step[] {
     },
   ];
   const batch = renderLinkBatch(lab, ctx.user);
-  const bridges = lab.networks.filter((n) => n.mode === 'bridge').length;
+  const bridges = lab.networks.filter((n) => hasBridge(n)).length;
   const taps = lab.nodes.reduce((n, node) => n + node.nics.filter((c) => c.kind === 'bridge').length, 0);
   steps.push({
     title: bridges + taps
@@ -50,6 +71,53 @@ export function planUp(lab: ResolvedLab, ctx: PlanContext): Step[] {
     do: { kind: 'exec', argv: ['ip', '-n', lab.netns, '-batch', '-'], input: batch },
     // No undo of its own: deleting the namespace removes every link inside it.
   });
+  if (needsUplink(lab)) {
+    if (!ctx.uplink) throw new Error('planUp: a lab with nat or routed networks needs ctx.uplink');
+    const hostIf = uplinkHostIf(lab.name);
+    steps.push(
+      {
+        title: `create the uplink: veth ${hostIf} (host) <-> ${UPLINK_LAB_IF} (lab), ${formatIPv4(ctx.uplink.net)}/30`,
+        do: { kind: 'exec', argv: ['ip', '-batch', '-'], input: renderUplinkHostBatch(lab, ctx.uplink) },
+        undo: { kind: 'exec', argv: ['ip', 'link', 'delete', hostIf] },
+      },
+      { title: 'address the uplink in the lab, default route to the host', do: { kind: 'exec', argv: ['ip', '-n', lab.netns, '-batch', '-'], input: renderUplinkLabBatch(lab, ctx.uplink) } },
+      { title: "route the lab's nat and routed subnets from the host", do: { kind: 'exec', argv: ['ip', '-batch', '-'], input: renderUplinkRoutes(lab, ctx.uplink) } },
+      { title: 'turn on IPv4 forwarding in the lab namespace', do: { kind: 'exec', argv: ['ip', 'netns', 'exec', lab.netns, 'sysctl', '-qw', 'net.ipv4.ip_forward=1'] } },
+    );
+    if (ctx.hostForwarding === false)
+      steps.push({
+        title: 'turn on IPv4 forwarding on the host (it was off; `down` of the last such lab turns it off again)',
+        do: { kind: 'host-forwarding', enable: true },
+        undo: { kind: 'host-forwarding', enable: false },
+      });
+    steps.push({
+      title: `load the host firewall table ip ${uplinkTable(lab.name)} (one nft transaction)`,
+      do: { kind: 'exec', argv: ['nft', '-f', '-'], input: renderHostRuleset(lab) },
+      undo: { kind: 'exec', argv: ['nft', 'delete', 'table', 'ip', uplinkTable(lab.name)] },
+    });
+  }
+  const dhcpNets = lab.networks.filter((n) => n.dhcp);
+  if (dhcpNets.length) {
+    const ddir = path.join(dir, 'dnsmasq');
+    steps.push({ title: 'prepare dnsmasq', do: { kind: 'mkdir', path: ddir, mode: 0o700, owner: ctx.user } });
+    steps.push({ title: 'write the lab hosts file', do: { kind: 'write', path: path.join(ddir, 'hosts'), content: renderDnsmasqHosts(lab), mode: 0o644 } });
+    for (const net of dhcpNets) {
+      const files = { ...dnsmasqFiles(ddir, net.name), hosts: path.join(ddir, 'hosts') };
+      steps.push({ title: `write dnsmasq configuration for ${net.name}`, do: { kind: 'write', path: files.conf, content: renderDnsmasqConf(lab, net, files, ctx.user), mode: 0o644 } });
+      steps.push({
+        title: `start dnsmasq on ${net.bridge} (DHCP ${formatIPv4(net.dhcp!.start)}-${formatIPv4(net.dhcp!.end)}, DNS)`,
+        do: {
+          kind: 'start-service',
+          service: `dnsmasq:${net.name}`,
+          argv: ['nsenter', `--net=/run/netns/${lab.netns}`, '--', 'dnsmasq', '--keep-in-foreground', `--conf-file=${files.conf}`],
+          env: { [ENV_LAB]: lab.name, [ENV_SERVICE]: `dnsmasq:${net.name}` },
+          log: files.log,
+          readyText: 'DHCP, IP range',
+        },
+        undo: { kind: 'stop-service', service: `dnsmasq:${net.name}` },
+      });
+    }
+  }
   for (const node of lab.nodes) {
     const files = nodeFiles(nodeDir(lab.name, node.name));
     steps.push({
@@ -90,7 +158,7 @@ export function formatPlan(steps: Step[]): string {
   steps.forEach((s, i) => {
     lines.push(`${String(i + 1).padStart(2)}. ${s.title}`);
     const a = s.do;
-    if (a.kind === 'exec' || a.kind === 'start-guest') lines.push(`      $ ${a.argv.map(shellQuote).join(' ')}`);
+    if (a.kind === 'exec' || a.kind === 'start-guest' || a.kind === 'start-service') lines.push(`      $ ${a.argv.map(shellQuote).join(' ')}`);
     if (a.kind === 'exec' && a.input) for (const l of a.input.trimEnd().split('\n')) lines.push(`      | ${l}`);
     if (a.kind === 'write') for (const l of a.content.trimEnd().split('\n')) lines.push(`      ${path.basename(a.path)}: ${l}`);
     if (s.undo) lines.push(`      undo: ${describe(s.undo)}`);
@@ -106,6 +174,10 @@ function describe(a: Action): string {
       return `remove ${a.path}`;
     case 'stop-guest':
       return `stop ${a.node}`;
+    case 'stop-service':
+      return `stop ${a.service}`;
+    case 'host-forwarding':
+      return `turn IPv4 forwarding on the host ${a.enable ? 'on' : 'off'}`;
     default:
       return a.kind;
   }

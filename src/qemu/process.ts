@@ -16,29 +16,52 @@ export async function isAlive(pid: number): Promise<boolean> {
   }
 }
 
-/** The qnet marker of a process (lab and node from its environment), or null if it is not a qnet guest. */
-export async function markerOf(pid: number): Promise<{ lab: string; node: string } | null> {
+/** Marks a lab's helper process (such as `dnsmasq:lan`). */
+export const ENV_SERVICE = 'QNET_SERVICE';
+
+export interface ProcessMarker {
+  lab: string;
+  node?: string;
+  service?: string;
+}
+
+/** The qnet marker of a process (lab and node or service, from its environment), or null if it has none. */
+export async function processMarker(pid: number): Promise<ProcessMarker | null> {
   try {
     const env = (await readFile(`/proc/${pid}/environ`, 'utf8')).split('\0');
-    const lab = env.find((e) => e.startsWith(`${ENV_LAB}=`))?.slice(ENV_LAB.length + 1);
-    const node = env.find((e) => e.startsWith(`${ENV_NODE}=`))?.slice(ENV_NODE.length + 1);
-    return lab && node ? { lab, node } : null;
+    const get = (k: string) => env.find((e) => e.startsWith(`${k}=`))?.slice(k.length + 1);
+    const lab = get(ENV_LAB);
+    if (!lab) return null;
+    const node = get(ENV_NODE);
+    const service = get(ENV_SERVICE);
+    return { lab, ...(node ? { node } : {}), ...(service ? { service } : {}) };
   } catch {
     return null;
   }
 }
 
+/** The marker of a guest process (lab and node), or null if the process is not a qnet guest. */
+export async function markerOf(pid: number): Promise<{ lab: string; node: string } | null> {
+  const m = await processMarker(pid);
+  return m?.node ? { lab: m.lab, node: m.node } : null;
+}
+
 /** Every live process carrying a qnet marker, optionally only those of one lab. */
-export async function findGuestProcesses(lab?: string): Promise<Array<{ pid: number; lab: string; node: string }>> {
-  const out: Array<{ pid: number; lab: string; node: string }> = [];
+export async function findMarkedProcesses(lab?: string): Promise<Array<{ pid: number } & ProcessMarker>> {
+  const out: Array<{ pid: number } & ProcessMarker> = [];
   for (const entry of await readdir('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     const pid = Number(entry);
     if (pid === process.pid) continue;
-    const m = await markerOf(pid);
+    const m = await processMarker(pid);
     if (m && (!lab || m.lab === lab) && (await isAlive(pid))) out.push({ pid, ...m });
   }
   return out;
+}
+
+/** Every live guest process carrying a qnet marker, optionally only those of one lab. */
+export async function findGuestProcesses(lab?: string): Promise<Array<{ pid: number; lab: string; node: string }>> {
+  return (await findMarkedProcesses(lab)).flatMap((p) => (p.node ? [{ pid: p.pid, lab: p.lab, node: p.node }] : []));
 }
 
 /** Resolves when the process is gone or a zombie, or false after `timeoutMs`. */

@@ -3,6 +3,7 @@
 import path from 'node:path';
 import { shellQuote } from '../plan/plan.js';
 import type { ResolvedLab } from '../topology/model.js';
+import { hasBridge } from '../topology/model.js';
 import { renderGuestConfig, renderRouterRuleset } from './guest-config.js';
 import { ownerMarker } from './ipbatch.js';
 import { nodeFiles, renderGuestCommand, type Accel, type GuestImage } from './qemu.js';
@@ -38,7 +39,7 @@ export function renderShellExport(lab: ResolvedLab, o: ShellExportOptions): Reco
   const mark = ownerMarker(lab.name);
   const ifup: string[] = [header(lab.name, 'ifup: the namespace, bridges and taps'), `ip netns add ${ns}`, ip('link set dev lo up'), ip(`link set dev lo alias ${mark}`)];
   const bridgeOf = new Map(lab.networks.map((n) => [n.name, n.bridge]));
-  for (const net of lab.networks.filter((n) => n.mode === 'bridge')) {
+  for (const net of lab.networks.filter((n) => hasBridge(n))) {
     ifup.push('', `# ${net.name}: the L2 switch`, ip(`link add name ${net.bridge} type bridge stp_state 0 forward_delay 0`), ip(`link set dev ${net.bridge} alias ${mark}`));
     if (net.address) ifup.push(ip(`addr add ${formatCidr(net.address)} dev ${net.bridge}`));
   }
@@ -47,7 +48,7 @@ export function renderShellExport(lab: ResolvedLab, o: ShellExportOptions): Reco
       ifup.push('', `# ${node.name} eth${nic.index}: a tap owned by ${o.user}, a port of ${bridgeOf.get(nic.network)}`);
       ifup.push(ip(`tuntap add dev ${nic.tap} mode tap user ${o.user}`), ip(`link set dev ${nic.tap} alias ${mark}`), ip(`link set dev ${nic.tap} master ${bridgeOf.get(nic.network)}`), ip(`link set dev ${nic.tap} up`));
     }
-  for (const net of lab.networks.filter((n) => n.mode === 'bridge')) ifup.push(ip(`link set dev ${net.bridge} up`));
+  for (const net of lab.networks.filter((n) => hasBridge(n))) ifup.push(ip(`link set dev ${net.bridge} up`));
 
   const start: string[] = [header(lab.name, 'start: the guests (QEMU as the unprivileged user, seccomp on)'), `cd ${shellQuote(o.dir)}`];
   const files: Record<string, string> = {};

@@ -1,6 +1,6 @@
 // Pure rendering of a node's boot configuration, as read by the built-in guest's boot script.
 import { formatCidr, formatIPv4 } from '../topology/ipv4.js';
-import { USER_NET, type ResolvedLab, type ResolvedNode } from '../topology/model.js';
+import { USER_NET, usesUplink, type ResolvedLab, type ResolvedNode } from '../topology/model.js';
 import { NIC_MODELS } from '../topology/schema.js';
 
 /** Kernel modules a router guest loads (the rest of netfilter comes in as their dependencies). */
@@ -55,11 +55,24 @@ export function renderGuestConfig(lab: ResolvedLab, node: ResolvedNode): string 
   if (node.router) modules.push(...ROUTER_MODULES);
   for (const m of modules) lines.push(`module ${m}`);
   for (const nic of node.nics) lines.push(`nic ${nic.mac} ${guestIfName(nic.index)}`);
-  for (const nic of node.nics) for (const a of nic.addresses) lines.push(`addr ${guestIfName(nic.index)} ${formatCidr(a)}`);
+  for (const nic of node.nics) {
+    if (nic.dhcp) lines.push(`dhcp ${guestIfName(nic.index)}`);
+    else for (const a of nic.addresses) lines.push(`addr ${guestIfName(nic.index)} ${formatCidr(a)}`);
+  }
   const user = node.nics.find((n) => n.kind === 'user');
+  const nets = new Map(lab.networks.map((n) => [n.name, n]));
+  // Static NICs on a network whose host side is a gateway (nat, routed) route through it unless told otherwise.
+  const staticUplink = node.nics.find((n) => !n.dhcp && n.addresses.length && nets.get(n.network) && usesUplink(nets.get(n.network)!));
+  const dhcpNic = node.nics.some((n) => n.dhcp);
   if (node.gateway !== undefined) lines.push(`route default ${formatIPv4(node.gateway)}`);
-  else if (user) lines.push(`route default ${USER_NET.gateway}`);
+  else if (staticUplink && !dhcpNic) lines.push(`route default ${formatIPv4(nets.get(staticUplink.network)!.address!.ip)}`);
+  else if (user && !dhcpNic) lines.push(`route default ${USER_NET.gateway}`);
   if (user) lines.push(`dns ${USER_NET.dns}`);
+  // Static NICs on a network with dnsmasq use it for names; DHCP NICs learn it from their lease.
+  for (const nic of node.nics) {
+    const net = nets.get(nic.network);
+    if (!nic.dhcp && net?.dhcp && net.address) lines.push(`dns ${formatIPv4(net.address.ip)}`);
+  }
   if (node.router) {
     if (node.router.forward) lines.push('sysctl net.ipv4.ip_forward 1');
     lines.push('nft');

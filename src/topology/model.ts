@@ -2,13 +2,44 @@
 import type { Cidr } from './ipv4.js';
 import type { NicModel } from './schema.js';
 
+/** bridge: a switch (optional host address); isolated: a switch, no host side; nat/routed: the host side is the
+ * gateway and the lab's uplink carries the traffic out (masqueraded, or routed as is); socket: a QEMU point-to-point link. */
+export type NetworkMode = 'bridge' | 'isolated' | 'nat' | 'routed' | 'socket';
+
+/** True for networks that are a Linux bridge with taps (every mode but socket). */
+export function hasBridge(net: { mode: NetworkMode }): boolean {
+  return net.mode !== 'socket';
+}
+
+/** True for networks whose traffic leaves the lab through its uplink. */
+export function usesUplink(net: { mode: NetworkMode }): boolean {
+  return net.mode === 'nat' || net.mode === 'routed';
+}
+
+export interface DhcpConfig {
+  start: number;
+  end: number;
+  lease: string;
+}
+
+export interface PortForward {
+  proto: 'tcp' | 'udp';
+  host: number;
+  node: string;
+  port: number;
+  /** The node's address the forward goes to (resolved from its NICs). */
+  address: number;
+}
+
 export interface ResolvedNetwork {
   name: string;
-  mode: 'bridge' | 'socket';
+  mode: NetworkMode;
   bridge: string;
   subnet?: Cidr;
   /** Address of the host side (the bridge) inside the lab namespace. */
   address?: Cidr;
+  /** DHCP and DNS by dnsmasq on this network. */
+  dhcp?: DhcpConfig;
 }
 
 export interface HostFwd {
@@ -31,6 +62,8 @@ export interface ResolvedNic {
   model: NicModel;
   tap: string;
   addresses: Cidr[];
+  /** The guest asks DHCP for its address (`addresses` then holds its static lease, if any). */
+  dhcp: boolean;
   /** Where each address was written in the topology (for messages). */
   addressPaths?: Array<Array<string | number>>;
 }
@@ -55,6 +88,7 @@ export interface ResolvedLab {
   netns: string;
   networks: ResolvedNetwork[];
   nodes: ResolvedNode[];
+  forwards: PortForward[];
 }
 
 export const NETNS_PREFIX = 'qnet-';

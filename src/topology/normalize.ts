@@ -7,6 +7,8 @@ import {
   DEFAULT_MEMORY_MIB,
   NETNS_PREFIX,
   USER_NET,
+  usesUplink,
+  type PortForward,
   type ResolvedLab,
   type ResolvedNetwork,
   type ResolvedNic,
@@ -78,14 +80,35 @@ export function normalize(topo: Topology, issues: InputIssue[]): ResolvedLab {
       else subnet = c;
     }
     const address = net.address === undefined ? [] : parseAddressList(net.address, subnet, ['networks', name, 'address'], issues);
+    const at = (key: string) => formatPath(['networks', name, key]);
     if (net.mode === 'socket') {
-      for (const key of ['bridge', 'address'] as const)
-        if (net[key] !== undefined)
-          issues.push({ path: formatPath(['networks', name, key]), message: `a socket network has no bridge, so no ${key}` });
+      for (const key of ['bridge', 'address', 'dhcp'] as const)
+        if (net[key] !== undefined) issues.push({ path: at(key), message: `a socket network has no bridge, so no ${key}` });
+    }
+    if (net.mode === 'isolated' && net.address !== undefined)
+      issues.push({ path: at('address'), message: 'an isolated network has no host side; remove "address" (or use mode bridge)' });
+    if ((net.mode === 'nat' || net.mode === 'routed') && (net.subnet === undefined || net.address === undefined))
+      issues.push({
+        path: at(net.subnet === undefined ? 'subnet' : 'address'),
+        message: `a ${net.mode} network needs "subnet" and "address" (the host side, the guests' gateway)`,
+      });
+    if (net.dhcp && net.address === undefined && net.mode !== 'socket')
+      issues.push({ path: at('dhcp'), message: 'DHCP is served from the host side of the bridge: give the network an "address"' });
+    let dhcp: ResolvedNetwork['dhcp'];
+    if (net.dhcp) {
+      const m = /^\s*([\d.]+)\s*-\s*([\d.]+)\s*$/.exec(net.dhcp.range);
+      const start = m ? parseIPv4(m[1]!) : null;
+      const end = m ? parseIPv4(m[2]!) : null;
+      if (start === null || end === null)
+        issues.push({ path: formatPath(['networks', name, 'dhcp', 'range']), message: `"${net.dhcp.range}" is not a range like 172.16.1.2-172.16.1.100` });
+      else if (end < start)
+        issues.push({ path: formatPath(['networks', name, 'dhcp', 'range']), message: `the range ends (${m![2]}) before it starts (${m![1]})` });
+      else dhcp = { start, end, lease: net.dhcp.lease };
     }
     networks.push({
       name,
       mode: net.mode,
+      ...(dhcp ? { dhcp } : {}),
       bridge: net.mode === 'socket' ? '' : (net.bridge ?? deriveIfName('br-', name)),
       ...(subnet ? { subnet } : {}),
       ...(address[0] ? { address: address[0] } : {}),
@@ -115,8 +138,10 @@ export function normalize(topo: Topology, issues: InputIssue[]): ResolvedLab {
         for (const key of ['ip', 'tap'] as const)
           if (nic[key] !== undefined)
             issues.push({ path: formatPath([...path, key]), message: `user-mode NICs always get ${USER_NET.address} and have no tap; remove "${key}"` });
+        if (nic.dhcp) issues.push({ path: formatPath([...path, 'dhcp']), message: 'a user-mode NIC gets 10.0.2.15 from QEMU itself; remove "dhcp"' });
         return {
           index,
+          dhcp: false,
           kind: 'user' as const,
           network: '',
           hostfwd: nic.user.hostfwd,
@@ -132,8 +157,13 @@ export function normalize(topo: Topology, issues: InputIssue[]): ResolvedLab {
       const addressPaths: Array<Array<string | number>> = [];
       if (kind === 'socket' && nic.tap !== undefined)
         issues.push({ path: formatPath([...path, 'tap']), message: 'NICs on a socket network have no tap; remove "tap"' });
+      if (nic.dhcp && net && !net.dhcp)
+        issues.push({ path: formatPath([...path, 'dhcp']), message: `network "${net.name}" serves no DHCP; give it a "dhcp" range` });
+      if (nic.dhcp && Array.isArray(nic.ip) && nic.ip.length > 1)
+        issues.push({ path: formatPath([...path, 'ip']), message: 'with "dhcp", "ip" is the single address of this MAC\'s static lease' });
       return {
         index,
+        dhcp: nic.dhcp,
         kind,
         network: nic.network ?? '',
         hostfwd: [],
@@ -184,5 +214,20 @@ export function normalize(topo: Topology, issues: InputIssue[]): ResolvedLab {
     members[1]!.socket = { local: base + 1, peer: base };
   });
 
-  return { name: topo.name, netns: `${NETNS_PREFIX}${topo.name}`, networks, nodes };
+  // Port forwards go to the node's first address on a network that the uplink serves.
+  const forwards: PortForward[] = [];
+  topo.forwards.forEach((f, i) => {
+    const node = nodes.find((n) => n.name === f.node);
+    const path = ['forwards', i, 'node'];
+    if (!node) {
+      issues.push({ path: formatPath(path), message: `unknown node "${f.node}"` });
+      return;
+    }
+    const nic = node.nics.find((c) => c.kind === 'bridge' && c.addresses.length && byName.get(c.network) && usesUplink(byName.get(c.network)!));
+    if (!nic)
+      issues.push({ path: formatPath(path), message: `node "${f.node}" has no known address on a nat or routed network (give it "ip", a static lease with dhcp)` });
+    else forwards.push({ proto: f.proto, host: f.host, node: f.node, port: f.port, address: nic.addresses[0]!.ip });
+  });
+
+  return { name: topo.name, netns: `${NETNS_PREFIX}${topo.name}`, networks, nodes, forwards };
 }

@@ -1,6 +1,7 @@
 // Cross-field rules over the resolved lab: references, uniqueness, address plans. Pure; collects issues.
+import { hasBridge } from '../topology/model.js';
 import type { InputIssue } from '../errors.js';
-import { contains, formatCidr, formatIPv4, isHostAddress, isUsableMac, overlaps, parseCidr, type Cidr } from './ipv4.js';
+import { contains, formatCidr, formatIPv4, isHostAddress, isUsableMac, networkOf, overlaps, parseCidr, type Cidr } from './ipv4.js';
 import { USER_NET, type ResolvedLab } from './model.js';
 import { formatPath } from './paths.js';
 
@@ -21,7 +22,7 @@ export function checkRules(lab: ResolvedLab, issues: InputIssue[]): void {
     if (prior !== undefined) add(path, `interface name "${name}" is already used by ${prior}`);
     else ifNames.set(name, where);
   };
-  for (const net of lab.networks) if (net.mode === 'bridge') claimIf(net.bridge, ['networks', net.name, 'bridge']);
+  for (const net of lab.networks) if (hasBridge(net)) claimIf(net.bridge, ['networks', net.name, 'bridge']);
   for (const node of lab.nodes)
     for (const nic of node.nics) if (nic.kind === 'bridge') claimIf(nic.tap, ['nodes', node.name, 'nics', nic.index, 'tap']);
 
@@ -60,6 +61,25 @@ export function checkRules(lab: ResolvedLab, issues: InputIssue[]): void {
   };
   for (const net of lab.networks) if (net.address) claimIp(net.address, net.subnet, ['networks', net.name, 'address']);
 
+  // DHCP ranges lie in their network's subnet.
+  for (const net of lab.networks) {
+    const subnet = net.subnet ?? net.address;
+    if (!net.dhcp || !subnet) continue;
+    for (const ip of [net.dhcp.start, net.dhcp.end])
+      if (!contains(subnet, ip) || !isHostAddress({ ip, prefix: subnet.prefix }))
+        add(['networks', net.name, 'dhcp', 'range'], `${formatIPv4(ip)} is not a host address of ${formatCidr({ ip: networkOf(subnet), prefix: subnet.prefix })}`);
+    if (net.address && net.address.ip >= net.dhcp.start && net.address.ip <= net.dhcp.end)
+      add(['networks', net.name, 'dhcp', 'range'], `the range includes the network's own address ${formatIPv4(net.address.ip)}`);
+  }
+
+  // Host port forwards: one owner per port and protocol.
+  const hostPorts = new Map<string, string>();
+  lab.forwards.forEach((f, i) => {
+    const key = `${f.proto}/${f.host}`;
+    if (hostPorts.has(key)) add(['forwards', i, 'host'], `${f.proto} port ${f.host} is already forwarded by ${hostPorts.get(key)}`);
+    else hostPorts.set(key, `forwards[${i}]`);
+  });
+
   const macs = new Map<string, string>();
   for (const node of lab.nodes) {
     for (const nic of node.nics) {
@@ -83,7 +103,13 @@ export function checkRules(lab: ResolvedLab, issues: InputIssue[]): void {
         const known = lab.networks.map((n) => n.name).join(', ') || 'none';
         add([...path, 'network'], `unknown network "${nic.network}" (networks: ${known})`);
       }
-      nic.addresses.forEach((c, i) => claimIp(c, net?.subnet, nic.addressPaths?.[i] ?? [...path, 'ip']));
+      nic.addresses.forEach((c, i) => {
+        const where = nic.addressPaths?.[i] ?? [...path, 'ip'];
+        claimIp(c, net?.subnet, where);
+        // A static address inside the DHCP range could be handed to another guest as well.
+        if (!nic.dhcp && net?.dhcp && c.ip >= net.dhcp.start && c.ip <= net.dhcp.end)
+          add(where, `${formatIPv4(c.ip)} is inside networks.${net.name}.dhcp.range; dnsmasq could hand it out too (use "dhcp: true" for a static lease, or an address outside the range)`);
+      });
     }
     if (node.router) {
       node.router.masquerade.forEach((m, i) => {

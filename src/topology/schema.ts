@@ -77,6 +77,7 @@ export const NicSchema = z.strictObject({
     .default('virtio')
     .describe('emulated NIC model'),
   tap: ifName.optional().describe('name of the tap device on the host side (derived when absent)'),
+  dhcp: z.boolean().default(false).describe('get the address by DHCP; with "ip", that address is a static lease for this MAC'),
   ip: z
     .union([ipv4Text, z.array(ipv4Text).max(LIMITS.addressesPerNic)])
     .optional()
@@ -85,9 +86,23 @@ export const NicSchema = z.strictObject({
 
 export const NetworkSchema = z.strictObject({
   mode: z
-    .enum(['bridge', 'socket'])
+    .enum(['bridge', 'isolated', 'nat', 'routed', 'socket'])
     .default('bridge')
-    .describe('bridge: a Linux bridge with a tap per NIC; socket: a point-to-point QEMU socket link between exactly two NICs'),
+    .describe(
+      'bridge: a Linux bridge with a tap per NIC (optional host address); isolated: a switch and nothing else; ' +
+        'nat: the host side is the gateway and traffic is masqueraded out of the lab uplink; routed: the same without NAT, ' +
+        'with a route to the subnet on the host; socket: a point-to-point QEMU socket link between exactly two NICs',
+    ),
+  dhcp: z
+    .strictObject({
+      range: z.string().max(40).describe('first and last address handed out, "a.b.c.d-a.b.c.e"'),
+      lease: z
+        .string()
+        .regex(/^(infinite|\d{1,6}[smhd]?)$/, { error: 'lease times look like 12h, 30m, 3600 or infinite' })
+        .default('1h'),
+    })
+    .optional()
+    .describe('DHCP and DNS for this network by dnsmasq, bound to its bridge only'),
   bridge: ifName.optional().describe('name of the Linux bridge (derived from the network name when absent)'),
   subnet: ipv4Text.optional().describe('IPv4 subnet "a.b.c.d/len"; addresses on this network must lie in it'),
   address: ipv4Text.optional().describe('address of the host side on the bridge, inside the lab namespace'),
@@ -137,6 +152,18 @@ export const TopologySchema = z.strictObject({
     .record(objectName('network'), NetworkSchema)
     .default({})
     .refine((r) => Object.keys(r).length <= LIMITS.networksMax, { error: `at most ${LIMITS.networksMax} networks` }),
+  forwards: z
+    .array(
+      z.strictObject({
+        proto: z.enum(['tcp', 'udp']).default('tcp'),
+        host: port('host').describe('port on the host'),
+        node: z.string().max(64).describe('node that receives the traffic'),
+        port: port('port').describe('port on the node'),
+      }),
+    )
+    .max(256)
+    .default([])
+    .describe('host ports forwarded to nodes on nat or routed networks (only these)'),
   nodes: z
     .record(objectName('node'), NodeSchema)
     .refine((r) => Object.keys(r).length >= 1, { error: 'a lab has at least one node' })
