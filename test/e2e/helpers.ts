@@ -1,10 +1,10 @@
 // Shared helpers for end-to-end tests: the real CLI, temp topologies, and a host snapshot to prove nothing is left.
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { stringify } from 'yaml';
-import { findGuestProcesses } from '../../src/qemu/process.js';
+import { findMarkedProcesses } from '../../src/qemu/process.js';
 
 export const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../..');
 export const QNET = path.join(ROOT, 'bin', 'qnet.js');
@@ -41,6 +41,7 @@ export interface HostSnapshot {
   routes: string[];
   guests: string[];
   runDirs: string[];
+  ipForward: string;
 }
 
 function lines(argv: string[]): string[] {
@@ -56,8 +57,9 @@ export async function snapshot(): Promise<HostSnapshot> {
     links: lines(['ip', '-o', 'link', 'show']).map((l) => l.split(':')[1]!.trim().split('@')[0]!).sort(),
     nftTables: lines(['nft', 'list', 'tables']).sort(),
     routes: lines(['ip', 'route', 'show', 'table', 'all']).sort(),
-    guests: (await findGuestProcesses()).map((p) => `${p.lab}/${p.node}:${p.pid}`).sort(),
+    guests: (await findMarkedProcesses()).map((p) => `${p.lab}/${p.node ?? p.service}:${p.pid}`).sort(),
     runDirs: existsSync(runRoot) ? readdirSync(runRoot).sort() : [],
+    ipForward: readFileSync('/proc/sys/net/ipv4/ip_forward', 'utf8').trim(),
   };
 }
 
@@ -91,4 +93,52 @@ export async function waitForText(file: string, text: string, timeoutMs: number)
       resolve();
     }
   });
+}
+
+/** Runs argv and returns its output (no shell); throws with stderr when it fails and `check` is set. */
+export function sh(argv: string[], check = true): { code: number; stdout: string; stderr: string } {
+  const r = spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8', timeout: 30000 });
+  if (check && r.status !== 0) throw new Error(`${argv.join(' ')} failed (${r.status}): ${r.stderr}`);
+  return { code: r.status ?? -1, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
+}
+
+/**
+ * A simulated upstream ("the internet") made by the test: a namespace joined to the host by a veth, with an
+ * HTTP server that reports every client's address. Only addresses in 198.18.0.0/15 (benchmark range) are used.
+ */
+export async function makeUpstream(tag: string, octet: number): Promise<{ ns: string; hostIp: string; ip: string; peers: string[]; stop: () => void }> {
+  const ns = `up-${tag}`;
+  const veth = `vu${tag}`.slice(0, 15);
+  const hostIp = `198.18.${octet}.1`;
+  const ip = `198.18.${octet}.2`;
+  sh(['ip', 'netns', 'add', ns]);
+  sh(['ip', 'link', 'add', veth, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns]);
+  sh(['ip', 'addr', 'add', `${hostIp}/24`, 'dev', veth]);
+  sh(['ip', 'link', 'set', veth, 'up']);
+  sh(['ip', '-n', ns, 'addr', 'add', `${ip}/24`, 'dev', 'eth0']);
+  sh(['ip', '-n', ns, 'link', 'set', 'eth0', 'up']);
+  sh(['ip', '-n', ns, 'link', 'set', 'lo', 'up']);
+  sh(['ip', '-n', ns, 'route', 'add', 'default', 'via', hostIp]);
+  const server = path.join(ROOT, 'dist', 'src', 'lab', 'demo-server.js');
+  const child = spawn('ip', ['netns', 'exec', ns, process.execPath, server, '8000', 'upstream', ip], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const peers: string[] = [];
+  await new Promise<void>((resolve) => {
+    let buf = '';
+    child.stdout.on('data', (d: Buffer) => {
+      buf += d.toString();
+      for (const m of buf.matchAll(/^peer (\S+)/gm)) if (!peers.includes(m[1]!)) peers.push(m[1]!.replace(/^::ffff:/, ''));
+      if (buf.includes('listening')) resolve();
+    });
+  });
+  return {
+    ns,
+    hostIp,
+    ip,
+    peers,
+    stop: () => {
+      child.kill('SIGTERM');
+      spawnSync('ip', ['netns', 'delete', ns]);
+      spawnSync('ip', ['link', 'delete', veth]);
+    },
+  };
 }
