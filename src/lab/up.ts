@@ -14,7 +14,8 @@ import { resolveAccel, type AccelChoice } from './accel.js';
 import { claimHostForwarding, hostForwardingOnByHost, releaseHostForwarding } from '../host/forwarding.js';
 import { startService, stopService } from '../host/service.js';
 import { needsUplink, uplinkCandidates, type UplinkAddressing } from '../render/uplink.js';
-import { overlaps, parseCidr, type Cidr } from '../topology/ipv4.js';
+import { formatCidr, overlaps, parseCidr, type Cidr } from '../topology/ipv4.js';
+import { usesUplink } from '../topology/model.js';
 import { findLab } from './discover.js';
 import { guestUser, nodeDir } from './paths.js';
 import { writeState, type LabState } from './state.js';
@@ -72,10 +73,20 @@ async function chooseUplink(runner: CommandRunner, lab: ResolvedLab): Promise<Up
   const used: Cidr[] = [];
   const addrs = JSON.parse((await runner.run(['ip', '-j', '-4', 'addr', 'show'])).stdout || '[]') as Array<{ addr_info?: Array<{ local: string; prefixlen: number }> }>;
   for (const l of addrs) for (const a of l.addr_info ?? []) used.push(parseCidr(`${a.local}/${a.prefixlen}`)!);
-  const routes = JSON.parse((await runner.run(['ip', '-j', '-4', 'route', 'show', 'table', 'all'])).stdout || '[]') as Array<{ dst: string }>;
+  const routes = JSON.parse((await runner.run(['ip', '-j', '-4', 'route', 'show', 'table', 'main'])).stdout || '[]') as Array<{ dst: string; dev?: string }>;
   for (const r of routes) {
     const c = r.dst === 'default' ? null : parseCidr(r.dst.includes('/') ? r.dst : `${r.dst}/32`);
     if (c) used.push(c);
+  }
+  // The host routes each nat and routed subnet to this lab: one that the host already reaches otherwise (another
+  // lab, a local network) would be hijacked or refused. Say so before anything is made.
+  for (const net of lab.networks.filter(usesUplink)) {
+    const clash = routes.find((r) => r.dst !== 'default' && overlaps(parseCidr(r.dst.includes('/') ? r.dst : `${r.dst}/32`)!, net.subnet!));
+    if (clash)
+      throw new RuntimeError(
+        `networks.${net.name}: the host already has a route to ${clash.dst}${clash.dev ? ` (dev ${clash.dev})` : ''}, which overlaps ${formatCidr(net.subnet!)}; ` +
+          'a nat or routed subnet must be unique on the host (another lab may be using it: `qnet status`)',
+      );
   }
   for (const net of uplinkCandidates(lab.name)) {
     const cand = { ip: net, prefix: 30 };

@@ -82,6 +82,9 @@ export function renderHostRuleset(lab: ResolvedLab): string {
     `  comment "${ownerMarker(lab.name)}"`,
     '  chain forward {',
     '    type filter hook forward priority filter; policy accept;',
+    // Labs never reach each other: nothing from another lab's uplink goes into this one.
+    `    iifname "qn*" oifname "${hostIf}" drop`,
+    `    iifname "${hostIf}" oifname "qn*" drop`,
     `    iifname "${hostIf}" accept`,
     `    oifname "${hostIf}" ct state established,related accept`,
     ...(routed.length ? [`    oifname "${hostIf}" ip daddr { ${routed.join(', ')} } accept`] : []),

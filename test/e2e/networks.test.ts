@@ -133,3 +133,47 @@ describe('nat, routed and isolated networks with DHCP, DNS and port forwards', (
     assert.equal(after0.status, 'degraded');
   });
 });
+
+describe('labs side by side', () => {
+  const a = labName('sida');
+  const b = labName('sidb');
+  let before0: HostSnapshot;
+  const topo = (name: string, third: number) => ({
+    name,
+    networks: { lan: { mode: 'nat', bridge: 'kbr0', subnet: `10.6${third}.0.0/24`, address: `10.6${third}.0.1` } },
+    nodes: { deb1: { nics: [{ network: 'lan', tap: 'ktap1', mac: 'de:ad:be:ef:00:01', ip: `10.6${third}.0.2` }] } },
+  });
+  before(async () => {
+    before0 = await snapshot();
+    const [ra, rb] = await Promise.all([qnet(['up', writeTopology(topo(a, 1))]), qnet(['up', writeTopology(topo(b, 2))])]);
+    assert.equal(ra.code, 0, ra.stderr);
+    assert.equal(rb.code, 0, rb.stderr);
+  });
+  after(async () => {
+    await qnet(['down', a]);
+    await qnet(['down', b]);
+    assert.deepEqual(await snapshot(), before0);
+  });
+
+  test('identical node, bridge, tap and MAC names run at once; each lab works, neither reaches the other', async () => {
+    for (const [lab, third] of [[a, 1], [b, 2]] as const) {
+      const s = JSON.parse((await qnet(['status', lab, '--json'])).stdout);
+      assert.equal(s.status, 'up');
+      assert.equal(s.networks[0].bridge, 'kbr0');
+      const own = await qnet(['exec', lab, 'deb1', '--', 'ping', '-c', '1', '-W', '2', `10.6${third}.0.1`]);
+      assert.equal(own.code, 0, `${lab} reaches its own gateway`);
+    }
+    const cross = await qnet(['exec', a, 'deb1', '--', 'ping', '-c', '2', '-W', '2', '10.62.0.2']);
+    assert.notEqual(cross.code, 0, 'a guest of one lab must not reach a guest of another');
+    const back = await qnet(['exec', b, 'deb1', '--', 'ping', '-c', '2', '-W', '2', '10.61.0.2']);
+    assert.notEqual(back.code, 0);
+  });
+
+  test('a third lab asking for a subnet the host already routes is refused before anything is made', async () => {
+    const before1 = await snapshot();
+    const r = await qnet(['up', writeTopology(topo(labName('sidc'), 1))]);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /networks\.lan: the host already has a route to 10\.61\.0\.0\/24/);
+    assert.deepEqual(await snapshot(), before1);
+  });
+});
