@@ -15,6 +15,7 @@ import {
   type UplinkAddressing,
 } from '../render/uplink.js';
 import { formatIPv4 } from '../topology/ipv4.js';
+import { needsGuard, renderGuardRuleset } from '../render/guard.js';
 import { renderGuestConfig, renderRouterRuleset } from '../render/guest-config.js';
 import { renderLinkBatch } from '../render/ipbatch.js';
 import { nodeFiles, renderGuestCommand, type Accel, type GuestImage } from '../render/qemu.js';
@@ -71,6 +72,12 @@ export function planUp(lab: ResolvedLab, ctx: PlanContext): Step[] {
     do: { kind: 'exec', argv: ['ip', '-n', lab.netns, '-batch', '-'], input: batch },
     // No undo of its own: deleting the namespace removes every link inside it.
   });
+  if (needsGuard(lab))
+    steps.push({
+      title: 'load anti-spoofing and DHCP guard rules on the bridges (one nft transaction)',
+      // No undo of its own: the table lives in the lab namespace and goes with it.
+      do: { kind: 'exec', argv: ['ip', 'netns', 'exec', lab.netns, 'nft', '-f', '-'], input: renderGuardRuleset(lab) },
+    });
   if (needsUplink(lab)) {
     if (!ctx.uplink) throw new Error('planUp: a lab with nat or routed networks needs ctx.uplink');
     const hostIf = uplinkHostIf(lab.name);

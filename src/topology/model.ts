@@ -40,6 +40,10 @@ export interface ResolvedNetwork {
   address?: Cidr;
   /** DHCP and DNS by dnsmasq on this network. */
   dhcp?: DhcpConfig;
+  /** Guests may send only from their own MAC and IPv4 (as libvirt's clean-traffic filter). */
+  antispoof: boolean;
+  /** Guests may not answer as DHCP servers. */
+  dhcpGuard: boolean;
 }
 
 export interface HostFwd {

@@ -105,9 +105,13 @@ export function normalize(topo: Topology, issues: InputIssue[]): ResolvedLab {
         issues.push({ path: formatPath(['networks', name, 'dhcp', 'range']), message: `the range ends (${m![2]}) before it starts (${m![1]})` });
       else dhcp = { start, end, lease: net.dhcp.lease };
     }
+    if (net.mode === 'socket' && (net.antispoof || net.dhcpGuard))
+      issues.push({ path: at(net.antispoof ? 'antispoof' : 'dhcpGuard'), message: 'a socket link has no bridge to filter on' });
     networks.push({
       name,
       mode: net.mode,
+      antispoof: net.mode !== 'socket' && (net.antispoof ?? (net.mode === 'nat' || net.mode === 'routed')),
+      dhcpGuard: net.mode !== 'socket' && (net.dhcpGuard ?? net.dhcp !== undefined),
       ...(dhcp ? { dhcp } : {}),
       bridge: net.mode === 'socket' ? '' : (net.bridge ?? deriveIfName('br-', name)),
       ...(subnet ? { subnet } : {}),

@@ -106,6 +106,14 @@ export const NetworkSchema = z.strictObject({
   bridge: ifName.optional().describe('name of the Linux bridge (derived from the network name when absent)'),
   subnet: ipv4Text.optional().describe('IPv4 subnet "a.b.c.d/len"; addresses on this network must lie in it'),
   address: ipv4Text.optional().describe('address of the host side on the bridge, inside the lab namespace'),
+  antispoof: z
+    .boolean()
+    .optional()
+    .describe('drop frames whose source MAC or IPv4 is not the sending NIC\'s own (default: on for nat and routed networks)'),
+  dhcpGuard: z
+    .boolean()
+    .optional()
+    .describe('drop DHCP server replies sent by guests, so no guest can hand out leases (default: on where qnet serves DHCP)'),
 });
 
 export const NodeSchema = z.strictObject({

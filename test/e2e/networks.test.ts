@@ -119,6 +119,51 @@ describe('nat, routed and isolated networks with DHCP, DNS and port forwards', (
     assert.equal(n1, n0 + 1, 'the declared UDP forward delivered one datagram to the guest');
   });
 
+  // Captures frames matching `filter` on an interface of the lab namespace while `during` runs.
+  async function capture(iface: string, filter: string, during: () => Promise<unknown>): Promise<string[]> {
+    const { spawn } = await import('node:child_process');
+    const child = spawn('ip', ['netns', 'exec', `qnet-${lab}`, 'tcpdump', '-l', '-n', '-e', '-i', iface, filter], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    await new Promise<void>((resolve) => child.stderr.once('data', () => resolve())); // "listening on …"
+    await during();
+    await new Promise((r) => setTimeout(r, 500));
+    child.kill('SIGTERM');
+    await new Promise((r) => child.once('close', r));
+    return out.split('\n').filter(Boolean);
+  }
+
+  test('a spoofed source MAC or IPv4 leaves the guest but never enters the bridge (nat network default)', async () => {
+    const filter = 'host 172.16.1.77 or ether src 02:00:00:00:00:99';
+    const spoof = () =>
+      exec('win', 'sh', '-c',
+        'ip addr add 172.16.1.77/24 dev eth0; ping -c 2 -W 1 -I 172.16.1.77 172.16.1.1; ip addr del 172.16.1.77/24 dev eth0; ' +
+        'ip link set eth0 address 02:00:00:00:00:99; ping -c 2 -W 1 172.16.1.1; ip link set eth0 address 00:26:c6:21:cf:02; true');
+    let onTap: string[] = [];
+    const onBridge = await capture('br0', filter, async () => {
+      onTap = await capture('t-win-0', filter, spoof);
+    });
+    assert.ok(onTap.length >= 2, `the guest did send spoofed frames (tap capture: ${onTap.length})`);
+    assert.deepEqual(onBridge, [], 'no spoofed frame reached the bridge');
+    const ok = await exec('win', 'ping', '-c', '1', '-W', '3', '172.16.1.1');
+    assert.equal(ok.code, 0, 'with its own MAC and address the guest still gets through');
+  });
+
+  test('a guest running its own DHCP server cannot answer its neighbours', async () => {
+    const rogue = await exec('win', 'sh', '-c',
+      'printf "start 172.16.1.200\nend 172.16.1.210\ninterface eth0\nlease_file /tmp/rogue.leases\n" > /tmp/rogue.conf; touch /tmp/rogue.leases; udhcpd /tmp/rogue.conf; echo started');
+    assert.equal(rogue.code, 0, rogue.stderr);
+    const filter = 'udp src port 67 and ether src 00:26:c6:21:cf:02';
+    let onTap: string[] = [];
+    const onBridge = await capture('br0', filter, async () => {
+      // udhcpd probes the address it offers (about 2 s) before it answers: keep listening a little longer.
+      onTap = await capture('t-win-0', filter, () => exec('deb', 'sh', '-c', 'udhcpc -i eth0 -n -q -t 3 -T 1 -s /bin/true; sleep 4'));
+    });
+    await exec('win', 'sh', '-c', 'killall udhcpd; true');
+    assert.ok(onTap.length >= 1, 'the rogue server did answer (seen on its tap)');
+    assert.deepEqual(onBridge, [], 'no rogue DHCP answer reached the bridge');
+  });
+
   test('the death of dnsmasq is noticed and shown by status', async () => {
     const s = JSON.parse((await qnet(['status', lab, '--json'])).stdout);
     const svc = s.services.find((x: { name: string }) => x.name === 'dnsmasq:lan');

@@ -18,6 +18,7 @@ import {
   uplinkHostIf,
 } from '../../src/render/uplink.js';
 import { parseTopology } from '../../src/topology/load.js';
+import { renderGuardRuleset } from '../../src/render/guard.js';
 import { UserError } from '../../src/errors.js';
 
 process.env.QNET_RUN_DIR = '/run/qnet';
@@ -51,6 +52,7 @@ describe('network modes render as their golden files', () => {
       const n = lab.networks.find((x) => x.name === net)!;
       golden(`nets-dnsmasq-${net}.conf`, renderDnsmasqConf(lab, n, { ...dnsmasqFiles('/run/qnet/nets/dnsmasq', net), hosts: '/run/qnet/nets/dnsmasq/hosts' }, 'qnet'));
     });
+  test('anti-spoofing and DHCP guard', () => golden('nets-guard.nft', renderGuardRuleset(lab)));
   test('dnsmasq hosts', () => golden('nets-dnsmasq.hosts', renderDnsmasqHosts(lab)));
   for (const node of ['win', 'deb', 'r1']) test(`guest config ${node}`, () => golden(`nets-${node}.conf`, renderGuestConfig(lab, lab.nodes.find((n) => n.name === node)!)));
   test('plan', () =>
