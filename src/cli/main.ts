@@ -19,6 +19,7 @@ import { runDemo } from '../lab/demo.js';
 import { exportLab } from '../lab/export.js';
 import { readState } from '../lab/state.js';
 import { labLeases } from '../lab/leases.js';
+import { doctor } from '../lab/doctor.js';
 
 /** Runs the CLI with the given arguments and returns the exit code. */
 export async function main(argv: string[]): Promise<number> {
@@ -197,6 +198,17 @@ export async function main(argv: string[]): Promise<number> {
       const t = Date.now();
       const m = await ensureImage(runner, (s) => process.stderr.write(`· ${s}\n`), o.force === true);
       process.stdout.write(`${green('✓')} image ${m.key}: ${m.kernelPackage}, busybox ${m.busyboxVersion} (${fmtMs(Date.now() - t)})\n  kernel ${m.kernel}\n  initrd ${m.initrd}\n`);
+    });
+
+  program
+    .command('doctor')
+    .description('check what the host needs (tools, tun, bridges, namespaces, nftables, KVM that really works, forward policies); exit 1 if something is missing')
+    .action(async () => {
+      const findings = await doctor(runner);
+      process.stdout.write(table(['CHECK', 'RESULT', 'DETAIL'], findings.map((f) => [f.check, f.ok ? green('ok') : red('FIX'), f.detail])) + '\n');
+      const fixes = findings.filter((f) => !f.ok && f.fix);
+      for (const f of fixes) process.stdout.write(`${red('→')} ${f.check}: ${f.fix}\n`);
+      code = fixes.length ? 1 : 0;
     });
 
   program

@@ -1,0 +1,99 @@
+// `qnet doctor`: checks what the host needs and says exactly what to fix.
+import { constants as fsc } from 'node:fs';
+import { access, readFile } from 'node:fs/promises';
+import os from 'node:os';
+import type { CommandRunner } from '../host/run.js';
+import { cacheRoot, guestUser } from './paths.js';
+
+export interface Finding {
+  check: string;
+  ok: boolean;
+  detail: string;
+  fix?: string;
+}
+
+async function readable(p: string, mode = fsc.R_OK): Promise<boolean> {
+  try {
+    await access(p, mode);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Runs every check; none changes anything on the host. */
+export async function doctor(run: CommandRunner): Promise<Finding[]> {
+  const out: Finding[] = [];
+  const tool = async (name: string, argv: string[], pkg: string, re: RegExp) => {
+    const r = await run.run(argv, { allowFail: true }).catch(() => null);
+    const m = r && r.code === 0 ? re.exec(`${r.stdout}${r.stderr}`) : null;
+    out.push(m ? { check: name, ok: true, detail: m[0] } : { check: name, ok: false, detail: 'not found', fix: `apt-get install ${pkg} (or npm run setup)` });
+  };
+  await tool('qemu', ['qemu-system-x86_64', '--version'], 'qemu-system-x86', /version [\d.]+/);
+  await tool('iproute2', ['ip', '-V'], 'iproute2', /iproute2[-\w.]*/);
+  await tool('nftables', ['nft', '--version'], 'nftables', /v[\d.]+/);
+  await tool('dnsmasq', ['dnsmasq', '--version'], 'dnsmasq-base', /version [\d.]+/);
+  await tool('util-linux (nsenter, unshare, setpriv)', ['setpriv', '--version'], 'util-linux', /[\d.]+/);
+  await tool('busybox (static)', ['busybox'], 'busybox-static', /BusyBox v[\d.]+/);
+  await tool('cpio', ['cpio', '--version'], 'cpio', /[\d.]+/);
+  const major = Number(process.versions.node.split('.')[0]);
+  out.push({ check: 'node', ok: major >= 20, detail: process.version, ...(major >= 20 ? {} : { fix: 'install Node.js 20 or newer' }) });
+  out.push({
+    check: 'root',
+    ok: process.getuid?.() === 0,
+    detail: process.getuid?.() === 0 ? 'running as root' : 'not root',
+    ...(process.getuid?.() === 0 ? {} : { fix: 'run qnet as root (it makes namespaces, links and firewall tables)' }),
+  });
+  const tun = await readable('/dev/net/tun', fsc.F_OK);
+  out.push({ check: '/dev/net/tun', ok: tun, detail: tun ? 'present' : 'missing', ...(tun ? {} : { fix: 'modprobe tun' }) });
+  const passwd = await readFile('/etc/passwd', 'utf8');
+  const user = guestUser();
+  const hasUser = passwd.split('\n').some((l) => l.startsWith(`${user}:`));
+  out.push({
+    check: `guest user ${user}`,
+    ok: hasUser,
+    detail: hasUser ? 'exists' : 'missing',
+    ...(hasUser ? {} : { fix: `useradd --system --no-create-home --shell /usr/sbin/nologin ${user}` }),
+  });
+  // Kernel features, tried in a throwaway namespace that is removed at once.
+  const ns = `qnet-doctor-${process.pid}`;
+  const nsOk = (await run.run(['ip', 'netns', 'add', ns], { allowFail: true })).code === 0;
+  if (nsOk) {
+    const br = (await run.run(['ip', '-n', ns, 'link', 'add', 'name', 'br0', 'type', 'bridge'], { allowFail: true })).code === 0;
+    const veth = (await run.run(['ip', '-n', ns, 'link', 'add', 'name', 'a', 'type', 'veth', 'peer', 'name', 'b'], { allowFail: true })).code === 0;
+    const nftBridge =
+      (await run.run(['ip', 'netns', 'exec', ns, 'nft', 'add', 'table', 'bridge', 't'], { allowFail: true }).catch(() => ({ code: 1 }))).code === 0;
+    await run.run(['ip', 'netns', 'delete', ns], { allowFail: true });
+    out.push({ check: 'network namespaces', ok: true, detail: 'usable' });
+    out.push({ check: 'bridges', ok: br, detail: br ? 'usable' : 'cannot create', ...(br ? {} : { fix: 'modprobe bridge' }) });
+    out.push({ check: 'veth', ok: veth, detail: veth ? 'usable' : 'cannot create', ...(veth ? {} : { fix: 'modprobe veth' }) });
+    out.push({ check: 'nftables bridge family', ok: nftBridge, detail: nftBridge ? 'usable' : 'not available', ...(nftBridge ? {} : { fix: 'modprobe nf_tables nft_bridge (anti-spoofing needs it)' }) });
+  } else out.push({ check: 'network namespaces', ok: false, detail: 'cannot create', fix: 'run as root on a kernel with network namespaces' });
+  // Acceleration: the device alone proves nothing; the cached probe says whether a guest really booted.
+  const kvm = await readable('/dev/kvm', fsc.F_OK);
+  let kvmDetail = kvm ? '/dev/kvm present, not probed yet (the first `qnet up` probes it)' : 'no /dev/kvm: guests run under TCG (slower)';
+  try {
+    const probe = JSON.parse(await readFile(`${cacheRoot()}/accel.json`, 'utf8')) as { kvm: boolean; probedAt: string };
+    kvmDetail = probe.kvm ? `a guest booted under KVM (probed ${probe.probedAt})` : `/dev/kvm exists but a probe guest did not boot under it (probed ${probe.probedAt}): guests run under TCG`;
+  } catch {
+    // no probe yet
+  }
+  out.push({ check: 'acceleration', ok: true, detail: kvmDetail });
+  // Forward policies of other firewalls that would drop lab traffic leaving through the uplink.
+  const rules = await run.run(['nft', 'list', 'ruleset'], { allowFail: true }).catch(() => null);
+  const text = rules?.stdout ?? '';
+  const dropForward = [...text.matchAll(/table (\w+) (\S+) \{[\s\S]*?chain (\S+) \{\s*type filter hook forward priority [^;]+; policy drop;/g)].map((m) => `${m[1]} ${m[2]} chain ${m[3]}`);
+  const docker = /chain DOCKER/.test(text);
+  out.push({
+    check: 'forwarding policy',
+    ok: dropForward.length === 0,
+    detail: dropForward.length ? `forward policy drop in ${dropForward.join(', ')}${docker ? ' (Docker)' : ''}` : 'no forward chain drops by policy',
+    ...(dropForward.length
+      ? { fix: 'nat and routed labs need forwarding through their uplink: allow it there, e.g. `iptables -I DOCKER-USER -i qn+ -j ACCEPT; iptables -I DOCKER-USER -o qn+ -j ACCEPT` for Docker, or a firewalld zone accepting qn+ interfaces' }
+      : {}),
+  });
+  const firewalld = (await run.run(['systemctl', 'is-active', 'firewalld'], { allowFail: true }).catch(() => null))?.stdout.trim() === 'active';
+  if (firewalld) out.push({ check: 'firewalld', ok: false, detail: 'active', fix: 'put the qn+ interfaces in a zone that forwards (firewall-cmd --zone=trusted --add-interface=qnXXXXXXXX)' });
+  out.push({ check: 'machine', ok: true, detail: `${os.cpus().length} CPUs, ${Math.round(os.totalmem() / 2 ** 30)} GiB, kernel ${os.release()}` });
+  return out;
+}

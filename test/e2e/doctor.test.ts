@@ -1,0 +1,21 @@
+// `qnet doctor` on this machine: every check passes, nothing changes; a missing piece is named with its fix.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { qnet, snapshot } from './helpers.js';
+
+test('doctor passes here, says KVM is probed (not assumed), and changes nothing', async () => {
+  const before0 = await snapshot();
+  const r = await qnet(['doctor']);
+  assert.equal(r.code, 0, r.stdout);
+  for (const check of ['qemu', 'iproute2', 'nftables', 'dnsmasq', 'network namespaces', 'bridges', 'veth', 'nftables bridge family', 'forwarding policy'])
+    assert.match(r.stdout, new RegExp(`^${check}\\s+ok`, 'm'));
+  assert.match(r.stdout, /^acceleration\s+ok\s+.*(probe|TCG)/m);
+  assert.deepEqual(await snapshot(), before0);
+});
+
+test('doctor names what is missing and how to fix it, exit 1', async () => {
+  const r = await qnet(['doctor'], { QNET_USER: 'no-such-qnet-user' });
+  assert.equal(r.code, 1);
+  assert.match(r.stdout, /guest user no-such-qnet-user\s+FIX\s+missing/);
+  assert.match(r.stdout, /useradd --system --no-create-home --shell \/usr\/sbin\/nologin no-such-qnet-user/);
+});
