@@ -4,7 +4,7 @@ import type net from 'node:net';
 import { RuntimeError } from '../errors.js';
 import { ensureImage } from '../guest/image.js';
 import type { CommandRunner } from '../host/run.js';
-import { userIds } from '../host/users.js';
+import { labIds, userIds } from '../host/users.js';
 import { planUp, type Action, type Step } from '../plan/plan.js';
 import { connectControl, waitReady } from '../qemu/control.js';
 import { startGuest, stopGuest } from '../qemu/guest.js';
@@ -53,7 +53,7 @@ interface Live {
 export async function prepareUp(lab: ResolvedLab, opts: UpOptions): Promise<{ steps: Step[]; accel: string; image: string; why: string }> {
   const reporter = opts.reporter ?? silentReporter;
   const user = guestUser();
-  await userIds(user);
+  const uids = await userIds(user);
   const image = await ensureImage(opts.runner, (m) => reporter.info(m));
   const t = Date.now();
   const { accel, why } = await resolveAccel(opts.accel ?? 'auto', image, user);
@@ -61,7 +61,7 @@ export async function prepareUp(lab: ResolvedLab, opts: UpOptions): Promise<{ st
   const uplink = needsUplink(lab) ? await chooseUplink(opts.runner, lab) : undefined;
   const hostForwarding = uplink ? await hostForwardingOnByHost() : undefined;
   return {
-    steps: planUp(lab, { image, accel, user, ...(uplink ? { uplink } : {}), ...(hostForwarding !== undefined ? { hostForwarding } : {}) }),
+    steps: planUp(lab, { image, accel, user, userIds: uids, guestIds: labIds(lab.name), ...(uplink ? { uplink } : {}), ...(hostForwarding !== undefined ? { hostForwarding } : {}) }),
     accel,
     image: image.key,
     why,
@@ -103,8 +103,6 @@ export async function up(lab: ResolvedLab, opts: UpOptions): Promise<UpResult> {
   if (existing.present)
     throw new RuntimeError(`lab "${lab.name}" is already up (or left over: ${existing.what.join(', ')}); run \`qnet down ${lab.name}\` first`);
   const { steps, accel, image } = await prepareUp(lab, opts);
-  const user = guestUser();
-  const ids = await userIds(user);
   const state: LabState = {
     version: 1,
     lab,
@@ -133,7 +131,7 @@ export async function up(lab: ResolvedLab, opts: UpOptions): Promise<UpResult> {
       if (process.env.QNET_TEST_KILL_BEFORE_STEP === String(i + 1)) process.kill(process.pid, 'SIGKILL');
       current = step;
       const t = Date.now();
-      await execute(step.do, { runner: opts.runner, ids, lab, state, live, reporter, readyTimeoutMs: opts.readyTimeoutMs ?? 120_000 });
+      await execute(step.do, { runner: opts.runner, lab, state, live, reporter, readyTimeoutMs: opts.readyTimeoutMs ?? 120_000 });
       done.push(step);
       if (i === 0) await writeState(state); // the run directory exists now: journal from here on
       reporter.step(step.title, Date.now() - t, true);
@@ -143,7 +141,7 @@ export async function up(lab: ResolvedLab, opts: UpOptions): Promise<UpResult> {
     return { state, ms: Date.now() - started };
   } catch (err) {
     if (current) reporter.step(current.title, 0, false);
-    const undone = await rollback(done, { runner: opts.runner, ids, lab, state, live, reporter, readyTimeoutMs: 0 });
+    const undone = await rollback(done, { runner: opts.runner, lab, state, live, reporter, readyTimeoutMs: 0 });
     const cause = err instanceof Error ? err.message : String(err);
     throw new RuntimeError(
       `qnet up ${lab.name} failed at "${current?.title ?? 'start'}": ${cause}\nrolled back ${undone} step${undone === 1 ? '' : 's'}; nothing of the lab is left`,
@@ -158,7 +156,6 @@ export async function up(lab: ResolvedLab, opts: UpOptions): Promise<UpResult> {
 
 interface ExecContext {
   runner: CommandRunner;
-  ids: { uid: number; gid: number };
   lab: ResolvedLab;
   state: LabState;
   live: Live;
@@ -170,7 +167,7 @@ async function execute(a: Action, ctx: ExecContext): Promise<void> {
   switch (a.kind) {
     case 'mkdir':
       await mkdir(a.path, { recursive: true, mode: a.mode });
-      if (a.owner) await chown(a.path, ctx.ids.uid, ctx.ids.gid);
+      if (a.owner) await chown(a.path, a.owner.uid, a.owner.gid);
       return;
     case 'write':
       await writeFile(a.path, a.content, { mode: a.mode });

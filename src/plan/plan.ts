@@ -23,7 +23,7 @@ import type { ResolvedLab } from '../topology/model.js';
 import { hasBridge } from '../topology/model.js';
 
 export type Action =
-  | { kind: 'mkdir'; path: string; mode: number; owner?: string }
+  | { kind: 'mkdir'; path: string; mode: number; owner?: { uid: number; gid: number } }
   | { kind: 'write'; path: string; content: string; mode: number }
   | { kind: 'exec'; argv: string[]; input?: string }
   | { kind: 'rmtree'; path: string }
@@ -43,7 +43,11 @@ export interface Step {
 export interface PlanContext {
   image: GuestImage;
   accel: Accel;
+  /** The user helper daemons (dnsmasq) run as, with its ids. */
   user: string;
+  userIds: { uid: number; gid: number };
+  /** The lab's own ids, which its guests (and their taps and files) get. */
+  guestIds: { uid: number; gid: number };
   qemuBinary?: string;
   /** The uplink /30 chosen for this host (labs with nat or routed networks). */
   uplink?: UplinkAddressing;
@@ -62,7 +66,7 @@ export function planUp(lab: ResolvedLab, ctx: PlanContext): Step[] {
       undo: { kind: 'exec', argv: ['ip', 'netns', 'delete', lab.netns] },
     },
   ];
-  const batch = renderLinkBatch(lab, ctx.user);
+  const batch = renderLinkBatch(lab, String(ctx.guestIds.uid));
   const bridges = lab.networks.filter((n) => hasBridge(n)).length;
   const taps = lab.nodes.reduce((n, node) => n + node.nics.filter((c) => c.kind === 'bridge').length, 0);
   steps.push({
@@ -106,7 +110,7 @@ export function planUp(lab: ResolvedLab, ctx: PlanContext): Step[] {
   const dhcpNets = lab.networks.filter((n) => n.dhcp);
   if (dhcpNets.length) {
     const ddir = path.join(dir, 'dnsmasq');
-    steps.push({ title: 'prepare dnsmasq', do: { kind: 'mkdir', path: ddir, mode: 0o700, owner: ctx.user } });
+    steps.push({ title: 'prepare dnsmasq', do: { kind: 'mkdir', path: ddir, mode: 0o700, owner: ctx.userIds } });
     steps.push({ title: 'write the lab hosts file', do: { kind: 'write', path: path.join(ddir, 'hosts'), content: renderDnsmasqHosts(lab), mode: 0o644 } });
     for (const net of dhcpNets) {
       const files = { ...dnsmasqFiles(ddir, net.name), hosts: path.join(ddir, 'hosts') };
@@ -129,7 +133,7 @@ export function planUp(lab: ResolvedLab, ctx: PlanContext): Step[] {
     const files = nodeFiles(nodeDir(lab.name, node.name));
     steps.push({
       title: `prepare ${node.name}`,
-      do: { kind: 'mkdir', path: files.dir, mode: 0o700, owner: ctx.user },
+      do: { kind: 'mkdir', path: files.dir, mode: 0o700, owner: ctx.guestIds },
     });
     steps.push({
       title: `write ${node.name} boot configuration`,
@@ -146,7 +150,8 @@ export function planUp(lab: ResolvedLab, ctx: PlanContext): Step[] {
       image: ctx.image,
       accel: ctx.accel,
       netns: lab.netns,
-      user: ctx.user,
+      user: String(ctx.guestIds.uid),
+      group: String(ctx.guestIds.gid),
       ...(ctx.qemuBinary ? { binary: ctx.qemuBinary } : {}),
     });
     steps.push({

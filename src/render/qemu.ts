@@ -99,12 +99,13 @@ const DEV_SETUP =
  * The full argv: enter the lab namespace (when given), private /dev nodes, drop to `user`, then QEMU.
  * One process throughout (every stage execs the next), so the spawned pid is QEMU's.
  */
-export function renderGuestCommand(o: QemuOptions & { netns?: string; user: string }): string[] {
+export function renderGuestCommand(o: QemuOptions & { netns?: string; user: string; group?: string }): string[] {
+  const group = o.group ?? o.user;
   return [
     ...(o.netns ? ['nsenter', `--net=/run/netns/${o.netns}`, '--'] : []),
     'unshare', '--mount', '--propagation', 'private', '--',
-    'sh', '-c', DEV_SETUP, 'qnet-guest', o.user, o.accel,
-    'setpriv', `--reuid=${o.user}`, `--regid=${o.user}`, '--clear-groups', '--no-new-privs', '--',
+    'sh', '-c', DEV_SETUP, 'qnet-guest', `${o.user}:${group}`, o.accel,
+    'setpriv', `--reuid=${o.user}`, `--regid=${group}`, '--clear-groups', '--no-new-privs', '--',
     o.binary ?? 'qemu-system-x86_64',
     ...renderQemuArgs(o),
   ];

@@ -214,6 +214,24 @@ describe('labs side by side', () => {
     assert.notEqual(back.code, 0);
   });
 
+  test("each lab's guests run as a uid of their own, which cannot open the other lab's sockets", async () => {
+    const { readFileSync } = await import('node:fs');
+    const uidOf = async (lab: string) => {
+      const s = JSON.parse((await qnet(['status', lab, '--json'])).stdout);
+      return Number(/^Uid:\s+(\d+)/m.exec(readFileSync(`/proc/${s.nodes[0].pid}/status`, 'utf8'))![1]);
+    };
+    const ua = await uidOf(a);
+    const ub = await uidOf(b);
+    assert.notEqual(ua, ub);
+    assert.ok(ua > 0 && ub > 0);
+    const qmpB = `${process.env.QNET_RUN_DIR ?? '/run/qnet'}/${b}/deb1/qmp.sock`;
+    const probe = `require('net').connect(${JSON.stringify(qmpB)}).on('connect',()=>{console.log('CONNECTED');process.exit(0)}).on('error',e=>{console.log(e.code);process.exit(0)})`;
+    const asA = sh(['setpriv', `--reuid=${ua}`, `--regid=${ua}`, '--clear-groups', process.execPath, '-e', probe], false);
+    assert.match(asA.stdout, /EACCES/, `lab ${a}'s uid must not reach lab ${b}'s QMP socket: ${asA.stdout}${asA.stderr}`);
+    const asB = sh(['setpriv', `--reuid=${ub}`, `--regid=${ub}`, '--clear-groups', process.execPath, '-e', probe], false);
+    assert.match(asB.stdout, /CONNECTED/, 'its own uid can (the check itself works)');
+  });
+
   test('a third lab asking for a subnet the host already routes is refused before anything is made', async () => {
     const before1 = await snapshot();
     const r = await qnet(['up', writeTopology(topo(labName('sidc'), 1))]);

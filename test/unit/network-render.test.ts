@@ -56,7 +56,7 @@ describe('network modes render as their golden files', () => {
   test('dnsmasq hosts', () => golden('nets-dnsmasq.hosts', renderDnsmasqHosts(lab)));
   for (const node of ['win', 'deb', 'r1']) test(`guest config ${node}`, () => golden(`nets-${node}.conf`, renderGuestConfig(lab, lab.nodes.find((n) => n.name === node)!)));
   test('plan', () =>
-    golden('nets-plan.txt', formatPlan(planUp(lab, { image: { kernel: '/img/vmlinux', initrd: '/img/initrd.img', cmdline: 'console=ttyS0' }, accel: 'tcg', user: 'qnet', uplink: UP, hostForwarding: false }))));
+    golden('nets-plan.txt', formatPlan(planUp(lab, { image: { kernel: '/img/vmlinux', initrd: '/img/initrd.img', cmdline: 'console=ttyS0' }, accel: 'tcg', user: 'qnet', userIds: { uid: 995, gid: 995 }, guestIds: { uid: 1900001000, gid: 1900001000 }, uplink: UP, hostForwarding: false }))));
 });
 
 describe('network rules', () => {

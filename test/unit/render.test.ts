@@ -21,7 +21,7 @@ const GOLDEN = path.join(ROOT, 'test', 'golden');
 const UPDATE = process.env.UPDATE_GOLDEN === '1';
 
 const IMAGE: GuestImage = { kernel: '/img/vmlinuz', initrd: '/img/initrd.img', cmdline: 'console=ttyS0' };
-const CTX: PlanContext = { image: IMAGE, accel: 'tcg', user: 'qnet' };
+const CTX: PlanContext = { image: IMAGE, accel: 'tcg', user: 'qnet', userIds: { uid: 995, gid: 995 }, guestIds: { uid: 1900001000, gid: 1900001000 } };
 
 const lab = parseTopology(readFileSync(path.join(ROOT, 'test', 'fixtures', 'seed.yaml'), 'utf8'), 'seed.yaml');
 
