@@ -8,7 +8,8 @@ import type { AccelChoice } from '../lab/accel.js';
 import { down } from '../lab/down.js';
 import { listLabs } from '../lab/discover.js';
 import { allStatus, labStatus } from '../lab/status.js';
-import { prepareUp, up } from '../lab/up.js';
+import { prepareChange, prepareUp, up } from '../lab/up.js';
+import { formatChange, isEmpty } from '../plan/change.js';
 import { execInGuest, monitorNetwork, runningNode } from '../lab/exec.js';
 import { attachConsole } from './console.js';
 import { formatPlan } from '../plan/plan.js';
@@ -60,6 +61,15 @@ export async function main(argv: string[]): Promise<number> {
       if (!Number.isFinite(timeout) || timeout <= 0) throw new UserError(`--timeout: expected a number of seconds, got "${o.timeout}"`);
       const reporter = consoleReporter();
       if (o.dryRun) {
+        const running = await readState(lab.name);
+        if (running?.status === 'up') {
+          const { change, steps } = await prepareChange(running, lab, { runner, reporter });
+          const what = isEmpty(change) ? '  nothing differs' : formatChange(change);
+          process.stdout.write(`lab ${lab.name} is up; the change${change.refused.length ? ' would be refused' : ''}:\n${what}\n`);
+          if (steps.length) process.stdout.write(`${formatPlan(steps)}\n`);
+          process.stdout.write('nothing was changed\n');
+          return;
+        }
         const plan = await prepareUp(lab, { runner, reporter, accel: o.accel });
         process.stdout.write(`plan for lab ${lab.name} (${plan.accel}: ${plan.why}); nothing was changed\n${formatPlan(plan.steps)}\n`);
         return;

@@ -1,14 +1,15 @@
 // Bringing a lab up: run the plan step by step, and on any failure undo what was done, in reverse.
 import { chown, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import type net from 'node:net';
+import path from 'node:path';
 import { RuntimeError } from '../errors.js';
 import { ensureImage } from '../guest/image.js';
 import type { CommandRunner } from '../host/run.js';
 import { labIds, userIds } from '../host/users.js';
-import { planUp, type Action, type Step } from '../plan/plan.js';
+import { planChange, planUp, type Action, type Step } from '../plan/plan.js';
 import { connectControl, waitReady } from '../qemu/control.js';
 import { startGuest, stopGuest } from '../qemu/guest.js';
-import { nodeFiles } from '../render/qemu.js';
+import { nodeFiles, type Accel } from '../render/qemu.js';
 import type { ResolvedLab } from '../topology/model.js';
 import { resolveAccel, type AccelChoice } from './accel.js';
 import { claimHostForwarding, hostForwardingOnByHost, releaseHostForwarding } from '../host/forwarding.js';
@@ -18,7 +19,8 @@ import { formatCidr, overlaps, parseCidr, type Cidr } from '../topology/ipv4.js'
 import { usesUplink } from '../topology/model.js';
 import { findLab } from './discover.js';
 import { guestUser, nodeDir } from './paths.js';
-import { writeState, type LabState } from './state.js';
+import { readState, writeState, type LabState } from './state.js';
+import { diffLabs, formatChange, isEmpty, type ChangeSet } from '../plan/change.js';
 
 export interface Reporter {
   /** A step finished (or failed) after `ms` milliseconds. */
@@ -43,7 +45,8 @@ export interface UpResult {
   ms: number;
 }
 
-interface Live {
+/** What a run of steps has started and still holds. */
+export interface Live {
   pids: Map<string, number>;
   control: Map<string, net.Socket>;
   services: Map<string, number>;
@@ -100,8 +103,11 @@ export async function up(lab: ResolvedLab, opts: UpOptions): Promise<UpResult> {
   const started = Date.now();
   const reporter = opts.reporter ?? silentReporter;
   const existing = await findLab(lab.name);
-  if (existing.present)
+  if (existing.present) {
+    const running = await readState(lab.name);
+    if (running?.status === 'up') return applyChange(running, lab, opts);
     throw new RuntimeError(`lab "${lab.name}" is already up (or left over: ${existing.what.join(', ')}); run \`qnet down ${lab.name}\` first`);
+  }
   const { steps, accel, image } = await prepareUp(lab, opts);
   const state: LabState = {
     version: 1,
@@ -154,7 +160,8 @@ export async function up(lab: ResolvedLab, opts: UpOptions): Promise<UpResult> {
   }
 }
 
-interface ExecContext {
+/** Everything a step needs to run. */
+export interface ExecContext {
   runner: CommandRunner;
   lab: ResolvedLab;
   state: LabState;
@@ -163,10 +170,16 @@ interface ExecContext {
   readyTimeoutMs: number;
 }
 
-async function execute(a: Action, ctx: ExecContext): Promise<void> {
+/** Carries out one action of a plan. */
+export async function execute(a: Action, ctx: ExecContext): Promise<void> {
   switch (a.kind) {
     case 'mkdir':
-      await mkdir(a.path, { recursive: true, mode: a.mode });
+      if (a.exclusive) {
+        await mkdir(path.dirname(a.path), { recursive: true, mode: 0o711 });
+        await mkdir(a.path, { mode: a.mode }).catch((e: NodeJS.ErrnoException) => {
+          throw e.code === 'EEXIST' ? new RuntimeError(`lab "${ctx.lab.name}" is being brought up by another qnet (${a.path} exists)`) : e;
+        });
+      } else await mkdir(a.path, { recursive: true, mode: a.mode });
       if (a.owner) await chown(a.path, a.owner.uid, a.owner.gid);
       return;
     case 'write':
@@ -244,7 +257,8 @@ async function execute(a: Action, ctx: ExecContext): Promise<void> {
   }
 }
 
-async function rollback(done: Step[], ctx: ExecContext): Promise<number> {
+/** Undoes the done steps in reverse; returns how many were undone. */
+export async function rollback(done: Step[], ctx: ExecContext): Promise<number> {
   let n = 0;
   for (const step of [...done].reverse()) {
     if (!step.undo) continue;
@@ -257,4 +271,56 @@ async function rollback(done: Step[], ctx: ExecContext): Promise<number> {
     }
   }
   return n;
+}
+
+/** The change `up` would make to a running lab (for `--dry-run`): the change set and its steps. */
+export async function prepareChange(running: LabState, next: ResolvedLab, opts: UpOptions): Promise<{ change: ChangeSet; steps: Step[] }> {
+  const change = diffLabs(running.lab, next);
+  if (change.refused.length || isEmpty(change)) return { change, steps: [] };
+  const user = guestUser();
+  const image = await ensureImage(opts.runner, (m) => (opts.reporter ?? silentReporter).info(m));
+  const ctx = { image, accel: running.accel as Accel, user, userIds: await userIds(user), guestIds: labIds(next.name) };
+  return { change, steps: planChange(running.lab, next, change, ctx) };
+}
+
+/**
+ * `up` of a running lab with a changed topology: applies what can change in place (nodes, bridge-only networks)
+ * without touching the rest, or refuses with the reasons. Nothing differs: refused as "already up".
+ */
+async function applyChange(running: LabState, next: ResolvedLab, opts: UpOptions): Promise<UpResult> {
+  const started = Date.now();
+  const reporter = opts.reporter ?? silentReporter;
+  const { change, steps } = await prepareChange(running, next, opts);
+  if (isEmpty(change)) throw new RuntimeError(`lab "${next.name}" is already up and its topology is unchanged; nothing to do (\`qnet status ${next.name}\`)`);
+  if (change.refused.length)
+    throw new RuntimeError(`lab "${next.name}" is up and this change cannot be applied in place:\n${formatChange(change)}`);
+  reporter.info(`lab ${next.name} is up; applying the change:\n${formatChange(change)}`);
+  const live: Live = { pids: new Map(Object.entries(running.guests).map(([n, g]) => [n, g.pid])), control: new Map(), services: new Map() };
+  const state: LabState = { ...running, lab: next, guests: { ...running.guests } };
+  for (const n of [...change.removeNodes, ...change.restartNodes]) delete state.guests[n];
+  const ctx: ExecContext = { runner: opts.runner, lab: next, state, live, reporter, readyTimeoutMs: opts.readyTimeoutMs ?? 120_000 };
+  const done: Step[] = [];
+  let current: Step | undefined;
+  try {
+    for (const step of steps) {
+      current = step;
+      const t = Date.now();
+      await execute(step.do, ctx);
+      done.push(step);
+      reporter.step(step.title, Date.now() - t, true);
+    }
+    await writeState(state);
+    return { state, ms: Date.now() - started };
+  } catch (err) {
+    if (current) reporter.step(current.title, 0, false);
+    const undone = await rollback(done, ctx);
+    // What was stopped stays stopped: the lab keeps its old definition and status shows what runs.
+    await writeState({ ...running, guests: Object.fromEntries(Object.entries(running.guests).filter(([n]) => !change.removeNodes.includes(n) && !change.restartNodes.includes(n))) });
+    throw new RuntimeError(
+      `changing lab ${next.name} failed at "${current?.title ?? 'start'}": ${(err as Error).message}\nundid ${undone} step(s); nodes stopped for the change stay stopped (see \`qnet status ${next.name}\`)`,
+      { cause: err },
+    );
+  } finally {
+    for (const s of live.control.values()) s.destroy();
+  }
 }

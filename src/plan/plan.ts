@@ -14,16 +14,18 @@ import {
   uplinkTable,
   type UplinkAddressing,
 } from '../render/uplink.js';
-import { formatIPv4 } from '../topology/ipv4.js';
+import { formatCidr, formatIPv4 } from '../topology/ipv4.js';
+import type { ChangeSet } from './change.js';
+import { ownerMarker } from '../render/ipbatch.js';
 import { needsGuard, renderGuardRuleset } from '../render/guard.js';
 import { renderGuestConfig, renderRouterRuleset } from '../render/guest-config.js';
 import { renderLinkBatch } from '../render/ipbatch.js';
 import { nodeFiles, renderGuestCommand, type Accel, type GuestImage } from '../render/qemu.js';
-import type { ResolvedLab } from '../topology/model.js';
+import type { ResolvedLab, ResolvedNode } from '../topology/model.js';
 import { hasBridge } from '../topology/model.js';
 
 export type Action =
-  | { kind: 'mkdir'; path: string; mode: number; owner?: { uid: number; gid: number } }
+  | { kind: 'mkdir'; path: string; mode: number; owner?: { uid: number; gid: number }; exclusive?: boolean }
   | { kind: 'write'; path: string; content: string; mode: number }
   | { kind: 'exec'; argv: string[]; input?: string }
   | { kind: 'rmtree'; path: string }
@@ -59,7 +61,8 @@ export interface PlanContext {
 export function planUp(lab: ResolvedLab, ctx: PlanContext): Step[] {
   const dir = labDir(lab.name);
   const steps: Step[] = [
-    { title: `create run directory ${dir}`, do: { kind: 'mkdir', path: dir, mode: 0o711 }, undo: { kind: 'rmtree', path: dir } },
+    // Exclusive: the run directory is the lab's lock, so two `up`s of one lab at the same instant cannot both run.
+    { title: `create run directory ${dir}`, do: { kind: 'mkdir', path: dir, mode: 0o711, exclusive: true }, undo: { kind: 'rmtree', path: dir } },
     {
       title: `create network namespace ${lab.netns}`,
       do: { kind: 'exec', argv: ['ip', 'netns', 'add', lab.netns] },
@@ -129,38 +132,102 @@ export function planUp(lab: ResolvedLab, ctx: PlanContext): Step[] {
       });
     }
   }
-  for (const node of lab.nodes) {
-    const files = nodeFiles(nodeDir(lab.name, node.name));
+  for (const node of lab.nodes) steps.push(...nodeSteps(lab, node, ctx));
+  steps.push({ title: 'wait until every guest is configured', do: { kind: 'wait-ready', nodes: lab.nodes.map((n) => n.name) } });
+  return steps;
+}
+
+/** The steps that prepare and start one node (its taps exist already). */
+export function nodeSteps(lab: ResolvedLab, node: ResolvedNode, ctx: PlanContext): Step[] {
+  const steps: Step[] = [];
+  const files = nodeFiles(nodeDir(lab.name, node.name));
+  steps.push({ title: `prepare ${node.name}`, do: { kind: 'mkdir', path: files.dir, mode: 0o700, owner: ctx.guestIds } });
+  steps.push({
+    title: `write ${node.name} boot configuration`,
+    do: { kind: 'write', path: files.config, content: renderGuestConfig(lab, node), mode: 0o644 },
+  });
+  if (node.router)
     steps.push({
-      title: `prepare ${node.name}`,
-      do: { kind: 'mkdir', path: files.dir, mode: 0o700, owner: ctx.guestIds },
+      title: `write ${node.name} router ruleset`,
+      do: { kind: 'write', path: files.nft, content: renderRouterRuleset(lab, node), mode: 0o644 },
     });
+  const argv = renderGuestCommand({
+    node,
+    files,
+    image: ctx.image,
+    accel: ctx.accel,
+    netns: lab.netns,
+    user: String(ctx.guestIds.uid),
+    group: String(ctx.guestIds.gid),
+    ...(ctx.qemuBinary ? { binary: ctx.qemuBinary } : {}),
+  });
+  steps.push({
+    title: `start ${node.name} (${ctx.accel}, ${node.memory} MiB, ${node.cpus} CPU${node.cpus > 1 ? 's' : ''})`,
+    do: { kind: 'start-guest', node: node.name, argv, env: { [ENV_LAB]: lab.name, [ENV_NODE]: node.name } },
+    undo: { kind: 'stop-guest', node: node.name },
+  });
+  return steps;
+}
+
+/**
+ * The steps that change a running lab into `next` in place: stop removed and changed nodes, remove their taps
+ * and networks that go, add new networks and taps, re-apply the guard table, start new and changed nodes.
+ */
+export function planChange(running: ResolvedLab, next: ResolvedLab, c: ChangeSet, ctx: PlanContext): Step[] {
+  const steps: Step[] = [];
+  const ns = next.netns;
+  const oldNodes = new Map(running.nodes.map((n) => [n.name, n]));
+  const newNodes = new Map(next.nodes.map((n) => [n.name, n]));
+  for (const name of [...c.removeNodes, ...c.restartNodes]) {
+    const node = oldNodes.get(name)!;
+    steps.push({ title: `stop ${name}`, do: { kind: 'stop-guest', node: name } });
+    const taps = node.nics.filter((n) => n.kind === 'bridge').map((n) => `link delete dev ${n.tap}`);
+    if (taps.length) steps.push({ title: `remove ${name}'s taps`, do: { kind: 'exec', argv: ['ip', '-n', ns, '-batch', '-'], input: taps.join('\n') + '\n' } });
+    steps.push({ title: `remove ${name}'s run directory`, do: { kind: 'rmtree', path: nodeDir(running.name, name) } });
+  }
+  const oldNets = new Map(running.networks.map((n) => [n.name, n]));
+  for (const name of c.removeNetworks)
+    steps.push({ title: `remove network ${name}`, do: { kind: 'exec', argv: ['ip', '-n', ns, 'link', 'delete', 'dev', oldNets.get(name)!.bridge] } });
+  const mark = ownerMarker(next.name);
+  const batch: string[] = [];
+  for (const name of c.addNetworks) {
+    const net = next.networks.find((n) => n.name === name)!;
+    batch.push(`link add name ${net.bridge} type bridge stp_state 0 forward_delay 0`, `link set dev ${net.bridge} alias ${mark}`);
+    if (net.address) batch.push(`addr add ${formatCidr(net.address)} dev ${net.bridge}`);
+    batch.push(`link set dev ${net.bridge} up`);
+  }
+  const bridgeOf = new Map(next.networks.map((n) => [n.name, n.bridge]));
+  for (const name of [...c.addNodes, ...c.restartNodes])
+    for (const nic of newNodes.get(name)!.nics.filter((n) => n.kind === 'bridge'))
+      batch.push(
+        `tuntap add dev ${nic.tap} mode tap user ${ctx.guestIds.uid}`,
+        `link set dev ${nic.tap} alias ${mark}`,
+        `link set dev ${nic.tap} master ${bridgeOf.get(nic.network)!}`,
+        `link set dev ${nic.tap} up`,
+      );
+  if (batch.length) {
+    const undo = [
+      ...[...c.addNodes, ...c.restartNodes].flatMap((name) => newNodes.get(name)!.nics.filter((n) => n.kind === 'bridge').map((n) => `link delete dev ${n.tap}`)),
+      ...c.addNetworks.map((name) => `link delete dev ${bridgeOf.get(name)!}`),
+    ];
     steps.push({
-      title: `write ${node.name} boot configuration`,
-      do: { kind: 'write', path: files.config, content: renderGuestConfig(lab, node), mode: 0o644 },
-    });
-    if (node.router)
-      steps.push({
-        title: `write ${node.name} router ruleset`,
-        do: { kind: 'write', path: files.nft, content: renderRouterRuleset(lab, node), mode: 0o644 },
-      });
-    const argv = renderGuestCommand({
-      node,
-      files,
-      image: ctx.image,
-      accel: ctx.accel,
-      netns: lab.netns,
-      user: String(ctx.guestIds.uid),
-      group: String(ctx.guestIds.gid),
-      ...(ctx.qemuBinary ? { binary: ctx.qemuBinary } : {}),
-    });
-    steps.push({
-      title: `start ${node.name} (${ctx.accel}, ${node.memory} MiB, ${node.cpus} CPU${node.cpus > 1 ? 's' : ''})`,
-      do: { kind: 'start-guest', node: node.name, argv, env: { [ENV_LAB]: lab.name, [ENV_NODE]: node.name } },
-      undo: { kind: 'stop-guest', node: node.name },
+      title: `add ${c.addNetworks.length} network(s) and the taps of ${c.addNodes.length + c.restartNodes.length} node(s) (one ip -batch)`,
+      do: { kind: 'exec', argv: ['ip', '-n', ns, '-batch', '-'], input: batch.join('\n') + '\n' },
+      undo: { kind: 'exec', argv: ['ip', '-n', ns, '-batch', '-'], input: undo.join('\n') + '\n' },
     });
   }
-  steps.push({ title: 'wait until every guest is configured', do: { kind: 'wait-ready', nodes: lab.nodes.map((n) => n.name) } });
+  if (needsGuard(running) || needsGuard(next))
+    steps.push({
+      title: 'replace the anti-spoofing and DHCP guard rules (one nft transaction)',
+      do: {
+        kind: 'exec',
+        argv: ['ip', 'netns', 'exec', ns, 'nft', '-f', '-'],
+        input: `table bridge qnet {}\nflush table bridge qnet\n${renderGuardRuleset(next)}`,
+      },
+    });
+  for (const name of [...c.addNodes, ...c.restartNodes]) steps.push(...nodeSteps(next, newNodes.get(name)!, ctx));
+  const starting = [...c.addNodes, ...c.restartNodes];
+  if (starting.length) steps.push({ title: 'wait until the new guests are configured', do: { kind: 'wait-ready', nodes: starting } });
   return steps;
 }
 

@@ -160,3 +160,67 @@ describe('crash safety', () => {
     }
   });
 });
+
+describe('one lab, one owner; failures say what and where', () => {
+  test('two `up`s of one lab at the same instant: exactly one wins, the other changes nothing', async () => {
+    const name = labName('race');
+    const file = writeTopology({ name, networks: { lan: {} }, nodes: { a: { nics: [{ network: 'lan' }] } } });
+    const before0 = await snapshot();
+    const [r1, r2] = await Promise.all([qnet(['up', file]), qnet(['up', file])]);
+    assert.deepEqual([r1.code, r2.code].sort(), [0, 1], r1.stderr + r2.stderr);
+    const loser = r1.code === 1 ? r1 : r2;
+    assert.match(loser.stderr, /already up|being brought up by another qnet/);
+    const s = JSON.parse((await qnet(['status', name, '--json'])).stdout);
+    assert.equal(s.status, 'up');
+    assert.equal((await qnet(['down', name])).code, 0);
+    assert.deepEqual(await snapshot(), before0);
+  });
+
+  test('a guest that dies is shown by status; up restarts nothing and says why', async () => {
+    const name = labName('dies');
+    const file = writeTopology({ name, networks: { lan: {} }, nodes: { a: { nics: [{ network: 'lan' }] }, b: { nics: [{ network: 'lan' }] } } });
+    const before0 = await snapshot();
+    assert.equal((await qnet(['up', file])).code, 0);
+    const s = JSON.parse((await qnet(['status', name, '--json'])).stdout);
+    process.kill(s.nodes[0].pid, 'SIGKILL');
+    let after0 = s;
+    for (let i = 0; i < 50 && after0.nodes[0].state === 'running'; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      after0 = JSON.parse((await qnet(['status', name, '--json'])).stdout);
+    }
+    assert.equal(after0.nodes[0].state, 'stopped');
+    assert.equal(after0.nodes[1].state, 'running');
+    assert.equal(after0.status, 'degraded');
+    const again = await qnet(['up', file]);
+    assert.equal(again.code, 1);
+    assert.match(again.stderr, /already up/);
+    assert.equal((await qnet(['down', name])).code, 0);
+    assert.deepEqual(await snapshot(), before0);
+  });
+
+  test('a name already taken on the host fails up at that step, with the cause, and rolls back', async () => {
+    const { uplinkHostIf } = await import('../../src/render/uplink.js');
+    const { spawnSync } = await import('node:child_process');
+    const name = labName('taken');
+    const file = writeTopology({
+      name,
+      networks: { lan: { mode: 'nat', subnet: '10.59.0.0/24', address: '10.59.0.1' } },
+      nodes: { a: { nics: [{ network: 'lan', ip: '10.59.0.2' }] } },
+    });
+    const squatter = uplinkHostIf(name);
+    const made = spawnSync('ip', ['link', 'add', squatter, 'type', 'veth', 'peer', 'name', `${squatter}p`]);
+    assert.equal(made.status, 0, String(made.stderr));
+    try {
+      const before0 = await snapshot();
+      const r = await qnet(['up', file]);
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, new RegExp(`failed at "create the uplink: veth ${squatter}`));
+      assert.match(r.stderr, /File exists/);
+      assert.match(r.stderr, /rolled back \d+ steps; nothing of the lab is left/);
+      assert.deepEqual(await snapshot(), before0);
+    } finally {
+      await qnet(['down', name]);
+      spawnSync('ip', ['link', 'delete', squatter]);
+    }
+  });
+});
