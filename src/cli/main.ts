@@ -206,7 +206,7 @@ export async function main(argv: string[]): Promise<number> {
     .option('--force', 'rebuild even if the cached image is current')
     .action(async (o: { force?: boolean }) => {
       const t = Date.now();
-      const m = await ensureImage(runner, (s) => process.stderr.write(`· ${s}\n`), o.force === true);
+      const m = await ensureImage(runner, (s) => process.stderr.write(`· ${s}\n`), o.force === true, true);
       process.stdout.write(`${green('✓')} image ${m.key}: ${m.kernelPackage}, busybox ${m.busyboxVersion} (${fmtMs(Date.now() - t)})\n  kernel ${m.kernel}\n  initrd ${m.initrd}\n`);
     });
 

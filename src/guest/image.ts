@@ -151,7 +151,29 @@ async function cpioNewc(run: CommandRunner, root: string, out: string): Promise<
 }
 
 /** Returns the cached image for the current inputs, building it first when needed. */
-export async function ensureImage(run: CommandRunner, progress: Progress = () => {}, force = false): Promise<ImageManifest> {
+export async function ensureImage(run: CommandRunner, progress: Progress = () => {}, force = false, recheck = false): Promise<ImageManifest> {
+  // Asking apt for its candidate versions costs seconds: do it at most once a day (and on every `image build`),
+  // as long as nothing local that goes into the image changed.
+  const bb = await busyboxVersion(run);
+  const localKey = imageKey({ BUILDER_VERSION, bb, GUEST_DEBS, INIT, INITTAB, PROFILE, BOOT, UDHCPC, IMAGE_MODULES, KERNEL_CMDLINE });
+  const currentPath = path.join(cacheRoot(), 'images', 'current.json');
+  if (!force && !recheck) {
+    try {
+      const cur = JSON.parse(await readFile(currentPath, 'utf8')) as { localKey: string; manifest: string; checkedAt: number };
+      if (cur.localKey === localKey && Date.now() - cur.checkedAt < APT_RECHECK_MS && (await exists(cur.manifest)))
+        return JSON.parse(await readFile(cur.manifest, 'utf8')) as ImageManifest;
+    } catch {
+      // no current image yet
+    }
+  }
+  const m = await ensureImageChecked(run, progress, force);
+  await writeFile(currentPath, JSON.stringify({ localKey, manifest: path.join(path.dirname(m.kernel), 'manifest.json'), checkedAt: Date.now() }) + '\n');
+  return m;
+}
+
+const APT_RECHECK_MS = 24 * 3600 * 1000;
+
+async function ensureImageChecked(run: CommandRunner, progress: Progress, force: boolean): Promise<ImageManifest> {
   const pkg = await kernelPackage(run);
   const versions = await candidateVersions(run, [pkg, ...GUEST_DEBS.map((d) => d.pkg)]);
   const kernelVersion = versions[pkg]!;
