@@ -224,3 +224,25 @@ describe('one lab, one owner; failures say what and where', () => {
     }
   });
 });
+
+describe('orphans', () => {
+  test('down --all finds a lab by its markers alone when its whole run directory and topology file are gone', async () => {
+    const name = labName('orph');
+    const file = writeTopology({
+      name,
+      networks: { lan: { mode: 'nat', subnet: '10.57.0.0/24', address: '10.57.0.1', dhcp: { range: '10.57.0.10-10.57.0.20' } } },
+      nodes: { a: { nics: [{ network: 'lan', dhcp: true }] } },
+    });
+    const before0 = await snapshot();
+    const r = await qnet(['up', file]);
+    assert.equal(r.code, 0, r.stderr);
+    rmSync(file);
+    rmSync(`${process.env.QNET_RUN_DIR ?? '/run/qnet'}/${name}`, { recursive: true, force: true });
+    const d = await qnet(['down', '--all']);
+    assert.equal(d.code, 0, d.stderr);
+    assert.match(d.stderr, new RegExp(`lab ${name} is down`));
+    assert.match(d.stderr, /dnsmasq:lan/);
+    assert.match(d.stderr, /nft table ip qnet-/);
+    assert.deepEqual(await snapshot(), before0);
+  });
+});
