@@ -327,6 +327,8 @@ about 1 Gbit/s even between two host veths). A proper measurement needs iperf3 i
 - PVH boot of the uncompressed kernel instead of the bzImage: one guest ready in 5.7 s instead of 11.3 s.
 - gzip-compressed initramfs (5.3 MiB instead of 13.7 MiB): needed to boot in 104 MiB (96 MiB ran out of memory
   while unpacking the uncompressed one).
+- The guest's control loop pauses with a builtin read on a FIFO instead of forking \`sleep\` every second: idle
+  CPU per guest 5.0 % → 2.6 % (10 idle guests, this bench before and after).
 `;
   writeFileSync(path.join(ROOT, 'BENCHMARKS.md'), md);
   log('bench: wrote BENCHMARKS.md');

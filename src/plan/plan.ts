@@ -14,9 +14,9 @@ import {
   uplinkTable,
   type UplinkAddressing,
 } from '../render/uplink.js';
-import { formatCidr, formatIPv4 } from '../topology/ipv4.js';
+import { formatIPv4 } from '../topology/ipv4.js';
 import type { ChangeSet } from './change.js';
-import { ownerMarker } from '../render/ipbatch.js';
+import { bridgeLines, bridgeUpLine, ownerMarker, tapLines } from '../render/ipbatch.js';
 import { needsGuard, renderGuardRuleset } from '../render/guard.js';
 import { renderGuestConfig, renderRouterRuleset } from '../render/guest-config.js';
 import { renderLinkBatch } from '../render/ipbatch.js';
@@ -190,21 +190,13 @@ export function planChange(running: ResolvedLab, next: ResolvedLab, c: ChangeSet
     steps.push({ title: `remove network ${name}`, do: { kind: 'exec', argv: ['ip', '-n', ns, 'link', 'delete', 'dev', oldNets.get(name)!.bridge] } });
   const mark = ownerMarker(next.name);
   const batch: string[] = [];
-  for (const name of c.addNetworks) {
-    const net = next.networks.find((n) => n.name === name)!;
-    batch.push(`link add name ${net.bridge} type bridge stp_state 0 forward_delay 0`, `link set dev ${net.bridge} alias ${mark}`);
-    if (net.address) batch.push(`addr add ${formatCidr(net.address)} dev ${net.bridge}`);
-    batch.push(`link set dev ${net.bridge} up`);
-  }
+  const added = c.addNetworks.map((name) => next.networks.find((n) => n.name === name)!);
+  for (const net of added) batch.push(...bridgeLines(net, mark));
   const bridgeOf = new Map(next.networks.map((n) => [n.name, n.bridge]));
   for (const name of [...c.addNodes, ...c.restartNodes])
     for (const nic of newNodes.get(name)!.nics.filter((n) => n.kind === 'bridge'))
-      batch.push(
-        `tuntap add dev ${nic.tap} mode tap user ${ctx.guestIds.uid}`,
-        `link set dev ${nic.tap} alias ${mark}`,
-        `link set dev ${nic.tap} master ${bridgeOf.get(nic.network)!}`,
-        `link set dev ${nic.tap} up`,
-      );
+      batch.push(...tapLines(nic.tap, bridgeOf.get(nic.network)!, String(ctx.guestIds.uid), mark));
+  for (const net of added) batch.push(bridgeUpLine(net));
   if (batch.length) {
     const undo = [
       ...[...c.addNodes, ...c.restartNodes].flatMap((name) => newNodes.get(name)!.nics.filter((n) => n.kind === 'bridge').map((n) => `link delete dev ${n.tap}`)),
