@@ -52,7 +52,7 @@ export function renderStatus(s: LabStatus): string {
             nic?.model ?? '',
             nic?.tap ?? '',
             nic?.network ?? '',
-            nic?.addresses.join(' ') ?? '',
+            nic ? `${nic.addresses.join(' ')}${nic.dhcp ? (nic.addresses.length ? ' (dhcp)' : 'dhcp, no lease yet') : ''}` : '',
           ]),
         ),
       ),

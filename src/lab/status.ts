@@ -5,6 +5,7 @@ import { formatCidr, formatIPv4 } from '../topology/ipv4.js';
 import { NETNS_PREFIX, hasBridge, type NetworkMode } from '../topology/model.js';
 import { findLab, listLabs } from './discover.js';
 import { readState } from './state.js';
+import { labLeases } from './leases.js';
 
 export interface NodeStatus {
   name: string;
@@ -13,7 +14,8 @@ export interface NodeStatus {
   bootSeconds?: number;
   memory?: number;
   cpus?: number;
-  nics: Array<{ guestIf: string; mac: string; model: string; tap: string; network: string; addresses: string[] }>;
+  /** Addresses: static ones, or for DHCP NICs the address of their current lease. */
+  nics: Array<{ guestIf: string; mac: string; model: string; tap: string; network: string; dhcp: boolean; addresses: string[] }>;
   gateway?: string;
   /** The QEMU monitor's `info network` (with `status --monitor`). */
   monitorNetwork?: string;
@@ -50,6 +52,9 @@ export async function labStatus(lab: string): Promise<LabStatus | null> {
   if (!state) {
     return { lab, status: 'leftover', netns, services: [], networks: [], nodes: [], leftovers: found.what };
   }
+  // DHCP NICs show the address their lease gives them (from dnsmasq's lease files).
+  const leases = state.lab.networks.some((n) => n.dhcp) ? await labLeases(lab).catch(() => []) : [];
+  const prefixOf = new Map(state.lab.networks.map((n) => [n.name, (n.subnet ?? n.address)?.prefix]));
   const nodes: NodeStatus[] = [];
   for (const node of state.lab.nodes) {
     const g = state.guests[node.name];
@@ -71,7 +76,10 @@ export async function labStatus(lab: string): Promise<LabStatus | null> {
         model: n.model,
         tap: n.tap,
         network: n.network,
-        addresses: n.addresses.map(formatCidr),
+        dhcp: n.dhcp,
+        addresses: n.dhcp
+          ? leases.filter((l) => l.mac === n.mac && l.network === n.network).map((l) => `${l.ip}/${prefixOf.get(n.network) ?? 32}`)
+          : n.addresses.map(formatCidr),
       })),
       ...(node.gateway !== undefined ? { gateway: formatIPv4(node.gateway) } : {}),
     });

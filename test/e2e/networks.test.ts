@@ -52,6 +52,9 @@ describe('nat, routed and isolated networks with DHCP, DNS and port forwards', (
     const leases = JSON.parse((await qnet(['leases', lab, '--json'])).stdout) as Array<{ mac: string; ip: string; hostname: string }>;
     assert.ok(leases.some((l) => l.mac === '00:26:c6:21:cf:02' && l.ip === '172.16.1.2' && l.hostname === 'win'));
     assert.ok(leases.some((l) => l.hostname === 'deb' && l.ip === `172.16.1.${m![1]}`));
+    const st = JSON.parse((await qnet(['status', lab, '--json'])).stdout);
+    const debNic = st.nodes.find((n: { name: string }) => n.name === 'deb').nics[0];
+    assert.deepEqual([debNic.dhcp, debNic.addresses], [true, [`172.16.1.${m![1]}/24`]], 'status shows the leased address');
   });
 
   test('each guest resolves the other by name (deb, deb.<lab>) through dnsmasq', async () => {
