@@ -166,18 +166,17 @@ export async function ensureImage(run: CommandRunner, progress: Progress = () =>
       // no current image yet
     }
   }
-  const m = await ensureImageChecked(run, progress, force);
+  const m = await ensureImageChecked(run, progress, force, bb);
   await writeFile(currentPath, JSON.stringify({ localKey, manifest: path.join(path.dirname(m.kernel), 'manifest.json'), checkedAt: Date.now() }) + '\n');
   return m;
 }
 
 const APT_RECHECK_MS = 24 * 3600 * 1000;
 
-async function ensureImageChecked(run: CommandRunner, progress: Progress, force: boolean): Promise<ImageManifest> {
+async function ensureImageChecked(run: CommandRunner, progress: Progress, force: boolean, bbVersion: string): Promise<ImageManifest> {
   const pkg = await kernelPackage(run);
   const versions = await candidateVersions(run, [pkg, ...GUEST_DEBS.map((d) => d.pkg)]);
   const kernelVersion = versions[pkg]!;
-  const bbVersion = await busyboxVersion(run);
   const debVersions: Record<string, string> = {};
   for (const d of GUEST_DEBS) debVersions[d.pkg] = versions[d.pkg]!;
   const inputs = { BUILDER_VERSION, pkg, kernelVersion, bbVersion, debVersions, GUEST_DEBS, INIT, INITTAB, PROFILE, BOOT, UDHCPC, IMAGE_MODULES, KERNEL_CMDLINE };

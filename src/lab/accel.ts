@@ -7,7 +7,7 @@ import { startGuest, stopGuest } from '../qemu/guest.js';
 import { renderGuestConfig } from '../render/guest-config.js';
 import { nodeFiles, renderGuestCommand, type Accel } from '../render/qemu.js';
 import type { ImageManifest } from '../guest/image.js';
-import { RealRunner, type CommandRunner } from '../host/run.js';
+import type { CommandRunner } from '../host/run.js';
 import os from 'node:os';
 import { cacheRoot } from './paths.js';
 import { userIds } from '../host/users.js';
@@ -55,13 +55,13 @@ async function probeKvm(image: ImageManifest, user: string): Promise<boolean> {
 }
 
 /** Resolves `auto` by a cached probe; `kvm` and `tcg` are taken as asked. */
-export async function resolveAccel(choice: AccelChoice, image: ImageManifest, user: string, _run?: CommandRunner): Promise<{ accel: Accel; why: string }> {
+export async function resolveAccel(choice: AccelChoice, image: ImageManifest, user: string, run: CommandRunner): Promise<{ accel: Accel; why: string }> {
   if (choice !== 'auto') return { accel: choice, why: 'as requested' };
   if (!(await kvmOpenable())) return { accel: 'tcg', why: '/dev/kvm is not available' };
   await mkdir(cacheRoot(), { recursive: true });
   const cacheFile = path.join(cacheRoot(), 'accel.json');
   // The answer depends on the host kernel and QEMU, not on the guest image: re-probe only when those change.
-  const qemuVersion = (await new RealRunner().run(['qemu-system-x86_64', '--version'], { allowFail: true })).stdout.split('\n')[0];
+  const qemuVersion = (await run.run(['qemu-system-x86_64', '--version'], { allowFail: true })).stdout.split('\n')[0];
   const key = `${os.release()} | ${qemuVersion}`;
   try {
     const cached = JSON.parse(await readFile(cacheFile, 'utf8')) as { key: string; kvm: boolean };

@@ -8,18 +8,33 @@ import { ownerMarker } from '../render/ipbatch.js';
 import { NETNS_PREFIX } from '../topology/model.js';
 import { labDir, runRoot } from './paths.js';
 
+// Discovery only reads (ip -j, nft list): it needs no recording runner.
+const run = new RealRunner();
+
+/** The host namespace's links that carry some lab's marker, with the lab they belong to. */
+async function markedHostLinks(): Promise<Array<{ ifname: string; lab: string }>> {
+  const r = await run.run(['ip', '-j', 'link', 'show'], { allowFail: true });
+  try {
+    return (JSON.parse(r.stdout || '[]') as Array<{ ifname: string; ifalias?: string }>).flatMap((l) => {
+      const m = /^qnet:lab=([a-z0-9-]+)$/.exec(l.ifalias ?? '');
+      return m ? [{ ifname: l.ifname, lab: m[1]! }] : [];
+    });
+  } catch {
+    return [];
+  }
+}
 
 /** Whether the namespace exists and carries the lab's marker (the alias of its loopback). */
 export async function netnsOwnership(lab: string): Promise<'ours' | 'foreign' | 'absent'> {
   const ns = `${NETNS_PREFIX}${lab}`;
   if (!(await exists(`/run/netns/${ns}`))) return 'absent';
-  const r = await new RealRunner().run(['ip', '-n', ns, '-j', 'link', 'show', 'lo'], { allowFail: true });
+  const r = await run.run(['ip', '-n', ns, '-j', 'link', 'show', 'lo'], { allowFail: true });
   if (r.code !== 0) return 'foreign';
   try {
     const [lo] = JSON.parse(r.stdout) as Array<{ ifalias?: string }>;
     // A namespace whose marker was never written (up killed right after `ip netns add`) is empty: still ours.
     if (!lo?.ifalias) {
-      const all = await new RealRunner().run(['ip', '-n', ns, '-j', 'link', 'show'], { allowFail: true });
+      const all = await run.run(['ip', '-n', ns, '-j', 'link', 'show'], { allowFail: true });
       return (JSON.parse(all.stdout || '[]') as unknown[]).length <= 1 ? 'ours' : 'foreign';
     }
     return lo.ifalias === ownerMarker(lab) ? 'ours' : 'foreign';
@@ -30,19 +45,12 @@ export async function netnsOwnership(lab: string): Promise<'ours' | 'foreign' | 
 
 /** Links in the host namespace that carry the lab's marker (its uplink veth). */
 export async function hostLinksOf(lab: string): Promise<string[]> {
-  const r = await new RealRunner().run(['ip', '-j', 'link', 'show'], { allowFail: true });
-  try {
-    return (JSON.parse(r.stdout || '[]') as Array<{ ifname: string; ifalias?: string }>)
-      .filter((l) => l.ifalias === ownerMarker(lab))
-      .map((l) => l.ifname);
-  } catch {
-    return [];
-  }
+  return (await markedHostLinks()).filter((l) => l.lab === lab).map((l) => l.ifname);
 }
 
 /** Whether the host has the lab's nft table (named after it, and carrying its marker as comment). */
 export async function hostTableOf(lab: string): Promise<boolean> {
-  const r = await new RealRunner().run(['nft', 'list', 'table', 'ip', uplinkTable(lab)], { allowFail: true }).catch(() => null);
+  const r = await run.run(['nft', 'list', 'table', 'ip', uplinkTable(lab)], { allowFail: true }).catch(() => null);
   return !!r && r.code === 0 && r.stdout.includes(ownerMarker(lab));
 }
 
@@ -87,16 +95,8 @@ export async function listLabs(): Promise<string[]> {
   }
   for (const p of await findMarkedProcesses()) names.add(p.lab);
   // Uplinks and tables left by a lab whose namespace and run directory are gone.
-  const links = await new RealRunner().run(['ip', '-j', 'link', 'show'], { allowFail: true });
-  try {
-    for (const l of JSON.parse(links.stdout || '[]') as Array<{ ifalias?: string }>) {
-      const m = /^qnet:lab=([a-z0-9-]+)$/.exec(l.ifalias ?? '');
-      if (m) names.add(m[1]!);
-    }
-  } catch {
-    // unreadable: skip
-  }
-  const tables = await new RealRunner().run(['nft', 'list', 'tables', 'ip'], { allowFail: true }).catch(() => null);
+  for (const l of await markedHostLinks()) names.add(l.lab);
+  const tables = await run.run(['nft', 'list', 'tables', 'ip'], { allowFail: true }).catch(() => null);
   for (const m of (tables?.stdout ?? '').matchAll(/^table ip qnet-([a-z0-9-]+)$/gm)) names.add(m[1]!);
   return [...names].sort();
 }

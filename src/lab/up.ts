@@ -59,7 +59,7 @@ export async function prepareUp(lab: ResolvedLab, opts: UpOptions): Promise<{ st
   const uids = await userIds(user);
   const image = await ensureImage(opts.runner, (m) => reporter.info(m));
   const t = Date.now();
-  const { accel, why } = await resolveAccel(opts.accel ?? 'auto', image, user);
+  const { accel, why } = await resolveAccel(opts.accel ?? 'auto', image, user, opts.runner);
   if (Date.now() - t > 500) reporter.step(`probe acceleration: ${accel} (${why})`, Date.now() - t, true);
   const uplink = needsUplink(lab) ? await chooseUplink(opts.runner, lab) : undefined;
   const hostForwarding = uplink ? await hostForwardingOnByHost() : undefined;
