@@ -15,12 +15,19 @@ import { attachConsole } from './console.js';
 import { formatPlan } from '../plan/plan.js';
 import { loadTopology } from '../topology/load.js';
 import { NAME_PATTERN, topologyJsonSchema } from '../topology/schema.js';
-import { consoleReporter, fmtMs, green, red, renderStatus, table } from './output.js';
+import { consoleReporter, fmtMs, green, red, renderStatus, table, yellow } from './output.js';
+import { labWarnings } from '../topology/warnings.js';
+import type { ResolvedLab } from '../topology/model.js';
 import { runDemo } from '../lab/demo.js';
 import { exportLab } from '../lab/export.js';
 import { readState } from '../lab/state.js';
 import { labLeases } from '../lab/leases.js';
 import { doctor } from '../lab/doctor.js';
+
+/** Prints a valid lab's warnings (exposure to a real LAN, adjusted settings) on stderr. */
+function warn(lab: ResolvedLab): void {
+  for (const w of labWarnings(lab)) process.stderr.write(`${yellow('warning:')} ${w}\n`);
+}
 
 /** Runs the CLI with the given arguments and returns the exit code. */
 export async function main(argv: string[]): Promise<number> {
@@ -41,6 +48,7 @@ export async function main(argv: string[]): Promise<number> {
     .option('--json', 'print the resolved lab as JSON')
     .action(async (file: string, o: { json?: boolean }) => {
       const lab = await loadTopology(file);
+      warn(lab);
       if (o.json) process.stdout.write(JSON.stringify(lab, null, 2) + '\n');
       else {
         const nics = lab.nodes.reduce((n, x) => n + x.nics.length, 0);
@@ -57,6 +65,7 @@ export async function main(argv: string[]): Promise<number> {
     .option('--timeout <seconds>', 'how long to wait for the guests to be ready', '180')
     .action(async (file: string, o: { dryRun?: boolean; accel: AccelChoice; timeout: string }) => {
       const lab = await loadTopology(file);
+      warn(lab);
       const timeout = Number(o.timeout);
       if (!Number.isFinite(timeout) || timeout <= 0) throw new UserError(`--timeout: expected a number of seconds, got "${o.timeout}"`);
       const reporter = consoleReporter();

@@ -8,6 +8,7 @@ export const green = (s: string) => paint('32', s);
 export const red = (s: string) => paint('31', s);
 export const dim = (s: string) => paint('2', s);
 export const bold = (s: string) => paint('1', s);
+export const yellow = (s: string) => paint('33', s);
 
 /** Formats milliseconds as `850 ms` or `12.3 s`. */
 export function fmtMs(ms: number): string {
@@ -65,7 +66,7 @@ export function renderStatus(s: LabStatus): string {
           n.name,
           (n.bridge ?? `(${n.mode} link)`) + (n.present ? '' : ' (missing)'),
           n.subnet ?? '-',
-          n.address ?? '-',
+          n.address ?? (n.uplink ? `${n.mode} on ${n.uplink}` : '-'),
           n.taps.join(' ') || '-',
         ]),
       ),

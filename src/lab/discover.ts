@@ -11,13 +11,21 @@ import { labDir, runRoot } from './paths.js';
 // Discovery only reads (ip -j, nft list): it needs no recording runner.
 const run = new RealRunner();
 
+/** A link in the host namespace that carries a lab's marker. */
+export interface MarkedLink {
+  ifname: string;
+  lab: string;
+  /** The link kind (veth, bridge). */
+  kind: string;
+}
+
 /** The host namespace's links that carry some lab's marker, with the lab they belong to. */
-async function markedHostLinks(): Promise<Array<{ ifname: string; lab: string }>> {
-  const r = await run.run(['ip', '-j', 'link', 'show'], { allowFail: true });
+async function markedHostLinks(): Promise<MarkedLink[]> {
+  const r = await run.run(['ip', '-j', '-d', 'link', 'show'], { allowFail: true });
   try {
-    return (JSON.parse(r.stdout || '[]') as Array<{ ifname: string; ifalias?: string }>).flatMap((l) => {
+    return (JSON.parse(r.stdout || '[]') as Array<{ ifname: string; ifalias?: string; linkinfo?: { info_kind?: string } }>).flatMap((l) => {
       const m = /^qnet:lab=([a-z0-9-]+)$/.exec(l.ifalias ?? '');
-      return m ? [{ ifname: l.ifname, lab: m[1]! }] : [];
+      return m ? [{ ifname: l.ifname, lab: m[1]!, kind: l.linkinfo?.info_kind ?? '' }] : [];
     });
   } catch {
     return [];
@@ -43,15 +51,19 @@ export async function netnsOwnership(lab: string): Promise<'ours' | 'foreign' | 
   }
 }
 
-/** Links in the host namespace that carry the lab's marker (its uplink veth). */
-export async function hostLinksOf(lab: string): Promise<string[]> {
-  return (await markedHostLinks()).filter((l) => l.lab === lab).map((l) => l.ifname);
+/** Links in the host namespace that carry the lab's marker (uplink veths, host bridges of bridged networks). */
+export async function hostLinksOf(lab: string): Promise<MarkedLink[]> {
+  return (await markedHostLinks()).filter((l) => l.lab === lab);
 }
 
-/** Whether the host has the lab's nft table (named after it, and carrying its marker as comment). */
-export async function hostTableOf(lab: string): Promise<boolean> {
-  const r = await run.run(['nft', 'list', 'table', 'ip', uplinkTable(lab)], { allowFail: true }).catch(() => null);
-  return !!r && r.code === 0 && r.stdout.includes(ownerMarker(lab));
+/** The nft families in which the host has the lab's table (named after it, and carrying its marker as comment). */
+export async function hostTablesOf(lab: string): Promise<Array<'ip' | 'netdev'>> {
+  const out: Array<'ip' | 'netdev'> = [];
+  for (const family of ['ip', 'netdev'] as const) {
+    const r = await run.run(['nft', 'list', 'table', family, uplinkTable(lab)], { allowFail: true }).catch(() => null);
+    if (r && r.code === 0 && r.stdout.includes(ownerMarker(lab))) out.push(family);
+  }
+  return out;
 }
 
 /** What of a lab is present on the host: its namespace, run directory, processes, uplink and firewall table. */
@@ -60,8 +72,8 @@ export async function findLab(lab: string): Promise<{
   what: string[];
   pids: number[];
   services: number[];
-  hostLinks: string[];
-  hostTable: boolean;
+  hostLinks: MarkedLink[];
+  hostTables: Array<'ip' | 'netdev'>;
   netns: 'ours' | 'foreign' | 'absent';
 }> {
   const what: string[] = [];
@@ -74,10 +86,10 @@ export async function findLab(lab: string): Promise<{
   if (procs.length) what.push(`${procs.length} guest process${procs.length > 1 ? 'es' : ''}`);
   if (services.length) what.push(services.map((s) => s.service).join(', '));
   const hostLinks = await hostLinksOf(lab);
-  if (hostLinks.length) what.push(`host link${hostLinks.length > 1 ? 's' : ''} ${hostLinks.join(', ')}`);
-  const hostTable = await hostTableOf(lab);
-  if (hostTable) what.push(`nft table ip ${uplinkTable(lab)}`);
-  return { present: what.length > 0, what, pids: procs.map((p) => p.pid), services: services.map((s) => s.pid), hostLinks, hostTable, netns };
+  if (hostLinks.length) what.push(`host link${hostLinks.length > 1 ? 's' : ''} ${hostLinks.map((l) => l.ifname).join(', ')}`);
+  const hostTables = await hostTablesOf(lab);
+  for (const f of hostTables) what.push(`nft table ${f} ${uplinkTable(lab)}`);
+  return { present: what.length > 0, what, pids: procs.map((p) => p.pid), services: services.map((s) => s.pid), hostLinks, hostTables, netns };
 }
 
 /** Names of every lab that has anything on the host (run directory, marked namespace or guest process). */
@@ -96,7 +108,7 @@ export async function listLabs(): Promise<string[]> {
   for (const p of await findMarkedProcesses()) names.add(p.lab);
   // Uplinks and tables left by a lab whose namespace and run directory are gone.
   for (const l of await markedHostLinks()) names.add(l.lab);
-  const tables = await run.run(['nft', 'list', 'tables', 'ip'], { allowFail: true }).catch(() => null);
-  for (const m of (tables?.stdout ?? '').matchAll(/^table ip qnet-([a-z0-9-]+)$/gm)) names.add(m[1]!);
+  const tables = await run.run(['nft', 'list', 'tables'], { allowFail: true }).catch(() => null);
+  for (const m of (tables?.stdout ?? '').matchAll(/^table (?:ip|netdev) qnet-([a-z0-9-]+)$/gm)) names.add(m[1]!);
   return [...names].sort();
 }

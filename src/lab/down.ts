@@ -9,6 +9,8 @@ import { uplinkTable } from '../render/uplink.js';
 import { nodeFiles } from '../render/qemu.js';
 import { NETNS_PREFIX } from '../topology/model.js';
 import { findLab } from './discover.js';
+import { releaseUplink } from './lan.js';
+import { lanHostBridge } from '../render/lan.js';
 import { labDir, nodeDir } from './paths.js';
 import { readState } from './state.js';
 import { silentReporter, type Reporter } from './up.js';
@@ -57,13 +59,19 @@ export async function down(lab: string, opts: { runner: CommandRunner; reporter?
     removed.push(m.service);
   }
 
-  for (const link of found.hostLinks) {
-    await opts.runner.run(['ip', 'link', 'delete', link], { allowFail: true });
-    removed.push(`host link ${link} (and its routes)`);
+  // Host bridges of bridged networks first: their uplink goes back with the host's addresses and routes.
+  for (const link of found.hostLinks.filter((l) => l.kind === 'bridge')) {
+    const saved = Object.entries(state?.lan ?? {}).find(([net]) => lanHostBridge(lab, net) === link.ifname)?.[1];
+    const uplink = await releaseUplink(opts.runner, link.ifname, saved);
+    removed.push(`host bridge ${link.ifname}${uplink ? ` (${uplink} given back with its addresses and routes)` : ''}`);
   }
-  if (found.hostTable) {
-    await opts.runner.run(['nft', 'delete', 'table', 'ip', uplinkTable(lab)]);
-    removed.push(`nft table ip ${uplinkTable(lab)}`);
+  for (const link of found.hostLinks.filter((l) => l.kind !== 'bridge')) {
+    await opts.runner.run(['ip', 'link', 'delete', link.ifname], { allowFail: true });
+    removed.push(`host link ${link.ifname} (and its routes)`);
+  }
+  for (const family of found.hostTables) {
+    await opts.runner.run(['nft', 'delete', 'table', family, uplinkTable(lab)]);
+    removed.push(`nft table ${family} ${uplinkTable(lab)}`);
   }
   if (await releaseHostForwarding(lab)) removed.push('host IPv4 forwarding (back to its value before qnet)');
 

@@ -2,6 +2,7 @@
 import { readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { ResolvedLab } from '../topology/model.js';
+import type { LanUplink } from '../render/lan.js';
 import { labDir } from './paths.js';
 
 export interface LabState {
@@ -15,6 +16,8 @@ export interface LabState {
   guests: Record<string, { pid: number; startedAt: string; readyAt?: string; bootSeconds?: number }>;
   /** Helper processes of the lab (dnsmasq per DHCP network). */
   services?: Record<string, { pid: number }>;
+  /** The uplinks of bridged and macnat networks as they were before `up` (what `down` gives back). */
+  lan?: Record<string, LanUplink>;
 }
 
 /** Path of a lab's state file. */

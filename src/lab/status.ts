@@ -29,7 +29,7 @@ export interface LabStatus {
   createdAt?: string;
   source?: string;
   services: Array<{ name: string; pid: number; state: 'running' | 'dead' }>;
-  networks: Array<{ name: string; mode: NetworkMode; bridge?: string; subnet?: string; address?: string; present: boolean; taps: string[] }>;
+  networks: Array<{ name: string; mode: NetworkMode; bridge?: string; subnet?: string; address?: string; uplink?: string; present: boolean; taps: string[] }>;
   nodes: NodeStatus[];
   leftovers: string[];
 }
@@ -90,6 +90,7 @@ export async function labStatus(lab: string): Promise<LabStatus | null> {
     ...(hasBridge(n) ? { bridge: n.bridge } : {}),
     ...(n.subnet ? { subnet: formatCidr(n.subnet) } : {}),
     ...(n.address ? { address: formatCidr(n.address) } : {}),
+    ...(n.uplink ? { uplink: n.uplink } : {}),
     // A socket link has no device on the host: it is there while both of its guests run.
     present:
       hasBridge(n)

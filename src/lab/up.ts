@@ -15,8 +15,10 @@ import { resolveAccel, type AccelChoice } from './accel.js';
 import { claimHostForwarding, hostForwardingOnByHost, releaseHostForwarding } from '../host/forwarding.js';
 import { startService, stopService } from '../host/service.js';
 import { needsUplink, uplinkCandidates, type UplinkAddressing } from '../render/uplink.js';
+import type { LanUplink } from '../render/lan.js';
 import { formatCidr, overlaps, parseCidr, type Cidr } from '../topology/ipv4.js';
-import { usesUplink } from '../topology/model.js';
+import { onLan, usesUplink } from '../topology/model.js';
+import { inspectLanUplinks, releaseUplink } from './lan.js';
 import { findLab } from './discover.js';
 import { guestUser, nodeDir } from './paths.js';
 import { readState, writeState, type LabState } from './state.js';
@@ -53,7 +55,10 @@ export interface Live {
 }
 
 /** Plans the lab's steps for the current host (image built if needed, accelerator chosen). */
-export async function prepareUp(lab: ResolvedLab, opts: UpOptions): Promise<{ steps: Step[]; accel: string; image: string; why: string }> {
+export async function prepareUp(
+  lab: ResolvedLab,
+  opts: UpOptions,
+): Promise<{ steps: Step[]; accel: string; image: string; why: string; lan?: Record<string, LanUplink> }> {
   const reporter = opts.reporter ?? silentReporter;
   const user = guestUser();
   const uids = await userIds(user);
@@ -61,13 +66,15 @@ export async function prepareUp(lab: ResolvedLab, opts: UpOptions): Promise<{ st
   const t = Date.now();
   const { accel, why } = await resolveAccel(opts.accel ?? 'auto', image, user, opts.runner);
   if (Date.now() - t > 500) reporter.step(`probe acceleration: ${accel} (${why})`, Date.now() - t, true);
+  const lan = lab.networks.some(onLan) ? await inspectLanUplinks(lab, opts.runner, (m) => reporter.info(m)) : undefined;
   const uplink = needsUplink(lab) ? await chooseUplink(opts.runner, lab) : undefined;
   const hostForwarding = uplink ? await hostForwardingOnByHost() : undefined;
   return {
-    steps: planUp(lab, { image, accel, user, userIds: uids, guestIds: labIds(lab.name), ...(uplink ? { uplink } : {}), ...(hostForwarding !== undefined ? { hostForwarding } : {}) }),
+    steps: planUp(lab, { image, accel, user, userIds: uids, guestIds: labIds(lab.name), ...(uplink ? { uplink } : {}), ...(hostForwarding !== undefined ? { hostForwarding } : {}), ...(lan ? { lan } : {}) }),
     accel,
     image: image.key,
     why,
+    ...(lan ? { lan } : {}),
   };
 }
 
@@ -108,7 +115,7 @@ export async function up(lab: ResolvedLab, opts: UpOptions): Promise<UpResult> {
     if (running?.status === 'up') return applyChange(running, lab, opts);
     throw new RuntimeError(`lab "${lab.name}" is already up (or left over: ${existing.what.join(', ')}); run \`qnet down ${lab.name}\` first`);
   }
-  const { steps, accel, image } = await prepareUp(lab, opts);
+  const { steps, accel, image, lan } = await prepareUp(lab, opts);
   const state: LabState = {
     version: 1,
     lab,
@@ -118,6 +125,7 @@ export async function up(lab: ResolvedLab, opts: UpOptions): Promise<UpResult> {
     accel,
     image,
     guests: {},
+    ...(lan ? { lan } : {}),
   };
   const live: Live = { pids: new Map(), control: new Map(), services: new Map() };
   const done: Step[] = [];
@@ -148,7 +156,7 @@ export async function up(lab: ResolvedLab, opts: UpOptions): Promise<UpResult> {
   } catch (err) {
     if (current) reporter.step(current.title, 0, false);
     const undone = await rollback(done, { runner: opts.runner, lab, state, live, reporter, readyTimeoutMs: 0 });
-    const cause = err instanceof Error ? err.message : String(err);
+    const cause = (err instanceof Error ? err.message : String(err)) + (current?.hint && !done.includes(current) ? `\n${current.hint}` : '');
     throw new RuntimeError(
       `qnet up ${lab.name} failed at "${current?.title ?? 'start'}": ${cause}\nrolled back ${undone} step${undone === 1 ? '' : 's'}; nothing of the lab is left`,
       { cause: err },
@@ -253,6 +261,9 @@ export async function execute(a: Action, ctx: ExecContext): Promise<void> {
     }
     case 'stop-service':
       await stopService(ctx.live.services.get(a.service));
+      return;
+    case 'release-uplink':
+      await releaseUplink(ctx.runner, a.bridge, a.saved);
       return;
   }
 }

@@ -22,7 +22,22 @@ import { renderGuestConfig, renderRouterRuleset } from '../render/guest-config.j
 import { renderLinkBatch } from '../render/ipbatch.js';
 import { nodeFiles, renderGuestCommand, type Accel, type GuestImage } from '../render/qemu.js';
 import type { ResolvedLab, ResolvedNode } from '../topology/model.js';
-import { hasBridge } from '../topology/model.js';
+import { hasBridge, onLan } from '../topology/model.js';
+import {
+  lanHostBridge,
+  lanHostVeth,
+  lanLabVeth,
+  MACNAT_LAB_TABLE,
+  macnatHostTable,
+  needsMacnat,
+  renderLanHostBatch,
+  renderLanHostUndo,
+  renderLanLabBatch,
+  renderMacnatHostRuleset,
+  renderMacnatLabRuleset,
+  renderMove,
+  type LanUplink,
+} from '../render/lan.js';
 
 export type Action =
   | { kind: 'mkdir'; path: string; mode: number; owner?: { uid: number; gid: number }; exclusive?: boolean }
@@ -34,12 +49,15 @@ export type Action =
   | { kind: 'wait-ready'; nodes: string[] }
   | { kind: 'host-forwarding'; enable: boolean }
   | { kind: 'start-service'; service: string; argv: string[]; env: Record<string, string>; log: string; readyText: string }
-  | { kind: 'stop-service'; service: string };
+  | { kind: 'stop-service'; service: string }
+  | { kind: 'release-uplink'; bridge: string; saved?: LanUplink };
 
 export interface Step {
   title: string;
   do: Action;
   undo?: Action;
+  /** What to tell the user if this step fails (what usually causes it, what to do instead). */
+  hint?: string;
 }
 
 export interface PlanContext {
@@ -55,6 +73,8 @@ export interface PlanContext {
   uplink?: UplinkAddressing;
   /** Whether IPv4 forwarding is already on in the host namespace (observed). */
   hostForwarding?: boolean;
+  /** The uplinks of bridged and macnat networks, by network name (observed). */
+  lan?: Record<string, LanUplink>;
 }
 
 /** The steps that bring a lab up from nothing. Pure: the same inputs give the same plan. */
@@ -85,6 +105,7 @@ export function planUp(lab: ResolvedLab, ctx: PlanContext): Step[] {
       // No undo of its own: the table lives in the lab namespace and goes with it.
       do: { kind: 'exec', argv: ['ip', 'netns', 'exec', lab.netns, 'nft', '-f', '-'], input: renderGuardRuleset(lab) },
     });
+  steps.push(...lanSteps(lab, ctx));
   if (needsUplink(lab)) {
     if (!ctx.uplink) throw new Error('planUp: a lab with nat or routed networks needs ctx.uplink');
     const hostIf = uplinkHostIf(lab.name);
@@ -134,6 +155,58 @@ export function planUp(lab: ResolvedLab, ctx: PlanContext): Step[] {
   }
   for (const node of lab.nodes) steps.push(...nodeSteps(lab, node, ctx));
   steps.push({ title: 'wait until every guest is configured', do: { kind: 'wait-ready', nodes: lab.nodes.map((n) => n.name) } });
+  return steps;
+}
+
+/** The steps that put bridged and macnat networks on their uplinks' LANs. */
+function lanSteps(lab: ResolvedLab, ctx: PlanContext): Step[] {
+  const steps: Step[] = [];
+  for (const net of lab.networks.filter(onLan)) {
+    const up = ctx.lan?.[net.name];
+    if (!up) throw new Error(`planUp: network ${net.name} needs ctx.lan.${net.name}`);
+    const veth = lanHostVeth(lab.name, net);
+    const hostBridge = net.mode === 'bridged' ? (up.attach ? up.name : lanHostBridge(lab.name, net.name)) : '';
+    steps.push(
+      {
+        title:
+          net.mode === 'bridged'
+            ? up.attach
+              ? `join ${net.name} to the existing bridge ${up.name}: veth ${veth} (host) <-> ${lanLabVeth(lab.name, net.name)} (lab)`
+              : `create host bridge ${hostBridge} (MAC of ${up.name}, STP ${net.stp.enabled ? 'on' : 'off'}, forward delay ${net.stp.forwardDelay} s, hello ${net.stp.helloTime} s) and veth ${veth} into the lab`
+            : `create veth ${veth} (host) <-> ${lanLabVeth(lab.name, net.name)} (lab) for MAC NAT onto ${up.name}`,
+        do: { kind: 'exec', argv: ['ip', '-batch', '-'], input: renderLanHostBatch(lab, net, up) },
+        undo: { kind: 'exec', argv: ['ip', '-force', '-batch', '-'], input: renderLanHostUndo(lab, net, up) },
+      },
+      { title: `make the veth a port of ${net.bridge} in the lab`, do: { kind: 'exec', argv: ['ip', '-n', lab.netns, '-batch', '-'], input: renderLanLabBatch(lab, net) } },
+    );
+    if (net.mode === 'bridged' && !up.attach) {
+      steps.push({
+        title: `put ${up.name} into ${hostBridge}`,
+        do: { kind: 'exec', argv: ['ip', 'link', 'set', 'dev', up.name, 'master', hostBridge] },
+        // Gives back whatever the bridge holds by then: the addresses and routes too, if they had moved.
+        undo: { kind: 'release-uplink', bridge: hostBridge, saved: up },
+        hint: `${up.name} refused to join a bridge: if it is Wi-Fi (or another interface that cannot be enslaved), use mode: macnat for networks.${net.name}`,
+      });
+      if (up.addrs.length || up.routes.length)
+        steps.push({
+          title: `move ${up.name}'s ${up.addrs.length} address${up.addrs.length === 1 ? '' : 'es'} and ${up.routes.length} route${up.routes.length === 1 ? '' : 's'} to ${hostBridge}`,
+          do: { kind: 'exec', argv: ['ip', '-force', '-batch', '-'], input: renderMove(up.name, hostBridge, up.addrs, up.routes).join('\n') + '\n' },
+        });
+    }
+  }
+  if (needsMacnat(lab)) {
+    steps.push(
+      {
+        title: `load the MAC NAT rewriting (bridge table ${MACNAT_LAB_TABLE} in the lab, one nft transaction)`,
+        do: { kind: 'exec', argv: ['ip', 'netns', 'exec', lab.netns, 'nft', '-f', '-'], input: renderMacnatLabRuleset(lab, ctx.lan!) },
+      },
+      {
+        title: `load the MAC NAT steering on the host (netdev table ${macnatHostTable(lab.name)}, one nft transaction)`,
+        do: { kind: 'exec', argv: ['nft', '-f', '-'], input: renderMacnatHostRuleset(lab, ctx.lan!) },
+        undo: { kind: 'exec', argv: ['nft', 'delete', 'table', 'netdev', macnatHostTable(lab.name)] },
+      },
+    );
+  }
   return steps;
 }
 
@@ -249,6 +322,8 @@ function describe(a: Action): string {
       return `stop ${a.service}`;
     case 'host-forwarding':
       return `turn IPv4 forwarding on the host ${a.enable ? 'on' : 'off'}`;
+    case 'release-uplink':
+      return `give the uplink back from ${a.bridge} (its addresses and routes too), delete ${a.bridge}`;
     default:
       return a.kind;
   }

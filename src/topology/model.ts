@@ -4,11 +4,16 @@ import type { NicModel } from './schema.js';
 
 /** bridge: a switch (optional host address); isolated: a switch, no host side; nat/routed: the host side is the
  * gateway and the lab's uplink carries the traffic out (masqueraded, or routed as is); socket: a QEMU point-to-point link. */
-export type NetworkMode = 'bridge' | 'isolated' | 'nat' | 'routed' | 'socket';
+export type NetworkMode = 'bridge' | 'isolated' | 'nat' | 'routed' | 'socket' | 'bridged' | 'macnat';
 
 /** True for networks that are a Linux bridge with taps (every mode but socket). */
 export function hasBridge(net: { mode: NetworkMode }): boolean {
   return net.mode !== 'socket';
+}
+
+/** True for networks whose guests are on a host interface's LAN (bridged or MAC-NATed). */
+export function onLan(net: { mode: NetworkMode }): boolean {
+  return net.mode === 'bridged' || net.mode === 'macnat';
 }
 
 /** True for networks whose traffic leaves the lab through its uplink. */
@@ -44,6 +49,17 @@ export interface ResolvedNetwork {
   antispoof: boolean;
   /** Guests may not answer as DHCP servers. */
   dhcpGuard: boolean;
+  /** bridged and macnat: the host interface whose LAN the guests join. */
+  uplink?: string;
+  /** Spanning tree and timers of the bridge (bridged: of the host bridge the uplink is in). */
+  stp: BridgeStp;
+}
+
+/** A bridge's spanning-tree settings; times in seconds. */
+export interface BridgeStp {
+  enabled: boolean;
+  forwardDelay: number;
+  helloTime: number;
 }
 
 export interface HostFwd {

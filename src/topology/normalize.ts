@@ -7,6 +7,7 @@ import {
   DEFAULT_MEMORY_MIB,
   NETNS_PREFIX,
   USER_NET,
+  onLan,
   usesUplink,
   type PortForward,
   type ResolvedLab,
@@ -92,7 +93,19 @@ export function normalize(topo: Topology, issues: InputIssue[]): ResolvedLab {
         path: at(net.subnet === undefined ? 'subnet' : 'address'),
         message: `a ${net.mode} network needs "subnet" and "address" (the host side, the guests' gateway)`,
       });
-    if (net.dhcp && net.address === undefined && net.mode !== 'socket')
+    if (onLan(net)) {
+      if (net.uplink === undefined)
+        issues.push({ path: at('uplink'), message: `a ${net.mode} network needs "uplink": the host interface whose LAN the guests join (like eth0${net.mode === 'macnat' ? ' or wlan0' : ''})` });
+      if (net.address !== undefined)
+        issues.push({ path: at('address'), message: `a ${net.mode} network's host side is the uplink's own address; remove "address"` });
+      if (net.dhcp !== undefined)
+        issues.push({ path: at('dhcp'), message: `guests on a ${net.mode} network get addresses from the LAN's own DHCP server; remove "dhcp" and give the NICs "dhcp: true"` });
+    } else if (net.uplink !== undefined)
+      issues.push({ path: at('uplink'), message: `only bridged and macnat networks have an uplink (this one is ${net.mode})` });
+    if (net.mode === 'socket')
+      for (const key of ['stp', 'forwardDelay', 'helloTime'] as const)
+        if (net[key] !== undefined) issues.push({ path: at(key), message: `a socket network has no bridge, so no ${key}` });
+    if (net.dhcp && net.address === undefined && net.mode !== 'socket' && !onLan(net))
       issues.push({ path: at('dhcp'), message: 'DHCP is served from the host side of the bridge: give the network an "address"' });
     let dhcp: ResolvedNetwork['dhcp'];
     if (net.dhcp) {
@@ -110,8 +123,12 @@ export function normalize(topo: Topology, issues: InputIssue[]): ResolvedLab {
     networks.push({
       name,
       mode: net.mode,
-      antispoof: net.mode !== 'socket' && (net.antispoof ?? (net.mode === 'nat' || net.mode === 'routed')),
-      dhcpGuard: net.mode !== 'socket' && (net.dhcpGuard ?? net.dhcp !== undefined),
+      // Filters default on wherever guests meet more than each other: a lab guest must not disturb a real LAN
+      // (spoofed addresses, a rogue DHCP server) nor the host's own networks.
+      antispoof: net.mode !== 'socket' && (net.antispoof ?? (usesUplink(net) || onLan(net))),
+      dhcpGuard: net.mode !== 'socket' && (net.dhcpGuard ?? (net.dhcp !== undefined || onLan(net))),
+      ...(net.uplink !== undefined ? { uplink: net.uplink } : {}),
+      stp: { enabled: net.stp ?? false, forwardDelay: net.forwardDelay ?? 0, helloTime: net.helloTime ?? 2 },
       ...(dhcp ? { dhcp } : {}),
       bridge: net.mode === 'socket' ? '' : (net.bridge ?? deriveIfName('br-', name)),
       ...(subnet ? { subnet } : {}),
@@ -161,7 +178,9 @@ export function normalize(topo: Topology, issues: InputIssue[]): ResolvedLab {
       const addressPaths: Array<Array<string | number>> = [];
       if (kind === 'socket' && nic.tap !== undefined)
         issues.push({ path: formatPath([...path, 'tap']), message: 'NICs on a socket network have no tap; remove "tap"' });
-      if (nic.dhcp && net && !net.dhcp)
+      if (nic.dhcp && net && onLan(net) && nic.ip !== undefined)
+        issues.push({ path: formatPath([...path, 'ip']), message: `the LAN's DHCP server chooses the address on ${net.mode} network "${net.name}"; remove "ip" (or "dhcp" for a static address)` });
+      if (nic.dhcp && net && !net.dhcp && !onLan(net))
         issues.push({ path: formatPath([...path, 'dhcp']), message: `network "${net.name}" serves no DHCP; give it a "dhcp" range` });
       if (nic.dhcp && Array.isArray(nic.ip) && nic.ip.length > 1)
         issues.push({ path: formatPath([...path, 'ip']), message: 'with "dhcp", "ip" is the single address of this MAC\'s static lease' });

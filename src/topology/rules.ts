@@ -1,5 +1,6 @@
 // Cross-field rules over the resolved lab: references, uniqueness, address plans. Pure; collects issues.
-import { hasBridge } from '../topology/model.js';
+import { hasBridge, onLan } from '../topology/model.js';
+import { lanLabVeth } from '../render/lan.js';
 import type { InputIssue } from '../errors.js';
 import { contains, formatCidr, formatIPv4, isHostAddress, isUsableMac, networkOf, overlaps, parseCidr, type Cidr } from './ipv4.js';
 import { USER_NET, type ResolvedLab } from './model.js';
@@ -23,8 +24,19 @@ export function checkRules(lab: ResolvedLab, issues: InputIssue[]): void {
     else ifNames.set(name, where);
   };
   for (const net of lab.networks) if (hasBridge(net)) claimIf(net.bridge, ['networks', net.name, 'bridge']);
+  // The lab end of a bridged or macnat network's veth lives beside the bridges and taps.
+  for (const net of lab.networks) if (onLan(net)) claimIf(lanLabVeth(lab.name, net.name), ['networks', net.name, 'uplink']);
   for (const node of lab.nodes)
     for (const nic of node.nics) if (nic.kind === 'bridge') claimIf(nic.tap, ['nodes', node.name, 'nics', nic.index, 'tap']);
+
+  // One network per uplink: two bridges cannot both hold one interface, and two MAC NATs on one would fight.
+  const uplinks = new Map<string, string>();
+  for (const net of lab.networks) {
+    if (!net.uplink) continue;
+    const prior = uplinks.get(net.uplink);
+    if (prior) add(['networks', net.name, 'uplink'], `uplink ${net.uplink} is already used by networks.${prior}`);
+    else uplinks.set(net.uplink, net.name);
+  }
 
   // Host forwards all listen on the lab namespace's loopback: one owner per port and protocol.
   const fwds = new Map<string, string>();

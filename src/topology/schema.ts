@@ -86,13 +86,34 @@ export const NicSchema = z.strictObject({
 
 export const NetworkSchema = z.strictObject({
   mode: z
-    .enum(['bridge', 'isolated', 'nat', 'routed', 'socket'])
+    .enum(['bridge', 'isolated', 'nat', 'routed', 'socket', 'bridged', 'macnat'])
     .default('bridge')
     .describe(
       'bridge: a Linux bridge with a tap per NIC (optional host address); isolated: a switch and nothing else; ' +
         'nat: the host side is the gateway and traffic is masqueraded out of the lab uplink; routed: the same without NAT, ' +
-        'with a route to the subnet on the host; socket: a point-to-point QEMU socket link between exactly two NICs',
+        'with a route to the subnet on the host; socket: a point-to-point QEMU socket link between exactly two NICs; ' +
+        'bridged: guests are on the LAN of the host interface "uplink" as themselves (wired uplinks); ' +
+        'macnat: the same for uplinks that cannot be bridged (Wi-Fi): every frame leaves with the uplink\'s MAC',
     ),
+  uplink: ifName
+    .optional()
+    .describe(
+      'bridged and macnat: the host interface whose LAN the guests join (bridged: an Ethernet interface, which qnet puts ' +
+        'into a bridge of its own with the host\'s addresses and routes, or an existing bridge, which qnet joins)',
+    ),
+  stp: z.boolean().optional().describe('spanning tree protocol on the bridge (default off)'),
+  forwardDelay: z
+    .number()
+    .min(0, { error: 'forwardDelay is 0 to 30 seconds' })
+    .max(30, { error: 'forwardDelay is 0 to 30 seconds' })
+    .optional()
+    .describe('bridge forward delay in seconds (default 0; with STP on, the kernel uses at least 2)'),
+  helloTime: z
+    .number()
+    .min(1, { error: 'helloTime is 1 to 10 seconds' })
+    .max(10, { error: 'helloTime is 1 to 10 seconds' })
+    .optional()
+    .describe('STP hello time in seconds (default 2)'),
   dhcp: z
     .strictObject({
       range: z.string().max(40).describe('first and last address handed out, "a.b.c.d-a.b.c.e"'),

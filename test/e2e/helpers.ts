@@ -142,3 +142,103 @@ export async function makeUpstream(tag: string, octet: number): Promise<{ ns: st
     },
   };
 }
+
+/** The state of a host interface that a lab must give back exactly: addresses, routes (all tables), master, MAC. */
+export function ifaceState(dev: string): { addrs: string[]; routes: string[]; master: string; mac: string } {
+  const link = JSON.parse(sh(['ip', '-j', 'link', 'show', 'dev', dev]).stdout) as Array<{ master?: string; address: string }>;
+  const addrs = (JSON.parse(sh(['ip', '-j', 'addr', 'show', 'dev', dev]).stdout) as Array<{ addr_info: Array<{ family: string; local: string; prefixlen: number }> }>)[0]!
+    .addr_info.map((a) => `${a.family} ${a.local}/${a.prefixlen}`)
+    .sort();
+  const routes = sh(['ip', 'route', 'show', 'table', 'all', 'dev', dev]).stdout.split('\n').filter(Boolean).sort();
+  return { addrs, routes, master: link[0]?.master ?? '', mac: link[0]?.address ?? '' };
+}
+
+/**
+ * A simulated LAN made by the test: a namespace with a router address (.1), a DHCP server (dnsmasq, range
+ * .100-.150, router and DNS option .1), an HTTP server on .1:8000 that reports each client's address, and a veth
+ * whose host end is the "uplink" (with the host's LAN address .2, a route through the router in the main table and
+ * a default route through it in a table of its own, so the machine's real default route is never touched).
+ * With `accessPoint`, the LAN end behaves like a Wi-Fi access point that knows one client: it drops every frame
+ * whose source MAC is not the uplink's, and delivers unicast only to the uplink's MAC.
+ */
+export async function makeLan(
+  tag: string,
+  octet: number,
+  opts: { accessPoint?: boolean } = {},
+): Promise<{ ns: string; uplink: string; mac: string; router: string; hostIp: string; table: string; leases: string; peers: string[]; stop: () => void }> {
+  const ns = `lan-${tag}`;
+  const uplink = `vl${tag}`.slice(0, 15);
+  const mac = `02:1a:${octet.toString(16).padStart(2, '0')}:00:00:02`;
+  const router = `198.18.${octet}.1`;
+  const hostIp = `198.18.${octet}.2`;
+  const table = String(31000 + octet);
+  sh(['ip', 'netns', 'add', ns]);
+  sh(['ip', 'link', 'add', 'name', uplink, 'address', mac, 'type', 'veth', 'peer', 'name', 'ap0', 'netns', ns]);
+  sh(['ip', '-n', ns, 'link', 'set', 'dev', 'lo', 'up']);
+  sh(['ip', '-n', ns, 'addr', 'add', `${router}/24`, 'dev', 'ap0']);
+  sh(['ip', '-n', ns, 'link', 'set', 'dev', 'ap0', 'up']);
+  if (opts.accessPoint)
+    sh(['sh', '-c', `ip netns exec ${ns} nft -f - <<'N'
+table netdev ap {
+  chain from_client { type filter hook ingress device "ap0" priority 0; policy accept; ether saddr != ${mac} counter drop; }
+  chain to_client { type filter hook egress device "ap0" priority 0; policy accept; ether daddr & 01:00:00:00:00:00 == 00:00:00:00:00:00 ether daddr != ${mac} counter drop; }
+}
+N`]);
+  sh(['ip', 'addr', 'add', `${hostIp}/24`, 'dev', uplink]);
+  sh(['ip', 'link', 'set', 'dev', uplink, 'up']);
+  // The uplink's IPv6 link-local is tentative for a moment (duplicate detection): let it settle, so that "before"
+  // and "after" compare the same state.
+  for (let i = 0; i < 50 && sh(['ip', '-6', 'addr', 'show', 'dev', uplink, 'tentative']).stdout.trim(); i++) sh(['sleep', '0.1']);
+  sh(['ip', 'route', 'add', `198.19.${octet}.0/24`, 'via', router, 'dev', uplink]);
+  sh(['ip', 'route', 'add', 'default', 'via', router, 'dev', uplink, 'table', table]);
+  const dir = mkdtempSync(path.join(tmpdir(), 'qnet-lan-'));
+  const leases = path.join(dir, 'leases');
+  const dnsmasq = spawn(
+    'ip',
+    [
+      'netns', 'exec', ns, 'dnsmasq', '--keep-in-foreground', '--conf-file=/dev/null', '--interface=ap0', '--bind-interfaces', '--port=0',
+      `--dhcp-range=198.18.${octet}.100,198.18.${octet}.150,1h`, `--dhcp-option=option:router,${router}`, `--dhcp-leasefile=${leases}`,
+      `--pid-file=${path.join(dir, 'pid')}`, '--log-dhcp', '--log-facility=-', '--user=root',
+    ],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  );
+  await new Promise<void>((resolve, reject) => {
+    let buf = '';
+    const t = setTimeout(() => reject(new Error(`LAN dnsmasq did not start: ${buf}`)), 10000);
+    dnsmasq.stderr!.on('data', (d: Buffer) => {
+      buf += d.toString();
+      if (buf.includes('DHCP, IP range')) {
+        clearTimeout(t);
+        resolve();
+      }
+    });
+  });
+  const server = path.join(ROOT, 'dist', 'src', 'lab', 'demo-server.js');
+  const http = spawn('ip', ['netns', 'exec', ns, process.execPath, server, '8000', 'lan-server', router], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const peers: string[] = [];
+  await new Promise<void>((resolve) => {
+    let buf = '';
+    http.stdout.on('data', (d: Buffer) => {
+      buf += d.toString();
+      for (const m of buf.matchAll(/^peer (\S+)/gm)) if (!peers.includes(m[1]!)) peers.push(m[1]!.replace(/^::ffff:/, ''));
+      if (buf.includes('listening')) resolve();
+    });
+  });
+  return {
+    ns,
+    uplink,
+    mac,
+    router,
+    hostIp,
+    table,
+    leases,
+    peers,
+    stop: () => {
+      http.kill('SIGTERM');
+      dnsmasq.kill('SIGTERM');
+      spawnSync('ip', ['netns', 'delete', ns]);
+      spawnSync('ip', ['link', 'delete', uplink]);
+      spawnSync('ip', ['route', 'flush', 'table', table]);
+    },
+  };
+}

@@ -172,4 +172,19 @@ export const BAD_TOPOLOGIES: BadTopology[] = [
   { why: 'too many NICs (17)', yaml: topo(manyNics(17), 'networks:\n  lan: {}\n'), path: 'nodes.deb1.nics' },
   { why: 'too many addresses on one NIC (17)', yaml: topo(`  deb1: {nics: [{network: lan, ip: [${Array.from({ length: 17 }, (_, i) => `192.168.1.${i + 1}`).join(', ')}]}]}\n`), path: 'nodes.deb1.nics[0].ip' },
   { why: 'too many nodes (251)', yaml: topo(Array.from({ length: 251 }, (_, i) => `  n${i}: {}\n`).join('')), path: 'nodes', message: /at most 250/ },
+
+  // --- bridged and macnat networks ---
+  { why: 'bridged network without an uplink', yaml: topo('  deb1: {nics: [{network: lan, dhcp: true}]}\n', 'networks:\n  lan: {mode: bridged}\n'), path: 'networks.lan.uplink', message: /needs "uplink"/, cli: true },
+  { why: 'macnat network without an uplink', yaml: topo('  deb1: {nics: [{network: lan, dhcp: true}]}\n', 'networks:\n  lan: {mode: macnat}\n'), path: 'networks.lan.uplink', message: /wlan0/ },
+  { why: 'uplink on a nat network', yaml: topo('  deb1: {}\n', 'networks:\n  lan: {mode: nat, subnet: 10.9.0.0/24, address: 10.9.0.1, uplink: eth0}\n'), path: 'networks.lan.uplink', message: /only bridged and macnat/ },
+  { why: 'qnet DHCP on a bridged network', yaml: topo('  deb1: {}\n', 'networks:\n  lan: {mode: bridged, uplink: eth0, dhcp: {range: 10.0.0.2-10.0.0.9}}\n'), path: 'networks.lan.dhcp', message: /LAN's own DHCP server/ },
+  { why: 'host address on a macnat network', yaml: topo('  deb1: {}\n', 'networks:\n  lan: {mode: macnat, uplink: wlan0, subnet: 10.0.0.0/24, address: 10.0.0.1}\n'), path: 'networks.lan.address', message: /uplink's own address/ },
+  { why: 'DHCP NIC with a fixed ip on a bridged network', yaml: topo('  deb1: {nics: [{network: lan, dhcp: true, ip: 10.0.0.5/24}]}\n', 'networks:\n  lan: {mode: bridged, uplink: eth0}\n'), path: 'nodes.deb1.nics[0].ip', message: /LAN's DHCP server chooses/ },
+  { why: 'static ip without prefix on a bridged network without subnet', yaml: topo('  deb1: {nics: [{network: lan, ip: 10.0.0.5}]}\n', 'networks:\n  lan: {mode: bridged, uplink: eth0}\n'), path: 'nodes.deb1.nics[0].ip', message: /needs a prefix length/ },
+  { why: 'two networks on one uplink', yaml: topo('  deb1: {}\n', 'networks:\n  a: {mode: bridged, uplink: eth0}\n  b: {mode: macnat, uplink: eth0}\n'), path: 'networks.b.uplink', message: /already used by networks.a/, cli: true },
+  { why: 'uplink name too long for the kernel', yaml: topo('  deb1: {}\n', 'networks:\n  a: {mode: bridged, uplink: abcdefghijklmnop}\n'), path: 'networks.a.uplink', message: /15 bytes/ },
+  { why: 'hostile uplink name', yaml: topo('  deb1: {}\n', 'networks:\n  a: {mode: macnat, uplink: "wlan0; rm -rf /"}\n'), path: 'networks.a.uplink', message: /letters, digits/ },
+  { why: 'forward delay out of range', yaml: topo('  deb1: {}\n', 'networks:\n  a: {mode: bridged, uplink: eth0, forwardDelay: 31}\n'), path: 'networks.a.forwardDelay', message: /0 to 30/ },
+  { why: 'hello time out of range', yaml: topo('  deb1: {}\n', 'networks:\n  a: {mode: bridged, uplink: eth0, helloTime: 0}\n'), path: 'networks.a.helloTime', message: /1 to 10/ },
+  { why: 'STP on a socket link', yaml: topo('  deb1: {}\n', 'networks:\n  a: {mode: socket, stp: true}\n'), path: 'networks.a.stp', message: /no bridge/ },
 ];
