@@ -140,7 +140,8 @@ export async function up(lab: ResolvedLab, opts: UpOptions): Promise<UpResult> {
   try {
     for (const [i, step] of steps.entries()) {
       if (interrupted) throw new RuntimeError('interrupted');
-      if (opts.failBeforeStep === i + 1) throw new RuntimeError(`injected failure before step ${i + 1}`);
+      // Test hooks (library option or environment): fail here and roll back.
+      if (opts.failBeforeStep === i + 1 || process.env.QNET_TEST_FAIL_BEFORE_STEP === String(i + 1)) throw new RuntimeError(`injected failure before step ${i + 1}`);
       // Test-only crash hook: die here without any cleanup, as a SIGKILL or a power cut would.
       if (process.env.QNET_TEST_KILL_BEFORE_STEP === String(i + 1)) process.kill(process.pid, 'SIGKILL');
       current = step;

@@ -165,7 +165,7 @@ export async function makeLan(
   tag: string,
   octet: number,
   opts: { accessPoint?: boolean } = {},
-): Promise<{ ns: string; uplink: string; mac: string; router: string; hostIp: string; table: string; leases: string; peers: string[]; stop: () => void }> {
+): Promise<{ ns: string; uplink: string; mac: string; router: string; hostIp: string; table: string; leases: string; peers: string[]; dhcpLog: () => string; stop: () => void }> {
   const ns = `lan-${tag}`;
   const uplink = `vl${tag}`.slice(0, 15);
   const mac = `02:1a:${octet.toString(16).padStart(2, '0')}:00:00:02`;
@@ -202,11 +202,12 @@ N`]);
     ],
     { stdio: ['ignore', 'ignore', 'pipe'] },
   );
+  let dhcpLog = '';
   await new Promise<void>((resolve, reject) => {
-    let buf = '';
-    const t = setTimeout(() => reject(new Error(`LAN dnsmasq did not start: ${buf}`)), 10000);
+    const t = setTimeout(() => reject(new Error(`LAN dnsmasq did not start: ${dhcpLog}`)), 10000);
     dnsmasq.stderr!.on('data', (d: Buffer) => {
-      buf += d.toString();
+      dhcpLog += d.toString();
+      const buf = dhcpLog;
       if (buf.includes('DHCP, IP range')) {
         clearTimeout(t);
         resolve();
@@ -233,6 +234,7 @@ N`]);
     table,
     leases,
     peers,
+    dhcpLog: () => dhcpLog,
     stop: () => {
       http.kill('SIGTERM');
       dnsmasq.kill('SIGTERM');

@@ -101,7 +101,7 @@ describe('macnat: two guests behind an uplink whose access point knows only its 
       },
     });
     const r = await qnet(['up', file]);
-    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.code, 0, `${r.stderr}\nLAN DHCP server:\n${lan.dhcpLog()}`);
   });
 
   after(async () => {
@@ -186,6 +186,43 @@ describe('uplinks that do not fit are refused before anything is made', () => {
       sh(['ip', 'link', 'delete', tun], false);
       sh(['ip', 'link', 'delete', port], false);
       sh(['ip', 'link', 'delete', br], false);
+    }
+  });
+});
+
+describe('bridged: a failure part-way, a killed `up`, a lost state file: the uplink always comes back', () => {
+  test('rollback after the move, and `down` after SIGKILL with the state file deleted, leave the uplink exactly as before', async () => {
+    const lan = await makeLan(`f${tag}`, 83);
+    try {
+      const before0 = await snapshot();
+      const uplinkBefore = ifaceState(lan.uplink);
+      const lab = labName('brf');
+      const file = writeTopology({ name: lab, networks: { lan: { mode: 'bridged', uplink: lan.uplink } }, nodes: { g: { nics: [{ network: 'lan', dhcp: true }] } } });
+      const plan = await qnet(['up', '--dry-run', file]);
+      assert.equal(plan.code, 0, plan.stderr);
+      const move = /^\s*(\d+)\. move \S+ 1 address and 2 routes to qb[0-9a-f]{8}$/m.exec(plan.stdout);
+      assert.ok(move, plan.stdout);
+      const next = String(Number(move[1]) + 1);
+      assert.deepEqual(ifaceState(lan.uplink), uplinkBefore, '--dry-run changed nothing');
+
+      const failed = await qnet(['up', file], { QNET_TEST_FAIL_BEFORE_STEP: next });
+      assert.equal(failed.code, 1, failed.stderr);
+      assert.match(failed.stderr, new RegExp(`injected failure before step ${next}`));
+      assert.match(failed.stderr, /rolled back \d+ steps; nothing of the lab is left/);
+      assert.deepEqual(ifaceState(lan.uplink), uplinkBefore, 'rollback gave the uplink back');
+      assert.deepEqual(await snapshot(), before0);
+
+      const killed = await qnet(['up', file], { QNET_TEST_KILL_BEFORE_STEP: next });
+      assert.notEqual(killed.code, 0);
+      assert.notEqual(ifaceState(lan.uplink).master, '', 'the kill left the uplink in the bridge');
+      sh(['rm', '-f', `${process.env.QNET_RUN_DIR ?? '/run/qnet'}/${lab}/state.json`]);
+      const d = await qnet(['down', lab]);
+      assert.equal(d.code, 0, d.stderr);
+      assert.match(d.stderr, new RegExp(`host bridge qb[0-9a-f]{8} \\(${lan.uplink} given back with its addresses and routes\\)`));
+      assert.deepEqual(ifaceState(lan.uplink), uplinkBefore, 'down gave the uplink back from the bridge alone');
+      assert.deepEqual(await snapshot(), before0);
+    } finally {
+      lan.stop();
     }
   });
 });
