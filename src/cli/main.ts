@@ -195,17 +195,32 @@ export async function main(argv: string[]): Promise<number> {
 
   program
     .command('export')
-    .description('write a lab as plain shell scripts (ifup.sh, start.sh, ifdown.sh) that reproduce it by hand')
+    .description(
+      'write a lab as plain shell scripts (ifup.sh, start.sh, ifdown.sh) that reproduce it by hand, or the host side of its bridged networks as persistent configuration',
+    )
     .argument('<target>', 'lab name (a running lab) or topology file')
-    .requiredOption('--format <format>', 'output format: sh')
+    .requiredOption('--format <format>', 'output format: sh (the whole lab), ifupdown (/etc/network/interfaces) or networkd (systemd-networkd files)')
     .option('--out <dir>', 'directory to write into (default: ./<lab>-<format>)')
     .action(async (target: string, o: { format: string; out?: string }) => {
       const state = NAME_PATTERN.test(target) && !existsSync(target) ? await readState(target) : null;
       if (NAME_PATTERN.test(target) && !existsSync(target) && !state) throw new UserError(`no lab named "${target}" is up, and no file "${target}" exists`);
       const lab = state ? state.lab : await loadTopology(target);
       const dir = o.out ?? `${lab.name}-${o.format}`;
-      const files = await exportLab(lab, { runner, format: o.format, dir, ...(state?.accel === 'kvm' ? { accel: 'kvm' as const } : {}) });
-      process.stdout.write(`${green('✓')} wrote ${files.length} files to ${dir}: run ifup.sh, then start.sh; ifdown.sh removes it all\n`);
+      const { files, notes } = await exportLab(lab, {
+        runner,
+        format: o.format,
+        dir,
+        ...(state?.accel === 'kvm' ? { accel: 'kvm' as const } : {}),
+        ...(state?.lan ? { lan: state.lan } : {}),
+      });
+      for (const n of notes) process.stderr.write(`· ${n}\n`);
+      const next =
+        o.format === 'sh'
+          ? 'run ifup.sh, then start.sh; ifdown.sh removes it all'
+          : o.format === 'ifupdown'
+            ? 'put its stanzas in /etc/network/interfaces (see the comments in it)'
+            : 'copy them to /etc/systemd/network/ and `networkctl reload`';
+      process.stdout.write(`${green('✓')} wrote ${files.length} file${files.length === 1 ? '' : 's'} to ${dir}: ${next}\n`);
     });
 
   const image = program.command('image').description('the built-in guest image');

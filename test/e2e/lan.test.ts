@@ -76,6 +76,29 @@ describe('bridged: a guest on the LAN of a wired uplink', () => {
     assert.equal(ping(null, lan.router).code, 0, 'the host reaches the LAN router');
   });
 
+  test('export --format ifupdown and networkd write the host side as it was before the lab', async () => {
+    const dir = sh(['mktemp', '-d']).stdout.trim();
+    try {
+      const a = await qnet(['export', lab, '--format', 'ifupdown', '--out', `${dir}/i`]);
+      assert.equal(a.code, 0, a.stderr);
+      const text = sh(['cat', `${dir}/i/interfaces`]).stdout;
+      assert.match(text, new RegExp(`iface ${lan.uplink} inet manual`));
+      assert.match(text, new RegExp(`iface br-lan inet static\n    address ${lan.hostIp}/24\n    bridge_ports ${lan.uplink}\n`));
+      assert.match(text, new RegExp(`hwaddress ether ${lan.mac}`));
+      assert.match(text, new RegExp(`up ip route add 198\.19\.81\.0/24 via ${lan.router} dev br-lan`));
+      assert.match(text, new RegExp(`up ip route add default via ${lan.router} dev br-lan table ${lan.table}`));
+      const b = await qnet(['export', lab, '--format', 'networkd', '--out', `${dir}/n`]);
+      assert.equal(b.code, 0, b.stderr);
+      assert.match(sh(['cat', `${dir}/n/25-qnet-${lan.uplink}.network`]).stdout, /Bridge=br-lan/);
+      assert.match(sh(['cat', `${dir}/n/25-qnet-br-lan.network`]).stdout, new RegExp(`Address=${lan.hostIp}/24`));
+      const c = await qnet(['export', lab, '--format', 'sh', '--out', `${dir}/s`]);
+      assert.equal(c.code, 2);
+      assert.match(c.stderr, /networks\.lan: --format sh covers/);
+    } finally {
+      sh(['rm', '-rf', dir]);
+    }
+  });
+
   test('status names the uplink', async () => {
     const st = JSON.parse((await qnet(['status', lab, '--json'])).stdout) as { networks: Array<{ name: string; mode: string; uplink?: string }> };
     assert.deepEqual(st.networks.map((n) => [n.name, n.mode, n.uplink]), [['lan', 'bridged', lan.uplink]]);

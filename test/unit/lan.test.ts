@@ -22,6 +22,7 @@ import {
 import { renderGuardRuleset } from '../../src/render/guard.js';
 import { parseTopology } from '../../src/topology/load.js';
 import { labWarnings } from '../../src/topology/warnings.js';
+import { exportableBridged, renderIfupdown, renderNetworkd } from '../../src/render/export-host.js';
 
 process.env.QNET_RUN_DIR = '/run/qnet';
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -189,5 +190,45 @@ describe('bridged and macnat render as their golden files', () => {
     assert.ok(w.some((x) => /networks\.wired\.stp: with STP on/.test(x)));
     const fd0 = parseTopology('name: x\nnetworks:\n  a: {mode: bridged, uplink: eth0, stp: true}\nnodes:\n  n: {}\n');
     assert.ok(labWarnings(fd0).some((x) => /forwardDelay: with STP on, the kernel raises 0 s to 2 s/.test(x)));
+  });
+});
+
+describe('the host side of bridged networks as persistent configuration', () => {
+  const STATIC: LanUplink = {
+    name: 'eth0',
+    mac: 'f4:ce:46:97:c4:b0',
+    attach: false,
+    addrs: [{ family: 'inet', local: '192.168.1.105', prefixlen: 24, scope: 'global', validLft: 'forever', preferredLft: 'forever', noprefixroute: false, dynamic: false }],
+    routes: [
+      { family: 'inet', dst: 'default', gateway: '192.168.1.1' },
+      { family: 'inet', dst: '10.8.0.0/16', gateway: '192.168.1.254', metric: 50 },
+    ],
+  };
+  test('only bridged networks are exported; macnat and joined bridges are noted', () => {
+    const { nets, notes } = exportableBridged(lab, LAN);
+    assert.deepEqual(nets.map((n) => n.net.name), ['wired']);
+    assert.ok(notes.some((n) => /networks\.wifi is macnat/.test(n)));
+    assert.ok(exportableBridged(lab, { ...LAN, wired: { ...ETH0, attach: true, name: 'br0' } }).notes.some((n) => /joins the existing bridge br0/.test(n)));
+  });
+  test('ifupdown: a DHCP uplink makes a DHCP bridge; a static one keeps its address, gateway and routes', () => {
+    const net = lab.networks.find((n) => n.name === 'wired')!;
+    const dhcp = renderIfupdown(lab, [{ net, up: ETH0 }]);
+    const stat = renderIfupdown(lab, [{ net, up: STATIC }]);
+    golden('lan-export-dhcp.interfaces', dhcp);
+    golden('lan-export-static.interfaces', stat);
+    assert.match(dhcp, /iface br-wired inet dhcp\n    bridge_ports eth0\n    bridge_stp on\n    bridge_fd 2\n    bridge_hello 1\n    hwaddress ether f4:ce:46:97:c4:b0/);
+    assert.match(dhcp, /iface eth0 inet manual/);
+    assert.match(stat, /iface br-wired inet static\n    address 192\.168\.1\.105\/24\n    gateway 192\.168\.1\.1\n/);
+    assert.match(stat, /up ip route add 10\.8\.0\.0\/16 via 192\.168\.1\.254 dev br-wired metric 50/);
+  });
+  test('networkd: a .netdev with the STP settings and the MAC, the uplink as a port, the bridge\'s addresses', () => {
+    const net = lab.networks.find((n) => n.name === 'wired')!;
+    const files = renderNetworkd(lab, [{ net, up: STATIC }]);
+    assert.deepEqual(Object.keys(files).sort(), ['25-qnet-br-wired.netdev', '25-qnet-br-wired.network', '25-qnet-eth0.network']);
+    golden('lan-export.networkd', Object.entries(files).map(([n, c]) => `### ${n}\n${c}`).join('\n'));
+    assert.match(files['25-qnet-br-wired.netdev']!, /Kind=bridge\nMACAddress=f4:ce:46:97:c4:b0\n\n\[Bridge\]\nSTP=yes\nForwardDelaySec=2\nHelloTimeSec=1/);
+    assert.match(files['25-qnet-eth0.network']!, /\[Match\]\nName=eth0\n\n\[Network\]\nBridge=br-wired/);
+    assert.match(files['25-qnet-br-wired.network']!, /Address=192\.168\.1\.105\/24\nGateway=192\.168\.1\.1\n\n\[Route\]\nDestination=10\.8\.0\.0\/16\nGateway=192\.168\.1\.254\nMetric=50/);
+    assert.match(renderNetworkd(lab, [{ net, up: ETH0 }])['25-qnet-br-wired.network']!, /DHCP=ipv4/);
   });
 });
