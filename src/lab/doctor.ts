@@ -84,12 +84,18 @@ export async function doctor(run: CommandRunner): Promise<Finding[]> {
   const text = rules?.stdout ?? '';
   const dropForward = [...text.matchAll(/table (\w+) (\S+) \{[\s\S]*?chain (\S+) \{\s*type filter hook forward priority [^;]+; policy drop;/g)].map((m) => `${m[1]} ${m[2]} chain ${m[3]}`);
   const docker = /chain DOCKER/.test(text);
+  // With br_netfilter's call-iptables on, frames crossing a bridge (a bridged network's host bridge) meet them too.
+  const brnf = (await readFile('/proc/sys/net/bridge/bridge-nf-call-iptables', 'utf8').catch(() => '0')).trim() === '1';
   out.push({
     check: 'forwarding policy',
     ok: dropForward.length === 0,
     detail: dropForward.length ? `forward policy drop in ${dropForward.join(', ')}${docker ? ' (Docker)' : ''}` : 'no forward chain drops by policy',
     ...(dropForward.length
-      ? { fix: 'nat and routed labs need forwarding through their uplink: allow it there, e.g. `iptables -I DOCKER-USER -i qn+ -j ACCEPT; iptables -I DOCKER-USER -o qn+ -j ACCEPT` for Docker, or a firewalld zone accepting qn+ interfaces' }
+      ? {
+          fix:
+            'nat and routed labs need forwarding through their uplink: allow it there, e.g. `iptables -I DOCKER-USER -i qn+ -j ACCEPT; iptables -I DOCKER-USER -o qn+ -j ACCEPT` for Docker, or a firewalld zone accepting qn+ interfaces' +
+            (brnf ? '; br_netfilter is on (bridge-nf-call-iptables=1), so bridged networks need the same for qb+ (or `sysctl net.bridge.bridge-nf-call-iptables=0`)' : ''),
+        }
       : {}),
   });
   const firewalld = (await run.run(['systemctl', 'is-active', 'firewalld'], { allowFail: true }).catch(() => null))?.stdout.trim() === 'active';
