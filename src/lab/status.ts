@@ -2,7 +2,8 @@
 import { RealRunner } from '../host/run.js';
 import { isAlive, markerOf, processMarker } from '../qemu/process.js';
 import { formatCidr, formatIPv4 } from '../topology/ipv4.js';
-import { NETNS_PREFIX, hasBridge, type NetworkMode } from '../topology/model.js';
+import { NETNS_PREFIX, hasBridge, onLan, type NetworkMode } from '../topology/model.js';
+import { guestAddresses } from './exec.js';
 import { findLab, listLabs } from './discover.js';
 import { readState } from './state.js';
 import { labLeases } from './leases.js';
@@ -56,6 +57,7 @@ export async function labStatus(lab: string): Promise<LabStatus | null> {
   const leases = state.lab.networks.some((n) => n.dhcp) ? await labLeases(lab).catch(() => []) : [];
   const prefixOf = new Map(state.lab.networks.map((n) => [n.name, (n.subnet ?? n.address)?.prefix]));
   const nodes: NodeStatus[] = [];
+  const lanNets = new Set(state.lab.networks.filter(onLan).map((n) => n.name));
   for (const node of state.lab.nodes) {
     const g = state.guests[node.name];
     let alive = false;
@@ -63,6 +65,9 @@ export async function labStatus(lab: string): Promise<LabStatus | null> {
       const m = await markerOf(g.pid);
       alive = !!m && m.lab === lab && m.node === node.name && (await isAlive(g.pid));
     }
+    // A lease from a LAN's own DHCP server is known to the guest only: ask its agent (briefly).
+    const fromGuest =
+      alive && node.nics.some((n) => n.dhcp && lanNets.has(n.network)) ? await guestAddresses(lab, node.name).catch(() => new Map<string, string[]>()) : new Map<string, string[]>();
     nodes.push({
       name: node.name,
       state: g ? (alive ? 'running' : 'stopped') : 'unknown',
@@ -77,7 +82,9 @@ export async function labStatus(lab: string): Promise<LabStatus | null> {
         tap: n.tap,
         network: n.network,
         dhcp: n.dhcp,
-        addresses: n.dhcp
+        addresses: n.dhcp && lanNets.has(n.network)
+          ? (fromGuest.get(n.mac) ?? [])
+          : n.dhcp
           ? leases.filter((l) => l.mac === n.mac && l.network === n.network).map((l) => `${l.ip}/${prefixOf.get(n.network) ?? 32}`)
           : n.addresses.map(formatCidr),
       })),

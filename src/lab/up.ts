@@ -275,7 +275,7 @@ export async function rollback(done: Step[], ctx: ExecContext): Promise<number> 
   for (const step of [...done].reverse()) {
     if (!step.undo) continue;
     try {
-      if (step.undo.kind === 'exec') await ctx.runner.run(step.undo.argv, { allowFail: true });
+      if (step.undo.kind === 'exec') await ctx.runner.run(step.undo.argv, { allowFail: true, ...(step.undo.input !== undefined ? { input: step.undo.input } : {}) });
       else await execute(step.undo, ctx);
       n++;
     } catch (e) {

@@ -99,9 +99,13 @@ describe('bridged: a guest on the LAN of a wired uplink', () => {
     }
   });
 
-  test('status names the uplink', async () => {
-    const st = JSON.parse((await qnet(['status', lab, '--json'])).stdout) as { networks: Array<{ name: string; mode: string; uplink?: string }> };
+  test("status names the uplink and shows the guest's address from the LAN's server", async () => {
+    const st = JSON.parse((await qnet(['status', lab, '--json'])).stdout) as {
+      networks: Array<{ name: string; mode: string; uplink?: string }>;
+      nodes: Array<{ nics: Array<{ addresses: string[] }> }>;
+    };
     assert.deepEqual(st.networks.map((n) => [n.name, n.mode, n.uplink]), [['lan', 'bridged', lan.uplink]]);
+    assert.deepEqual(st.nodes[0]!.nics[0]!.addresses, [`${await guestIp(lab, 'g')}/24`]);
   });
 });
 
