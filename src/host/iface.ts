@@ -41,6 +41,8 @@ export interface IfaceInfo {
   kind: string;
   wireless: boolean;
   master?: string;
+  /** The master's ownership marker, when qnet made it (another lab's bridge). */
+  masterAlias?: string;
   alias?: string;
   up: boolean;
   addrs: HostAddr[];
@@ -109,6 +111,7 @@ export async function readIface(runner: CommandRunner, name: string, sysRoot = '
   const addrs = await runner.run(['ip', '-j', 'addr', 'show', 'dev', name]);
   const routes = await runner.run(['ip', '-j', 'route', 'show', 'table', 'all', 'dev', name]);
   const wireless = await isWireless(name, sysRoot);
+  const master = l.master ? JSON.parse((await runner.run(['ip', '-j', 'link', 'show', 'dev', l.master], { allowFail: true })).stdout || '[]')[0] : undefined;
   return {
     name: l.ifname,
     mac: l.address ?? '',
@@ -116,6 +119,7 @@ export async function readIface(runner: CommandRunner, name: string, sysRoot = '
     kind: l.linkinfo?.info_kind ?? '',
     wireless,
     ...(l.master ? { master: l.master } : {}),
+    ...(master?.ifalias ? { masterAlias: String(master.ifalias) } : {}),
     ...(l.ifalias ? { alias: l.ifalias } : {}),
     up: (l.flags ?? []).includes('UP'),
     addrs: parseAddrs(addrs.stdout),

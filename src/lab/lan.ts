@@ -26,6 +26,11 @@ export function classifyUplink(net: Pick<ResolvedNetwork, 'name' | 'mode'>, i: I
       ok: false,
       message: `${at}: ${i.name} is not an Ethernet interface (link type ${i.linkType}${i.kind ? `, ${i.kind}` : ''}): it carries no MAC addresses, so neither bridged nor macnat fits; use a nat or routed network, whose traffic the host routes out of ${i.name}`,
     };
+  if (i.master && i.masterAlias?.startsWith('qnet:lab='))
+    return {
+      ok: false,
+      message: `${at}: ${i.name} is in ${i.masterAlias.slice(9)}'s bridge ${i.master}: one lab at a time puts an uplink in a bridge of its own; to share it, make the bridge permanent (\`qnet export ${i.masterAlias.slice(9)} --format networkd\` or ifupdown) and name that bridge as the uplink of both labs`,
+    };
   if (net.mode === 'bridged') {
     if (i.wireless)
       return {

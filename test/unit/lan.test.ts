@@ -125,6 +125,12 @@ describe('does the mode fit the uplink', () => {
     const j = classifyUplink(bridged, iface({ name: 'br0', kind: 'bridge' }), 'l');
     assert.deepEqual([j.ok, j.attach], [true, true]);
   });
+  test('an uplink already in another lab\'s bridge: one lab at a time, or a permanent bridge for both', () => {
+    const v = classifyUplink(bridged, iface({ master: 'qb12345678', masterAlias: 'qnet:lab=first' }), 'second');
+    assert.equal(v.ok, false);
+    assert.match(v.message, /eth0 is in first's bridge qb12345678/);
+    assert.match(v.message, /qnet export first --format networkd/);
+  });
   test('loopback and qnet\'s own links are refused', () => {
     assert.match(classifyUplink(bridged, iface({ name: 'lo', linkType: 'loopback' }), 'l').message, /loopback/);
     assert.match(classifyUplink(bridged, iface({ name: 'qn12345678', alias: 'qnet:lab=other' }), 'l').message, /made by qnet \(lab=other\)/);
