@@ -38,6 +38,8 @@ export interface UpOptions {
   accel?: AccelChoice;
   source?: string;
   readyTimeoutMs?: number;
+  /** Boot guests in waves of this many (0: all at once). */
+  parallel?: number;
   /** Test hook: fail on purpose right before step number N (1-based) runs. */
   failBeforeStep?: number;
 }
@@ -70,7 +72,7 @@ export async function prepareUp(
   const uplink = needsUplink(lab) ? await chooseUplink(opts.runner, lab) : undefined;
   const hostForwarding = uplink ? await hostForwardingOnByHost() : undefined;
   return {
-    steps: planUp(lab, { image, accel, user, userIds: uids, guestIds: labIds(lab.name), ...(uplink ? { uplink } : {}), ...(hostForwarding !== undefined ? { hostForwarding } : {}), ...(lan ? { lan } : {}) }),
+    steps: planUp(lab, { image, accel, user, userIds: uids, guestIds: labIds(lab.name), ...(uplink ? { uplink } : {}), ...(hostForwarding !== undefined ? { hostForwarding } : {}), ...(lan ? { lan } : {}), ...(opts.parallel ? { parallel: opts.parallel } : {}) }),
     accel,
     image: image.key,
     why,
@@ -291,7 +293,7 @@ export async function prepareChange(running: LabState, next: ResolvedLab, opts: 
   if (change.refused.length || isEmpty(change)) return { change, steps: [] };
   const user = guestUser();
   const image = await ensureImage(opts.runner, (m) => (opts.reporter ?? silentReporter).info(m));
-  const ctx = { image, accel: running.accel as Accel, user, userIds: await userIds(user), guestIds: labIds(next.name) };
+  const ctx = { image, accel: running.accel as Accel, user, userIds: await userIds(user), guestIds: labIds(next.name), ...(opts.parallel ? { parallel: opts.parallel } : {}) };
   return { change, steps: planChange(running.lab, next, change, ctx) };
 }
 

@@ -75,6 +75,8 @@ export interface PlanContext {
   hostForwarding?: boolean;
   /** The uplinks of bridged and macnat networks, by network name (observed). */
   lan?: Record<string, LanUplink>;
+  /** Boot guests in waves of this many, each wave once the previous one is ready (0 or absent: all at once). */
+  parallel?: number;
 }
 
 /** The steps that bring a lab up from nothing. Pure: the same inputs give the same plan. */
@@ -153,8 +155,7 @@ export function planUp(lab: ResolvedLab, ctx: PlanContext): Step[] {
       });
     }
   }
-  for (const node of lab.nodes) steps.push(...nodeSteps(lab, node, ctx));
-  steps.push({ title: 'wait until every guest is configured', do: { kind: 'wait-ready', nodes: lab.nodes.map((n) => n.name) } });
+  steps.push(...bootSteps(lab, lab.nodes, ctx, 'every guest is configured'));
   return steps;
 }
 
@@ -206,6 +207,22 @@ function lanSteps(lab: ResolvedLab, ctx: PlanContext): Step[] {
         undo: { kind: 'exec', argv: ['nft', 'delete', 'table', 'netdev', macnatHostTable(lab.name)] },
       },
     );
+  }
+  return steps;
+}
+
+/** Start `nodes` and wait until they are ready: all at once, or in waves of `ctx.parallel`. */
+function bootSteps(lab: ResolvedLab, nodes: ResolvedNode[], ctx: PlanContext, what: string): Step[] {
+  const size = ctx.parallel && ctx.parallel > 0 ? ctx.parallel : nodes.length;
+  const waves = Math.ceil(nodes.length / size);
+  const steps: Step[] = [];
+  for (let w = 0; w < waves; w++) {
+    const wave = nodes.slice(w * size, (w + 1) * size);
+    for (const node of wave) steps.push(...nodeSteps(lab, node, ctx));
+    steps.push({
+      title: waves > 1 ? `wait until ${wave.map((n) => n.name).join(', ')} ${wave.length > 1 ? 'are' : 'is'} configured (wave ${w + 1} of ${waves})` : `wait until ${what}`,
+      do: { kind: 'wait-ready', nodes: wave.map((n) => n.name) },
+    });
   }
   return steps;
 }
@@ -290,9 +307,8 @@ export function planChange(running: ResolvedLab, next: ResolvedLab, c: ChangeSet
         input: `table bridge qnet {}\nflush table bridge qnet\n${renderGuardRuleset(next)}`,
       },
     });
-  for (const name of [...c.addNodes, ...c.restartNodes]) steps.push(...nodeSteps(next, newNodes.get(name)!, ctx));
   const starting = [...c.addNodes, ...c.restartNodes];
-  if (starting.length) steps.push({ title: 'wait until the new guests are configured', do: { kind: 'wait-ready', nodes: starting } });
+  if (starting.length) steps.push(...bootSteps(next, starting.map((n) => newNodes.get(n)!), ctx, 'the new guests are configured'));
   return steps;
 }
 
