@@ -1,4 +1,4 @@
-// A QEMU guest agent client (JSON over the guest's virtio-serial agent port): run commands inside a guest.
+// A QEMU guest agent client (JSON over the guest's agent console port): run commands inside a guest.
 import net from 'node:net';
 import { RuntimeError } from '../errors.js';
 
