@@ -3,8 +3,8 @@
 
 /** Name of the virtio-serial port that carries readiness and control messages. */
 export const CONTROL_PORT = 'org.qnet.ctl';
-/** Name of the virtio-serial port of the QEMU guest agent (its standard name). */
-export const AGENT_PORT = 'org.qemu.guest_agent.0';
+/** The guest agent's line: the virtio console port (a tty, see renderQemuArgs). */
+export const AGENT_TTY = '/dev/hvc0';
 /** fw_cfg item that carries the node's configuration. */
 export const FW_CFG_NAME = 'opt/qnet/config';
 /** fw_cfg item that carries a router node's nftables ruleset. */
@@ -71,15 +71,13 @@ load virtio_pci
 load virtio_console
 load qemu_fw_cfg
 CTL=
-AGENT=
 for p in /sys/class/virtio-ports/*; do
   case "$(cat "$p/name" 2>/dev/null)" in
     ${CONTROL_PORT}) CTL="/dev/\${p##*/}" ;;
-    ${AGENT_PORT}) AGENT="/dev/\${p##*/}" ;;
   esac
 done
 # The guest agent first: \`qnet exec\` works even when the node's configuration fails.
-[ -n "$AGENT" ] && qemu-ga -m virtio-serial -p "$AGENT" -t /run -f /run/qemu-ga.pid -d
+[ -c ${AGENT_TTY} ] && qemu-ga -m isa-serial -p ${AGENT_TTY} -t /run -f /run/qemu-ga.pid -d
 [ -n "$CTL" ] && exec 3<>"$CTL"
 CFG=/sys/firmware/qemu_fw_cfg/by_name/${FW_CFG_NAME}/raw
 if [ ! -r "$CFG" ]; then say "ERROR no configuration in fw_cfg"; exit 0; fi

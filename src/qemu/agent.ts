@@ -1,4 +1,4 @@
-// A QEMU guest agent client (JSON over the guest's virtio-serial agent port): run commands inside a guest.
+// A QEMU guest agent client (JSON over the guest's agent console port): run commands inside a guest.
 import net from 'node:net';
 import { RuntimeError } from '../errors.js';
 
@@ -14,6 +14,8 @@ export interface ExecResult {
 export class AgentClient {
   private buffer = '';
   private waiters: Array<(msg: Record<string, unknown>) => void> = [];
+  // Answers that arrived while nobody waited (several can come in one chunk): kept for the next wait.
+  private unclaimed: Array<Record<string, unknown>> = [];
 
   private constructor(private readonly socket: net.Socket) {
     socket.setEncoding('utf8');
@@ -28,7 +30,9 @@ export class AgentClient {
         if (!line) continue;
         try {
           const msg = JSON.parse(line) as Record<string, unknown>;
-          this.waiters.shift()?.(msg);
+          const waiter = this.waiters.shift();
+          if (waiter) waiter(msg);
+          else this.unclaimed.push(msg);
         } catch {
           // a partial line from before the sync: ignore
         }
@@ -66,6 +70,8 @@ export class AgentClient {
   }
 
   private next(timeoutMs: number): Promise<Record<string, unknown>> {
+    const ready = this.unclaimed.shift();
+    if (ready) return Promise.resolve(ready);
     return new Promise((resolve, reject) => {
       const waiter = (m: Record<string, unknown>) => {
         clearTimeout(t);

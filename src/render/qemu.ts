@@ -1,5 +1,5 @@
 // Pure rendering of the command line that starts one guest: the privilege-dropping wrapper and QEMU's argv.
-import { AGENT_PORT, CONTROL_PORT, FW_CFG_NAME, FW_CFG_NFT } from '../guest/init-script.js';
+import { CONTROL_PORT, FW_CFG_NAME, FW_CFG_NFT } from '../guest/init-script.js';
 import { USER_NET, type ResolvedNode } from '../topology/model.js';
 import { NIC_MODELS } from '../topology/schema.js';
 
@@ -68,8 +68,11 @@ export function renderQemuArgs(o: QemuOptions): string[] {
     '-device', 'virtio-serial-pci,id=vser0',
     '-chardev', `socket,id=control,path=${files.control},server=on,wait=off`,
     '-device', `virtserialport,bus=vser0.0,chardev=control,name=${CONTROL_PORT}`,
+    // The guest agent on a console port (hvc0 in the guest), not a named port: with no host connected, a
+    // named port reads as hung up and qemu-ga looks again every 100 ms (most of an idle guest's CPU under
+    // TCG); a console is a tty, where it sleeps until a byte arrives. What it writes meanwhile is dropped.
     '-chardev', `socket,id=agent,path=${files.agent},server=on,wait=off`,
-    '-device', `virtserialport,bus=vser0.0,chardev=agent,name=${AGENT_PORT}`,
+    '-device', 'virtconsole,bus=vser0.0,chardev=agent',
     '-fw_cfg', `name=${FW_CFG_NAME},file=${files.config}`,
   ];
   if (node.router) args.push('-fw_cfg', `name=${FW_CFG_NFT},file=${files.nft}`);
