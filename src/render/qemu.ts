@@ -53,7 +53,9 @@ export function renderQemuArgs(o: QemuOptions): string[] {
   const args = [
     '-name', `${node.name},debug-threads=off`,
     '-machine', `q35,accel=${o.accel}`,
-    '-cpu', o.accel === 'kvm' ? 'host' : 'max',
+    // Under TCG without ERMS: the guest kernel then copies and clears memory with rep movsq/stosq instead of
+    // rep movsb/stosb, and TCG emulates rep string instructions element by element (guest-to-guest TCP 2.2x).
+    '-cpu', o.accel === 'kvm' ? 'host' : 'max,erms=off',
     '-smp', String(node.cpus),
     '-m', String(node.memory),
     '-nodefaults', '-no-user-config', '-display', 'none', '-no-reboot',
