@@ -19,6 +19,8 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
 const run = new RealRunner();
 const quick = process.argv.includes('--quick');
 const log = (s: string) => process.stderr.write(`${s}\n`);
+// Prefix of every lab and namespace the bench makes (QNET_BENCH_PREFIX: two benches can run side by side).
+const PREFIX = process.env.QNET_BENCH_PREFIX ?? 'bench';
 
 function sh(argv: string[], input?: string): void {
   const r = spawnSync(argv[0]!, argv.slice(1), { input, encoding: 'utf8' });
@@ -44,7 +46,7 @@ function plumbingLab(n: number) {
   const nodes: Record<string, unknown> = {};
   // Ten NICs a node keeps the lab within the node limit at any N.
   for (let i = 0; i < n / 10; i++) nodes[`n${i}`] = { nics: Array.from({ length: 10 }, () => ({ network: 'lan' })) };
-  return validateTopology({ name: `bench-plumb-${n}`, networks: { lan: {} }, nodes });
+  return validateTopology({ name: `${PREFIX}-plumb-${n}`, networks: { lan: {} }, nodes });
 }
 
 async function plumbing(): Promise<string[]> {
@@ -62,7 +64,7 @@ async function plumbing(): Promise<string[]> {
       }));
       res.qnetDown.push(await timed(() => run.run(['ip', 'netns', 'delete', lab.netns])));
       // The seed's ifup/ifdown: one process per operation.
-      const ns = `bench-perop-${n}`;
+      const ns = `${PREFIX}-perop-${n}`;
       sh(['ip', 'netns', 'add', ns]);
       res.perOpUp.push(await timed(() => {
         sh(['ip', '-n', ns, 'link', 'add', 'kbr0', 'type', 'bridge']);
@@ -80,7 +82,7 @@ async function plumbing(): Promise<string[]> {
       }));
       sh(['ip', 'netns', 'delete', ns]);
       // The practical floor: one ip -batch with only what is needed, deleted by one ip -batch.
-      const nsb = `bench-batch-${n}`;
+      const nsb = `${PREFIX}-batch-${n}`;
       sh(['ip', 'netns', 'add', nsb]);
       const batch = ['link add kbr0 type bridge', ...taps.flatMap((t) => [`tuntap add dev ${t} mode tap user qnet`, `link set ${t} master kbr0`, `link set ${t} up`]), 'link set kbr0 up'].join('\n') + '\n';
       res.batchUp.push(await timed(() => sh(['ip', '-n', nsb, '-batch', '-'], batch)));
@@ -121,7 +123,7 @@ function guestsLab(name: string, n: number, model = 'virtio') {
 
 /** The same guests started by a plain script: bridge, taps, one qemu-system line each (bzImage, defaults). */
 async function plainScript(n: number, image: { kernel: string; initrd: string; cmdline: string; bzImage: string }): Promise<{ upMs: number; downMs: number }> {
-  const ns = 'bench-plain';
+  const ns = `${PREFIX}-plain`;
   const dir = mkdtempSync('/tmp/qnet-bench-');
   chmodSync(dir, 0o755);
   const lab = guestsLab('plain', n);
@@ -181,7 +183,7 @@ async function labs(): Promise<{ rows: string[]; boot: string[]; mem: string[] }
   sh(['sh', '-c', 'cd "$1" && dpkg-deb --fsys-tarfile "$2" | tar -x --wildcards "./boot/vmlinuz-*" && cp boot/vmlinuz-* vmlinuz && chmod 644 vmlinuz', 'x', bzDir, path.join(debs, deb)]);
   const bzImage = path.join(bzDir, 'vmlinuz');
   for (const n of quick ? [1, 3] : [1, 3, 10]) {
-    const name = `bench-up-${n}`;
+    const name = `${PREFIX}-up-${n}`;
     const lab = guestsLab(name, n);
     const t0 = process.hrtime.bigint();
     const r = await up(lab, { runner: run, accel: 'tcg' });
@@ -203,58 +205,81 @@ async function labs(): Promise<{ rows: string[]; boot: string[]; mem: string[] }
   return { rows, boot, mem };
 }
 
+/** Bits per second received, from `iperf3 -J` output; throws with iperf3's own error when there is one. */
+function iperfBps(json: string, what: string): number {
+  let d: { error?: string; end?: { sum_received?: { bits_per_second?: number } } };
+  try {
+    d = JSON.parse(json) as typeof d;
+  } catch {
+    throw new Error(`${what}: iperf3 printed no JSON: ${json.slice(0, 200)}`);
+  }
+  const bps = d.end?.sum_received?.bits_per_second;
+  if (d.error || !bps) throw new Error(`${what}: iperf3: ${d.error ?? 'no result'}`);
+  return bps;
+}
+
 async function throughput(): Promise<string[]> {
   const rows: string[] = [];
-  const mb = quick ? 16 : 64;
+  const secs = quick ? 5 : 10;
+  const reps = quick ? 1 : 3;
+  const mbit = (xs: number[]) => {
+    const s = stats(xs);
+    return reps > 1 ? `${s.median.toFixed(0)} Mbit/s (${s.min.toFixed(0)}–${s.max.toFixed(0)})` : `${s.median.toFixed(0)} Mbit/s`;
+  };
   for (const model of ['virtio', 'e1000']) {
-    const name = `bench-tp-${model}`;
+    const name = `${PREFIX}-tp-${model}`;
     const lab = guestsLab(name, 2, model);
     await up(lab, { runner: run, accel: 'tcg' });
     try {
-      // The receiver counts what arrives; the time is the host's wall clock around the transfer.
-      // busybox nc quits when its stdin ends: the receiver's stdin is a pipe that stays open.
-      await execInGuest(name, 'g1', ['sh', '-c', '(sleep 600 | nc -l -p 5001 | wc -c > /tmp/rx) > /dev/null 2>&1 &'], { timeoutMs: 10000 });
-      await new Promise((r) => setTimeout(r, 500));
-      const ms = await timed(() => execInGuest(name, 'g0', ['sh', '-c', `dd if=/dev/zero bs=64k count=${mb * 16} 2>/dev/null | nc 10.99.0.11 5001`], { timeoutMs: 300000 }));
-      let rx = 0;
-      for (let i = 0; i < 50 && rx < mb * 1048576; i++) {
-        rx = Number((await execInGuest(name, 'g1', ['cat', '/tmp/rx'], { timeoutMs: 10000 })).stdout.toString().trim() || 0);
-        if (rx < mb * 1048576) await new Promise((r) => setTimeout(r, 100));
+      const got: number[] = [];
+      for (let r = 0; r < reps; r++) {
+        // A one-off server in the background on g1; the client on g0 reports what g1 received.
+        await execInGuest(name, 'g1', ['iperf3', '-s', '-D', '-1'], { timeoutMs: 10000 });
+        let out = '';
+        for (let i = 0; i < 10; i++) {
+          out = (await execInGuest(name, 'g0', ['iperf3', '-c', '10.99.0.11', '-t', String(secs), '-i', '0', '-J'], { timeoutMs: (secs + 30) * 1000 })).stdout.toString();
+          if (!/connection refused/i.test(out)) break;
+          await new Promise((res) => setTimeout(res, 200)); // the server was not listening yet
+        }
+        got.push(iperfBps(out, `${model} guest → guest`) / 1e6);
       }
-      if (rx !== mb * 1048576) throw new Error(`${model}: received ${rx} of ${mb * 1048576} bytes`);
-      rows.push(`| guest → guest, ${model} (${mb} MiB) | ${((rx * 8) / 1e6 / (ms / 1000)).toFixed(0)} Mbit/s |`);
+      rows.push(`| guest → guest, ${model}, iperf3 ${secs} s | ${mbit(got)} |`);
     } finally {
       await down(name, { runner: run, graceMs: 0 });
     }
   }
-  // The machine's upper bound: two namespaces on a bridge of veths, the same dd | nc.
-  sh(['ip', 'netns', 'add', 'bench-v1']);
-  sh(['ip', 'netns', 'add', 'bench-v2']);
-  sh(['ip', 'netns', 'add', 'bench-vb']);
+  // The machine's upper bound: two namespaces on a bridge of veths, iperf3 on the host.
+  if (spawnSync('iperf3', ['--version']).status !== 0) {
+    rows.push('| host veth → veth over a bridge (upper bound) | not measured: no iperf3 on the host (`npm run bench` installs it) |');
+    return rows;
+  }
+  const [v1, v2, vb] = [`${PREFIX}-v1`, `${PREFIX}-v2`, `${PREFIX}-vb`];
+  sh(['ip', 'netns', 'add', v1]);
+  sh(['ip', 'netns', 'add', v2]);
+  sh(['ip', 'netns', 'add', vb]);
   try {
-    sh(['ip', '-n', 'bench-vb', 'link', 'add', 'name', 'br0', 'type', 'bridge']);
-    sh(['ip', '-n', 'bench-vb', 'link', 'set', 'dev', 'br0', 'up']);
-    for (const [i, ns] of [[1, 'bench-v1'], [2, 'bench-v2']] as const) {
-      sh(['ip', '-n', 'bench-vb', 'link', 'add', `p${i}`, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns]);
-      sh(['ip', '-n', 'bench-vb', 'link', 'set', 'dev', `p${i}`, 'master', 'br0', 'up']);
+    sh(['ip', '-n', vb, 'link', 'add', 'name', 'br0', 'type', 'bridge']);
+    sh(['ip', '-n', vb, 'link', 'set', 'dev', 'br0', 'up']);
+    for (const [i, ns] of [[1, v1], [2, v2]] as const) {
+      sh(['ip', '-n', vb, 'link', 'add', `p${i}`, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns]);
+      sh(['ip', '-n', vb, 'link', 'set', 'dev', `p${i}`, 'master', 'br0', 'up']);
       sh(['ip', '-n', ns, 'addr', 'add', `10.98.0.${i}/24`, 'dev', 'eth0']);
       sh(['ip', '-n', ns, 'link', 'set', 'eth0', 'up']);
     }
-    // stdin stays open (a pipe): busybox nc quits when its stdin ends.
-    const srv = spawn('ip', ['netns', 'exec', 'bench-v2', 'sh', '-c', 'busybox nc -l -p 5001 | wc -c'], { stdio: ['pipe', 'pipe', 'ignore'] });
-    let got = '';
-    srv.stdout!.on('data', (d) => (got += d));
-    const closed = new Promise((r) => srv.once('close', r));
-    // Wait until the listener is there (a bounded look at the namespace's sockets), then send.
-    for (let i = 0; i < 100 && !/:5001\b/.test(spawnSync('ip', ['netns', 'exec', 'bench-v2', 'ss', '-ltn'], { encoding: 'utf8' }).stdout); i++)
-      await new Promise((r) => setTimeout(r, 20));
-    const bytes = 1024 * 1048576;
-    const ms = await timed(() => sh(['ip', 'netns', 'exec', 'bench-v1', 'sh', '-c', `dd if=/dev/zero bs=64k count=${bytes / 65536} 2>/dev/null | busybox nc 10.98.0.2 5001`]));
-    await closed;
-    if (Number(got.trim()) !== bytes) throw new Error(`veth: received ${got.trim()} of ${bytes} bytes`);
-    rows.push(`| host veth → veth over a bridge, busybox dd \\| nc (upper bound) | ${((bytes * 8) / 1e6 / (ms / 1000)).toFixed(0)} Mbit/s |`);
+    const got: number[] = [];
+    for (let r = 0; r < reps; r++) {
+      const srv = spawn('ip', ['netns', 'exec', v2, 'iperf3', '-s', '-1'], { stdio: 'ignore' });
+      const closed = new Promise((res) => srv.once('close', res));
+      // Wait until the listener is there (a bounded look at the namespace's sockets), then send.
+      for (let i = 0; i < 100 && !/:5201\b/.test(spawnSync('ip', ['netns', 'exec', v2, 'ss', '-ltn'], { encoding: 'utf8' }).stdout); i++)
+        await new Promise((res) => setTimeout(res, 20));
+      const c = spawnSync('ip', ['netns', 'exec', v1, 'iperf3', '-c', '10.98.0.2', '-t', String(secs), '-i', '0', '-J'], { encoding: 'utf8' });
+      got.push(iperfBps(c.stdout, 'veth') / 1e6);
+      await closed;
+    }
+    rows.push(`| host veth → veth over a bridge, iperf3 ${secs} s (upper bound) | ${mbit(got)} |`);
   } finally {
-    for (const ns of ['bench-v1', 'bench-v2', 'bench-vb']) spawnSync('ip', ['netns', 'delete', ns]);
+    for (const ns of [v1, v2, vb]) spawnSync('ip', ['netns', 'delete', ns]);
   }
   return rows;
 }
@@ -313,14 +338,13 @@ ${l.boot.join('\n')}
 | --- | --- | --- | --- |
 ${l.mem.join('\n')}
 
-## Throughput (TCP, busybox dd | nc)
+## Throughput (TCP, iperf3, one stream)
+
+iperf3 from the guest image: g0 sends to g1 across the lab's bridge; the figure is what g1 received.
 
 | path | throughput |
 | --- | --- |
 ${tp.join('\n')}
-
-busybox's \`nc\` moves data in small reads and writes, so it, not the network, is the limit here (it reaches only
-about 1 Gbit/s even between two host veths). A proper measurement needs iperf3 in the guest image (not there yet).
 
 ## What each choice bought (measured while building the image)
 

@@ -4,9 +4,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Host tools, and the shared libraries that the guest's binaries (qemu-ga, nft) are packed with.
+# Host tools, and the shared libraries that the guest's binaries (qemu-ga, nft, iperf3) are packed with.
 pkgs=(qemu-system-x86 iproute2 nftables dnsmasq-base busybox-static cpio kmod util-linux tcpdump gzip xz-utils
-      libglib2.0-0 libnuma1 liburing2 libudev1)
+      libglib2.0-0 libnuma1 liburing2 libudev1 libssl3)
+# `npm run bench` also measures the host's own veth-to-veth throughput with iperf3.
+if [ "${1:-}" = --bench ]; then pkgs+=(iperf3); fi
 need_pkgs=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f '${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || need_pkgs+=("$p")

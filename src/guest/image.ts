@@ -32,6 +32,10 @@ export const IMAGE_MODULES = [
 const GUEST_DEBS: Array<{ pkg: string; files: Array<[string, string]> }> = [
   { pkg: 'qemu-guest-agent', files: [['usr/sbin/qemu-ga', 'usr/sbin/qemu-ga']] },
   { pkg: 'nftables', files: [['usr/sbin/nft', 'usr/sbin/nft']] },
+  // Throughput measurements between guests (`npm run bench`); its libraries come from their packages.
+  { pkg: 'iperf3', files: [['usr/bin/iperf3', 'usr/bin/iperf3']] },
+  { pkg: 'libiperf0', files: [] },
+  { pkg: 'libsctp1', files: [] },
 ];
 
 /**
@@ -221,31 +225,31 @@ async function ensureImageChecked(run: CommandRunner, progress: Progress, force:
     }
     for (const n of needed)
       await copyFile(path.join(kx, 'lib/modules', kver, deps.get(n)!.file), path.join(root, 'lib/modules', `${n}.ko`));
-    // Dynamic binaries from their packages, with the shared libraries ldd resolves on this (Debian) host.
-    const libs = new Set<string>();
+    // Dynamic binaries from their packages, with the shared libraries ldd resolves: from the unpacked packages
+    // when one of them ships it (libnftables, libiperf, libsctp), otherwise from this (Debian) host.
+    const unpacked: string[] = [];
     for (const d of extraDebs) {
-      const x = path.join(work, d.pkg);
+      const x = path.join(work, `deb-${d.pkg}`);
       await run.run(['dpkg-deb', '-x', d.deb, x]);
+      unpacked.push(x);
+    }
+    const libPath = unpacked.flatMap((x) => [path.join(x, 'usr/lib/x86_64-linux-gnu'), path.join(x, 'lib/x86_64-linux-gnu')]).join(':');
+    const libs = new Set<string>();
+    for (const [i, d] of extraDebs.entries()) {
+      const x = unpacked[i]!;
       for (const [from, to] of d.files) {
         await mkdir(path.dirname(path.join(root, to)), { recursive: true });
         await copyFile(path.join(x, from), path.join(root, to));
         await chmod(path.join(root, to), 0o755);
-        const ldd = await run.run(['ldd', path.join(x, from)], { env: { ...process.env, LD_LIBRARY_PATH: path.join(x, 'usr/lib/x86_64-linux-gnu') } });
-        for (const lib of parseLdd(ldd.stdout)) libs.add(lib.startsWith(x) ? lib.slice(x.length) : lib);
-      }
-      // Libraries shipped by the unpacked package itself (e.g. libnftables) come from the package, not the host.
-      for (const lib of [...libs]) {
-        const inPkg = path.join(x, lib);
-        if (await exists(inPkg)) {
-          await mkdir(path.dirname(path.join(root, lib)), { recursive: true });
-          await copyFile(inPkg, path.join(root, lib));
-          libs.delete(lib);
-        }
+        const ldd = await run.run(['ldd', path.join(x, from)], { env: { ...process.env, LD_LIBRARY_PATH: libPath } });
+        for (const lib of parseLdd(ldd.stdout)) libs.add(lib);
       }
     }
     for (const lib of libs) {
-      await mkdir(path.dirname(path.join(root, lib)), { recursive: true });
-      await copyFile(lib, path.join(root, lib));
+      const from = unpacked.find((x) => lib.startsWith(`${x}/`));
+      const rel = from ? lib.slice(from.length) : lib;
+      await mkdir(path.dirname(path.join(root, rel)), { recursive: true });
+      await copyFile(lib, path.join(root, rel));
     }
     const scripts: Array<[string, string, number]> = [
       ['init', INIT, 0o755],
