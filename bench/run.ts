@@ -170,7 +170,8 @@ function memAndCpu(pids: number[], seconds: number): { rss: number; pss: number;
   return { rss: avg(b.map((x) => x.rss)) / 1024, pss: avg(b.map((x) => x.pss)) / 1024, cpuPct: avg(cpu) };
 }
 
-async function labs(): Promise<{ rows: string[]; boot: string[]; mem: string[] }> {
+async function labs(): Promise<{ rows: string[]; boot: string[]; mem: string[]; waves: string[] }> {
+  const waves: string[] = [];
   const rows: string[] = [];
   const boot: string[] = [];
   const mem: string[] = [];
@@ -197,12 +198,24 @@ async function labs(): Promise<{ rows: string[]; boot: string[]; mem: string[] }
       mem.push(`| built-in image, ${n} idle guests, 128 MiB each | ${m.rss.toFixed(0)} MiB | ${m.pss.toFixed(0)} MiB | ${m.cpuPct.toFixed(2)} % |`);
     }
     const qDown = await timed(() => down(name, { runner: run, graceMs: 0 }));
+    if (n === 10 || (quick && n === 3)) {
+      // The same lab booted in waves of as many guests as the machine has cores, each wave once the last is ready.
+      const size = os.cpus().length;
+      const wlab = guestsLab(`${PREFIX}-wave`, n);
+      const tw = process.hrtime.bigint();
+      await up(wlab, { runner: run, accel: 'tcg', parallel: size });
+      await waitPing(wlab.netns, wlab.nodes.map((_, i) => `10.99.0.${10 + i}`), 60_000);
+      const wUp = Number(process.hrtime.bigint() - tw) / 1e6;
+      await down(wlab.name, { runner: run, graceMs: 0 });
+      waves.push(`| ${n} | ${fmt(qUp)} | ${fmt(wUp)} (waves of ${size}) | ${(wUp / qUp).toFixed(2)} |`);
+      log(`lab ${n} in waves of ${size}: ${fmt(wUp)}`);
+    }
     const plain = await plainScript(n, { ...image, bzImage });
     rows.push(`| ${n} | ${fmt(qUp)} | ${fmt(plain.upMs)} | ${(qUp / plain.upMs).toFixed(2)} | ${fmt(qDown)} | ${fmt(plain.downMs)} |`);
     log(`lab ${n}: qnet ${fmt(qUp)}, script ${fmt(plain.upMs)}`);
   }
   rmSync(bzDir, { recursive: true, force: true });
-  return { rows, boot, mem };
+  return { rows, boot, mem, waves };
 }
 
 /** Bits per second received, from `iperf3 -J` output; throws with iperf3's own error when there is one. */
@@ -325,6 +338,15 @@ at once, readiness by pinging in a loop). Teardown: \`qnet down\` vs killing the
 | guests | qnet up → ping | script → ping | ratio | qnet down | script teardown |
 | --- | --- | --- | --- | --- | --- |
 ${l.rows.join('\n')}
+
+## Boot storm or waves
+
+The same lab brought up by qnet with every guest started at once (the default), and with \`up --parallel N\`
+(waves of as many guests as the machine has cores, each wave started once the previous one reported ready).
+
+| guests | all at once → ping | in waves → ping | waves / all at once |
+| --- | --- | --- | --- |
+${l.waves.join('\n')}
 
 ## Guest boot → network ready (built-in image, reported by the guest)
 
