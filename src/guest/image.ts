@@ -9,7 +9,7 @@ import type { CommandRunner } from '../host/run.js';
 import { cacheRoot } from '../lab/paths.js';
 import type { GuestImage } from '../render/qemu.js';
 import { NIC_MODELS } from '../topology/schema.js';
-import { BOOT, INIT, INITTAB, PROFILE, UDHCPC } from './init-script.js';
+import { BOOT, INIT, INITTAB, LAZY_WRAPPER, PROFILE, UDHCPC } from './init-script.js';
 import { loadOrder, parseAliases, parseModulesDep, parseSoftdeps } from './modules.js';
 import { parseLdd } from './libs.js';
 
@@ -28,12 +28,17 @@ export const IMAGE_MODULES = [
   'nft_ct',
 ];
 
-/** Debian packages unpacked (not installed) for binaries the guest carries, and the binaries taken from them. */
-const GUEST_DEBS: Array<{ pkg: string; files: Array<[string, string]> }> = [
+/**
+ * Debian packages unpacked (not installed) for binaries the guest carries, and the binaries taken from them.
+ * A package with a `bundle` is kept compressed in the image with the libraries only it needs, and unpacked in
+ * the guest on first use (see LAZY_WRAPPER): its files would otherwise take guest RAM in every guest, and the
+ * peak while the kernel unpacks the initramfs is what sets the smallest memory a guest boots in.
+ */
+const GUEST_DEBS: Array<{ pkg: string; files: Array<[string, string]>; bundle?: string }> = [
   { pkg: 'qemu-guest-agent', files: [['usr/sbin/qemu-ga', 'usr/sbin/qemu-ga']] },
   { pkg: 'nftables', files: [['usr/sbin/nft', 'usr/sbin/nft']] },
   // Throughput measurements between guests (`npm run bench`); its libraries come from their packages.
-  { pkg: 'iperf3', files: [['usr/bin/iperf3', 'usr/bin/iperf3']] },
+  { pkg: 'iperf3', files: [['usr/bin/iperf3', 'usr/bin/iperf3']], bundle: 'iperf3' },
   { pkg: 'libiperf0', files: [] },
   { pkg: 'libsctp1', files: [] },
 ];
@@ -164,7 +169,7 @@ export async function ensureImage(run: CommandRunner, progress: Progress = () =>
   // Asking apt for its candidate versions costs seconds: do it at most once a day (and on every `image build`),
   // as long as nothing local that goes into the image changed.
   const bb = await busyboxVersion(run);
-  const localKey = imageKey({ BUILDER_VERSION, bb, GUEST_DEBS, INIT, INITTAB, PROFILE, BOOT, UDHCPC, IMAGE_MODULES, KERNEL_CMDLINE });
+  const localKey = imageKey({ BUILDER_VERSION, bb, GUEST_DEBS, INIT, INITTAB, PROFILE, BOOT, UDHCPC, LAZY_WRAPPER, IMAGE_MODULES, KERNEL_CMDLINE });
   const currentPath = path.join(cacheRoot(), 'images', 'current.json');
   if (!force && !recheck) {
     try {
@@ -188,7 +193,7 @@ async function ensureImageChecked(run: CommandRunner, progress: Progress, force:
   const kernelVersion = versions[pkg]!;
   const debVersions: Record<string, string> = {};
   for (const d of GUEST_DEBS) debVersions[d.pkg] = versions[d.pkg]!;
-  const inputs = { BUILDER_VERSION, pkg, kernelVersion, bbVersion, debVersions, GUEST_DEBS, INIT, INITTAB, PROFILE, BOOT, UDHCPC, IMAGE_MODULES, KERNEL_CMDLINE };
+  const inputs = { BUILDER_VERSION, pkg, kernelVersion, bbVersion, debVersions, GUEST_DEBS, INIT, INITTAB, PROFILE, BOOT, UDHCPC, LAZY_WRAPPER, IMAGE_MODULES, KERNEL_CMDLINE };
   const key = imageKey(inputs);
   const dir = path.join(cacheRoot(), 'images', key);
   const manifestPath = path.join(dir, 'manifest.json');
@@ -234,22 +239,44 @@ async function ensureImageChecked(run: CommandRunner, progress: Progress, force:
       unpacked.push(x);
     }
     const libPath = unpacked.flatMap((x) => [path.join(x, 'usr/lib/x86_64-linux-gnu'), path.join(x, 'lib/x86_64-linux-gnu')]).join(':');
+    // Where a library goes in the image: its path inside the package that ships it, or its path on the host.
+    const rel = (lib: string) => {
+      const from = unpacked.find((x) => lib.startsWith(`${x}/`));
+      return from ? lib.slice(from.length) : lib;
+    };
     const libs = new Set<string>();
+    const bundles = new Map<string, { dir: string; bins: string[]; libs: Set<string> }>();
     for (const [i, d] of extraDebs.entries()) {
       const x = unpacked[i]!;
+      const bundle = d.bundle ? bundles.get(d.bundle) ?? { dir: path.join(work, `bundle-${d.bundle}`), bins: [], libs: new Set<string>() } : undefined;
+      if (d.bundle) bundles.set(d.bundle, bundle!);
       for (const [from, to] of d.files) {
-        await mkdir(path.dirname(path.join(root, to)), { recursive: true });
-        await copyFile(path.join(x, from), path.join(root, to));
-        await chmod(path.join(root, to), 0o755);
+        const dest = bundle ? path.join(bundle.dir, 'bin', path.basename(to)) : path.join(root, to);
+        await mkdir(path.dirname(dest), { recursive: true });
+        await copyFile(path.join(x, from), dest);
+        await chmod(dest, 0o755);
+        if (bundle) bundle.bins.push(to);
         const ldd = await run.run(['ldd', path.join(x, from)], { env: { ...process.env, LD_LIBRARY_PATH: libPath } });
-        for (const lib of parseLdd(ldd.stdout)) libs.add(lib);
+        for (const lib of parseLdd(ldd.stdout)) (bundle ? bundle.libs : libs).add(lib);
       }
     }
     for (const lib of libs) {
-      const from = unpacked.find((x) => lib.startsWith(`${x}/`));
-      const rel = from ? lib.slice(from.length) : lib;
-      await mkdir(path.dirname(path.join(root, rel)), { recursive: true });
-      await copyFile(lib, path.join(root, rel));
+      await mkdir(path.dirname(path.join(root, rel(lib))), { recursive: true });
+      await copyFile(lib, path.join(root, rel(lib)));
+    }
+    const inRoot = new Set([...libs].map(rel));
+    for (const [name, b] of bundles) {
+      await mkdir(path.join(b.dir, 'lib'), { recursive: true });
+      for (const lib of b.libs) if (!inRoot.has(rel(lib))) await copyFile(lib, path.join(b.dir, 'lib', path.basename(lib)));
+      const archive = path.join(root, 'usr/lib/qnet', `${name}.tar.xz`);
+      await mkdir(path.dirname(archive), { recursive: true });
+      // Reproducible: sorted names, fixed owner and mtime, one xz thread; CRC32 is a check busybox's xz reads.
+      await run.run(['sh', '-c', 'tar -C "$1" --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner -cf - . | xz -6 -T1 --check=crc32 > "$2"', 'bundle', b.dir, archive]);
+      for (const to of b.bins) {
+        await mkdir(path.dirname(path.join(root, to)), { recursive: true });
+        await writeFile(path.join(root, to), LAZY_WRAPPER.replaceAll('@BUNDLE@', name).replaceAll('@BIN@', path.basename(to)));
+        await chmod(path.join(root, to), 0o755);
+      }
     }
     const scripts: Array<[string, string, number]> = [
       ['init', INIT, 0o755],

@@ -47,6 +47,26 @@ esac
 exit 0
 `;
 
+/**
+ * Stands in for a binary kept compressed in the image (@BUNDLE@ and @BIN@ are filled in by the image builder):
+ * unpacks /usr/lib/qnet/@BUNDLE@.tar.xz under /run on first use, one unpacker at a time (mkdir is the lock),
+ * then runs the binary with the bundle's libraries.
+ */
+export const LAZY_WRAPPER = `#!/bin/sh
+d=/run/qnet-lazy/@BUNDLE@
+n=0
+until [ -e "$d/.ready" ]; do
+  mkdir -p /run/qnet-lazy
+  if mkdir "$d" 2>/dev/null; then
+    if xz -dc /usr/lib/qnet/@BUNDLE@.tar.xz | tar -x -C "$d"; then : > "$d/.ready"; else rm -rf "$d"; echo "@BIN@: cannot unpack /usr/lib/qnet/@BUNDLE@.tar.xz" >&2; exit 127; fi
+  else
+    n=$((n+1)); [ $n -le 600 ] || { echo "@BIN@: $d is not ready" >&2; exit 127; }
+    usleep 100000
+  fi
+done
+LD_LIBRARY_PATH="$d/lib" exec "$d/bin/@BIN@" "$@"
+`;
+
 /** /etc/profile for the console shell. */
 export const PROFILE = `export PS1='\\h:\\w# '
 export PATH=/sbin:/usr/sbin:/bin:/usr/bin
