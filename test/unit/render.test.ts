@@ -131,7 +131,7 @@ describe('renderGuestCommand', () => {
     assert.ok(argv.includes('--reuid=qnet') && argv.includes('--no-new-privs'));
     assert.ok(argv.includes('tap,id=net0,ifname=ktap2,script=no,downscript=no'));
     assert.ok(argv.includes('e1000,netdev=net0,mac=de:ad:be:ef:00:02,romfile='));
-    assert.ok(argv.includes('q35,accel=tcg'));
+    assert.ok(argv.includes('tcg,tb-size=32') && argv.includes('q35'));
     assert.ok(argv.includes('/run/qnet/seed/deb2/guest.conf') || argv.some((a) => a.includes('file=/run/qnet/seed/deb2/guest.conf')));
     for (const a of argv) assert.doesNotMatch(a, /\n/, 'no argument carries a newline');
   });
