@@ -1,7 +1,7 @@
 // Bridged and macnat networks: parsing what `ip -j` says of an uplink, deciding whether a mode fits it, and the
 // golden renderings (host bridge and veth, the address/route move, the MAC NAT tables, the plan).
 import assert from 'node:assert/strict';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -20,24 +20,15 @@ import {
   type LanUplink,
 } from '../../src/render/lan.js';
 import { renderGuardRuleset } from '../../src/render/guard.js';
+import { golden } from './golden.js';
 import { parseTopology } from '../../src/topology/load.js';
 import { labWarnings } from '../../src/topology/warnings.js';
 import { exportableBridged, renderIfupdown, renderNetworkd } from '../../src/render/export-host.js';
 
 process.env.QNET_RUN_DIR = '/run/qnet';
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
-const GOLDEN = path.join(ROOT, 'test', 'golden');
 const lab = parseTopology(readFileSync(path.join(ROOT, 'test', 'fixtures', 'lan.yaml'), 'utf8'), 'lan.yaml');
 
-function golden(name: string, actual: string): void {
-  const file = path.join(GOLDEN, name);
-  if (process.env.UPDATE_GOLDEN === '1') {
-    mkdirSync(GOLDEN, { recursive: true });
-    writeFileSync(file, actual);
-    return;
-  }
-  assert.equal(actual, readFileSync(file, 'utf8'), `${name} differs; if intended, rerun with UPDATE_GOLDEN=1`);
-}
 
 // What `ip -j` printed for a veth with two IPv4 addresses (one with a DHCP lifetime), an IPv6 one, a route with a
 // metric, a default route in another table and an IPv6 route: the kernel's own entries must be left out.

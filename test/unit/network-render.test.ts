@@ -1,7 +1,7 @@
 // Golden files for every network mode: the host's nft table, the uplink batches, dnsmasq configuration and hosts,
 // guest configurations (DHCP, static on nat/routed) and the plan. Regenerate with UPDATE_GOLDEN=1 and review.
 import assert from 'node:assert/strict';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -17,25 +17,16 @@ import {
   uplinkCandidates,
   uplinkHostIf,
 } from '../../src/render/uplink.js';
+import { golden } from './golden.js';
 import { parseTopology } from '../../src/topology/load.js';
 import { renderGuardRuleset } from '../../src/render/guard.js';
 import { UserError } from '../../src/errors.js';
 
 process.env.QNET_RUN_DIR = '/run/qnet';
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
-const GOLDEN = path.join(ROOT, 'test', 'golden');
 const lab = parseTopology(readFileSync(path.join(ROOT, 'test', 'fixtures', 'nets.yaml'), 'utf8'), 'nets.yaml');
 const UP = { net: (100 << 24) | (64 << 16) | (1 << 8) | 4 };
 
-function golden(name: string, actual: string): void {
-  const file = path.join(GOLDEN, name);
-  if (process.env.UPDATE_GOLDEN === '1') {
-    mkdirSync(GOLDEN, { recursive: true });
-    writeFileSync(file, actual);
-    return;
-  }
-  assert.equal(actual, readFileSync(file, 'utf8'), `${name} differs; if intended, rerun with UPDATE_GOLDEN=1`);
-}
 
 describe('network modes render as their golden files', () => {
   test('host nft table', () => golden('nets-host.nft', renderHostRuleset(lab)));

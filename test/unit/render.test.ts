@@ -1,7 +1,7 @@
 // Golden tests of everything rendered from a fixed lab: the ip batch, each guest's boot configuration,
 // each guest's argv, and the dry-run plan. Regenerate with UPDATE_GOLDEN=1 (then review the diff).
 import assert from 'node:assert/strict';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -10,6 +10,7 @@ import { formatPlan, planUp, shellQuote, type PlanContext } from '../../src/plan
 import { renderGuestConfig } from '../../src/render/guest-config.js';
 import { ownerMarker, renderLinkBatch } from '../../src/render/ipbatch.js';
 import { nodeFiles, renderGuestCommand, type GuestImage } from '../../src/render/qemu.js';
+import { golden } from './golden.js';
 import { parseTopology } from '../../src/topology/load.js';
 
 // Fixed before anything computes a path: planUp and nodeDir read it at call time.
@@ -17,8 +18,6 @@ process.env.QNET_RUN_DIR = '/run/qnet';
 
 // This file runs as dist/test/unit/render.test.js: the repository root is three levels up.
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
-const GOLDEN = path.join(ROOT, 'test', 'golden');
-const UPDATE = process.env.UPDATE_GOLDEN === '1';
 
 const IMAGE: GuestImage = { kernel: '/img/vmlinuz', initrd: '/img/initrd.img', cmdline: 'console=ttyS0' };
 const CTX: PlanContext = { image: IMAGE, accel: 'tcg', user: 'qnet', userIds: { uid: 995, gid: 995 }, guestIds: { uid: 1900001000, gid: 1900001000 } };
@@ -26,21 +25,6 @@ const CTX: PlanContext = { image: IMAGE, accel: 'tcg', user: 'qnet', userIds: { 
 const lab = parseTopology(readFileSync(path.join(ROOT, 'test', 'fixtures', 'seed.yaml'), 'utf8'), 'seed.yaml');
 
 /** Compares `actual` with the golden file `name`, or rewrites the file when UPDATE_GOLDEN=1. */
-function golden(name: string, actual: string): void {
-  const file = path.join(GOLDEN, name);
-  if (UPDATE) {
-    mkdirSync(path.dirname(file), { recursive: true });
-    writeFileSync(file, actual);
-    return;
-  }
-  let expected: string;
-  try {
-    expected = readFileSync(file, 'utf8');
-  } catch {
-    assert.fail(`golden file ${path.relative(ROOT, file)} is missing; run the tests with UPDATE_GOLDEN=1 to create it`);
-  }
-  assert.equal(actual, expected, `${path.relative(ROOT, file)} differs; if the change is intended, rerun with UPDATE_GOLDEN=1`);
-}
 
 function guestArgv(nodeName: string): string[] {
   const node = lab.nodes.find((n) => n.name === nodeName)!;
