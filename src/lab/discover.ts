@@ -4,7 +4,7 @@ import { exists } from '../host/fs.js';
 import { RealRunner } from '../host/run.js';
 import { findMarkedProcesses } from '../qemu/process.js';
 import { uplinkTable } from '../render/uplink.js';
-import { ownerMarker } from '../render/ipbatch.js';
+import { markerLab, ownerMarker } from '../render/ipbatch.js';
 import { NETNS_PREFIX } from '../topology/model.js';
 import { labDir, runRoot } from './paths.js';
 
@@ -24,8 +24,8 @@ async function markedHostLinks(): Promise<MarkedLink[]> {
   const r = await run.run(['ip', '-j', '-d', 'link', 'show'], { allowFail: true });
   try {
     return (JSON.parse(r.stdout || '[]') as Array<{ ifname: string; ifalias?: string; linkinfo?: { info_kind?: string } }>).flatMap((l) => {
-      const m = /^qnet:lab=([a-z0-9-]+)$/.exec(l.ifalias ?? '');
-      return m ? [{ ifname: l.ifname, lab: m[1]!, kind: l.linkinfo?.info_kind ?? '' }] : [];
+      const lab = markerLab(l.ifalias);
+      return lab ? [{ ifname: l.ifname, lab, kind: l.linkinfo?.info_kind ?? '' }] : [];
     });
   } catch {
     return [];

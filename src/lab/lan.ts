@@ -3,7 +3,7 @@
 import { RuntimeError, UserError } from '../errors.js';
 import { readIface, type IfaceInfo } from '../host/iface.js';
 import type { CommandRunner } from '../host/run.js';
-import { ownerMarker } from '../render/ipbatch.js';
+import { markerLab, ownerMarker } from '../render/ipbatch.js';
 import { renderMove, type LanUplink } from '../render/lan.js';
 import { onLan, type ResolvedLab, type ResolvedNetwork } from '../topology/model.js';
 
@@ -18,18 +18,19 @@ export interface UplinkVerdict {
 /** Decides whether a network's mode fits the interface it names. Pure. */
 export function classifyUplink(net: Pick<ResolvedNetwork, 'name' | 'mode'>, i: IfaceInfo, lab: string): UplinkVerdict {
   const at = `networks.${net.name}.uplink`;
-  if (i.alias?.startsWith('qnet:lab='))
-    return { ok: false, message: `${at}: ${i.name} was made by qnet (${i.alias.slice(5)}); name the host's own interface` };
+  const maker = markerLab(i.alias);
+  if (maker) return { ok: false, message: `${at}: ${i.name} was made by qnet (lab=${maker}); name the host's own interface` };
   if (i.linkType === 'loopback') return { ok: false, message: `${at}: ${i.name} is the loopback; name the interface that leads to the LAN` };
   if (i.linkType !== 'ether')
     return {
       ok: false,
       message: `${at}: ${i.name} is not an Ethernet interface (link type ${i.linkType}${i.kind ? `, ${i.kind}` : ''}): it carries no MAC addresses, so neither bridged nor macnat fits; use a nat or routed network, whose traffic the host routes out of ${i.name}`,
     };
-  if (i.master && i.masterAlias?.startsWith('qnet:lab='))
+  const owner = markerLab(i.masterAlias);
+  if (i.master && owner)
     return {
       ok: false,
-      message: `${at}: ${i.name} is in ${i.masterAlias.slice(9)}'s bridge ${i.master}: one lab at a time puts an uplink in a bridge of its own; to share it, make the bridge permanent (\`qnet export ${i.masterAlias.slice(9)} --format networkd\` or ifupdown) and name that bridge as the uplink of both labs`,
+      message: `${at}: ${i.name} is in ${owner}'s bridge ${i.master}: one lab at a time puts an uplink in a bridge of its own; to share it, make the bridge permanent (\`qnet export ${owner} --format networkd\` or ifupdown) and name that bridge as the uplink of both labs`,
     };
   if (net.mode === 'bridged') {
     if (i.wireless)
@@ -92,7 +93,7 @@ export async function releaseUplink(runner: CommandRunner, bridge: string, saved
   if (!br) return null;
   const ports = JSON.parse((await runner.run(['ip', '-j', 'link', 'show', 'master', bridge], { allowFail: true })).stdout || '[]') as Array<{ ifname: string; ifalias?: string }>;
   // The uplink is the port without a qnet marker (the lab's veth carries one).
-  const uplink = ports.find((p) => !p.ifalias?.startsWith('qnet:lab='))?.ifname;
+  const uplink = ports.find((p) => !markerLab(p.ifalias))?.ifname;
   const lines = [...(uplink ? [`link set dev ${uplink} nomaster`, ...renderMove(bridge, uplink, br.addrs, br.routes)] : []), `link delete dev ${bridge}`];
   const r = await runner.run(['ip', '-force', '-batch', '-'], { input: lines.join('\n') + '\n', allowFail: true });
   if (r.code !== 0 && (await readIface(runner, bridge)))

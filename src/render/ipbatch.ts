@@ -8,6 +8,11 @@ export function ownerMarker(lab: string): string {
   return `qnet:lab=${lab}`;
 }
 
+/** The lab an ownership marker names, or null when the text is no marker (another tool's alias, none). */
+export function markerLab(alias: string | undefined): string | null {
+  return /^qnet:lab=([a-z0-9-]+)$/.exec(alias ?? '')?.[1] ?? null;
+}
+
 /** Batch lines that create a bridge (down; brought up by `bridgeUpLine` after its ports). */
 export function bridgeLines(net: ResolvedNetwork, mark: string): string[] {
   // A bridged network's spanning tree runs on the host bridge, where the LAN is; the lab side is a plain switch.
