@@ -21,6 +21,7 @@ export const IMAGE_MODULES = [
   'virtio_pci',
   'virtio_console',
   'qemu_fw_cfg',
+  'virtio_balloon',
   ...Object.values(NIC_MODELS).map((m) => m.module),
   // Router guests: NAT and stateful forwarding with nftables (loaded only on nodes that route).
   'nft_chain_nat',
