@@ -194,7 +194,9 @@ async function labs(): Promise<{ rows: string[]; boot: string[]; mem: string[]; 
     if (n === 1 || n === 10) boot.push(`| ${n} | ${cell(boots)} |`);
     if (n === 10 || (quick && n === 3)) {
       const s = await labStatus(name);
-      const m = memAndCpu(s!.nodes.map((x) => x.pid!), 5);
+      // Idle: 10 s after every guest answered (the last ones are still finishing their boot), then 30 s of CPU.
+      await new Promise((res) => setTimeout(res, 10_000));
+      const m = memAndCpu(s!.nodes.map((x) => x.pid!), 30);
       mem.push(`| built-in image, ${n} idle guests, 128 MiB each | ${m.rss.toFixed(0)} MiB | ${m.pss.toFixed(0)} MiB | ${m.cpuPct.toFixed(2)} % |`);
     }
     const qDown = await timed(() => down(name, { runner: run, graceMs: 0 }));
@@ -354,7 +356,7 @@ ${l.waves.join('\n')}
 | --- | --- |
 ${l.boot.join('\n')}
 
-## Memory and idle CPU per guest (after boot, 5 s sample)
+## Memory and idle CPU per guest (10 s after boot, 30 s sample)
 
 | what | RSS | PSS | idle CPU |
 | --- | --- | --- | --- |

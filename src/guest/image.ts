@@ -21,6 +21,7 @@ export const IMAGE_MODULES = [
   'virtio_pci',
   'virtio_console',
   'qemu_fw_cfg',
+  'virtio_balloon',
   ...Object.values(NIC_MODELS).map((m) => m.module),
   // Router guests: NAT and stateful forwarding with nftables (loaded only on nodes that route).
   'nft_chain_nat',
@@ -47,9 +48,10 @@ const GUEST_DEBS: Array<{ pkg: string; files: Array<[string, string]>; bundle?: 
  * Kernel command line: serial console, quiet, no reboot loop on panic. For idle guests under TCG (each wakeup
  * costs a few hundred microseconds of emulation): `tsc=reliable` stops the clocksource watchdog reading the
  * HPET twice a second (QEMU derives the TSC and HPET from the same host clock), and proactive compaction
- * (kcompactd looking every 500 ms) is off.
+ * (kcompactd looking every 500 ms) is off. `no_timer_check`: on a host with many more guests booting than cores,
+ * the kernel's early check that timer interrupts arrive can starve and panic ("IO-APIC + timer doesn't work").
  */
-export const KERNEL_CMDLINE = 'console=ttyS0 quiet panic=-1 rdinit=/init tsc=reliable sysctl.vm.compaction_proactiveness=0';
+export const KERNEL_CMDLINE = 'console=ttyS0 quiet panic=-1 rdinit=/init tsc=reliable sysctl.vm.compaction_proactiveness=0 no_timer_check';
 
 export interface ImageManifest extends GuestImage {
   key: string;

@@ -81,6 +81,8 @@ export function renderQemuArgs(o: QemuOptions): string[] {
     '-chardev', `socket,id=agent,path=${files.agent},server=on,wait=off`,
     '-device', 'virtconsole,bus=vser0.0,chardev=agent',
     '-fw_cfg', `name=${FW_CFG_NAME},file=${files.config}`,
+    // Free page reporting only (the balloon is never inflated): memory the guest frees goes back to the host.
+    '-device', 'virtio-balloon-pci,free-page-reporting=on',
   ];
   if (node.router) args.push('-fw_cfg', `name=${FW_CFG_NFT},file=${files.nft}`);
   for (const nic of node.nics) {
