@@ -109,15 +109,11 @@ if [ ! -r "$CFG" ]; then say "ERROR no configuration in fw_cfg"; exit 0; fi
 mkdir -p /etc/qnet
 cp "$CFG" /etc/qnet/config
 fail=0
-# Pass 1: hostname and drivers.
+# Drivers, then each NIC renamed by its MAC to qn<position in the configuration> (through that temporary name,
+# swaps cannot collide): everything up to here is the same for every node of the same shape.
 while read -r kind a b c; do
-  case "$kind" in
-    hostname) hostname "$a"; echo "$a" > /etc/hostname; echo "127.0.1.1 $a" >> /etc/hosts ;;
-    module) load "$a" ;;
-  esac
+  [ "$kind" = module ] && load "$a"
 done < /etc/qnet/config
-ip link set lo up
-# Pass 2: NICs by MAC, renamed through a temporary name so that swaps cannot collide.
 i=0
 while read -r kind a b c; do
   [ "$kind" = nic ] || continue
@@ -129,9 +125,35 @@ while read -r kind a b c; do
   ip link set "$dev" down
   ip link set "$dev" name "qn$i" && i=$((i+1))
 done < /etc/qnet/config
+# The snapshot point. The host saves this guest here (nothing of the node applied yet) and restores copies of
+# the saved state for later nodes of the same shape; each carries on from here on "resume EPOCH", with its own
+# clock and its own configuration (fw_cfg is read again: the driver re-lists the items of the QEMU it runs in).
+# Until the host connects, a read on the port returns at once (end of file): look again shortly after.
+if grep -qx snapshot /etc/qnet/config; then
+  say "SNAPSHOT"
+  while :; do
+    cmd=
+    read -r cmd <&3
+    case "$cmd" in resume*) break ;; esac
+    usleep 20000
+  done
+  set -- $cmd
+  [ -n "$2" ] && date -u -s "@$2" >/dev/null
+  rmmod qemu_fw_cfg 2>/dev/null
+  load qemu_fw_cfg
+  if ! cp "$CFG" /etc/qnet/config; then say "ERROR no configuration in fw_cfg after resume"; exit 0; fi
+fi
+# Hostname, then each NIC (found by its position) gets this node's MAC and name.
+while read -r kind a b c; do
+  case "$kind" in
+    hostname) hostname "$a"; echo "$a" > /etc/hostname; echo "127.0.1.1 $a" >> /etc/hosts ;;
+  esac
+done < /etc/qnet/config
+ip link set lo up
 i=0
 while read -r kind a b c; do
   [ "$kind" = nic ] || continue
+  if [ "$(cat "/sys/class/net/qn$i/address" 2>/dev/null)" != "$a" ]; then ip link set "qn$i" address "$a" || fail=1; fi
   ip link set "qn$i" name "$b" 2>/dev/null
   ip link set "$b" up || fail=1
   i=$((i+1))

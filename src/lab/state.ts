@@ -13,7 +13,8 @@ export interface LabState {
   source?: string;
   accel: string;
   image: string;
-  guests: Record<string, { pid: number; startedAt: string; readyAt?: string; bootSeconds?: number }>;
+  // start: how the guest came up (booted, or restored from the saved state of its shape).
+  guests: Record<string, { pid: number; startedAt: string; readyAt?: string; bootSeconds?: number; start?: 'booted' | 'restored' }>;
   /** Helper processes of the lab (dnsmasq per DHCP network). */
   services?: Record<string, { pid: number }>;
   /** The uplinks of bridged and macnat networks as they were before `up` (what `down` gives back). */

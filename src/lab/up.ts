@@ -8,8 +8,10 @@ import type { CommandRunner } from '../host/run.js';
 import { labIds, userIds } from '../host/users.js';
 import { planChange, planUp, type Action, type Step } from '../plan/plan.js';
 import { connectControl, waitReady } from '../qemu/control.js';
-import { startGuest, stopGuest } from '../qemu/guest.js';
-import { nodeFiles, type Accel } from '../render/qemu.js';
+import { startGuest, stopGuest, waitRestored, type StartedGuest } from '../qemu/guest.js';
+import { nodeFiles, withIncoming, type Accel } from '../render/qemu.js';
+import { dropSnapshot, labSnapshots, saveGuestState, touchSnapshot } from './snapshot.js';
+import { closeSync, openSync } from 'node:fs';
 import type { ResolvedLab } from '../topology/model.js';
 import { resolveAccel, type AccelChoice } from './accel.js';
 import { claimHostForwarding, hostForwardingOnByHost, releaseHostForwarding } from '../host/forwarding.js';
@@ -40,6 +42,8 @@ export interface UpOptions {
   readyTimeoutMs?: number;
   /** Boot guests in waves of this many (0: all at once). */
   parallel?: number;
+  /** Boot every guest: neither restore saved states nor save new ones. */
+  cold?: boolean;
   /** Test hook: fail on purpose right before step number N (1-based) runs. */
   failBeforeStep?: number;
 }
@@ -54,6 +58,8 @@ export interface Live {
   pids: Map<string, number>;
   control: Map<string, net.Socket>;
   services: Map<string, number>;
+  /** Guests being saved at their snapshot point: settles once the state is saved (or could not be) and the guest resumed. */
+  snapshots: Map<string, Promise<void>>;
 }
 
 /** Plans the lab's steps for the current host (image built if needed, accelerator chosen). */
@@ -71,8 +77,9 @@ export async function prepareUp(
   const lan = lab.networks.some(onLan) ? await inspectLanUplinks(lab, opts.runner, (m) => reporter.info(m)) : undefined;
   const uplink = needsUplink(lab) ? await chooseUplink(opts.runner, lab) : undefined;
   const hostForwarding = uplink ? await hostForwardingOnByHost() : undefined;
+  const snapshots = opts.cold ? undefined : await labSnapshots(lab, image, accel, opts.runner);
   return {
-    steps: planUp(lab, { image, accel, user, userIds: uids, guestIds: labIds(lab.name), ...(uplink ? { uplink } : {}), ...(hostForwarding !== undefined ? { hostForwarding } : {}), ...(lan ? { lan } : {}), ...(opts.parallel ? { parallel: opts.parallel } : {}) }),
+    steps: planUp(lab, { image, accel, user, userIds: uids, guestIds: labIds(lab.name), ...(uplink ? { uplink } : {}), ...(hostForwarding !== undefined ? { hostForwarding } : {}), ...(lan ? { lan } : {}), ...(opts.parallel ? { parallel: opts.parallel } : {}), ...(snapshots ? { snapshots } : {}) }),
     accel,
     image: image.key,
     why,
@@ -129,7 +136,7 @@ export async function up(lab: ResolvedLab, opts: UpOptions): Promise<UpResult> {
     guests: {},
     ...(lan ? { lan } : {}),
   };
-  const live: Live = { pids: new Map(), control: new Map(), services: new Map() };
+  const live: Live = { pids: new Map(), control: new Map(), services: new Map(), snapshots: new Map() };
   const done: Step[] = [];
   let current: Step | undefined;
   const onSignal = () => {
@@ -204,21 +211,33 @@ export async function execute(a: Action, ctx: ExecContext): Promise<void> {
       return;
     case 'start-guest': {
       const files = nodeFiles(nodeDir(ctx.lab.name, a.node));
-      const g = await startGuest(a.argv, { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', ...a.env }, files);
+      const env = { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', ...a.env };
+      const g = await startFromSnapshot(a, env, files, ctx);
       g.qmp.close();
       ctx.live.pids.set(a.node, g.pid);
-      ctx.state.guests[a.node] = { pid: g.pid, startedAt: new Date().toISOString() };
+      ctx.state.guests[a.node] = { pid: g.pid, startedAt: g.startedAt, start: g.how };
       try {
         await writeState(ctx.state);
         // Connect to the control channel at once so that the guest's READY cannot be missed.
         const sock = await connectControl(files.control, 5000);
         sock.on('error', () => {});
         ctx.live.control.set(a.node, sock);
+        // A restored guest waits at its snapshot point: its clock and configuration are this run's.
+        if (g.how === 'restored') sock.write(`resume ${Math.floor(Date.now() / 1000)}\n`);
+        if (a.snapshot?.mode === 'save') {
+          const saved = saveAtSnapshotPoint(sock, files, a.snapshot.path, a.node, ctx);
+          saved.catch(() => {});
+          ctx.live.snapshots.set(a.node, saved);
+        }
       } catch (e) {
         await stopGuest(g.pid, files, 0); // this step is not "done", so rollback would not stop it
         throw e;
       }
       g.child.unref();
+      return;
+    }
+    case 'wait-snapshot': {
+      await Promise.all(a.nodes.map((n) => ctx.live.snapshots.get(n) ?? Promise.reject(new RuntimeError(`${n}: not being saved`))));
       return;
     }
     case 'wait-ready': {
@@ -241,7 +260,7 @@ export async function execute(a: Action, ctx: ExecContext): Promise<void> {
             g.readyAt = new Date().toISOString();
             g.bootSeconds = Math.round(secs * 10) / 10;
           }
-          ctx.reporter.step(`${node} is up (booted and configured in ${secs.toFixed(1)} s)`, Date.now() - t0, true);
+          ctx.reporter.step(`${node} is up (${g?.start === 'restored' ? 'restored from the saved state' : 'booted'} and configured in ${secs.toFixed(1)} s)`, Date.now() - t0, true);
         }),
       );
       return;
@@ -293,7 +312,8 @@ export async function prepareChange(running: LabState, next: ResolvedLab, opts: 
   if (change.refused.length || isEmpty(change)) return { change, steps: [] };
   const user = guestUser();
   const image = await ensureImage(opts.runner, (m) => (opts.reporter ?? silentReporter).info(m));
-  const ctx = { image, accel: running.accel as Accel, user, userIds: await userIds(user), guestIds: labIds(next.name), ...(opts.parallel ? { parallel: opts.parallel } : {}) };
+  const snapshots = opts.cold ? undefined : await labSnapshots(next, image, running.accel as Accel, opts.runner);
+  const ctx = { image, accel: running.accel as Accel, user, userIds: await userIds(user), guestIds: labIds(next.name), ...(opts.parallel ? { parallel: opts.parallel } : {}), ...(snapshots ? { snapshots } : {}) };
   return { change, steps: planChange(running.lab, next, change, ctx) };
 }
 
@@ -309,7 +329,7 @@ async function applyChange(running: LabState, next: ResolvedLab, opts: UpOptions
   if (change.refused.length)
     throw new RuntimeError(`lab "${next.name}" is up and this change cannot be applied in place:\n${formatChange(change)}`);
   reporter.info(`lab ${next.name} is up; applying the change:\n${formatChange(change)}`);
-  const live: Live = { pids: new Map(Object.entries(running.guests).map(([n, g]) => [n, g.pid])), control: new Map(), services: new Map() };
+  const live: Live = { pids: new Map(Object.entries(running.guests).map(([n, g]) => [n, g.pid])), control: new Map(), services: new Map(), snapshots: new Map() };
   const state: LabState = { ...running, lab: next, guests: { ...running.guests } };
   for (const n of [...change.removeNodes, ...change.restartNodes]) delete state.guests[n];
   const ctx: ExecContext = { runner: opts.runner, lab: next, state, live, reporter, readyTimeoutMs: opts.readyTimeoutMs ?? 120_000 };
@@ -337,4 +357,96 @@ async function applyChange(running: LabState, next: ResolvedLab, opts: UpOptions
   } finally {
     for (const s of live.control.values()) s.destroy();
   }
+}
+
+/**
+ * Starts a guest: from the saved state of its shape when the plan says so and the file is there (it boots after
+ * all if the state cannot be loaded: the file is then dropped), else by booting.
+ */
+async function startFromSnapshot(
+  a: Extract<Action, { kind: 'start-guest' }>,
+  env: NodeJS.ProcessEnv,
+  files: ReturnType<typeof nodeFiles>,
+  ctx: ExecContext,
+): Promise<StartedGuest & { how: 'booted' | 'restored'; startedAt: string }> {
+  if (a.snapshot?.mode === 'restore') {
+    let fd: number | undefined;
+    try {
+      fd = openSync(a.snapshot.path, 'r');
+    } catch {
+      fd = undefined; // not saved (the saver failed, or the cache was cleared): boot instead
+    }
+    if (fd !== undefined) {
+      const startedAt = new Date().toISOString();
+      let g: StartedGuest | undefined;
+      try {
+        g = await startGuest(withIncoming(a.argv), env, files, 15000, fd);
+        await waitRestored(g, files);
+        await touchSnapshot(a.snapshot.path);
+        return { ...g, how: 'restored', startedAt };
+      } catch (e) {
+        ctx.reporter.info(`${a.node}: ${(e as Error).message.split('\n')[0]}; booting it instead (the saved state is dropped)`);
+        if (g) {
+          g.qmp.close();
+          await stopGuest(g.pid, files, 0);
+          // Its sockets and taps must be free before the same guest starts again.
+          if (g.child.exitCode === null && g.child.signalCode === null) await new Promise((r) => g!.child.once('exit', r));
+        }
+        await dropSnapshot(a.snapshot.path);
+      } finally {
+        closeSync(fd);
+      }
+    }
+  }
+  const startedAt = new Date().toISOString();
+  return { ...(await startGuest(a.argv, env, files)), how: 'booted', startedAt };
+}
+
+/**
+ * Watches a saving guest's control channel for SNAPSHOT, saves its state there, and resumes it. Resolves once
+ * the guest carries on (a failed save is reported, not fatal: the others of its shape boot instead); rejects if
+ * the guest fails or goes away before its snapshot point.
+ */
+function saveAtSnapshotPoint(sock: net.Socket, files: ReturnType<typeof nodeFiles>, dest: string, node: string, ctx: ExecContext): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let buf = '';
+    const cleanup = () => {
+      sock.off('data', onData);
+      sock.off('close', onClose);
+    };
+    const onClose = () => {
+      cleanup();
+      reject(new RuntimeError(`${node}: the guest went away before its snapshot point (see its console.log)`));
+    };
+    const onData = (d: Buffer) => {
+      buf += d.toString('utf8');
+      let nl: number;
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, nl).trim();
+        buf = buf.slice(nl + 1);
+        if (line.startsWith('ERROR')) {
+          cleanup();
+          return reject(new RuntimeError(`${node}: the guest reported ${line}`));
+        }
+        if (line !== 'SNAPSHOT') continue;
+        cleanup();
+        // What follows is for waitReady, which reads later: keep it buffered in the socket until then.
+        sock.pause();
+        if (buf) sock.unshift(Buffer.from(buf, 'utf8'));
+        const t0 = Date.now();
+        void saveGuestState(files.qmp, path.join(files.dir, 'save.sock'), dest, labIds(ctx.lab.name))
+          .then(
+            (bytes) => ctx.reporter.step(`save ${node} at its snapshot point (${(bytes / 2 ** 20).toFixed(0)} MiB, for the next guests of its shape)`, Date.now() - t0, true),
+            (e: Error) => ctx.reporter.info(`${node}: ${e.message}; guests of its shape boot instead`),
+          )
+          .then(() => {
+            sock.write(`resume ${Math.floor(Date.now() / 1000)}\n`);
+            resolve();
+          });
+        return;
+      }
+    };
+    sock.on('data', onData);
+    sock.once('close', onClose);
+  });
 }

@@ -44,13 +44,23 @@ export type Action =
   | { kind: 'write'; path: string; content: string; mode: number }
   | { kind: 'exec'; argv: string[]; input?: string }
   | { kind: 'rmtree'; path: string }
-  | { kind: 'start-guest'; node: string; argv: string[]; env: Record<string, string> }
+  | { kind: 'start-guest'; node: string; argv: string[]; env: Record<string, string>; snapshot?: GuestSnapshot }
+  | { kind: 'wait-snapshot'; nodes: string[] }
   | { kind: 'stop-guest'; node: string }
   | { kind: 'wait-ready'; nodes: string[] }
   | { kind: 'host-forwarding'; enable: boolean }
   | { kind: 'start-service'; service: string; argv: string[]; env: Record<string, string>; log: string; readyText: string }
   | { kind: 'stop-service'; service: string }
   | { kind: 'release-uplink'; bridge: string; saved?: LanUplink };
+
+/**
+ * A guest's part in snapshots: `save` boots it and saves its state at the snapshot point into `path`; `restore`
+ * starts it from that state instead of booting (and boots it after all if the file is missing or unusable).
+ */
+export interface GuestSnapshot {
+  mode: 'save' | 'restore';
+  path: string;
+}
 
 export interface Step {
   title: string;
@@ -77,6 +87,11 @@ export interface PlanContext {
   lan?: Record<string, LanUplink>;
   /** Boot guests in waves of this many, each wave once the previous one is ready (0 or absent: all at once). */
   parallel?: number;
+  /**
+   * Saved states by node name (nodes that can use one): the file for the node's shape, and whether it exists.
+   * Absent: every guest boots (`up --cold`).
+   */
+  snapshots?: Record<string, { path: string; exists: boolean }>;
 }
 
 /** The steps that bring a lab up from nothing. Pure: the same inputs give the same plan. */
@@ -213,28 +228,51 @@ function lanSteps(lab: ResolvedLab, ctx: PlanContext): Step[] {
 
 /** Start `nodes` and wait until they are ready: all at once, or in waves of `ctx.parallel`. */
 function bootSteps(lab: ResolvedLab, nodes: ResolvedNode[], ctx: PlanContext, what: string): Step[] {
-  const size = ctx.parallel && ctx.parallel > 0 ? ctx.parallel : nodes.length;
-  const waves = Math.ceil(nodes.length / size);
+  const snaps = ctx.snapshots ?? {};
+  // One node of each shape that has no saved state yet boots first and is saved at its snapshot point; the
+  // other nodes of that shape start from the saved state once it exists (a restore costs a fraction of a boot).
+  const savers = new Map<string, ResolvedNode>();
+  for (const n of nodes) {
+    const s = snaps[n.name];
+    if (s && !s.exists && !savers.has(s.path)) savers.set(s.path, n);
+  }
+  const saving = new Set([...savers.values()].map((n) => n.name));
+  const rest = nodes.filter((n) => !saving.has(n.name));
   const steps: Step[] = [];
-  for (let w = 0; w < waves; w++) {
-    const wave = nodes.slice(w * size, (w + 1) * size);
-    for (const node of wave) steps.push(...nodeSteps(lab, node, ctx));
+  for (const [file, node] of savers) steps.push(...nodeSteps(lab, node, ctx, { mode: 'save', path: file }));
+  const waitFor = [...savers].filter(([file]) => rest.some((n) => snaps[n.name]?.path === file)).map(([, n]) => n.name);
+  if (waitFor.length)
     steps.push({
-      title: waves > 1 ? `wait until ${wave.map((n) => n.name).join(', ')} ${wave.length > 1 ? 'are' : 'is'} configured (wave ${w + 1} of ${waves})` : `wait until ${what}`,
-      do: { kind: 'wait-ready', nodes: wave.map((n) => n.name) },
+      title: `wait until ${waitFor.join(', ')} ${waitFor.length > 1 ? 'are' : 'is'} saved for the other nodes of ${waitFor.length > 1 ? 'their shapes' : 'its shape'}`,
+      do: { kind: 'wait-snapshot', nodes: waitFor },
+    });
+  const size = ctx.parallel && ctx.parallel > 0 ? ctx.parallel : rest.length;
+  const waves = Math.max(1, Math.ceil(rest.length / Math.max(1, size)));
+  for (let w = 0; w < waves; w++) {
+    const wave = rest.slice(w * size, (w + 1) * size);
+    for (const node of wave) {
+      const s = snaps[node.name];
+      steps.push(...nodeSteps(lab, node, ctx, s ? { mode: 'restore', path: s.path } : undefined));
+    }
+    // The savers are waited for with the first wave.
+    const ready = [...(w === 0 ? [...saving] : []), ...wave.map((n) => n.name)];
+    if (!ready.length) continue;
+    steps.push({
+      title: waves > 1 ? `wait until ${ready.join(', ')} ${ready.length > 1 ? 'are' : 'is'} configured (wave ${w + 1} of ${waves})` : `wait until ${what}`,
+      do: { kind: 'wait-ready', nodes: ready },
     });
   }
   return steps;
 }
 
 /** The steps that prepare and start one node (its taps exist already). */
-export function nodeSteps(lab: ResolvedLab, node: ResolvedNode, ctx: PlanContext): Step[] {
+export function nodeSteps(lab: ResolvedLab, node: ResolvedNode, ctx: PlanContext, snapshot?: GuestSnapshot): Step[] {
   const steps: Step[] = [];
   const files = nodeFiles(nodeDir(lab.name, node.name));
   steps.push({ title: `prepare ${node.name}`, do: { kind: 'mkdir', path: files.dir, mode: 0o700, owner: ctx.guestIds } });
   steps.push({
     title: `write ${node.name} boot configuration`,
-    do: { kind: 'write', path: files.config, content: renderGuestConfig(lab, node), mode: 0o644 },
+    do: { kind: 'write', path: files.config, content: renderGuestConfig(lab, node, { snapshot: snapshot?.mode === 'save' }), mode: 0o644 },
   });
   if (node.router)
     steps.push({
@@ -252,8 +290,8 @@ export function nodeSteps(lab: ResolvedLab, node: ResolvedNode, ctx: PlanContext
     ...(ctx.qemuBinary ? { binary: ctx.qemuBinary } : {}),
   });
   steps.push({
-    title: `start ${node.name} (${ctx.accel}, ${node.memory} MiB, ${node.cpus} CPU${node.cpus > 1 ? 's' : ''})`,
-    do: { kind: 'start-guest', node: node.name, argv, env: { [ENV_LAB]: lab.name, [ENV_NODE]: node.name } },
+    title: `${snapshot?.mode === 'restore' ? 'restore' : 'start'} ${node.name} (${ctx.accel}, ${node.memory} MiB, ${node.cpus} CPU${node.cpus > 1 ? 's' : ''}${snapshot ? `; ${snapshot.mode === 'save' ? 'saved at its snapshot point' : 'from the saved state of its shape'}` : ''})`,
+    do: { kind: 'start-guest', node: node.name, argv, env: { [ENV_LAB]: lab.name, [ENV_NODE]: node.name }, ...(snapshot ? { snapshot } : {}) },
     undo: { kind: 'stop-guest', node: node.name },
   });
   return steps;
@@ -319,6 +357,8 @@ export function formatPlan(steps: Step[]): string {
     lines.push(`${String(i + 1).padStart(2)}. ${s.title}`);
     const a = s.do;
     if (a.kind === 'exec' || a.kind === 'start-guest' || a.kind === 'start-service') lines.push(`      $ ${a.argv.map(shellQuote).join(' ')}`);
+    if (a.kind === 'start-guest' && a.snapshot)
+      lines.push(a.snapshot.mode === 'save' ? `      saved to ${a.snapshot.path}` : `      -incoming fd:3 < ${a.snapshot.path} (boots as above if it cannot be restored)`);
     if (a.kind === 'exec' && a.input) for (const l of a.input.trimEnd().split('\n')) lines.push(`      | ${l}`);
     if (a.kind === 'write') for (const l of a.content.trimEnd().split('\n')) lines.push(`      ${path.basename(a.path)}: ${l}`);
     if (s.undo) lines.push(`      undo: ${describe(s.undo)}`);

@@ -39,5 +39,7 @@ export function waitReady(socket: net.Socket, timeoutMs: number, what: string): 
     );
     socket.on('data', onData);
     socket.once('close', onClose);
+    // Lines that arrived before this wait (a saved guest's socket is paused after its SNAPSHOT) come now.
+    socket.resume();
   });
 }

@@ -17,11 +17,12 @@ export interface StartedGuest {
  * Starts a guest detached (it outlives the CLI) and resolves once its QMP monitor answers; rejects with
  * QEMU's own error text if the process exits first.
  */
-export async function startGuest(argv: string[], env: NodeJS.ProcessEnv, files: NodeFiles, timeoutMs = 15000): Promise<StartedGuest> {
+export async function startGuest(argv: string[], env: NodeJS.ProcessEnv, files: NodeFiles, timeoutMs = 15000, fd3?: number): Promise<StartedGuest> {
   const logFd = openSync(files.log, 'a', 0o600);
   let child: ChildProcess;
   try {
-    child = spawn(argv[0]!, argv.slice(1), { detached: true, stdio: ['ignore', logFd, logFd], env });
+    // fd3: a saved state for `-incoming fd:3` (opened here, so the unprivileged QEMU needs no access to the cache).
+    child = spawn(argv[0]!, argv.slice(1), { detached: true, stdio: ['ignore', logFd, logFd, ...(fd3 !== undefined ? [fd3] : [])], env });
   } finally {
     closeSync(logFd);
   }
@@ -97,4 +98,28 @@ export async function stopGuest(pid: number | undefined, files: NodeFiles, grace
     await waitGone(pid, 5000);
   }
   return 'killed';
+}
+
+/**
+ * Waits until a guest started with `-incoming` has loaded its saved state and runs. Rejects with QEMU's reason
+ * (from its log) if the load fails: QEMU then exits, which `closed` shows (the process may look alive a while).
+ */
+export async function waitRestored(g: StartedGuest, files: NodeFiles, timeoutMs = 30000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    let status: string | undefined;
+    try {
+      status = (await g.qmp.execute<{ status: string }>('query-status')).status;
+    } catch {
+      status = undefined;
+    }
+    if (status === 'running') return;
+    if (status === undefined || !['inmigrate', 'prelaunch', 'restore-vm', 'paused'].includes(status)) {
+      const { readFile } = await import('node:fs/promises');
+      const log = (await readFile(files.log, 'utf8').catch(() => '')).trim().split('\n').slice(-3).join('; ');
+      throw new RuntimeError(`the saved state could not be loaded${status ? ` (status ${status})` : ''}${log ? `: ${log}` : ''}`);
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new RuntimeError(`the saved state was not loaded within ${timeoutMs / 1000} s`);
 }

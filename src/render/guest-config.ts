@@ -47,13 +47,15 @@ export function guestIfName(index: number): string {
 
 /**
  * Renders the directives for one node: `hostname`, `module`, `nic MAC NAME`, `addr NAME CIDR`,
- * `route DEST VIA`, `host NAME IP`. Every value has been validated, so none carries spaces or shell syntax.
+ * `route DEST VIA`, `host NAME IP`, `snapshot`. Every value has been validated, so none carries spaces or shell syntax.
  */
-export function renderGuestConfig(lab: ResolvedLab, node: ResolvedNode): string {
+export function renderGuestConfig(lab: ResolvedLab, node: ResolvedNode, opts: { snapshot?: boolean } = {}): string {
   const lines: string[] = [`hostname ${node.name}`];
   const modules: string[] = [...new Set(node.nics.map((n) => NIC_MODELS[n.model].module))];
   if (node.router) modules.push(...ROUTER_MODULES);
   for (const m of modules) lines.push(`module ${m}`);
+  // Stop at the snapshot point (drivers loaded, nothing of the node applied) until the host has saved the state.
+  if (opts.snapshot) lines.push('snapshot');
   for (const nic of node.nics) lines.push(`nic ${nic.mac} ${guestIfName(nic.index)}`);
   for (const nic of node.nics) {
     if (nic.dhcp) lines.push(`dhcp ${guestIfName(nic.index)}`);

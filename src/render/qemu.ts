@@ -83,6 +83,9 @@ export function renderQemuArgs(o: QemuOptions): string[] {
     '-fw_cfg', `name=${FW_CFG_NAME},file=${files.config}`,
     // Free page reporting only (the balloon is never inflated): memory the guest frees goes back to the host.
     '-device', 'virtio-balloon-pci,free-page-reporting=on',
+    // A VM generation ID: QEMU gives each run a new one, and a guest restored from a snapshot sees it change and
+    // reseeds its kernel's random generator at once (copies of one saved state must not share their randomness).
+    '-device', 'vmgenid,guid=auto',
   ];
   if (node.router) args.push('-fw_cfg', `name=${FW_CFG_NFT},file=${files.nft}`);
   for (const nic of node.nics) {
@@ -121,4 +124,20 @@ export function renderGuestCommand(o: QemuOptions & { netns?: string; user: stri
     o.binary ?? 'qemu-system-x86_64',
     ...renderQemuArgs(o),
   ];
+}
+
+/**
+ * What a saved guest state depends on: the node's QEMU command line with its own names, paths, MACs and taps
+ * replaced, so that nodes with equal shapes can start from one snapshot. Undefined for a node that cannot be
+ * restored from another's state (user-mode and socket NICs keep connection state of their own in QEMU).
+ */
+export function snapshotShape(node: ResolvedNode, image: GuestImage, accel: Accel): string | undefined {
+  if (node.nics.some((n) => n.kind !== 'bridge')) return undefined;
+  const canonical: ResolvedNode = { ...node, name: 'node', nics: node.nics.map((n) => ({ ...n, mac: '52:54:00:00:00:00', tap: 'tap' })) };
+  return JSON.stringify(renderQemuArgs({ node: canonical, files: nodeFiles('/node'), image, accel }));
+}
+
+/** The argv of a guest that starts from a saved state read from its file descriptor 3 instead of booting. */
+export function withIncoming(argv: string[]): string[] {
+  return [...argv, '-incoming', 'fd:3'];
 }

@@ -31,7 +31,7 @@ describe('a lab of two guests on one bridge', () => {
     const r = await qnet(['up', file]);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stderr, /create 1 bridge and 2 taps \(one ip -batch\)/);
-    assert.match(r.stderr, /deb2 is up \(booted and configured in [\d.]+ s\)/);
+    assert.match(r.stderr, /deb2 is up \((booted|restored from the saved state) and configured in [\d.]+ s\)/);
     assert.match(r.stderr, new RegExp(`lab ${lab} is up`));
   });
 

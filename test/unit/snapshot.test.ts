@@ -1,0 +1,91 @@
+// Saved guest states: which nodes share a shape, which node is saved, and who starts from the saved state.
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { planUp, type PlanContext } from '../../src/plan/plan.js';
+import { renderGuestConfig } from '../../src/render/guest-config.js';
+import { snapshotShape, withIncoming } from '../../src/render/qemu.js';
+import { parseTopology } from '../../src/topology/load.js';
+import { BOOT } from '../../src/guest/init-script.js';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+const seed = parseTopology(readFileSync(path.join(ROOT, 'test', 'fixtures', 'seed.yaml'), 'utf8'), 'seed.yaml');
+const image = { kernel: '/k', initrd: '/i', cmdline: 'c' };
+const ctx: PlanContext = { image, accel: 'tcg', user: 'qnet', userIds: { uid: 1, gid: 1 }, guestIds: { uid: 2, gid: 2 } };
+
+const mixed = parseTopology(
+  `name: mixed
+networks: { lan: { subnet: 10.1.0.0/24 }, wan: { subnet: 10.2.0.0/24 } }
+nodes:
+  a: { nics: [ { network: lan } ] }
+  b: { nics: [ { network: lan } ] }
+  big: { memory: 256, nics: [ { network: lan } ] }
+  two: { nics: [ { network: lan }, { network: wan } ] }
+  e: { nics: [ { network: lan, model: e1000 } ] }
+  r: { router: { masquerade: [ { from: lan, out: 1 } ] }, nics: [ { network: lan }, { network: wan } ] }
+  u: { nics: [ { user: {} } ] }
+`,
+  'mixed.yaml',
+);
+const node = (name: string) => mixed.nodes.find((n) => n.name === name)!;
+
+test('nodes that differ only in names, MACs, taps and addresses share a shape; devices, memory, routers do not', () => {
+  const shape = (n: string) => snapshotShape(node(n), image, 'tcg');
+  assert.equal(shape('a'), shape('b'));
+  assert.notEqual(node('a').nics[0]!.mac, node('b').nics[0]!.mac);
+  for (const other of ['big', 'two', 'e', 'r']) assert.notEqual(shape(other), shape('a'), other);
+  assert.notEqual(shape('two'), shape('r'), 'a router carries its ruleset item');
+  assert.equal(shape('u'), undefined, 'user-mode NICs keep state of their own in QEMU');
+  assert.notEqual(snapshotShape(node('a'), { ...image, kernel: '/k2' }, 'tcg'), shape('a'));
+  assert.notEqual(snapshotShape(node('a'), image, 'kvm'), shape('a'));
+  assert.doesNotMatch(shape('a')!, /52:54:00:(?!00:00:00)|t-a-0|"a"/);
+});
+
+function order(lab: typeof mixed, snapshots: PlanContext['snapshots'], parallel = 0): string[] {
+  return planUp(lab, { ...ctx, ...(snapshots ? { snapshots } : {}), parallel })
+    .filter((s) => ['start-guest', 'wait-ready', 'wait-snapshot'].includes(s.do.kind))
+    .map((s) => {
+      const a = s.do;
+      if (a.kind === 'start-guest') return `${a.snapshot ? a.snapshot.mode : 'boot'}(${a.node})`;
+      return `${a.kind}(${(a as { nodes: string[] }).nodes.join(',')})`;
+    });
+}
+
+test('without saved states: one node per shape is saved first, the others of its shape are restored after it', () => {
+  const snaps = { deb1: { path: '/s/x', exists: false }, deb2: { path: '/s/x', exists: false }, deb3: { path: '/s/x', exists: false } };
+  assert.deepEqual(order(seed, snaps), ['save(deb1)', 'wait-snapshot(deb1)', 'restore(deb2)', 'restore(deb3)', 'wait-ready(deb1,deb2,deb3)']);
+  // Waves apply to the restored nodes; the saved one is waited for with the first wave.
+  assert.deepEqual(order(seed, snaps, 1), ['save(deb1)', 'wait-snapshot(deb1)', 'restore(deb2)', 'wait-ready(deb1,deb2)', 'restore(deb3)', 'wait-ready(deb3)']);
+});
+
+test('with saved states every node is restored; nodes without a usable shape boot; --cold (no snapshots) boots all', () => {
+  const snaps = { deb1: { path: '/s/x', exists: true }, deb2: { path: '/s/x', exists: true }, deb3: { path: '/s/x', exists: true } };
+  assert.deepEqual(order(seed, snaps), ['restore(deb1)', 'restore(deb2)', 'restore(deb3)', 'wait-ready(deb1,deb2,deb3)']);
+  assert.deepEqual(order(seed, undefined), ['boot(deb1)', 'boot(deb2)', 'boot(deb3)', 'wait-ready(deb1,deb2,deb3)']);
+  // Two shapes, one saved already; a lone node of a new shape is saved without anyone waiting for it.
+  const two = { deb1: { path: '/s/x', exists: true }, deb2: { path: '/s/y', exists: false } };
+  assert.deepEqual(order(seed, two), ['save(deb2)', 'restore(deb1)', 'boot(deb3)', 'wait-ready(deb2,deb1,deb3)']);
+});
+
+test('only a saved node is told to stop at the snapshot point; a restored one starts with -incoming from fd 3', () => {
+  const steps = planUp(seed, { ...ctx, snapshots: { deb1: { path: '/s/x', exists: false }, deb2: { path: '/s/x', exists: false } } });
+  const conf = (n: string) => steps.find((s) => s.do.kind === 'write' && s.do.path.endsWith(`/${n}/guest.conf`))!.do as { content: string };
+  assert.match(conf('deb1').content, /^snapshot$/m);
+  assert.doesNotMatch(conf('deb2').content, /^snapshot$/m);
+  assert.doesNotMatch(renderGuestConfig(seed, seed.nodes[0]!), /snapshot/);
+  assert.deepEqual(withIncoming(['qemu']).slice(-2), ['-incoming', 'fd:3']);
+});
+
+test('the guest finds its NICs by position after the snapshot point and takes its own MACs, clock and configuration', () => {
+  const at = BOOT.indexOf('if grep -qx snapshot');
+  assert.ok(at > 0);
+  const before = BOOT.slice(0, at);
+  const after = BOOT.slice(at);
+  // Nothing of the node is applied before the snapshot point: no hostname, no addresses, no link up.
+  assert.doesNotMatch(before, /hostname "\$a"|addr add|set "\$b" up/);
+  assert.match(after, /date -u -s "@\$2"/);
+  assert.match(after, /rmmod qemu_fw_cfg/);
+  assert.match(after, /ip link set "qn\$i" address "\$a"/);
+});
