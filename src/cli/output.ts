@@ -46,7 +46,7 @@ export function renderStatus(s: LabStatus): string {
         s.nodes.flatMap((n) =>
           (n.nics.length ? n.nics : [undefined]).map((nic, i) => [
             i === 0 ? n.name : '',
-            i === 0 ? n.state : '',
+            i === 0 ? `${n.state}${n.state === 'running' && n.start === 'restored' ? ' (restored)' : ''}` : '',
             i === 0 ? String(n.pid ?? '-') : '',
             nic?.guestIf ?? '-',
             nic?.mac ?? '',

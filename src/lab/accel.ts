@@ -2,7 +2,7 @@
 import { constants as fsc } from 'node:fs';
 import { access, mkdir, mkdtemp, readFile, rm, writeFile, chown } from 'node:fs/promises';
 import path from 'node:path';
-import { connectControl, waitReady } from '../qemu/control.js';
+import { ControlChannel, waitReady } from '../qemu/control.js';
 import { startGuest, stopGuest } from '../qemu/guest.js';
 import { renderGuestConfig } from '../render/guest-config.js';
 import { nodeFiles, renderGuestCommand, type Accel } from '../render/qemu.js';
@@ -39,7 +39,7 @@ async function probeKvm(image: ImageManifest, user: string): Promise<boolean> {
     const g = await startGuest(argv, { ...process.env }, files, 5000);
     pid = g.pid;
     g.qmp.close();
-    const ctl = await connectControl(files.control, 2000);
+    const ctl = await ControlChannel.connect(files.control, 2000);
     try {
       await waitReady(ctl, PROBE_TIMEOUT_MS, 'kvm probe');
       return true;

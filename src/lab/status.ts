@@ -13,6 +13,8 @@ export interface NodeStatus {
   state: 'running' | 'stopped' | 'unknown';
   pid?: number;
   bootSeconds?: number;
+  /** How the guest came up: booted, or restored from the saved state of its shape. */
+  start?: 'booted' | 'restored';
   memory?: number;
   cpus?: number;
   /** Addresses: static ones, or for DHCP NICs the address of their current lease. */
@@ -73,6 +75,7 @@ export async function labStatus(lab: string): Promise<LabStatus | null> {
       state: g ? (alive ? 'running' : 'stopped') : 'unknown',
       ...(g ? { pid: g.pid } : {}),
       ...(g?.bootSeconds !== undefined ? { bootSeconds: g.bootSeconds } : {}),
+      ...(g?.start ? { start: g.start } : {}),
       memory: node.memory,
       cpus: node.cpus,
       nics: node.nics.map((n) => ({

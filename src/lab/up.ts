@@ -7,7 +7,7 @@ import { ensureImage } from '../guest/image.js';
 import type { CommandRunner } from '../host/run.js';
 import { labIds, userIds } from '../host/users.js';
 import { planChange, planUp, type Action, type Step } from '../plan/plan.js';
-import { connectControl, waitReady } from '../qemu/control.js';
+import { ControlChannel, waitReady } from '../qemu/control.js';
 import { startGuest, stopGuest, waitRestored, type StartedGuest } from '../qemu/guest.js';
 import { nodeFiles, withIncoming, type Accel } from '../render/qemu.js';
 import { dropSnapshot, labSnapshots, saveGuestState, touchSnapshot } from './snapshot.js';
@@ -56,7 +56,7 @@ export interface UpResult {
 /** What a run of steps has started and still holds. */
 export interface Live {
   pids: Map<string, number>;
-  control: Map<string, net.Socket>;
+  control: Map<string, ControlChannel>;
   services: Map<string, number>;
   /** Guests being saved at their snapshot point: settles once the state is saved (or could not be) and the guest resumed. */
   snapshots: Map<string, Promise<void>>;
@@ -219,13 +219,12 @@ export async function execute(a: Action, ctx: ExecContext): Promise<void> {
       try {
         await writeState(ctx.state);
         // Connect to the control channel at once so that the guest's READY cannot be missed.
-        const sock = await connectControl(files.control, 5000);
-        sock.on('error', () => {});
-        ctx.live.control.set(a.node, sock);
+        const ch = await ControlChannel.connect(files.control, 5000);
+        ctx.live.control.set(a.node, ch);
         // A restored guest waits at its snapshot point: its clock and configuration are this run's.
-        if (g.how === 'restored') sock.write(`resume ${Math.floor(Date.now() / 1000)}\n`);
+        if (g.how === 'restored') ch.send(`resume ${Math.floor(Date.now() / 1000)}`);
         if (a.snapshot?.mode === 'save') {
-          const saved = saveAtSnapshotPoint(sock, files, a.snapshot.path, a.node, ctx);
+          const saved = saveAtSnapshotPoint(ch, files, a.snapshot.path, a.node, ctx);
           saved.catch(() => {});
           ctx.live.snapshots.set(a.node, saved);
         }
@@ -244,10 +243,10 @@ export async function execute(a: Action, ctx: ExecContext): Promise<void> {
       const t0 = Date.now();
       await Promise.all(
         a.nodes.map(async (node) => {
-          const sock = ctx.live.control.get(node);
-          if (!sock) throw new RuntimeError(`${node}: no control connection`);
+          const ch = ctx.live.control.get(node);
+          if (!ch) throw new RuntimeError(`${node}: no control connection`);
           try {
-            await waitReady(sock, ctx.readyTimeoutMs, node);
+            await waitReady(ch, ctx.readyTimeoutMs, node);
           } catch (e) {
             // The run directory goes with the rollback: keep the guest's last words in the message.
             const log = await readFile(nodeFiles(nodeDir(ctx.lab.name, node)).consoleLog, 'utf8').catch(() => '');
@@ -385,7 +384,8 @@ async function startFromSnapshot(
         await touchSnapshot(a.snapshot.path);
         return { ...g, how: 'restored', startedAt };
       } catch (e) {
-        ctx.reporter.info(`${a.node}: ${(e as Error).message.split('\n')[0]}; booting it instead (the saved state is dropped)`);
+        const why = (e as Error).message.replace(/^the saved state could not be loaded:?\s*/, '').replace(/\s*\n\s*/g, ' ').trim();
+        ctx.reporter.info(`${a.node}: the saved state could not be loaded (${why}); booting it instead (the saved state is dropped)`);
         if (g) {
           g.qmp.close();
           await stopGuest(g.pid, files, 0);
@@ -407,46 +407,14 @@ async function startFromSnapshot(
  * the guest carries on (a failed save is reported, not fatal: the others of its shape boot instead); rejects if
  * the guest fails or goes away before its snapshot point.
  */
-function saveAtSnapshotPoint(sock: net.Socket, files: ReturnType<typeof nodeFiles>, dest: string, node: string, ctx: ExecContext): Promise<void> {
-  return new Promise((resolve, reject) => {
-    let buf = '';
-    const cleanup = () => {
-      sock.off('data', onData);
-      sock.off('close', onClose);
-    };
-    const onClose = () => {
-      cleanup();
-      reject(new RuntimeError(`${node}: the guest went away before its snapshot point (see its console.log)`));
-    };
-    const onData = (d: Buffer) => {
-      buf += d.toString('utf8');
-      let nl: number;
-      while ((nl = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, nl).trim();
-        buf = buf.slice(nl + 1);
-        if (line.startsWith('ERROR')) {
-          cleanup();
-          return reject(new RuntimeError(`${node}: the guest reported ${line}`));
-        }
-        if (line !== 'SNAPSHOT') continue;
-        cleanup();
-        // What follows is for waitReady, which reads later: keep it buffered in the socket until then.
-        sock.pause();
-        if (buf) sock.unshift(Buffer.from(buf, 'utf8'));
-        const t0 = Date.now();
-        void saveGuestState(files.qmp, path.join(files.dir, 'save.sock'), dest, labIds(ctx.lab.name))
-          .then(
-            (bytes) => ctx.reporter.step(`save ${node} at its snapshot point (${(bytes / 2 ** 20).toFixed(0)} MiB, for the next guests of its shape)`, Date.now() - t0, true),
-            (e: Error) => ctx.reporter.info(`${node}: ${e.message}; guests of its shape boot instead`),
-          )
-          .then(() => {
-            sock.write(`resume ${Math.floor(Date.now() / 1000)}\n`);
-            resolve();
-          });
-        return;
-      }
-    };
-    sock.on('data', onData);
-    sock.once('close', onClose);
-  });
+async function saveAtSnapshotPoint(ch: ControlChannel, files: ReturnType<typeof nodeFiles>, dest: string, node: string, ctx: ExecContext): Promise<void> {
+  await ch.waitFor((l) => l === 'SNAPSHOT', (l) => l.startsWith('ERROR'), ctx.readyTimeoutMs, node);
+  const t0 = Date.now();
+  try {
+    const bytes = await saveGuestState(files.qmp, path.join(files.dir, 'save.sock'), dest, labIds(ctx.lab.name));
+    ctx.reporter.step(`save ${node} at its snapshot point (${(bytes / 2 ** 20).toFixed(0)} MiB, for the next guests of its shape)`, Date.now() - t0, true);
+  } catch (e) {
+    ctx.reporter.info(`${node}: ${(e as Error).message}; guests of its shape boot instead`);
+  }
+  ch.send(`resume ${Math.floor(Date.now() / 1000)}`);
 }

@@ -75,6 +75,9 @@ describe('guests restored from the saved state of their shape', () => {
     assert.equal(r.code, 0, r.stderr);
     assert.doesNotMatch(r.stderr, /snapshot point/);
     assert.deepEqual(startOf(), { a: 'restored', b: 'restored', c: 'restored' });
+    const st = JSON.parse((await qnet(['status', lab, '--json'])).stdout) as { nodes: Array<{ start?: string }> };
+    assert.deepEqual(st.nodes.map((n) => n.start), ['restored', 'restored', 'restored']);
+    assert.match((await qnet(['status', lab])).stdout, /running \(restored\)/);
     await exec('a', 'ping -c 1 -W 5 10.91.0.13');
   });
 
