@@ -134,7 +134,7 @@ if grep -qx snapshot /etc/qnet/config; then
   while :; do
     cmd=
     read -r cmd <&3
-    case "$cmd" in resume*) break ;; esac
+    case "$cmd" in resume*) break ;; poweroff) say "BYE"; poweroff -f ;; esac
     usleep 20000
   done
   set -- $cmd

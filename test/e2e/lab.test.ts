@@ -121,7 +121,8 @@ describe('failures part-way and lost state leave nothing behind', () => {
     const name = labName('slow');
     const file = writeTopology({ name, networks: { lan: {} }, nodes: { a: { nics: [{ network: 'lan' }] } } });
     const before0 = await snapshot();
-    const r = await qnet(['up', file, '--timeout', '1']);
+    // --cold: a booting guest cannot be ready in 1 s (a restored one might be).
+    const r = await qnet(['up', file, '--timeout', '1', '--cold']);
     assert.equal(r.code, 1);
     assert.match(r.stderr, /failed at "wait until every guest is configured": a: not ready after 1 s/);
     assert.deepEqual(await snapshot(), before0);
