@@ -14,10 +14,13 @@ import { ensureImage } from '../src/guest/image.js';
 import { execInGuest } from '../src/lab/exec.js';
 import { labStatus } from '../src/lab/status.js';
 import { cacheRoot } from '../src/lab/paths.js';
+import { Libvirt, LV_NET, LV_TAG } from './libvirt.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const run = new RealRunner();
 const quick = process.argv.includes('--quick');
+// --with-libvirt: the labs section also starts the same guests with libvirt (installed from Debian's packages if missing).
+const withLibvirt = process.argv.includes('--with-libvirt');
 const log = (s: string) => process.stderr.write(`${s}\n`);
 // Prefix of every lab and namespace the bench makes (QNET_BENCH_PREFIX: two benches can run side by side).
 const PREFIX = process.env.QNET_BENCH_PREFIX ?? 'bench';
@@ -115,10 +118,10 @@ function waitPing(ns: string, addrs: string[], timeoutMs: number): Promise<void>
   });
 }
 
-function guestsLab(name: string, n: number, model = 'virtio') {
+function guestsLab(name: string, n: number, model = 'virtio', net = '10.99.0') {
   const nodes: Record<string, unknown> = {};
-  for (let i = 0; i < n; i++) nodes[`g${i}`] = { nics: [{ network: 'lan', ip: `10.99.0.${10 + i}`, model }] };
-  return validateTopology({ name, networks: { lan: { subnet: '10.99.0.0/24', address: '10.99.0.1' } }, nodes });
+  for (let i = 0; i < n; i++) nodes[`g${i}`] = { nics: [{ network: 'lan', ip: `${net}.${10 + i}`, model }] };
+  return validateTopology({ name, networks: { lan: { subnet: `${net}.0/24`, address: `${net}.1` } }, nodes });
 }
 
 /** The same guests started by a plain script: bridge, taps, one qemu-system line each (bzImage, defaults). */
@@ -170,7 +173,8 @@ function memAndCpu(pids: number[], seconds: number): { rss: number; pss: number;
   return { rss: avg(b.map((x) => x.rss)) / 1024, pss: avg(b.map((x) => x.pss)) / 1024, cpuPct: avg(cpu) };
 }
 
-async function labs(): Promise<{ rows: string[]; boot: string[]; mem: string[]; waves: string[] }> {
+/** extras: also the boot-storm waves and the idle memory/CPU sample (off for `--only libvirt`). */
+async function labs(libvirt: boolean, extras = true): Promise<{ rows: string[]; boot: string[]; mem: string[]; waves: string[] }> {
   const waves: string[] = [];
   const rows: string[] = [];
   const boot: string[] = [];
@@ -183,40 +187,47 @@ async function labs(): Promise<{ rows: string[]; boot: string[]; mem: string[]; 
   const deb = (await import('node:fs')).readdirSync(debs).find((f) => f.startsWith(`${image.kernelPackage}_`))!;
   sh(['sh', '-c', 'cd "$1" && dpkg-deb --fsys-tarfile "$2" | tar -x --wildcards "./boot/vmlinuz-*" && cp boot/vmlinuz-* vmlinuz && chmod 644 vmlinuz', 'x', bzDir, path.join(debs, deb)]);
   const bzImage = path.join(bzDir, 'vmlinuz');
-  for (const n of quick ? [1, 3] : [1, 3, 10]) {
-    const name = `${PREFIX}-up-${n}`;
-    const lab = guestsLab(name, n);
-    const t0 = process.hrtime.bigint();
-    const r = await up(lab, { runner: run, accel: 'tcg' });
-    await waitPing(lab.netns, lab.nodes.map((_, i) => `10.99.0.${10 + i}`), 60_000);
-    const qUp = Number(process.hrtime.bigint() - t0) / 1e6;
-    const boots = Object.values(r.state.guests).map((g) => (g.bootSeconds ?? 0) * 1000);
-    if (n === 1 || n === 10) boot.push(`| ${n} | ${cell(boots)} |`);
-    if (n === 10 || (quick && n === 3)) {
-      const s = await labStatus(name);
-      // Idle: 10 s after every guest answered (the last ones are still finishing their boot), then 30 s of CPU.
-      await new Promise((res) => setTimeout(res, 10_000));
-      const m = memAndCpu(s!.nodes.map((x) => x.pid!), 30);
-      mem.push(`| built-in image, ${n} idle guests, 128 MiB each | ${m.rss.toFixed(0)} MiB | ${m.pss.toFixed(0)} MiB | ${m.cpuPct.toFixed(2)} % |`);
+  // Installed and started before the first N, stopped after the last (daemon start-up is not what is compared).
+  const lv = libvirt ? await Libvirt.start(log) : undefined;
+  try {
+    for (const n of quick ? [1, 3] : [1, 3, 10]) {
+      const name = `${PREFIX}-up-${n}`;
+      const lab = guestsLab(name, n);
+      const t0 = process.hrtime.bigint();
+      const r = await up(lab, { runner: run, accel: 'tcg' });
+      await waitPing(lab.netns, lab.nodes.map((_, i) => `10.99.0.${10 + i}`), 60_000);
+      const qUp = Number(process.hrtime.bigint() - t0) / 1e6;
+      const boots = Object.values(r.state.guests).map((g) => (g.bootSeconds ?? 0) * 1000);
+      if (n === 1 || n === 10) boot.push(`| ${n} | ${cell(boots)} |`);
+      if (extras && (n === 10 || (quick && n === 3))) {
+        const s = await labStatus(name);
+        // Idle: 10 s after every guest answered (the last ones are still finishing their boot), then 30 s of CPU.
+        await new Promise((res) => setTimeout(res, 10_000));
+        const m = memAndCpu(s!.nodes.map((x) => x.pid!), 30);
+        mem.push(`| built-in image, ${n} idle guests, 128 MiB each | ${m.rss.toFixed(0)} MiB | ${m.pss.toFixed(0)} MiB | ${m.cpuPct.toFixed(2)} % |`);
+      }
+      const qDown = await timed(() => down(name, { runner: run, graceMs: 0 }));
+      if (extras && (n === 10 || (quick && n === 3))) {
+        // The same lab booted in waves of as many guests as the machine has cores, each wave once the last is ready.
+        const size = os.cpus().length;
+        const wlab = guestsLab(`${PREFIX}-wave`, n);
+        const tw = process.hrtime.bigint();
+        await up(wlab, { runner: run, accel: 'tcg', parallel: size });
+        await waitPing(wlab.netns, wlab.nodes.map((_, i) => `10.99.0.${10 + i}`), 60_000);
+        const wUp = Number(process.hrtime.bigint() - tw) / 1e6;
+        await down(wlab.name, { runner: run, graceMs: 0 });
+        waves.push(`| ${n} | ${fmt(qUp)} | ${fmt(wUp)} (waves of ${size}) | ${(wUp / qUp).toFixed(2)} |`);
+        log(`lab ${n} in waves of ${size}: ${fmt(wUp)}`);
+      }
+      const plain = await plainScript(n, { ...image, bzImage });
+      const virt = lv && (await lv.lab(guestsLab(`${LV_TAG}-${n}`, n, 'virtio', LV_NET), { ...image, bzImage }, waitPing));
+      rows.push(`| ${n} | ${fmt(qUp)} | ${fmt(plain.upMs)} | ${(qUp / plain.upMs).toFixed(2)} |${virt ? ` ${fmt(virt.upMs)} |` : ''} ${fmt(qDown)} | ${fmt(plain.downMs)} |${virt ? ` ${fmt(virt.downMs)} |` : ''}`);
+      log(`lab ${n}: qnet ${fmt(qUp)}, script ${fmt(plain.upMs)}${virt ? `, libvirt ${fmt(virt.upMs)}` : ''}`);
     }
-    const qDown = await timed(() => down(name, { runner: run, graceMs: 0 }));
-    if (n === 10 || (quick && n === 3)) {
-      // The same lab booted in waves of as many guests as the machine has cores, each wave once the last is ready.
-      const size = os.cpus().length;
-      const wlab = guestsLab(`${PREFIX}-wave`, n);
-      const tw = process.hrtime.bigint();
-      await up(wlab, { runner: run, accel: 'tcg', parallel: size });
-      await waitPing(wlab.netns, wlab.nodes.map((_, i) => `10.99.0.${10 + i}`), 60_000);
-      const wUp = Number(process.hrtime.bigint() - tw) / 1e6;
-      await down(wlab.name, { runner: run, graceMs: 0 });
-      waves.push(`| ${n} | ${fmt(qUp)} | ${fmt(wUp)} (waves of ${size}) | ${(wUp / qUp).toFixed(2)} |`);
-      log(`lab ${n} in waves of ${size}: ${fmt(wUp)}`);
-    }
-    const plain = await plainScript(n, { ...image, bzImage });
-    rows.push(`| ${n} | ${fmt(qUp)} | ${fmt(plain.upMs)} | ${(qUp / plain.upMs).toFixed(2)} | ${fmt(qDown)} | ${fmt(plain.downMs)} |`);
-    log(`lab ${n}: qnet ${fmt(qUp)}, script ${fmt(plain.upMs)}`);
+  } finally {
+    lv?.close();
+    rmSync(bzDir, { recursive: true, force: true });
   }
-  rmSync(bzDir, { recursive: true, force: true });
   return { rows, boot, mem, waves };
 }
 
@@ -306,16 +317,28 @@ async function main(): Promise<void> {
   // --only SECTION measures one section and prints it, leaving BENCHMARKS.md alone (for working on one part).
   const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1] : undefined;
   if (only) {
-    const out = only === 'plumbing' ? await plumbing() : only === 'throughput' ? await throughput() : (await labs()).rows;
+    // --only libvirt: the labs rows with the libvirt columns, without the waves and the idle sample.
+    const out = only === 'plumbing' ? await plumbing() : only === 'throughput' ? await throughput() : only === 'libvirt' ? (await labs(true, false)).rows : (await labs(withLibvirt)).rows;
     process.stdout.write(out.join('\n') + '\n');
     return;
   }
   log('bench: plumbing');
   const plumb = await plumbing();
   log('bench: labs');
-  const l = await labs();
+  const l = await labs(withLibvirt);
   log('bench: throughput');
   const tp = await throughput();
+  const labsHead = withLibvirt
+    ? `With \`--with-libvirt\`, also libvirt (Debian's, its own daemon in a namespace, qemu:///system, domain
+type qemu): \`virsh net-define\` + \`net-start\` of an
+isolated network, \`virsh define\` + \`start\` of the same guests as direct-kernel-boot domains, the same ping loop;
+teardown \`virsh destroy\` + \`undefine\` of each and \`net-destroy\` + \`net-undefine\`.
+
+| guests | qnet up → ping | script → ping | ratio | libvirt → ping | qnet down | script teardown | virsh teardown |
+| --- | --- | --- | --- | --- | --- | --- | --- |`
+    : `
+| guests | qnet up → ping | script → ping | ratio | qnet down | script teardown |
+| --- | --- | --- | --- | --- | --- |`;
   const md = `# Benchmarks
 
 Written by \`npm run bench\` on ${when} UTC. Machine: ${os.cpus().length} × ${cpu}, ${Math.round(os.totalmem() / 2 ** 30)} GiB,
@@ -336,9 +359,7 @@ ${plumb.join('\n')}
 qnet (\`up\` until every guest reports ready, then a ping from the lab namespace) vs the same guests started by a
 plain script (bridge, taps, one \`qemu-system-x86_64\` line each with Debian's bzImage and QEMU's defaults, all
 at once, readiness by pinging in a loop). Teardown: \`qnet down\` vs killing the QEMUs and deleting the namespace.
-
-| guests | qnet up → ping | script → ping | ratio | qnet down | script teardown |
-| --- | --- | --- | --- | --- | --- |
+${labsHead}
 ${l.rows.join('\n')}
 
 ## Boot storm or waves
