@@ -145,7 +145,7 @@ export class Libvirt {
   };
   private closed = false;
 
-  private constructor(readonly ns: string, readonly dir: string, private nsPid: number | undefined) {
+  private constructor(readonly ns: string, readonly dir: string, private nsPid: number | undefined, private log: Log) {
     process.on('exit', this.cleanup);
     process.once('SIGINT', this.onSignal);
     process.once('SIGTERM', this.onSignal);
@@ -157,18 +157,19 @@ export class Libvirt {
     ensureLibvirt(log);
     const name = `${LV_TAG}-${process.pid}`;
     const dir = path.join('/tmp', name);
-    for (const d of ['etc', 'var/lib/libvirt/dnsmasq', 'var/log/libvirt/qemu', 'var/cache/libvirt', 'var/tmp', 'guests']) mkdirSync(path.join(dir, d), { recursive: true });
-    chmodSync(dir, 0o755);
-    symlinkSync('/run', path.join(dir, 'var/run'));
-    writeFileSync(path.join(dir, 'etc/libvirtd.conf'), '');
-    writeFileSync(path.join(dir, 'etc/qemu.conf'), QEMU_CONF);
-    // Debian's QEMU driver refuses to start unless its default user exists, even with user = "root" configured
-    // (the package that adds it is not installed): it exists in the private /etc/passwd only.
-    writeFileSync(path.join(dir, 'passwd'), `${readFileSync('/etc/passwd', 'utf8')}libvirt-qemu:x:64055:64055:Libvirt Qemu:/var/lib/libvirt:/usr/sbin/nologin\n`);
-    writeFileSync(path.join(dir, 'group'), `${readFileSync('/etc/group', 'utf8')}libvirt-qemu:x:64055:\n`);
-    must(['ip', 'netns', 'add', name]);
-    const lv = new Libvirt(name, dir, undefined);
+    // From here on, whatever fails or interrupts, close() removes what was made.
+    const lv = new Libvirt(name, dir, undefined, log);
     try {
+      for (const d of ['etc', 'var/lib/libvirt/dnsmasq', 'var/log/libvirt/qemu', 'var/cache/libvirt', 'var/tmp', 'guests']) mkdirSync(path.join(dir, d), { recursive: true });
+      chmodSync(dir, 0o755);
+      symlinkSync('/run', path.join(dir, 'var/run'));
+      writeFileSync(path.join(dir, 'etc/libvirtd.conf'), '');
+      writeFileSync(path.join(dir, 'etc/qemu.conf'), QEMU_CONF);
+      // Debian's QEMU driver refuses to start unless its default user exists, even with user = "root" configured
+      // (the package that adds it is not installed): it exists in the private /etc/passwd only.
+      writeFileSync(path.join(dir, 'passwd'), `${readFileSync('/etc/passwd', 'utf8')}libvirt-qemu:x:64055:64055:Libvirt Qemu:/var/lib/libvirt:/usr/sbin/nologin\n`);
+      writeFileSync(path.join(dir, 'group'), `${readFileSync('/etc/group', 'utf8')}libvirt-qemu:x:64055:\n`);
+      must(['ip', 'netns', 'add', name]);
       const out = openSync(path.join(dir, 'libvirtd.log'), 'a');
       const script = [
         'set -e',
@@ -178,7 +179,7 @@ export class Libvirt {
         'mount --bind "$1/group" /etc/group',
         'mount --bind "$1/var" /var',
         // In a PID namespace whose init (bash) reaps at once the QEMUs libvirt daemonizes. Without it they are
-        // reaped by this machine's PID 1, which takes up to 2 s, and \`virsh destroy\` waits for that: 1.7-2 s
+        // reaped by this machine's PID 1, which takes up to 2 s, and `virsh destroy` waits for that: 1.7-2 s
         // per domain measured, a cost of this sandbox's init and not of libvirt. --kill-child: the namespace,
         // with all in it, dies with unshare.
         'exec unshare --pid --fork --mount-proc --kill-child bash -c \'libvirtd & wait $!\'',
@@ -245,6 +246,8 @@ export class Libvirt {
         this.virsh(['define', path.join(g, `${node.name}.xml`)]);
         this.virsh(['start', domains[i]!]);
       });
+      // Where the time goes: libvirt's own work (virsh returned) vs the guests' boot.
+      this.log(`libvirt ${lab.nodes.length}: net-start and every virsh start returned after ${(Number(process.hrtime.bigint() - t0) / 1e9).toFixed(2)} s`);
       await waitPing(this.ns, lab.nodes.map((_, i) => `${LV_NET}.${10 + i}`), 300_000);
     } catch (e) {
       this.teardown(domains, false);
