@@ -14,10 +14,13 @@ import { ensureImage } from '../src/guest/image.js';
 import { execInGuest } from '../src/lab/exec.js';
 import { cacheRoot } from '../src/lab/paths.js';
 import { labSnapshots } from '../src/lab/snapshot.js';
+import { Libvirt, LV_NET, LV_TAG } from './libvirt.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const run = new RealRunner();
 const quick = process.argv.includes('--quick');
+// --with-libvirt: the labs section also starts the same guests with libvirt (installed from Debian's packages if missing).
+const withLibvirt = process.argv.includes('--with-libvirt');
 const log = (s: string) => process.stderr.write(`${s}\n`);
 // Prefix of every lab and namespace the bench makes (QNET_BENCH_PREFIX: two benches can run side by side).
 const PREFIX = process.env.QNET_BENCH_PREFIX ?? 'bench';
@@ -115,10 +118,10 @@ function waitPing(ns: string, addrs: string[], timeoutMs: number): Promise<void>
   });
 }
 
-function guestsLab(name: string, n: number, model = 'virtio') {
+function guestsLab(name: string, n: number, model = 'virtio', net = '10.99.0') {
   const nodes: Record<string, unknown> = {};
-  for (let i = 0; i < n; i++) nodes[`g${i}`] = { nics: [{ network: 'lan', ip: `10.99.0.${10 + i}`, model }] };
-  return validateTopology({ name, networks: { lan: { subnet: '10.99.0.0/24', address: '10.99.0.1' } }, nodes });
+  for (let i = 0; i < n; i++) nodes[`g${i}`] = { nics: [{ network: 'lan', ip: `${net}.${10 + i}`, model }] };
+  return validateTopology({ name, networks: { lan: { subnet: `${net}.0/24`, address: `${net}.1` } }, nodes });
 }
 
 /** The same guests started by a plain script: bridge, taps, one qemu-system line each (bzImage, defaults). */
@@ -194,7 +197,8 @@ const idle = async (pids: number[]) => {
   return memAndCpu(pids, 30);
 };
 
-async function labs(): Promise<{ rows: string[]; boot: string[]; mem: string[]; waves: string[]; hundred: string[] }> {
+/** libvirt: also the libvirt side; extras: also the waves, the idle samples and the 100 guests (off for `--only libvirt`). */
+async function labs(libvirt: boolean, extras = true): Promise<{ rows: string[]; boot: string[]; mem: string[]; waves: string[]; hundred: string[] }> {
   const waves: string[] = [];
   const rows: string[] = [];
   const boot: string[] = [];
@@ -209,36 +213,43 @@ async function labs(): Promise<{ rows: string[]; boot: string[]; mem: string[]; 
   const deb = (await import('node:fs')).readdirSync(debs).find((f) => f.startsWith(`${image.kernelPackage}_`))!;
   sh(['sh', '-c', 'cd "$1" && dpkg-deb --fsys-tarfile "$2" | tar -x --wildcards "./boot/vmlinuz-*" && cp boot/vmlinuz-* vmlinuz && chmod 644 vmlinuz', 'x', bzDir, path.join(debs, deb)]);
   const bzImage = path.join(bzDir, 'vmlinuz');
-  for (const n of quick ? [1, 3] : [1, 3, 10]) {
-    const lab = guestsLab(`${PREFIX}-up-${n}`, n);
-    const big = n === 10 || (quick && n === 3);
-    // Every guest boots (--cold): the path without saved states, and the boot storm against waves.
-    const cold = await qnetLab(lab, { cold: true, ...(big ? { measure: async (pids) => void mem.push(memRow(`booted (--cold), ${n} idle guests, 128 MiB each`, await idle(pids))) } : {}) });
-    if (n === 1 || big) boot.push(`| ${n} | booted | ${cell(cold.boots)} |`);
-    if (big) {
-      const size = os.cpus().length;
-      const w = await qnetLab(guestsLab(`${PREFIX}-wave`, n), { cold: true, parallel: size });
-      waves.push(`| ${n} | ${fmt(cold.upMs)} | ${fmt(w.upMs)} (waves of ${size}) | ${(w.upMs / cold.upMs).toFixed(2)} |`);
-      log(`lab ${n} booted in waves of ${size}: ${fmt(w.upMs)}`);
+  // Installed and started before the first N, stopped after the last (daemon start-up is not what is compared).
+  const lv = libvirt ? await Libvirt.start(log) : undefined;
+  try {
+    for (const n of quick ? [1, 3] : [1, 3, 10]) {
+      const lab = guestsLab(`${PREFIX}-up-${n}`, n);
+      const big = extras && (n === 10 || (quick && n === 3));
+      // Every guest boots (--cold): the path without saved states, and the boot storm against waves.
+      const cold = await qnetLab(lab, { cold: true, ...(big ? { measure: async (pids) => void mem.push(memRow(`booted (--cold), ${n} idle guests, 128 MiB each`, await idle(pids))) } : {}) });
+      if (n === 1 || big) boot.push(`| ${n} | booted | ${cell(cold.boots)} |`);
+      if (big) {
+        const size = os.cpus().length;
+        const w = await qnetLab(guestsLab(`${PREFIX}-wave`, n), { cold: true, parallel: size });
+        waves.push(`| ${n} | ${fmt(cold.upMs)} | ${fmt(w.upMs)} (waves of ${size}) | ${(w.upMs / cold.upMs).toFixed(2)} |`);
+        log(`lab ${n} booted in waves of ${size}: ${fmt(w.upMs)}`);
+      }
+      // The first up of a shape: one guest boots and is saved at its snapshot point, the others are restored.
+      await forgetSnapshot(lab, image);
+      const first = await qnetLab(lab, {});
+      // Every later up: each guest restored from the saved state (the default path once it exists).
+      const warm: Array<Awaited<ReturnType<typeof qnetLab>>> = [];
+      for (let r = 0; r < reps; r++)
+        warm.push(await qnetLab(lab, r === 0 && big ? { measure: async (pids) => void mem.push(memRow(`restored (the default), ${n} idle guests, 128 MiB each`, await idle(pids))) } : {}));
+      if (warm.some((x) => x.restored !== n)) throw new Error(`lab ${n}: not every guest was restored`);
+      if (n === 1 || big) boot.push(`| ${n} | restored | ${cell(warm.flatMap((x) => x.boots))} |`);
+      const plain = await plainScript(n, { ...image, bzImage });
+      const virt = lv && (await lv.lab(guestsLab(`${LV_TAG}-${n}`, n, 'virtio', LV_NET), { ...image, bzImage }, waitPing));
+      const warmUp = stats(warm.map((x) => x.upMs)).median;
+      rows.push(
+        `| ${n} | ${cell(warm.map((x) => x.upMs))} | ${fmt(first.upMs)} | ${fmt(cold.upMs)} | ${fmt(plain.upMs)} | ${(warmUp / plain.upMs).toFixed(2)} / ${(cold.upMs / plain.upMs).toFixed(2)} |${virt ? ` ${fmt(virt.upMs)} |` : ''} ${cell(warm.map((x) => x.downMs))} | ${fmt(plain.downMs)} |${virt ? ` ${fmt(virt.downMs)} |` : ''}`,
+      );
+      log(`lab ${n}: qnet restored ${fmt(warmUp)}, first ${fmt(first.upMs)}, cold ${fmt(cold.upMs)}, script ${fmt(plain.upMs)}${virt ? `, libvirt ${fmt(virt.upMs)}` : ''}`);
     }
-    // The first up of a shape: one guest boots and is saved at its snapshot point, the others are restored.
-    await forgetSnapshot(lab, image);
-    const first = await qnetLab(lab, {});
-    // Every later up: each guest restored from the saved state (the default path once it exists).
-    const warm: Array<Awaited<ReturnType<typeof qnetLab>>> = [];
-    for (let r = 0; r < reps; r++)
-      warm.push(await qnetLab(lab, r === 0 && big ? { measure: async (pids) => void mem.push(memRow(`restored (the default), ${n} idle guests, 128 MiB each`, await idle(pids))) } : {}));
-    if (warm.some((x) => x.restored !== n)) throw new Error(`lab ${n}: not every guest was restored`);
-    if (n === 1 || big) boot.push(`| ${n} | restored | ${cell(warm.flatMap((x) => x.boots))} |`);
-    const plain = await plainScript(n, { ...image, bzImage });
-    const warmUp = stats(warm.map((x) => x.upMs)).median;
-    rows.push(
-      `| ${n} | ${cell(warm.map((x) => x.upMs))} | ${fmt(first.upMs)} | ${fmt(cold.upMs)} | ${fmt(plain.upMs)} | ${(warmUp / plain.upMs).toFixed(2)} / ${(cold.upMs / plain.upMs).toFixed(2)} | ${cell(warm.map((x) => x.downMs))} | ${fmt(plain.downMs)} |`,
-    );
-    log(`lab ${n}: qnet restored ${fmt(warmUp)}, first ${fmt(first.upMs)}, cold ${fmt(cold.upMs)}, script ${fmt(plain.upMs)}`);
+  } finally {
+    lv?.close();
+    rmSync(bzDir, { recursive: true, force: true });
   }
-  rmSync(bzDir, { recursive: true, force: true });
-  if (!quick) {
+  if (!quick && extras) {
     // 100 idle guests at once (their saved state exists from above): time to all answering, memory, idle CPU.
     const n = 100;
     const lab = guestsLab(`${PREFIX}-hundred`, n);
@@ -344,7 +355,8 @@ async function main(): Promise<void> {
   // --only SECTION measures one section and prints it, leaving BENCHMARKS.md alone (for working on one part).
   const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1] : undefined;
   if (only) {
-    const l = only === 'labs' ? await labs() : undefined;
+    // --only libvirt: the labs rows with the libvirt columns, without the waves, the idle samples and the 100 guests.
+    const l = only === 'labs' ? await labs(withLibvirt) : only === 'libvirt' ? await labs(true, false) : undefined;
     const out = only === 'plumbing' ? await plumbing() : only === 'throughput' ? await throughput() : [...l!.rows, '', ...l!.hundred, '', ...l!.waves, '', ...l!.boot, '', ...l!.mem];
     process.stdout.write(out.join('\n') + '\n');
     return;
@@ -352,9 +364,19 @@ async function main(): Promise<void> {
   log('bench: plumbing');
   const plumb = await plumbing();
   log('bench: labs');
-  const l = await labs();
+  const l = await labs(withLibvirt);
   log('bench: throughput');
   const tp = await throughput();
+  const labsHead = withLibvirt
+    ? `With \`--with-libvirt\`, also libvirt (Debian's, its own daemon in a namespace, qemu:///system, domain type qemu):
+\`virsh net-define\` + \`net-start\` of an isolated network, \`virsh define\` + \`start\` of the script's guests as
+direct-kernel-boot domains, the same ping loop; teardown \`virsh destroy\` + \`undefine\` of each and
+\`net-destroy\` + \`net-undefine\`.
+
+| guests | qnet up → ping (saved state) | first up (saves it) | --cold | script → ping | ratio saved / cold to script | libvirt → ping | qnet down | script teardown | virsh teardown |
+| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |`
+    : `| guests | qnet up → ping (saved state) | first up (saves it) | --cold | script → ping | ratio saved / cold to script | qnet down | script teardown |
+| --- | --- | --- | --- | --- | --- | --- | --- |`;
   const md = `# Benchmarks
 
 Written by \`npm run bench\` on ${when} UTC. Machine: ${os.cpus().length} × ${cpu}, ${Math.round(os.totalmem() / 2 ** 30)} GiB,
@@ -379,8 +401,7 @@ at once, readiness by pinging in a loop). qnet three ways: with the saved state 
 saved at its snapshot point, the others are restored from it once saved), and \`--cold\` (every guest boots).
 Teardown: \`qnet down\` vs killing the QEMUs and deleting the namespace.
 
-| guests | qnet up → ping (saved state) | first up (saves it) | --cold | script → ping | ratio saved / cold to script | qnet down | script teardown |
-| --- | --- | --- | --- | --- | --- | --- | --- |
+${labsHead}
 ${l.rows.join('\n')}
 
 ## 100 guests at once
