@@ -63,31 +63,32 @@ export async function main(argv: string[]): Promise<number> {
     .option('--dry-run', 'print the planned operations and change nothing')
     .addOption(new Option('--accel <mode>', 'accelerator').choices(['auto', 'kvm', 'tcg']).default('auto'))
     .option('--timeout <seconds>', 'how long to wait for the guests to be ready', '180')
-    .option('--parallel <n>', 'boot the guests in waves of n, each once the previous wave is ready (0: all at once)', '0')
+    .option('--parallel <n>', 'at most n guests booting at once, the next as soon as one is ready (default: cores + 1; 0: no limit); restored guests do not count')
     .option('--cold', 'boot every guest: do not start guests from the saved state of their shape, nor save one')
-    .action(async (file: string, o: { dryRun?: boolean; accel: AccelChoice; timeout: string; parallel: string; cold?: boolean }) => {
+    .action(async (file: string, o: { dryRun?: boolean; accel: AccelChoice; timeout: string; parallel?: string; cold?: boolean }) => {
       const lab = await loadTopology(file);
       warn(lab);
       const timeout = Number(o.timeout);
       if (!Number.isFinite(timeout) || timeout <= 0) throw new UserError(`--timeout: expected a number of seconds, got "${o.timeout}"`);
-      const parallel = Number(o.parallel);
-      if (!Number.isInteger(parallel) || parallel < 0) throw new UserError(`--parallel: expected a whole number of guests (0: all at once), got "${o.parallel}"`);
+      const parallel = o.parallel === undefined ? undefined : Number(o.parallel);
+      if (parallel !== undefined && (!Number.isInteger(parallel) || parallel < 0))
+        throw new UserError(`--parallel: expected a whole number of guests (0: no limit), got "${o.parallel}"`);
       const reporter = consoleReporter();
       if (o.dryRun) {
         const running = await readState(lab.name);
         if (running?.status === 'up') {
-          const { change, steps } = await prepareChange(running, lab, { runner, reporter, parallel, cold: !!o.cold });
+          const { change, steps } = await prepareChange(running, lab, { runner, reporter, ...(parallel !== undefined ? { parallel } : {}), cold: !!o.cold });
           const what = isEmpty(change) ? '  nothing differs' : formatChange(change);
           process.stdout.write(`lab ${lab.name} is up; the change${change.refused.length ? ' would be refused' : ''}:\n${what}\n`);
           if (steps.length) process.stdout.write(`${formatPlan(steps)}\n`);
           process.stdout.write('nothing was changed\n');
           return;
         }
-        const plan = await prepareUp(lab, { runner, reporter, accel: o.accel, parallel, cold: !!o.cold });
+        const plan = await prepareUp(lab, { runner, reporter, accel: o.accel, ...(parallel !== undefined ? { parallel } : {}), cold: !!o.cold });
         process.stdout.write(`plan for lab ${lab.name} (${plan.accel}: ${plan.why}); nothing was changed\n${formatPlan(plan.steps)}\n`);
         return;
       }
-      const r = await up(lab, { runner, reporter, accel: o.accel, source: file, readyTimeoutMs: timeout * 1000, parallel, cold: !!o.cold });
+      const r = await up(lab, { runner, reporter, accel: o.accel, source: file, readyTimeoutMs: timeout * 1000, ...(parallel !== undefined ? { parallel } : {}), cold: !!o.cold });
       process.stderr.write(`${green('✓')} lab ${lab.name} is up in ${fmtMs(r.ms)}; \`qnet status ${lab.name}\`, \`qnet down ${lab.name}\`\n`);
     });
 

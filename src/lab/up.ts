@@ -11,7 +11,8 @@ import { ControlChannel, waitReady } from '../qemu/control.js';
 import { startGuest, stopGuest, waitRestored, type StartedGuest } from '../qemu/guest.js';
 import { nodeFiles, withIncoming, type Accel } from '../render/qemu.js';
 import { dropSnapshot, labSnapshots, saveGuestState, touchSnapshot } from './snapshot.js';
-import { closeSync, openSync } from 'node:fs';
+import { closeSync, existsSync, openSync } from 'node:fs';
+import { defaultBootWindow, Slots } from './slots.js';
 import type { ResolvedLab } from '../topology/model.js';
 import { resolveAccel, type AccelChoice } from './accel.js';
 import { claimHostForwarding, hostForwardingOnByHost, releaseHostForwarding } from '../host/forwarding.js';
@@ -40,7 +41,7 @@ export interface UpOptions {
   accel?: AccelChoice;
   source?: string;
   readyTimeoutMs?: number;
-  /** Boot guests in waves of this many (0: all at once). */
+  /** At most this many guests booting at once, the next started as soon as one is ready (0: no limit; default: cores + 1). */
   parallel?: number;
   /** Boot every guest: neither restore saved states nor save new ones. */
   cold?: boolean;
@@ -79,7 +80,7 @@ export async function prepareUp(
   const hostForwarding = uplink ? await hostForwardingOnByHost() : undefined;
   const snapshots = opts.cold ? undefined : await labSnapshots(lab, image, accel, opts.runner);
   return {
-    steps: planUp(lab, { image, accel, user, userIds: uids, guestIds: labIds(lab.name), ...(uplink ? { uplink } : {}), ...(hostForwarding !== undefined ? { hostForwarding } : {}), ...(lan ? { lan } : {}), ...(opts.parallel ? { parallel: opts.parallel } : {}), ...(snapshots ? { snapshots } : {}) }),
+    steps: planUp(lab, { image, accel, user, userIds: uids, guestIds: labIds(lab.name), ...(uplink ? { uplink } : {}), ...(hostForwarding !== undefined ? { hostForwarding } : {}), ...(lan ? { lan } : {}), parallel: opts.parallel ?? defaultBootWindow(), ...(snapshots ? { snapshots } : {}) }),
     accel,
     image: image.key,
     why,
@@ -137,6 +138,7 @@ export async function up(lab: ResolvedLab, opts: UpOptions): Promise<UpResult> {
     ...(lan ? { lan } : {}),
   };
   const live: Live = { pids: new Map(), control: new Map(), services: new Map(), snapshots: new Map() };
+  const slots = new Slots(opts.parallel ?? defaultBootWindow());
   const done: Step[] = [];
   let current: Step | undefined;
   const onSignal = () => {
@@ -155,7 +157,7 @@ export async function up(lab: ResolvedLab, opts: UpOptions): Promise<UpResult> {
       if (process.env.QNET_TEST_KILL_BEFORE_STEP === String(i + 1)) process.kill(process.pid, 'SIGKILL');
       current = step;
       const t = Date.now();
-      await execute(step.do, { runner: opts.runner, lab, state, live, reporter, readyTimeoutMs: opts.readyTimeoutMs ?? 120_000 });
+      await execute(step.do, { runner: opts.runner, lab, state, live, reporter, readyTimeoutMs: opts.readyTimeoutMs ?? 120_000, slots });
       done.push(step);
       if (i === 0) await writeState(state); // the run directory exists now: journal from here on
       reporter.step(step.title, Date.now() - t, true);
@@ -186,6 +188,8 @@ export interface ExecContext {
   live: Live;
   reporter: Reporter;
   readyTimeoutMs: number;
+  /** Slots for guests that boot (a restored guest takes none): each is held from the start until READY. */
+  slots?: Slots;
 }
 
 /** Carries out one action of a plan. */
@@ -212,7 +216,17 @@ export async function execute(a: Action, ctx: ExecContext): Promise<void> {
     case 'start-guest': {
       const files = nodeFiles(nodeDir(ctx.lab.name, a.node));
       const env = { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', ...a.env };
-      const g = await startFromSnapshot(a, env, files, ctx);
+      // A guest that boots takes a slot until it is ready (or fails); a restored one is light and takes none.
+      const boots = a.snapshot?.mode !== 'restore' || !existsSync(a.snapshot.path);
+      if (boots && ctx.slots?.full) ctx.reporter.info(`${a.node} starts when one of the ${ctx.slots.limit} guests booting now is ready`);
+      if (boots) await ctx.slots?.acquire();
+      let g: Awaited<ReturnType<typeof startFromSnapshot>>;
+      try {
+        g = await startFromSnapshot(a, env, files, ctx);
+      } catch (e) {
+        if (boots) ctx.slots?.release();
+        throw e;
+      }
       g.qmp.close();
       ctx.live.pids.set(a.node, g.pid);
       ctx.state.guests[a.node] = { pid: g.pid, startedAt: g.startedAt, start: g.how };
@@ -221,6 +235,7 @@ export async function execute(a: Action, ctx: ExecContext): Promise<void> {
         // Connect to the control channel at once so that the guest's READY cannot be missed.
         const ch = await ControlChannel.connect(files.control, 5000);
         ctx.live.control.set(a.node, ch);
+        if (boots) void waitReady(ch, ctx.readyTimeoutMs, a.node).catch(() => {}).finally(() => ctx.slots?.release());
         // A restored guest waits at its snapshot point: its clock and configuration are this run's.
         if (g.how === 'restored') ch.send(`resume ${Math.floor(Date.now() / 1000)}`);
         if (a.snapshot?.mode === 'save') {
@@ -229,6 +244,7 @@ export async function execute(a: Action, ctx: ExecContext): Promise<void> {
           ctx.live.snapshots.set(a.node, saved);
         }
       } catch (e) {
+        if (boots && !ctx.live.control.has(a.node)) ctx.slots?.release();
         await stopGuest(g.pid, files, 0); // this step is not "done", so rollback would not stop it
         throw e;
       }
@@ -312,7 +328,7 @@ export async function prepareChange(running: LabState, next: ResolvedLab, opts: 
   const user = guestUser();
   const image = await ensureImage(opts.runner, (m) => (opts.reporter ?? silentReporter).info(m));
   const snapshots = opts.cold ? undefined : await labSnapshots(next, image, running.accel as Accel, opts.runner);
-  const ctx = { image, accel: running.accel as Accel, user, userIds: await userIds(user), guestIds: labIds(next.name), ...(opts.parallel ? { parallel: opts.parallel } : {}), ...(snapshots ? { snapshots } : {}) };
+  const ctx = { image, accel: running.accel as Accel, user, userIds: await userIds(user), guestIds: labIds(next.name), parallel: opts.parallel ?? defaultBootWindow(), ...(snapshots ? { snapshots } : {}) };
   return { change, steps: planChange(running.lab, next, change, ctx) };
 }
 
@@ -331,7 +347,7 @@ async function applyChange(running: LabState, next: ResolvedLab, opts: UpOptions
   const live: Live = { pids: new Map(Object.entries(running.guests).map(([n, g]) => [n, g.pid])), control: new Map(), services: new Map(), snapshots: new Map() };
   const state: LabState = { ...running, lab: next, guests: { ...running.guests } };
   for (const n of [...change.removeNodes, ...change.restartNodes]) delete state.guests[n];
-  const ctx: ExecContext = { runner: opts.runner, lab: next, state, live, reporter, readyTimeoutMs: opts.readyTimeoutMs ?? 120_000 };
+  const ctx: ExecContext = { runner: opts.runner, lab: next, state, live, reporter, readyTimeoutMs: opts.readyTimeoutMs ?? 120_000, slots: new Slots(opts.parallel ?? defaultBootWindow()) };
   const done: Step[] = [];
   let current: Step | undefined;
   try {

@@ -85,7 +85,10 @@ export interface PlanContext {
   hostForwarding?: boolean;
   /** The uplinks of bridged and macnat networks, by network name (observed). */
   lan?: Record<string, LanUplink>;
-  /** Boot guests in waves of this many, each wave once the previous one is ready (0 or absent: all at once). */
+  /**
+   * At most this many guests boot at once; the next starts as soon as one is ready (0: no limit). Guests restored
+   * from a saved state do not count. Carried out by the executor; here only for the plan's text.
+   */
   parallel?: number;
   /**
    * Saved states by node name (nodes that can use one): the file for the node's shape, and whether it exists.
@@ -226,7 +229,7 @@ function lanSteps(lab: ResolvedLab, ctx: PlanContext): Step[] {
   return steps;
 }
 
-/** Start `nodes` and wait until they are ready: all at once, or in waves of `ctx.parallel`. */
+/** Start `nodes` and wait until they are ready (the executor keeps at most `ctx.parallel` booting at once). */
 function bootSteps(lab: ResolvedLab, nodes: ResolvedNode[], ctx: PlanContext, what: string): Step[] {
   const snaps = ctx.snapshots ?? {};
   // One node of each shape that has no saved state yet boots first and is saved at its snapshot point; the
@@ -246,22 +249,13 @@ function bootSteps(lab: ResolvedLab, nodes: ResolvedNode[], ctx: PlanContext, wh
       title: `wait until ${waitFor.join(', ')} ${waitFor.length > 1 ? 'are' : 'is'} saved for the other nodes of ${waitFor.length > 1 ? 'their shapes' : 'its shape'}`,
       do: { kind: 'wait-snapshot', nodes: waitFor },
     });
-  const size = ctx.parallel && ctx.parallel > 0 ? ctx.parallel : rest.length;
-  const waves = Math.max(1, Math.ceil(rest.length / Math.max(1, size)));
-  for (let w = 0; w < waves; w++) {
-    const wave = rest.slice(w * size, (w + 1) * size);
-    for (const node of wave) {
-      const s = snaps[node.name];
-      steps.push(...nodeSteps(lab, node, ctx, s ? { mode: 'restore', path: s.path } : undefined));
-    }
-    // The savers are waited for with the first wave.
-    const ready = [...(w === 0 ? [...saving] : []), ...wave.map((n) => n.name)];
-    if (!ready.length) continue;
-    steps.push({
-      title: waves > 1 ? `wait until ${ready.join(', ')} ${ready.length > 1 ? 'are' : 'is'} configured (wave ${w + 1} of ${waves})` : `wait until ${what}`,
-      do: { kind: 'wait-ready', nodes: ready },
-    });
+  for (const node of rest) {
+    const s = snaps[node.name];
+    steps.push(...nodeSteps(lab, node, ctx, s ? { mode: 'restore', path: s.path } : undefined));
   }
+  const booting = nodes.filter((n) => snaps[n.name]?.exists !== true).length;
+  const window = ctx.parallel !== undefined && ctx.parallel > 0 && booting > ctx.parallel ? ` (at most ${ctx.parallel} booting at once)` : '';
+  if (nodes.length) steps.push({ title: `wait until ${what}${window}`, do: { kind: 'wait-ready', nodes: nodes.map((n) => n.name) } });
   return steps;
 }
 
