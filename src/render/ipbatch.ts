@@ -32,13 +32,14 @@ export function bridgeUpLine(net: ResolvedNetwork): string {
 
 /** Batch lines that create a tap owned by `user`, mark it and make it a port of `bridge`. */
 export function tapLines(tap: string, bridge: string, user: string, mark: string): string[] {
-  return [`tuntap add dev ${tap} mode tap user ${user}`, `link set dev ${tap} alias ${mark}`, `link set dev ${tap} master ${bridge}`, `link set dev ${tap} up`];
+  // Marker, port and up in one `link set` (one netlink request instead of three: at 500 taps that is 1000 fewer).
+  return [`tuntap add dev ${tap} mode tap user ${user}`, `link set dev ${tap} alias ${mark} master ${bridge} up`];
 }
 
 /** The commands that create every bridge and tap of the lab (taps owned by `user`), in one batch. */
 export function renderLinkBatch(lab: ResolvedLab, user: string): string {
   const mark = ownerMarker(lab.name);
-  const out: string[] = ['link set dev lo up', `link set dev lo alias ${mark}`];
+  const out: string[] = [`link set dev lo alias ${mark} up`];
   const bridgeOf = new Map(lab.networks.map((n) => [n.name, n.bridge]));
   const bridged = lab.networks.filter((n) => hasBridge(n));
   for (const net of bridged) out.push(...bridgeLines(net, mark));
