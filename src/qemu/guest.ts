@@ -101,25 +101,19 @@ export async function stopGuest(pid: number | undefined, files: NodeFiles, grace
 }
 
 /**
- * Waits until a guest started with `-incoming` has loaded its saved state and runs. Rejects with QEMU's reason
- * (from its log) if the load fails: QEMU then exits, which `closed` shows (the process may look alive a while).
+ * Waits until a guest started with `-incoming` has loaded its saved state and runs (QEMU's RESUME event, or its
+ * status if that came before we connected). Rejects with QEMU's reason (from its log) if the load fails: QEMU then
+ * exits, which the monitor connection closing shows (the process may look alive a while).
  */
 export async function waitRestored(g: StartedGuest, files: NodeFiles, timeoutMs = 30000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    let status: string | undefined;
-    try {
-      status = (await g.qmp.execute<{ status: string }>('query-status')).status;
-    } catch {
-      status = undefined;
-    }
-    if (status === 'running') return;
-    if (status === undefined || !['inmigrate', 'prelaunch', 'restore-vm', 'paused'].includes(status)) {
-      const { readFile } = await import('node:fs/promises');
-      const log = (await readFile(files.log, 'utf8').catch(() => '')).trim().split('\n').slice(-3).join('; ');
-      throw new RuntimeError(`the saved state could not be loaded${status ? ` (status ${status})` : ''}${log ? `: ${log}` : ''}`);
-    }
-    await new Promise((r) => setTimeout(r, 20));
+  const resumed = g.qmp.waitEvent('RESUME', timeoutMs);
+  resumed.catch(() => {});
+  try {
+    const status = (await g.qmp.execute<{ status: string }>('query-status')).status;
+    if (status !== 'running') await resumed;
+  } catch (e) {
+    const { readFile } = await import('node:fs/promises');
+    const log = (await readFile(files.log, 'utf8').catch(() => '')).trim().split('\n').slice(-3).join('; ');
+    throw new RuntimeError(`the saved state could not be loaded${log ? `: ${log}` : ` (${(e as Error).message})`}`);
   }
-  throw new RuntimeError(`the saved state was not loaded within ${timeoutMs / 1000} s`);
 }

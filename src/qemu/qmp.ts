@@ -61,7 +61,10 @@ export class QmpClient {
         continue;
       }
       if ('QMP' in msg) this.greetingWaiter?.();
-      else if ('event' in msg) this.events.push({ event: String(msg.event), data: msg.data });
+      else if ('event' in msg) {
+        this.events.push({ event: String(msg.event), data: msg.data });
+        for (const l of [...this.eventListeners]) l(String(msg.event));
+      }
       else if (typeof msg.id === 'string') {
         const p = this.pending.get(msg.id);
         if (!p) continue;
@@ -72,6 +75,25 @@ export class QmpClient {
         } else p.resolve(msg.return);
       }
     }
+  }
+
+  private readonly eventListeners = new Set<(event: string) => void>();
+
+  /** Resolves when QEMU sends event `name` (or has sent it on this connection already); rejects if the connection closes first. */
+  waitEvent(name: string, timeoutMs: number): Promise<void> {
+    if (this.events.some((e) => e.event === name)) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const done = (err?: Error) => {
+        clearTimeout(timer);
+        this.eventListeners.delete(on);
+        if (err) reject(err);
+        else resolve();
+      };
+      const on = (event: string) => event === name && done();
+      const timer = setTimeout(() => done(new RuntimeError(`QMP event ${name} not received within ${timeoutMs} ms`)), timeoutMs);
+      this.eventListeners.add(on);
+      void this.closed.then(() => done(new RuntimeError('QMP connection closed')));
+    });
   }
 
   /** Runs one QMP command and returns its `return` value. */
