@@ -51,11 +51,20 @@ export async function labSnapshots(
     const shape = snapshotShape(node, image, accel);
     if (shape === undefined) continue;
     const key = createHash('sha256').update(JSON.stringify({ FORMAT, shape, version, binary, image: image.key ?? '' })).digest('hex').slice(0, 20);
-    const file = path.join(snapshotDir(), `${key}.state`);
+    // Named after the image first: states of an image that is no longer current are recognised and removed.
+    const file = path.join(snapshotDir(), `${image.key ?? 'image'}-${key}.state`);
     out[node.name] = { path: file, exists: await stat(file).then((s) => s.isFile() && s.size > 0, () => false) };
   }
   await removeStaleSaves();
+  if (image.key) await removeOtherImages(image.key);
   return out;
+}
+
+/** Removes saved states of other images than `current` (a rebuilt image makes them useless). */
+export async function removeOtherImages(current: string): Promise<void> {
+  const dir = snapshotDir();
+  for (const n of await readdir(dir).catch(() => [] as string[]))
+    if (n.endsWith('.state') && !n.startsWith(`${current}-`)) await rm(path.join(dir, n), { force: true });
 }
 
 /** Removes the partial files of saves whose qnet process is gone (killed mid-save): they are named by its pid. */

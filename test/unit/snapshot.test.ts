@@ -87,3 +87,27 @@ test('the guest finds its NICs by position after the snapshot point and takes it
   assert.match(after, /rmmod qemu_fw_cfg/);
   assert.match(after, /ip link set "qn\$i" address "\$a"/);
 });
+
+test('saved states are named after their image; those of another image and partial files of dead saves go', async () => {
+  const { mkdtempSync, writeFileSync, readdirSync, rmSync, mkdirSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { labSnapshots, snapshotDir } = await import('../../src/lab/snapshot.js');
+  const old = process.env.QNET_CACHE_DIR;
+  const root = mkdtempSync(path.join(tmpdir(), 'qnet-snaps-'));
+  process.env.QNET_CACHE_DIR = root;
+  try {
+    mkdirSync(snapshotDir(), { recursive: true });
+    for (const f of ['img2-aaa.state', 'img1-bbb.state', 'img2-ccc.state.999999999.1.tmp', `img2-ddd.state.${process.pid}.1.tmp`]) writeFileSync(path.join(snapshotDir(), f), 'x');
+    const runner = { run: async () => ({ stdout: 'QEMU emulator version 7.2\n', stderr: '', code: 0 }) };
+    const snaps = await labSnapshots(mixed, { ...image, key: 'img2' }, 'tcg', runner as never);
+    assert.ok(snaps.a!.path.startsWith(path.join(snapshotDir(), 'img2-')));
+    assert.equal(snaps.a!.path, snaps.b!.path);
+    assert.equal(snaps.u, undefined);
+    // Another image's state and a dead qnet's partial file are gone; this process's own partial save stays.
+    assert.deepEqual(readdirSync(snapshotDir()).sort(), ['img2-aaa.state', `img2-ddd.state.${process.pid}.1.tmp`]);
+  } finally {
+    if (old === undefined) delete process.env.QNET_CACHE_DIR;
+    else process.env.QNET_CACHE_DIR = old;
+    rmSync(root, { recursive: true, force: true });
+  }
+});
