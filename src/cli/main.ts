@@ -74,21 +74,22 @@ export async function main(argv: string[]): Promise<number> {
       if (parallel !== undefined && (!Number.isInteger(parallel) || parallel < 0))
         throw new UserError(`--parallel: expected a whole number of guests (0: no limit), got "${o.parallel}"`);
       const reporter = consoleReporter();
+      const boot = { ...(parallel !== undefined ? { parallel } : {}), cold: !!o.cold };
       if (o.dryRun) {
         const running = await readState(lab.name);
         if (running?.status === 'up') {
-          const { change, steps } = await prepareChange(running, lab, { runner, reporter, ...(parallel !== undefined ? { parallel } : {}), cold: !!o.cold });
+          const { change, steps } = await prepareChange(running, lab, { runner, reporter, ...boot });
           const what = isEmpty(change) ? '  nothing differs' : formatChange(change);
           process.stdout.write(`lab ${lab.name} is up; the change${change.refused.length ? ' would be refused' : ''}:\n${what}\n`);
           if (steps.length) process.stdout.write(`${formatPlan(steps)}\n`);
           process.stdout.write('nothing was changed\n');
           return;
         }
-        const plan = await prepareUp(lab, { runner, reporter, accel: o.accel, ...(parallel !== undefined ? { parallel } : {}), cold: !!o.cold });
+        const plan = await prepareUp(lab, { runner, reporter, accel: o.accel, ...boot });
         process.stdout.write(`plan for lab ${lab.name} (${plan.accel}: ${plan.why}); nothing was changed\n${formatPlan(plan.steps)}\n`);
         return;
       }
-      const r = await up(lab, { runner, reporter, accel: o.accel, source: file, readyTimeoutMs: timeout * 1000, ...(parallel !== undefined ? { parallel } : {}), cold: !!o.cold });
+      const r = await up(lab, { runner, reporter, accel: o.accel, source: file, readyTimeoutMs: timeout * 1000, ...boot });
       process.stderr.write(`${green('✓')} lab ${lab.name} is up in ${fmtMs(r.ms)}; \`qnet status ${lab.name}\`, \`qnet down ${lab.name}\`\n`);
     });
 

@@ -13,7 +13,7 @@ import { releaseUplink } from './lan.js';
 import { lanHostBridge } from '../render/lan.js';
 import { labDir, nodeDir } from './paths.js';
 import { readState } from './state.js';
-import { removeStaleSaves } from './snapshot.js';
+import { tidySnapshots } from './snapshot.js';
 import { silentReporter, type Reporter } from './up.js';
 
 export interface DownResult {
@@ -32,7 +32,7 @@ export async function down(lab: string, opts: { runner: CommandRunner; reporter?
   const state = await readState(lab);
   const found = await findLab(lab);
   // A qnet killed while saving a guest's state left a partial file in the cache.
-  await removeStaleSaves();
+  await tidySnapshots();
 
   // Guests: those the state names (if the pid still carries this lab's marker) and any marked process found.
   const guests = new Map<string, number | undefined>();

@@ -55,33 +55,30 @@ export async function labSnapshots(
     const file = path.join(snapshotDir(), `${image.key ?? 'image'}-${key}.state`);
     out[node.name] = { path: file, exists: await stat(file).then((s) => s.isFile() && s.size > 0, () => false) };
   }
-  await removeStaleSaves();
-  if (image.key) await removeOtherImages(image.key);
+  await tidySnapshots(image.key);
   return out;
 }
 
-/** Removes saved states of other images than `current` (a rebuilt image makes them useless). */
-export async function removeOtherImages(current: string): Promise<void> {
-  const dir = snapshotDir();
-  for (const n of await readdir(dir).catch(() => [] as string[]))
-    if (n.endsWith('.state') && !n.startsWith(`${current}-`)) await rm(path.join(dir, n), { force: true });
-}
-
-/** Removes the partial files of saves whose qnet process is gone (killed mid-save): they are named by its pid. */
-export async function removeStaleSaves(): Promise<void> {
+/**
+ * Removes the partial files of saves whose qnet process is gone (killed mid-save: they are named by its pid) and,
+ * given the current image's key, the saved states of other images (a rebuilt image makes them useless).
+ */
+export async function tidySnapshots(currentImage?: string): Promise<void> {
   const dir = snapshotDir();
   for (const n of await readdir(dir).catch(() => [] as string[])) {
-    const m = /\.state\.(\d+)\.\d+\.tmp$/.exec(n);
-    if (!m) continue;
-    const pid = Number(m[1]);
-    if (pid === process.pid) continue;
-    let alive = true;
-    try {
-      process.kill(pid, 0);
-    } catch {
-      alive = false;
-    }
-    if (!alive) await rm(path.join(dir, n), { force: true });
+    const partial = /\.state\.(\d+)\.\d+\.tmp$/.exec(n);
+    const stale = partial ? !pidAlive(Number(partial[1])) : currentImage !== undefined && n.endsWith('.state') && !n.startsWith(`${currentImage}-`);
+    if (stale) await rm(path.join(dir, n), { force: true });
+  }
+}
+
+function pidAlive(pid: number): boolean {
+  if (pid === process.pid) return true;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
   }
 }
 
@@ -94,12 +91,10 @@ export async function saveGuestState(qmpPath: string, sockPath: string, dest: st
   await mkdir(path.dirname(dest), { recursive: true, mode: 0o700 });
   const tmp = `${dest}.${process.pid}.${Date.now()}.tmp`;
   const out = createWriteStream(tmp, { mode: 0o600 });
-  let received = 0;
   const server = net.createServer({ allowHalfOpen: false });
   const streamed = new Promise<void>((resolve, reject) => {
     server.once('connection', (c) => {
       server.close();
-      c.on('data', (d: Buffer) => (received += d.length));
       c.pipe(out);
       out.once('finish', resolve);
       out.once('error', reject);
@@ -114,17 +109,20 @@ export async function saveGuestState(qmpPath: string, sockPath: string, dest: st
     await chown(sockPath, owner.uid, owner.gid);
     // The default bandwidth limit (128 MiB/s) would stretch the pause; the stream only goes to a local file.
     await qmp.execute('migrate-set-parameters', { 'max-bandwidth': 8 * 2 ** 30 });
+    // The end of the migration comes as a MIGRATION event (completed, failed or cancelled), not from polling.
+    await qmp.execute('migrate-set-capabilities', { capabilities: [{ capability: 'events', state: true }] });
+    const ended = qmp.waitEvent('MIGRATION', 60_000, (d) => ['completed', 'failed', 'cancelled'].includes((d as { status?: string }).status ?? ''));
+    ended.catch(() => {});
     await qmp.execute('migrate', { uri: `unix:${sockPath}` });
-    for (;;) {
-      const m = await qmp.execute<{ status?: string; 'error-desc'?: string }>('query-migrate');
-      if (m.status === 'completed') break;
-      if (m.status === 'failed' || m.status === 'cancelled') throw new RuntimeError(`saving the guest's state failed: ${m['error-desc'] ?? m.status}`);
-      await new Promise((r) => setTimeout(r, 20));
+    const { status } = (await ended) as { status: string };
+    if (status !== 'completed') {
+      const m = await qmp.execute<{ 'error-desc'?: string }>('query-migrate').catch(() => ({ 'error-desc': undefined }));
+      throw new RuntimeError(`saving the guest's state failed: ${m['error-desc'] ?? status}`);
     }
     await Promise.race([streamed, new Promise((_, reject) => setTimeout(() => reject(new RuntimeError('the saved state did not arrive')), 10000))]);
     await rename(tmp, dest);
     await pruneSnapshots(dest);
-    return received;
+    return out.bytesWritten;
   } catch (e) {
     await rm(tmp, { force: true });
     throw e;

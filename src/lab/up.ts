@@ -80,7 +80,7 @@ export async function prepareUp(
   const hostForwarding = uplink ? await hostForwardingOnByHost() : undefined;
   const snapshots = opts.cold ? undefined : await labSnapshots(lab, image, accel, opts.runner);
   return {
-    steps: planUp(lab, { image, accel, user, userIds: uids, guestIds: labIds(lab.name), ...(uplink ? { uplink } : {}), ...(hostForwarding !== undefined ? { hostForwarding } : {}), ...(lan ? { lan } : {}), parallel: opts.parallel ?? defaultBootWindow(), ...(snapshots ? { snapshots } : {}) }),
+    steps: planUp(lab, { image, accel, user, userIds: uids, guestIds: labIds(lab.name), ...(uplink ? { uplink } : {}), ...(hostForwarding !== undefined ? { hostForwarding } : {}), ...(lan ? { lan } : {}), parallel: bootWindow(opts), ...(snapshots ? { snapshots } : {}) }),
     accel,
     image: image.key,
     why,
@@ -138,7 +138,7 @@ export async function up(lab: ResolvedLab, opts: UpOptions): Promise<UpResult> {
     ...(lan ? { lan } : {}),
   };
   const live: Live = { pids: new Map(), control: new Map(), services: new Map(), snapshots: new Map() };
-  const slots = new Slots(opts.parallel ?? defaultBootWindow());
+  const slots = new Slots(bootWindow(opts));
   const done: Step[] = [];
   let current: Step | undefined;
   const onSignal = () => {
@@ -237,7 +237,7 @@ export async function execute(a: Action, ctx: ExecContext): Promise<void> {
         ctx.live.control.set(a.node, ch);
         if (boots) void waitReady(ch, ctx.readyTimeoutMs, a.node).catch(() => {}).finally(() => ctx.slots?.release());
         // A restored guest waits at its snapshot point: its clock and configuration are this run's.
-        if (g.how === 'restored') ch.send(`resume ${Math.floor(Date.now() / 1000)}`);
+        if (g.how === 'restored') ch.send(resumeLine());
         if (a.snapshot?.mode === 'save') {
           const saved = saveAtSnapshotPoint(ch, files, a.snapshot.path, a.node, ctx);
           saved.catch(() => {});
@@ -328,7 +328,7 @@ export async function prepareChange(running: LabState, next: ResolvedLab, opts: 
   const user = guestUser();
   const image = await ensureImage(opts.runner, (m) => (opts.reporter ?? silentReporter).info(m));
   const snapshots = opts.cold ? undefined : await labSnapshots(next, image, running.accel as Accel, opts.runner);
-  const ctx = { image, accel: running.accel as Accel, user, userIds: await userIds(user), guestIds: labIds(next.name), parallel: opts.parallel ?? defaultBootWindow(), ...(snapshots ? { snapshots } : {}) };
+  const ctx = { image, accel: running.accel as Accel, user, userIds: await userIds(user), guestIds: labIds(next.name), parallel: bootWindow(opts), ...(snapshots ? { snapshots } : {}) };
   return { change, steps: planChange(running.lab, next, change, ctx) };
 }
 
@@ -347,7 +347,7 @@ async function applyChange(running: LabState, next: ResolvedLab, opts: UpOptions
   const live: Live = { pids: new Map(Object.entries(running.guests).map(([n, g]) => [n, g.pid])), control: new Map(), services: new Map(), snapshots: new Map() };
   const state: LabState = { ...running, lab: next, guests: { ...running.guests } };
   for (const n of [...change.removeNodes, ...change.restartNodes]) delete state.guests[n];
-  const ctx: ExecContext = { runner: opts.runner, lab: next, state, live, reporter, readyTimeoutMs: opts.readyTimeoutMs ?? 120_000, slots: new Slots(opts.parallel ?? defaultBootWindow()) };
+  const ctx: ExecContext = { runner: opts.runner, lab: next, state, live, reporter, readyTimeoutMs: opts.readyTimeoutMs ?? 120_000, slots: new Slots(bootWindow(opts)) };
   const done: Step[] = [];
   let current: Step | undefined;
   try {
@@ -432,5 +432,15 @@ async function saveAtSnapshotPoint(ch: ControlChannel, files: ReturnType<typeof 
   } catch (e) {
     ctx.reporter.info(`${node}: ${(e as Error).message}; guests of its shape boot instead`);
   }
-  ch.send(`resume ${Math.floor(Date.now() / 1000)}`);
+  ch.send(resumeLine());
+}
+
+// What a guest waiting at its snapshot point is told to carry on with: this host's clock, in seconds.
+function resumeLine(): string {
+  return `resume ${Math.floor(Date.now() / 1000)}`;
+}
+
+// How many guests may boot at once: as asked, else one more than the cores.
+function bootWindow(opts: UpOptions): number {
+  return opts.parallel ?? defaultBootWindow();
 }

@@ -1,6 +1,7 @@
 // Guest process supervision: start QEMU detached, know when it is up, stop it gracefully then by force.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { openSync, closeSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { RuntimeError } from '../errors.js';
 import type { NodeFiles } from '../render/qemu.js';
 import { connectControl } from './control.js';
@@ -48,8 +49,7 @@ export async function startGuest(argv: string[], env: NodeJS.ProcessEnv, files: 
     child.kill('SIGKILL');
     throw new RuntimeError(`QEMU did not open its monitor within ${timeoutMs} ms (log: ${files.log})`);
   }
-  const { readFile } = await import('node:fs/promises');
-  const log = (await readFile(files.log, 'utf8').catch(() => '')).trim().split('\n').slice(-5).join('\n  ');
+  const log = (await logTail(files, 5)).join('\n  ');
   const how = exitInfo.signal ? `killed by ${exitInfo.signal}` : `exit code ${exitInfo.code}`;
   throw new RuntimeError(`QEMU exited during start-up (${how})${log ? `:\n  ${log}` : ''}`);
 }
@@ -112,8 +112,13 @@ export async function waitRestored(g: StartedGuest, files: NodeFiles, timeoutMs 
     const status = (await g.qmp.execute<{ status: string }>('query-status')).status;
     if (status !== 'running') await resumed;
   } catch (e) {
-    const { readFile } = await import('node:fs/promises');
-    const log = (await readFile(files.log, 'utf8').catch(() => '')).trim().split('\n').slice(-3).join('; ');
+    const log = (await logTail(files, 3)).join('; ');
     throw new RuntimeError(`the saved state could not be loaded${log ? `: ${log}` : ` (${(e as Error).message})`}`);
   }
+}
+
+// The last lines QEMU wrote to its log (its own reason when it exits), none if there is no log.
+async function logTail(files: NodeFiles, lines: number): Promise<string[]> {
+  const text = (await readFile(files.log, 'utf8').catch(() => '')).trim();
+  return text ? text.split('\n').slice(-lines) : [];
 }

@@ -63,7 +63,7 @@ export class QmpClient {
       if ('QMP' in msg) this.greetingWaiter?.();
       else if ('event' in msg) {
         this.events.push({ event: String(msg.event), data: msg.data });
-        for (const l of [...this.eventListeners]) l(String(msg.event));
+        for (const l of [...this.eventListeners]) l(String(msg.event), msg.data);
       }
       else if (typeof msg.id === 'string') {
         const p = this.pending.get(msg.id);
@@ -77,19 +77,23 @@ export class QmpClient {
     }
   }
 
-  private readonly eventListeners = new Set<(event: string) => void>();
+  private readonly eventListeners = new Set<(event: string, data: unknown) => void>();
 
-  /** Resolves when QEMU sends event `name` (or has sent it on this connection already); rejects if the connection closes first. */
-  waitEvent(name: string, timeoutMs: number): Promise<void> {
-    if (this.events.some((e) => e.event === name)) return Promise.resolve();
+  /**
+   * Resolves with the data of the first event `name` that `match` accepts (one already received on this
+   * connection counts); rejects if the connection closes first or after `timeoutMs`.
+   */
+  waitEvent(name: string, timeoutMs: number, match: (data: unknown) => boolean = () => true): Promise<unknown> {
+    const seen = this.events.find((e) => e.event === name && match(e.data));
+    if (seen) return Promise.resolve(seen.data);
     return new Promise((resolve, reject) => {
-      const done = (err?: Error) => {
+      const done = (err: Error | null, data?: unknown) => {
         clearTimeout(timer);
         this.eventListeners.delete(on);
         if (err) reject(err);
-        else resolve();
+        else resolve(data);
       };
-      const on = (event: string) => event === name && done();
+      const on = (event: string, data: unknown) => event === name && match(data) && done(null, data);
       const timer = setTimeout(() => done(new RuntimeError(`QMP event ${name} not received within ${timeoutMs} ms`)), timeoutMs);
       this.eventListeners.add(on);
       void this.closed.then(() => done(new RuntimeError('QMP connection closed')));
