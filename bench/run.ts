@@ -12,7 +12,7 @@ import { up } from '../src/lab/up.js';
 import { down } from '../src/lab/down.js';
 import { ensureImage } from '../src/guest/image.js';
 import { execInGuest } from '../src/lab/exec.js';
-import { cacheRoot } from '../src/lab/paths.js';
+import { cacheRoot } from '../src/dirs.js';
 import { labSnapshots } from '../src/lab/snapshot.js';
 import { Libvirt, LV_NET, LV_TAG } from './libvirt.js';
 import { defaultBootWindow } from '../src/lab/slots.js';

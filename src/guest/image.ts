@@ -6,7 +6,7 @@ import { chmod, copyFile, mkdir, mkdtemp, readdir, readFile, rename, rm, stat, w
 import path from 'node:path';
 import { RuntimeError } from '../errors.js';
 import type { CommandRunner } from '../host/run.js';
-import { cacheRoot } from '../lab/paths.js';
+import { cacheRoot } from '../dirs.js';
 import type { GuestImage } from '../render/qemu.js';
 import { NIC_MODELS } from '../topology/schema.js';
 import { BOOT, INIT, INITTAB, LAZY_WRAPPER, PROFILE, UDHCPC } from './init-script.js';

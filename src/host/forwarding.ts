@@ -2,7 +2,7 @@
 // of them goes (bookkeeping in the run root, so it survives a lost lab state and is read by `down` alone).
 import { readFile, rm, writeFile, mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { runRoot } from '../lab/paths.js';
+import { runRoot } from '../dirs.js';
 
 const SYSCTL = '/proc/sys/net/ipv4/ip_forward';
 

@@ -1,35 +1,9 @@
 // Reading one host interface as it is now: kind, MAC, master, addresses and routes (ip -j, /sys). Read-only.
 import { access } from 'node:fs/promises';
+import type { HostAddr, HostRoute } from '../render/host-types.js';
 import type { CommandRunner } from './run.js';
 
-/** An address of an interface, as `ip -j addr` reports it. */
-export interface HostAddr {
-  family: 'inet' | 'inet6';
-  local: string;
-  prefixlen: number;
-  broadcast?: string;
-  scope: string;
-  /** Seconds left, or 'forever'. */
-  validLft: number | 'forever';
-  preferredLft: number | 'forever';
-  noprefixroute: boolean;
-  /** Assigned by a DHCP client or SLAAC (it has a lifetime). */
-  dynamic: boolean;
-}
-
-/** A route through an interface, as `ip -j route show table all` reports it. */
-export interface HostRoute {
-  family: 'inet' | 'inet6';
-  type?: string;
-  dst: string;
-  gateway?: string;
-  protocol?: string;
-  scope?: string;
-  prefsrc?: string;
-  metric?: number;
-  table?: string;
-  onlink?: boolean;
-}
+export type { HostAddr, HostRoute };
 
 /** What qnet needs to know of a host interface to bridge or MAC-NAT guests onto its LAN. */
 export interface IfaceInfo {

@@ -9,7 +9,7 @@ import { nodeFiles, renderGuestCommand, type Accel } from '../render/qemu.js';
 import type { ImageManifest } from '../guest/image.js';
 import type { CommandRunner } from '../host/run.js';
 import os from 'node:os';
-import { cacheRoot } from './paths.js';
+import { cacheRoot } from '../dirs.js';
 import { userIds } from '../host/users.js';
 
 export type AccelChoice = 'auto' | Accel;

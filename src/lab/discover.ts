@@ -6,7 +6,7 @@ import { findMarkedProcesses } from '../qemu/process.js';
 import { uplinkTable } from '../render/uplink.js';
 import { markerLab, ownerMarker } from '../render/ipbatch.js';
 import { NETNS_PREFIX } from '../topology/model.js';
-import { labDir, runRoot } from './paths.js';
+import { labDir, runRoot } from '../dirs.js';
 
 // Discovery only reads (ip -j, nft list): it needs no recording runner.
 const run = new RealRunner();

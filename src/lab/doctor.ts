@@ -3,7 +3,7 @@ import { constants as fsc } from 'node:fs';
 import { access, readFile } from 'node:fs/promises';
 import os from 'node:os';
 import type { CommandRunner } from '../host/run.js';
-import { cacheRoot, guestUser } from './paths.js';
+import { cacheRoot, guestUser } from '../dirs.js';
 
 export interface Finding {
   check: string;

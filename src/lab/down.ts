@@ -11,7 +11,7 @@ import { NETNS_PREFIX } from '../topology/model.js';
 import { findLab } from './discover.js';
 import { releaseUplink } from './lan.js';
 import { lanHostBridge } from '../render/lan.js';
-import { labDir, nodeDir } from './paths.js';
+import { labDir, nodeDir } from '../dirs.js';
 import { readState } from './state.js';
 import { tidySnapshots } from './snapshot.js';
 import { silentReporter, type Reporter } from './up.js';

@@ -4,7 +4,7 @@ import { RuntimeError, UserError } from '../errors.js';
 import { AgentClient, type ExecResult } from '../qemu/agent.js';
 import { QmpClient } from '../qemu/qmp.js';
 import { nodeFiles, type NodeFiles } from '../render/qemu.js';
-import { nodeDir } from './paths.js';
+import { nodeDir } from '../dirs.js';
 import { readState } from './state.js';
 
 /** The files of a node of a running lab; a UserError naming what exists when lab or node is unknown. */

@@ -11,7 +11,7 @@ import { onLan, type ResolvedLab } from '../topology/model.js';
 import { exportableBridged, renderIfupdown, renderNetworkd } from '../render/export-host.js';
 import type { LanUplink } from '../render/lan.js';
 import { inspectLanUplinks } from './lan.js';
-import { guestUser } from './paths.js';
+import { guestUser } from '../dirs.js';
 
 export const EXPORT_FORMATS = ['sh', 'ifupdown', 'networkd'] as const;
 

@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { UserError } from '../errors.js';
 import { dnsmasqFiles } from '../render/dnsmasq.js';
-import { labDir } from './paths.js';
+import { labDir } from '../dirs.js';
 import { readState } from './state.js';
 
 export interface Lease {

@@ -11,7 +11,7 @@ import type { CommandRunner } from '../host/run.js';
 import { QmpClient } from '../qemu/qmp.js';
 import { snapshotShape, type Accel, type GuestImage } from '../render/qemu.js';
 import type { ResolvedLab } from '../topology/model.js';
-import { cacheRoot } from './paths.js';
+import { cacheRoot } from '../dirs.js';
 
 /** How many saved states the cache keeps (the least recently used go first); each is the size of a booted guest's memory. */
 export const SNAPSHOTS_KEPT = 8;

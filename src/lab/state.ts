@@ -3,7 +3,7 @@ import { readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { ResolvedLab } from '../topology/model.js';
 import type { LanUplink } from '../render/lan.js';
-import { labDir } from './paths.js';
+import { labDir } from '../dirs.js';
 
 export interface LabState {
   version: 1;

@@ -23,7 +23,7 @@ import { formatCidr, overlaps, parseCidr, type Cidr } from '../topology/ipv4.js'
 import { onLan, usesUplink } from '../topology/model.js';
 import { inspectLanUplinks, releaseUplink } from './lan.js';
 import { findLab } from './discover.js';
-import { guestUser, nodeDir } from './paths.js';
+import { guestUser, nodeDir } from '../dirs.js';
 import { readState, writeState, type LabState } from './state.js';
 import { diffLabs, formatChange, isEmpty, type ChangeSet } from '../plan/change.js';
 

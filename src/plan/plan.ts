@@ -1,7 +1,7 @@
 // Pure planning: a resolved lab (+ image, acceleration, user) becomes ordered steps, each with its inverse.
 import path from 'node:path';
-import { nodeDir, labDir } from '../lab/paths.js';
-import { ENV_LAB, ENV_NODE, ENV_SERVICE } from '../qemu/process.js';
+import { nodeDir, labDir } from '../dirs.js';
+import { ENV_LAB, ENV_NODE, ENV_SERVICE } from '../render/markers.js';
 import { dnsmasqFiles, renderDnsmasqConf, renderDnsmasqHosts } from '../render/dnsmasq.js';
 import {
   needsUplink,
@@ -16,6 +16,9 @@ import {
 } from '../render/uplink.js';
 import { formatIPv4 } from '../topology/ipv4.js';
 import type { ChangeSet } from './change.js';
+import { shellQuote } from '../render/shell.js';
+
+export { shellQuote };
 import { bridgeLines, bridgeUpLine, ownerMarker, tapLines } from '../render/ipbatch.js';
 import { needsGuard, renderGuardRuleset } from '../render/guard.js';
 import { renderGuestConfig, renderRouterRuleset } from '../render/guest-config.js';
@@ -377,9 +380,4 @@ function describe(a: Action): string {
     default:
       return a.kind;
   }
-}
-
-/** Quotes an argument for display only (nothing qnet runs goes through a shell). */
-export function shellQuote(s: string): string {
-  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
 }

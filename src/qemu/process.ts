@@ -1,9 +1,9 @@
 // Process facts read from /proc: liveness that treats zombies as dead, and qnet's ownership marker (environment).
 import { readFile, readdir } from 'node:fs/promises';
+import { ENV_KIND, ENV_LAB, ENV_NODE, ENV_SERVICE } from '../render/markers.js';
 
-/** The environment variables that mark a QEMU process as a lab's guest. */
-export const ENV_LAB = 'QNET_LAB';
-export const ENV_NODE = 'QNET_NODE';
+export { ENV_KIND, ENV_LAB, ENV_NODE, ENV_SERVICE };
+
 
 /** True when the process exists and is not a zombie (PID 1 here reaps late, so kill(pid, 0) is not enough). */
 export async function isAlive(pid: number): Promise<boolean> {
@@ -15,9 +15,6 @@ export async function isAlive(pid: number): Promise<boolean> {
     return false;
   }
 }
-
-/** Marks a lab's helper process (such as `dnsmasq:lan`). */
-export const ENV_SERVICE = 'QNET_SERVICE';
 
 export interface ProcessMarker {
   lab: string;

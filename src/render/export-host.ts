@@ -1,7 +1,7 @@
 // Pure rendering of the host side of a lab's bridged networks as persistent configuration: Debian's ifupdown
 // (/etc/network/interfaces with bridge-utils options) and systemd-networkd (.netdev and .network files) — the
 // seed's /etc/conf.d/net in today's formats. With it installed, the bridge exists at boot and qnet joins it.
-import type { HostAddr, HostRoute } from '../host/iface.js';
+import type { HostAddr, HostRoute } from './host-types.js';
 import type { ResolvedLab, ResolvedNetwork } from '../topology/model.js';
 import type { LanUplink } from './lan.js';
 

@@ -1,7 +1,7 @@
 // Pure rendering of a lab as plain shell scripts in the seed's spirit: ifup (namespace, bridges, taps),
 // start (one QEMU command per guest), ifdown (stop guests, remove everything), plus each guest's config.
 import path from 'node:path';
-import { shellQuote } from '../plan/plan.js';
+import { shellQuote } from './shell.js';
 import type { ResolvedLab } from '../topology/model.js';
 import { hasBridge } from '../topology/model.js';
 import { renderGuestConfig, renderRouterRuleset } from './guest-config.js';

@@ -2,7 +2,7 @@
 // host's addresses and routes moved to that bridge and back) and macnat (the uplink never enslaved: the lab's
 // frames are rewritten to the uplink's MAC in the lab's bridge table and steered by a netdev table on the host).
 import { createHash } from 'node:crypto';
-import type { HostAddr, HostRoute } from '../host/iface.js';
+import type { HostAddr, HostRoute } from './host-types.js';
 import type { ResolvedLab, ResolvedNetwork } from '../topology/model.js';
 import { ownerMarker } from './ipbatch.js';
 

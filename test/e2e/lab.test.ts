@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { rmSync } from 'node:fs';
 import { consoleRun } from '../../src/qemu/serial.js';
-import { nodeDir } from '../../src/lab/paths.js';
+import { nodeDir } from '../../src/dirs.js';
 import { nodeFiles } from '../../src/render/qemu.js';
 import { labName, qnet, snapshot, writeTopology, type HostSnapshot } from './helpers.js';
 

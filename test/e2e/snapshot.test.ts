@@ -3,7 +3,7 @@
 // cannot be loaded makes the guest boot instead; `--cold` boots every guest.
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { labDir } from '../../src/lab/paths.js';
+import { labDir } from '../../src/dirs.js';
 import { after, before, describe, test } from 'node:test';
 import { labName, qnet, snapshot, writeTopology, type HostSnapshot } from './helpers.js';
 

@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { nodeDir } from '../../src/lab/paths.js';
+import { nodeDir } from '../../src/dirs.js';
 import { formatPlan, planUp, shellQuote, type PlanContext } from '../../src/plan/plan.js';
 import { renderGuestConfig } from '../../src/render/guest-config.js';
 import { ownerMarker, renderLinkBatch } from '../../src/render/ipbatch.js';

@@ -1,0 +1,77 @@
+// The layering of shared/DESIGN.md, checked on the source: pure layers (topology, plan, render, check) import
+// nothing that touches the host; host/ and qemu/ do not orchestrate (no lab/); nothing imports the faces (cli/, web/).
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { test } from 'node:test';
+import { ROOT } from './golden.js';
+
+const SRC = path.join(ROOT, 'src');
+
+function sources(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
+    const p = path.join(dir, e.name);
+    return e.isDirectory() ? sources(p) : e.name.endsWith('.ts') ? [p] : [];
+  });
+}
+
+/** The top-level folder of src/ a file belongs to ('' for files directly in src/). */
+function layerOf(file: string): string {
+  const rel = path.relative(SRC, file).split(path.sep);
+  return rel.length > 1 ? rel[0]! : '';
+}
+
+/** Every relative module a file imports (static imports, re-exports and dynamic imports), resolved to a path. */
+function importsOf(file: string): string[] {
+  const text = readFileSync(file, 'utf8');
+  const out: string[] = [];
+  for (const m of text.matchAll(/(?:from\s+|import\s*\(\s*|import\s+)'(\.[^']+)'/g))
+    out.push(path.resolve(path.dirname(file), m[1]!.replace(/\.js$/, '.ts')));
+  return out;
+}
+
+// Which layers each layer may not import (the pure ones may not reach side effects; host and qemu may not orchestrate).
+const FORBIDDEN: Record<string, string[]> = {
+  topology: ['host', 'qemu', 'lab', 'cli', 'web', 'guest'],
+  plan: ['host', 'qemu', 'lab', 'cli', 'web'],
+  render: ['host', 'qemu', 'lab', 'cli', 'web', 'plan'],
+  check: ['host', 'qemu', 'lab', 'cli', 'web'],
+  host: ['lab', 'cli', 'web'],
+  qemu: ['lab', 'cli', 'web'],
+  guest: ['lab', 'cli', 'web'],
+  lab: ['cli', 'web'],
+  '': ['cli', 'web', 'host', 'qemu', 'lab'],
+};
+// Guest kinds are planned by the pure planner: the modules it imports from guest/ must be pure too.
+const PURE_GUEST = new Set(['kinds.ts', 'builtin.ts', 'image-node.ts', 'init-script.ts', 'cloud-init.ts', 'modules.ts', 'libs.ts', 'debian-recipe.ts']);
+
+test('each layer imports only what it may (shared/DESIGN.md)', () => {
+  const problems: string[] = [];
+  for (const file of sources(SRC)) {
+    const from = layerOf(file);
+    if (from === '' && path.basename(file) === 'index.ts') continue; // the library API re-exports everything
+    for (const target of importsOf(file)) {
+      if (!target.startsWith(SRC)) continue;
+      const to = layerOf(target);
+      const rel = `${path.relative(SRC, file)} -> ${path.relative(SRC, target)}`;
+      if ((FORBIDDEN[from] ?? []).includes(to)) problems.push(rel);
+      if ((from === 'plan' || from === 'render' || from === 'topology' || from === 'check') && to === 'guest' && !PURE_GUEST.has(path.basename(target)))
+        problems.push(`${rel} (a pure layer may import only the pure guest modules)`);
+    }
+  }
+  assert.deepEqual(problems, [], `imports that break the layering:\n  ${problems.join('\n  ')}`);
+});
+
+test('the pure guest modules import nothing that touches the host', () => {
+  const problems: string[] = [];
+  for (const file of sources(path.join(SRC, 'guest'))) {
+    if (!PURE_GUEST.has(path.basename(file))) continue;
+    for (const target of importsOf(file)) {
+      const to = layerOf(target);
+      if (['host', 'qemu', 'lab'].includes(to) || (to === 'guest' && !PURE_GUEST.has(path.basename(target))))
+        problems.push(`${path.relative(SRC, file)} -> ${path.relative(SRC, target)}`);
+    }
+    if (/from 'node:(fs|child_process|net)/.test(readFileSync(file, 'utf8'))) problems.push(`${path.relative(SRC, file)} imports node:fs, node:child_process or node:net`);
+  }
+  assert.deepEqual(problems, []);
+});
