@@ -7,6 +7,9 @@ cd "$(dirname "$0")/.."
 # Host tools, and the shared libraries that the guest's binaries (qemu-ga, nft, iperf3) are packed with.
 pkgs=(qemu-system-x86 iproute2 nftables dnsmasq-base busybox-static cpio kmod util-linux tcpdump gzip xz-utils
       libglib2.0-0 libnuma1 liburing2 libudev1 libssl3)
+# Image nodes: qemu-img (overlays, checks), xorriso (cloud-init seeds), ssh (qnet ssh, keys), socat (VNC on a host
+# port), OVMF (firmware: uefi); `qnet image create debian`: mmdebstrap, sfdisk, mkfs.ext4.
+pkgs+=(qemu-utils xorriso openssh-client socat ovmf mmdebstrap fdisk e2fsprogs)
 # `npm run bench` also measures the host's own veth-to-veth throughput with iperf3.
 if [ "${1:-}" = --bench ]; then pkgs+=(iperf3); fi
 need_pkgs=()

@@ -1,8 +1,12 @@
 // The qnet command line: thin commands over the library API, with exit codes 0 ok, 1 runtime failure, 2 bad input.
+import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import os from 'node:os';
 import { Command, CommanderError, Option } from 'commander';
 import { exitCodeOf, UserError } from '../errors.js';
 import { ensureImage } from '../guest/image.js';
+import { checkDebianOptions, ensureDebianImage, writeDebianImage } from '../guest/debian-image.js';
+import { formatSize, parseSize } from '../topology/size.js';
 import { RealRunner } from '../host/run.js';
 import type { AccelChoice } from '../lab/accel.js';
 import { down } from '../lab/down.js';
@@ -23,6 +27,10 @@ import { exportLab } from '../lab/export.js';
 import { readState } from '../lab/state.js';
 import { labLeases } from '../lab/leases.js';
 import { doctor } from '../lab/doctor.js';
+import { inspectLabImages } from '../guest/image-check.js';
+import { sshArgv } from '../lab/ssh.js';
+import { keptLabs } from '../lab/discover.js';
+import { vncHint } from './output.js';
 
 /** Prints a valid lab's warnings (exposure to a real LAN, adjusted settings) on stderr. */
 function warn(lab: ResolvedLab): void {
@@ -47,12 +55,15 @@ export async function main(argv: string[]): Promise<number> {
     .argument('<file>', 'topology file (YAML)')
     .option('--json', 'print the resolved lab as JSON')
     .action(async (file: string, o: { json?: boolean }) => {
-      const lab = await loadTopology(file);
+      // Image nodes: each image is read (qemu-img info) and refused if it is not a self-contained disk image.
+      const lab = await inspectLabImages(runner, await loadTopology(file), file);
       warn(lab);
       if (o.json) process.stdout.write(JSON.stringify(lab, null, 2) + '\n');
       else {
         const nics = lab.nodes.reduce((n, x) => n + x.nics.length, 0);
         process.stdout.write(`${green('✓')} ${file}: lab ${lab.name}, ${lab.nodes.length} node(s), ${lab.networks.length} network(s), ${nics} NIC(s)\n`);
+        for (const n of lab.nodes)
+          if (n.image) process.stdout.write(`  ${n.name}: ${n.image.path} (${n.image.format}, ${formatSize(n.image.virtualSize!)}), config ${n.image.config}, ready ${n.image.ready.kind}${n.image.persist ? ', kept across down/up' : ''}\n`);
       }
     });
 
@@ -62,13 +73,14 @@ export async function main(argv: string[]): Promise<number> {
     .argument('<file>', 'topology file (YAML)')
     .option('--dry-run', 'print the planned operations and change nothing')
     .addOption(new Option('--accel <mode>', 'accelerator').choices(['auto', 'kvm', 'tcg']).default('auto'))
-    .option('--timeout <seconds>', 'how long to wait for the guests to be ready', '180')
+    .option('--timeout <seconds>', 'how long to wait for the guests to be ready (default 180; 600 when the lab has image nodes)')
     .option('--parallel <n>', 'at most n guests booting at once, the next as soon as one is ready (default: cores + 1; 0: no limit); restored guests do not count')
     .option('--cold', 'boot every guest: do not start guests from the saved state of their shape, nor save one')
-    .action(async (file: string, o: { dryRun?: boolean; accel: AccelChoice; timeout: string; parallel?: string; cold?: boolean }) => {
+    .action(async (file: string, o: { dryRun?: boolean; accel: AccelChoice; timeout?: string; parallel?: string; cold?: boolean }) => {
       const lab = await loadTopology(file);
       warn(lab);
-      const timeout = Number(o.timeout);
+      // A real OS under TCG takes one to three minutes to cloud-init's end (more when several boot at once).
+      const timeout = Number(o.timeout ?? (lab.nodes.some((n) => n.image) ? 600 : 180));
       if (!Number.isFinite(timeout) || timeout <= 0) throw new UserError(`--timeout: expected a number of seconds, got "${o.timeout}"`);
       const parallel = o.parallel === undefined ? undefined : Number(o.parallel);
       if (parallel !== undefined && (!Number.isInteger(parallel) || parallel < 0))
@@ -85,11 +97,12 @@ export async function main(argv: string[]): Promise<number> {
           process.stdout.write('nothing was changed\n');
           return;
         }
-        const plan = await prepareUp(lab, { runner, reporter, accel: o.accel, ...boot });
+        const plan = await prepareUp(lab, { runner, reporter, accel: o.accel, source: file, ...boot });
         process.stdout.write(`plan for lab ${lab.name} (${plan.accel}: ${plan.why}); nothing was changed\n${formatPlan(plan.steps)}\n`);
         return;
       }
       const r = await up(lab, { runner, reporter, accel: o.accel, source: file, readyTimeoutMs: timeout * 1000, ...boot });
+      for (const n of r.state.lab.nodes) if (n.image?.vnc) process.stderr.write(`· ${n.name}'s screen: ${vncHint(r.state.lab.name, n)}\n`);
       process.stderr.write(`${green('✓')} lab ${lab.name} is up in ${fmtMs(r.ms)}; \`qnet status ${lab.name}\`, \`qnet down ${lab.name}\`\n`);
     });
 
@@ -120,10 +133,11 @@ export async function main(argv: string[]): Promise<number> {
     .description('stop every guest and remove everything a lab made; a no-op when nothing is left')
     .argument('[target]', 'lab name or topology file')
     .option('--all', 'every lab on this host, found by ownership marker')
-    .option('--grace <seconds>', 'how long guests get to power off before they are stopped by force', '3')
-    .action(async (target: string | undefined, o: { all?: boolean; grace: string }) => {
+    .option('--grace <seconds>', 'how long image guests get to power off after the ACPI power button before QEMU quits (built-in guests have no disk and stop at once)', '30')
+    .option('--purge', 'also remove the kept disks of nodes with persist: true (and the lab\'s kept SSH key)')
+    .action(async (target: string | undefined, o: { all?: boolean; grace: string; purge?: boolean }) => {
       let labs: string[];
-      if (o.all) labs = await listLabs();
+      if (o.all) labs = [...new Set([...(await listLabs()), ...(o.purge ? await keptLabs() : [])])].sort();
       else if (!target) throw new UserError('down: name a lab or a topology file, or use --all');
       else if (NAME_PATTERN.test(target) && !existsSync(target)) labs = [target];
       else labs = [(await loadTopology(target)).name];
@@ -131,7 +145,7 @@ export async function main(argv: string[]): Promise<number> {
       if (!Number.isFinite(graceMs) || graceMs < 0) throw new UserError(`--grace: expected a number of seconds, got "${o.grace}"`);
       const reporter = consoleReporter();
       for (const lab of labs) {
-        const r = await down(lab, { runner, reporter, graceMs });
+        const r = await down(lab, { runner, reporter, graceMs, purge: !!o.purge });
         for (const w of r.warnings) process.stderr.write(`! ${w}\n`);
         if (r.removed.length) process.stderr.write(`${green('✓')} lab ${lab} is down in ${fmtMs(r.ms)}: removed ${r.removed.join(', ')}\n`);
         else process.stderr.write(`lab ${lab}: nothing to remove\n`);
@@ -142,9 +156,10 @@ export async function main(argv: string[]): Promise<number> {
   program
     .command('demo')
     .description('bring up the seed lab (examples/seed-lab.yaml), check it end to end, tear it down; exit 1 if a check fails')
-    .action(async () => {
+    .option('--image <file>', 'run the seed lab on real Debian guests from this disk image (examples/seed-lab-debian.yaml; make one with `qnet image create debian`)')
+    .action(async (o: { image?: string }) => {
       const t = Date.now();
-      const checks = await runDemo({ runner, reporter: consoleReporter() });
+      const checks = await runDemo({ runner, reporter: consoleReporter(), ...(o.image ? { image: o.image } : {}) });
       process.stdout.write(
         '\n' +
           table(
@@ -190,6 +205,24 @@ export async function main(argv: string[]): Promise<number> {
     });
 
   program
+    .command('ssh')
+    .description('a shell (or a command) in an image node over SSH, as root with the lab key, from the lab namespace; checks the host key qnet gave the node')
+    .argument('<lab>', 'lab name')
+    .argument('<node>', 'node name')
+    .argument('[command...]', 'a command to run instead of a shell (put it after --)')
+    .action(async (lab: string, node: string, command: string[]) => {
+      const argv = await sshArgv(lab, node, command, { tty: !command.length && process.stdin.isTTY === true });
+      code = await new Promise<number>((resolve) => {
+        const child = spawn(argv[0]!, argv.slice(1), { stdio: 'inherit' });
+        child.once('error', (e) => {
+          process.stderr.write(`${red('error:')} ssh: ${e.message} (install openssh-client)\n`);
+          resolve(1);
+        });
+        child.once('exit', (c, sig) => resolve(c ?? (sig ? 128 + (os.constants.signals[sig] ?? 0) : 1)));
+      });
+    });
+
+  program
     .command('console')
     .description('attach the terminal to a guest\'s serial console (a root shell); detach with Ctrl-]')
     .argument('<lab>', 'lab name')
@@ -229,7 +262,7 @@ export async function main(argv: string[]): Promise<number> {
       process.stdout.write(`${green('✓')} wrote ${files.length} file${files.length === 1 ? '' : 's'} to ${dir}: ${next}\n`);
     });
 
-  const image = program.command('image').description('the built-in guest image');
+  const image = program.command('image').description('guest images: the built-in one, and Debian disk images for image nodes');
   image
     .command('build')
     .description('build the guest image now (otherwise built on first use); cached until its inputs change')
@@ -238,6 +271,31 @@ export async function main(argv: string[]): Promise<number> {
       const t = Date.now();
       const m = await ensureImage(runner, (s) => process.stderr.write(`· ${s}\n`), o.force === true, true);
       process.stdout.write(`${green('✓')} image ${m.key}: ${m.kernelPackage}, busybox ${m.busyboxVersion} (${fmtMs(Date.now() - t)})\n  kernel ${m.kernel}\n  initrd ${m.initrd}\n`);
+    });
+
+  image
+    .command('create')
+    .description('make a bootable Debian 12 disk image from Debian packages (GRUB, systemd, cloud-init, qemu-guest-agent, sshd), for `image:` nodes')
+    .argument('<distribution>', 'the system to install: debian')
+    .requiredOption('--out <file>', 'where to write it: qcow2 (default), or raw when the name ends in .raw or .img')
+    .option('--packages <list>', 'more Debian packages, comma-separated (frr,tcpdump,...)')
+    .option('--size <size>', 'virtual disk size (like 4G; default 2G); nodes can grow it with disk.size')
+    .option('--force', 'build again even if the cache has it, and replace --out if it exists')
+    .action(async (dist: string, o: { out: string; packages?: string; size?: string; force?: boolean }) => {
+      if (dist !== 'debian') throw new UserError(`image create: "${dist}" is not a system qnet can install; it makes debian (Debian 12)`);
+      const size = o.size === undefined ? undefined : parseSize(o.size);
+      if (size === null) throw new UserError(`--size: expected a size like 4G or 2048M, got "${o.size}"`);
+      const packages = o.packages === undefined ? [] : o.packages.split(',').map((p) => p.trim()).filter(Boolean);
+      const opts = { packages, ...(size !== undefined ? { size } : {}), force: !!o.force };
+      checkDebianOptions(opts);
+      if (!o.force && existsSync(o.out)) throw new UserError(`--out: ${o.out} exists; choose another name or add --force to replace it`);
+      const t = Date.now();
+      const img = await ensureDebianImage(runner, opts, (s) => process.stderr.write(`· ${s}\n`));
+      const { format } = await writeDebianImage(runner, img, o.out, !!o.force);
+      process.stdout.write(
+        `${green('✓')} ${o.out}: Debian 12, ${format}, ${formatSize(img.size)} virtual, ${img.packages.length} packages (${img.buildMs ? `built in ${fmtMs(img.buildMs)}` : 'from the cache'}; ${fmtMs(Date.now() - t)} in all)\n` +
+          `  use it as a node's image: nodes: { a: { image: ${o.out} } }\n`,
+      );
     });
 
   program

@@ -1,6 +1,8 @@
 // Terminal output for the CLI: step lines with timings, tables, colours only on a TTY.
 import type { Reporter } from '../lab/up.js';
 import type { LabStatus } from '../lab/status.js';
+import type { ResolvedNode } from '../topology/model.js';
+import { imageNodeFiles } from '../guest/image-node.js';
 
 const tty = process.stdout.isTTY === true;
 const paint = (code: string, s: string) => (tty ? `\x1b[${code}m${s}\x1b[0m` : s);
@@ -76,4 +78,13 @@ export function renderStatus(s: LabStatus): string {
   for (const n of s.nodes)
     if (n.monitorNetwork) out.push(`${bold(`${n.name}: info network`)}\n  ${n.monitorNetwork.trim().split('\n').join('\n  ')}`);
   return out.join('\n');
+}
+
+/** How to reach an image node's screen (display: vnc): its VNC socket, and the host port when one was asked for. */
+export function vncHint(lab: string, node: ResolvedNode): string {
+  const sock = imageNodeFiles(lab, node).vnc;
+  const port = node.image?.vnc?.port;
+  return port !== undefined
+    ? `VNC on 127.0.0.1:${port} (\`vncviewer 127.0.0.1::${port}\`), or the socket ${sock}`
+    : `VNC on the Unix socket ${sock} (TigerVNC: \`vncviewer ${sock}\`; root only)`;
 }

@@ -49,7 +49,7 @@ async function probeKvm(image: ImageManifest, user: string): Promise<boolean> {
   } catch {
     return false;
   } finally {
-    await stopGuest(pid, files, 0).catch(() => {});
+    await stopGuest(pid, files, { acpi: false, graceMs: 0 }).catch(() => {});
     await rm(dir, { recursive: true, force: true });
   }
 }

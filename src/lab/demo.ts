@@ -21,6 +21,8 @@ export interface Check {
 const here = path.dirname(fileURLToPath(import.meta.url));
 /** The seed topology shipped with qnet. */
 export const SEED_EXAMPLE = path.resolve(here, '../../../examples/seed-lab.yaml');
+/** The same lab on real Debian guests (image nodes), for `qnet demo --image FILE`. */
+export const SEED_DEBIAN_EXAMPLE = path.resolve(here, '../../../examples/seed-lab-debian.yaml');
 const SERVER = path.join(here, 'demo-server.js');
 const PORT = 8080;
 
@@ -57,19 +59,25 @@ async function timed(name: string, fn: () => Promise<{ ok: boolean; detail: stri
 }
 
 /** Runs the demo; returns the checks (all must pass). Always tears the lab down. */
-export async function runDemo(opts: { runner: CommandRunner; reporter: Reporter; labName?: string; file?: string }): Promise<Check[]> {
-  const seed = await loadTopology(opts.file ?? SEED_EXAMPLE);
-  const lab: ResolvedLab = { ...seed, name: opts.labName ?? 'demo', netns: `${NETNS_PREFIX}${opts.labName ?? 'demo'}` };
+export async function runDemo(opts: { runner: CommandRunner; reporter: Reporter; labName?: string; file?: string; image?: string; readyTimeoutMs?: number }): Promise<Check[]> {
+  const file = opts.file ?? (opts.image ? SEED_DEBIAN_EXAMPLE : SEED_EXAMPLE);
+  const seed = await loadTopology(file);
+  // --image: every node boots that disk image (the example's own path is where `qnet image create` would put one).
+  const image = opts.image ? path.resolve(opts.image) : undefined;
+  const nodes = seed.nodes.map((n) => (image && n.image ? { ...n, image: { ...n.image, path: image } } : n));
+  const lab: ResolvedLab = { ...seed, nodes, name: opts.labName ?? 'demo', netns: `${NETNS_PREFIX}${opts.labName ?? 'demo'}` };
+  const debian = lab.nodes.some((n) => n.image);
   const token = randomBytes(6).toString('hex');
   let server: { child: ChildProcess; peers: string[] } | undefined;
   try {
-    await up(lab, { runner: opts.runner, reporter: opts.reporter, source: opts.file ?? SEED_EXAMPLE });
+    await up(lab, { runner: opts.runner, reporter: opts.reporter, source: file, readyTimeoutMs: opts.readyTimeoutMs ?? (debian ? 600_000 : 120_000) });
     server = await startServer(lab.netns, token);
     opts.reporter.info(`HTTP server on the host side of deb1's user-mode uplink (10.0.2.2:${PORT} as the guests see it)`);
     const ping = (from: string, to: string, addr: string) =>
       timed(`${from} → ${to} ping (${addr})`, async () => {
         const r = await execInGuest(lab.name, from, ['ping', '-c', '3', '-W', '3', addr], { timeoutMs: 20000 });
-        const m = /(\d+) packets received/.exec(r.stdout.toString());
+        // busybox says "3 packets received", iputils "3 received".
+        const m = /(\d+) (?:packets )?received/.exec(r.stdout.toString());
         return { ok: r.code === 0, detail: m ? `${m[1]}/3 replies` : r.stderr.toString().trim() || `exit ${r.code}` };
       });
     const checks: Check[] = [];
@@ -79,7 +87,8 @@ export async function runDemo(opts: { runner: CommandRunner; reporter: Reporter;
     checks.push(
       await timed(`deb3 fetches http://10.0.2.2:${PORT}/ through deb1's NAT`, async () => {
         const before = server!.peers.length;
-        const r = await execInGuest(lab.name, 'deb3', ['wget', '-q', '-O', '-', `http://10.0.2.2:${PORT}/`], { timeoutMs: 20000 });
+        const fetch = debian ? ['curl', '-s', '-m', '15', `http://10.0.2.2:${PORT}/`] : ['wget', '-q', '-O', '-', `http://10.0.2.2:${PORT}/`];
+        const r = await execInGuest(lab.name, 'deb3', fetch, { timeoutMs: 20000 });
         const body = r.stdout.toString();
         const peer = server!.peers[before];
         const ok = r.code === 0 && body.includes(token) && peer !== undefined && peer !== '192.168.1.3';
@@ -87,16 +96,24 @@ export async function runDemo(opts: { runner: CommandRunner; reporter: Reporter;
       }),
     );
     checks.push(
-      await timed("deb1 masqueraded it (nft counter on its uplink)", async () => {
-        const r = await execInGuest(lab.name, 'deb1', ['nft', 'list', 'chain', 'ip', 'qnet', 'postrouting'], { timeoutMs: 10000 });
-        const m = /counter packets (\d+) bytes (\d+) masquerade/.exec(r.stdout.toString());
-        const packets = m ? Number(m[1]) : 0;
-        return { ok: packets > 0, detail: m ? `${packets} packet(s) from 192.168.1.0/24 masqueraded out of eth0` : 'no masquerade rule found' };
-      }),
+      debian
+        ? await timed("deb1 masqueraded it (iptables counter on its uplink)", async () => {
+            const r = await execInGuest(lab.name, 'deb1', ['iptables', '-t', 'nat', '-L', 'POSTROUTING', '-v', '-n', '-x'], { timeoutMs: 20000 });
+            // "pkts bytes target prot opt in out source destination": the MASQUERADE rule cloud-init's script added.
+            const m = /^\s*(\d+)\s+\d+\s+MASQUERADE\s+\S+\s+\S+\s+\S+\s+(\S+)\s+(192\.168\.1\.0\/24)/m.exec(r.stdout.toString());
+            const packets = m ? Number(m[1]) : 0;
+            return { ok: packets > 0, detail: m ? `${packets} packet(s) from ${m[3]} masqueraded out of ${m[2]} (iptables, from cloud-init)` : `no masquerade rule found: ${r.stderr.toString().trim()}` };
+          })
+        : await timed("deb1 masqueraded it (nft counter on its uplink)", async () => {
+            const r = await execInGuest(lab.name, 'deb1', ['nft', 'list', 'chain', 'ip', 'qnet', 'postrouting'], { timeoutMs: 10000 });
+            const m = /counter packets (\d+) bytes (\d+) masquerade/.exec(r.stdout.toString());
+            const packets = m ? Number(m[1]) : 0;
+            return { ok: packets > 0, detail: m ? `${packets} packet(s) from 192.168.1.0/24 masqueraded out of eth0` : 'no masquerade rule found' };
+          }),
     );
     return checks;
   } finally {
     if (server) server.child.kill('SIGTERM');
-    await down(lab.name, { runner: opts.runner, reporter: opts.reporter, graceMs: 2000 });
+    await down(lab.name, { runner: opts.runner, reporter: opts.reporter });
   }
 }

@@ -6,7 +6,8 @@ import { findMarkedProcesses } from '../qemu/process.js';
 import { uplinkTable } from '../render/uplink.js';
 import { markerLab, ownerMarker } from '../render/ipbatch.js';
 import { NETNS_PREFIX } from '../topology/model.js';
-import { labDir, runRoot } from '../dirs.js';
+import { labDir, runRoot, stateRoot } from '../dirs.js';
+import { NAME_PATTERN } from '../topology/schema.js';
 
 // Discovery only reads (ip -j, nft list): it needs no recording runner.
 const run = new RealRunner();
@@ -111,4 +112,13 @@ export async function listLabs(): Promise<string[]> {
   const tables = await run.run(['nft', 'list', 'tables'], { allowFail: true }).catch(() => null);
   for (const m of (tables?.stdout ?? '').matchAll(/^table (?:ip|netdev) qnet-([a-z0-9-]+)$/gm)) names.add(m[1]!);
   return [...names].sort();
+}
+
+/** Labs that have kept disks (nodes with persist: true) in the state directory, whether or not they are up. */
+export async function keptLabs(): Promise<string[]> {
+  try {
+    return (await readdir(stateRoot(), { withFileTypes: true })).filter((e) => e.isDirectory() && NAME_PATTERN.test(e.name)).map((e) => e.name).sort();
+  } catch {
+    return [];
+  }
 }

@@ -11,7 +11,10 @@ import { NETNS_PREFIX } from '../topology/model.js';
 import { findLab } from './discover.js';
 import { releaseUplink } from './lan.js';
 import { lanHostBridge } from '../render/lan.js';
-import { labDir, nodeDir } from '../dirs.js';
+import { labDir, labStateDir, nodeDir } from '../dirs.js';
+import { exists } from '../host/fs.js';
+import { kindOf, stopOfKind } from '../guest/kinds.js';
+import type { StopHow } from '../plan/steps.js';
 import { readState } from './state.js';
 import { tidySnapshots } from './snapshot.js';
 import { silentReporter, type Reporter } from './up.js';
@@ -23,8 +26,15 @@ export interface DownResult {
   ms: number;
 }
 
-/** Removes everything of a lab; a lab with nothing left is a no-op. Works without the state file. */
-export async function down(lab: string, opts: { runner: CommandRunner; reporter?: Reporter; graceMs?: number }): Promise<DownResult> {
+/** How long image guests get to power off after the ACPI button by default (a real OS flushes its disk). */
+export const DEFAULT_GRACE_MS = 30_000;
+
+/**
+ * Removes everything of a lab; a lab with nothing left is a no-op. Works without the state file. Built-in guests
+ * are quit at once (no disk); image guests get the ACPI power button and up to `graceMs` to power off. `purge`
+ * also removes the lab's kept disks (nodes with persist: true) and its kept SSH key.
+ */
+export async function down(lab: string, opts: { runner: CommandRunner; reporter?: Reporter; graceMs?: number; purge?: boolean }): Promise<DownResult> {
   const t0 = Date.now();
   const reporter = opts.reporter ?? silentReporter;
   const removed: string[] = [];
@@ -34,19 +44,25 @@ export async function down(lab: string, opts: { runner: CommandRunner; reporter?
   // A qnet killed while saving a guest's state left a partial file in the cache.
   await tidySnapshots();
 
-  // Guests: those the state names (if the pid still carries this lab's marker) and any marked process found.
-  const guests = new Map<string, number | undefined>();
+  // Guests: those the state names (if the pid still carries this lab's marker) and any marked process found; each
+  // stopped as its kind says (from the state, else from the kind its process carries).
+  const guests = new Map<string, { pid: number | undefined; stop: StopHow }>();
+  const kindIn = (node: string, marked?: string) => {
+    const n = state?.lab.nodes.find((x) => x.name === node);
+    return n ? kindOf(n).stop : stopOfKind(marked);
+  };
   for (const [node, g] of Object.entries(state?.guests ?? {})) {
     const m = await markerOf(g.pid);
-    guests.set(node, m && m.lab === lab && m.node === node ? g.pid : undefined);
+    guests.set(node, { pid: m && m.lab === lab && m.node === node ? g.pid : undefined, stop: kindIn(node, m?.kind) });
   }
   for (const pid of found.pids) {
     const m = await markerOf(pid);
-    if (m) guests.set(m.node, pid);
+    if (m) guests.set(m.node, { pid, stop: kindIn(m.node, m.kind) });
   }
   const t = Date.now();
+  const grace = opts.graceMs ?? DEFAULT_GRACE_MS;
   const results = await Promise.all(
-    [...guests].map(async ([node, pid]) => [node, await stopGuest(pid, nodeFiles(nodeDir(lab, node)), opts.graceMs ?? 3000)] as const),
+    [...guests].map(async ([node, g]) => [node, await stopGuest(g.pid, nodeFiles(nodeDir(lab, node)), { acpi: g.stop.acpi, graceMs: grace })] as const),
   );
   const stopped = results.filter(([, how]) => how !== 'gone');
   if (stopped.length) {
@@ -91,6 +107,13 @@ export async function down(lab: string, opts: { runner: CommandRunner; reporter?
   if (found.what.some((w) => w.startsWith('run directory'))) {
     await rm(dir, { recursive: true, force: true });
     removed.push(`run directory ${dir}`);
+  }
+  const keptDir = labStateDir(lab);
+  if (await exists(keptDir)) {
+    if (opts.purge) {
+      await rm(keptDir, { recursive: true, force: true });
+      removed.push(`kept disks ${keptDir}`);
+    } else warnings.push(`kept disks of ${lab} stay in ${keptDir} (persist: true); \`qnet down ${lab} --purge\` removes them`);
   }
   return { lab, removed, warnings, ms: Date.now() - t0 };
 }

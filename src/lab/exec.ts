@@ -6,6 +6,7 @@ import { QmpClient } from '../qemu/qmp.js';
 import { nodeFiles, type NodeFiles } from '../render/qemu.js';
 import { nodeDir } from '../dirs.js';
 import { readState } from './state.js';
+import { kindOf } from '../guest/kinds.js';
 
 /** The files of a node of a running lab; a UserError naming what exists when lab or node is unknown. */
 export async function runningNode(lab: string, node: string): Promise<NodeFiles> {
@@ -20,8 +21,10 @@ export async function runningNode(lab: string, node: string): Promise<NodeFiles>
 export async function execInGuest(lab: string, node: string, argv: string[], opts: { timeoutMs?: number } = {}): Promise<ExecResult> {
   if (!argv.length) throw new UserError('exec: give a command to run, after --');
   const files = await runningNode(lab, node);
+  const state = (await readState(lab))!;
+  const n = state.lab.nodes.find((x) => x.name === node)!;
   const agent = await AgentClient.connect(files.agent, 10000).catch((e: Error) => {
-    throw new RuntimeError(`${lab}/${node}: ${e.message}`);
+    throw new RuntimeError(n.image ? kindOf(n).execHint(lab, n) : `${lab}/${node}: ${e.message}`);
   });
   try {
     return await agent.exec(argv, opts);

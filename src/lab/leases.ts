@@ -29,14 +29,17 @@ export function parseLeases(text: string, network: string): Lease[] {
     }));
 }
 
+/** The current leases of one of a lab's DHCP networks (empty when dnsmasq has handed out none yet). */
+export async function networkLeases(lab: string, network: string): Promise<Lease[]> {
+  const files = dnsmasqFiles(path.join(labDir(lab), 'dnsmasq'), network);
+  return parseLeases(await readFile(files.leases, 'utf8').catch(() => ''), network);
+}
+
 /** The current leases of every DHCP network of a running lab. */
 export async function labLeases(lab: string): Promise<Lease[]> {
   const state = await readState(lab);
   if (!state) throw new UserError(`no lab named "${lab}" is up (see \`qnet status\`)`);
   const out: Lease[] = [];
-  for (const net of state.lab.networks.filter((n) => n.dhcp)) {
-    const files = dnsmasqFiles(path.join(labDir(lab), 'dnsmasq'), net.name);
-    out.push(...parseLeases(await readFile(files.leases, 'utf8').catch(() => ''), net.name));
-  }
+  for (const net of state.lab.networks.filter((n) => n.dhcp)) out.push(...(await networkLeases(lab, net.name)));
   return out;
 }

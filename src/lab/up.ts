@@ -1,5 +1,5 @@
 // Bringing a lab up: run the plan step by step, and on any failure undo what was done, in reverse.
-import { chown, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, chown, copyFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import type net from 'node:net';
 import path from 'node:path';
 import { RuntimeError } from '../errors.js';
@@ -7,7 +7,11 @@ import { ensureImage } from '../guest/image.js';
 import type { CommandRunner } from '../host/run.js';
 import { labIds, userIds } from '../host/users.js';
 import { planChange, planUp, type Action, type Step } from '../plan/plan.js';
-import { ControlChannel, waitReady } from '../qemu/control.js';
+import { ControlChannel } from '../qemu/control.js';
+import { kindOf } from '../guest/kinds.js';
+import { awaitReady, describeWait } from './ready.js';
+import { inspectLabImages } from '../guest/image-check.js';
+import { observeImages, writeSeed } from './images.js';
 import { startGuest, stopGuest, waitRestored, type StartedGuest } from '../qemu/guest.js';
 import { nodeFiles, withIncoming, type Accel } from '../render/qemu.js';
 import { dropSnapshot, labSnapshots, saveGuestState, touchSnapshot } from './snapshot.js';
@@ -61,14 +65,19 @@ export interface Live {
   services: Map<string, number>;
   /** Guests being saved at their snapshot point: settles once the state is saved (or could not be) and the guest resumed. */
   snapshots: Map<string, Promise<void>>;
+  /** Each started guest's readiness (as its kind waits for it), begun at its start: resolves with a note. */
+  ready: Map<string, Promise<string>>;
 }
 
 /** Plans the lab's steps for the current host (image built if needed, accelerator chosen). */
 export async function prepareUp(
-  lab: ResolvedLab,
+  input: ResolvedLab,
   opts: UpOptions,
-): Promise<{ steps: Step[]; accel: string; image: string; why: string; lan?: Record<string, LanUplink> }> {
+): Promise<{ lab: ResolvedLab; steps: Step[]; accel: string; image: string; why: string; lan?: Record<string, LanUplink> }> {
   const reporter = opts.reporter ?? silentReporter;
+  // Image nodes: every base, ISO and kept disk is checked (exit 2 on bad input) before anything is made.
+  const lab = await inspectLabImages(opts.runner, input, opts.source);
+  const images = await observeImages(lab, opts.runner);
   const user = guestUser();
   const uids = await userIds(user);
   const image = await ensureImage(opts.runner, (m) => reporter.info(m));
@@ -80,7 +89,8 @@ export async function prepareUp(
   const hostForwarding = uplink ? await hostForwardingOnByHost() : undefined;
   const snapshots = opts.cold ? undefined : await labSnapshots(lab, image, accel, opts.runner);
   return {
-    steps: planUp(lab, { image, accel, user, userIds: uids, guestIds: labIds(lab.name), ...(uplink ? { uplink } : {}), ...(hostForwarding !== undefined ? { hostForwarding } : {}), ...(lan ? { lan } : {}), parallel: bootWindow(opts), ...(snapshots ? { snapshots } : {}) }),
+    lab,
+    steps: planUp(lab, { image, accel, user, userIds: uids, guestIds: labIds(lab.name), ...(uplink ? { uplink } : {}), ...(hostForwarding !== undefined ? { hostForwarding } : {}), ...(lan ? { lan } : {}), parallel: bootWindow(opts), ...(snapshots ? { snapshots } : {}), ...images }),
     accel,
     image: image.key,
     why,
@@ -116,16 +126,17 @@ async function chooseUplink(runner: CommandRunner, lab: ResolvedLab): Promise<Up
 }
 
 /** Brings a lab up; resolves when every guest is booted and configured. Rolls everything back on failure. */
-export async function up(lab: ResolvedLab, opts: UpOptions): Promise<UpResult> {
+export async function up(input: ResolvedLab, opts: UpOptions): Promise<UpResult> {
   const started = Date.now();
   const reporter = opts.reporter ?? silentReporter;
-  const existing = await findLab(lab.name);
+  const existing = await findLab(input.name);
   if (existing.present) {
-    const running = await readState(lab.name);
-    if (running?.status === 'up') return applyChange(running, lab, opts);
-    throw new RuntimeError(`lab "${lab.name}" is already up (or left over: ${existing.what.join(', ')}); run \`qnet down ${lab.name}\` first`);
+    const running = await readState(input.name);
+    if (running?.status === 'up') return applyChange(running, input, opts);
+    throw new RuntimeError(`lab "${input.name}" is already up (or left over: ${existing.what.join(', ')}); run \`qnet down ${input.name}\` first`);
   }
-  const { steps, accel, image, lan } = await prepareUp(lab, opts);
+  const prepared = await prepareUp(input, opts);
+  const { steps, accel, image, lan, lab } = prepared;
   const state: LabState = {
     version: 1,
     lab,
@@ -137,7 +148,7 @@ export async function up(lab: ResolvedLab, opts: UpOptions): Promise<UpResult> {
     guests: {},
     ...(lan ? { lan } : {}),
   };
-  const live: Live = { pids: new Map(), control: new Map(), services: new Map(), snapshots: new Map() };
+  const live: Live = { pids: new Map(), control: new Map(), services: new Map(), snapshots: new Map(), ready: new Map() };
   const slots = new Slots(bootWindow(opts));
   const done: Step[] = [];
   let current: Step | undefined;
@@ -214,6 +225,8 @@ export async function execute(a: Action, ctx: ExecContext): Promise<void> {
       await rm(a.path, { recursive: true, force: true });
       return;
     case 'start-guest': {
+      const node = ctx.lab.nodes.find((n) => n.name === a.node);
+      if (!node) throw new RuntimeError(`${a.node}: not a node of lab ${ctx.lab.name}`);
       const files = nodeFiles(nodeDir(ctx.lab.name, a.node));
       const env = { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', ...a.env };
       // A guest that boots takes a slot until it is ready (or fails); a restored one is light and takes none.
@@ -221,11 +234,15 @@ export async function execute(a: Action, ctx: ExecContext): Promise<void> {
       if (boots && ctx.slots?.full) ctx.reporter.info(`${a.node} starts when one of the ${ctx.slots.limit} guests booting now is ready`);
       if (boots) await ctx.slots?.acquire();
       let g: Awaited<ReturnType<typeof startFromSnapshot>>;
+      // Files QEMU gets as descriptors, opened here: the unprivileged QEMU never opens (nor may write) a user's base.
+      const fds = (a.fds ?? []).map((f) => openSync(f.path, f.write ? 'r+' : 'r'));
       try {
-        g = await startFromSnapshot(a, env, files, ctx);
+        g = await startFromSnapshot(a, env, files, ctx, fds);
       } catch (e) {
         if (boots) ctx.slots?.release();
         throw e;
+      } finally {
+        for (const fd of fds) closeSync(fd);
       }
       g.qmp.close();
       ctx.live.pids.set(a.node, g.pid);
@@ -235,7 +252,11 @@ export async function execute(a: Action, ctx: ExecContext): Promise<void> {
         // Connect to the control channel at once so that the guest's READY cannot be missed.
         const ch = await ControlChannel.connect(files.control, 5000);
         ctx.live.control.set(a.node, ch);
-        if (boots) void waitReady(ch, ctx.readyTimeoutMs, a.node).catch(() => {}).finally(() => ctx.slots?.release());
+        // Readiness is awaited from the start (the window's slot is given back when it settles); wait-ready reports it.
+        const ready = awaitReady(kindOf(node).ready(ctx.lab, node), { lab: ctx.lab.name, netns: ctx.lab.netns, node: a.node, files, control: ch, timeoutMs: ctx.readyTimeoutMs });
+        ready.catch(() => {});
+        ctx.live.ready.set(a.node, ready);
+        if (boots) void ready.catch(() => {}).finally(() => ctx.slots?.release());
         // A restored guest waits at its snapshot point: its clock and configuration are this run's.
         if (g.how === 'restored') ch.send(resumeLine());
         if (a.snapshot?.mode === 'save') {
@@ -244,8 +265,8 @@ export async function execute(a: Action, ctx: ExecContext): Promise<void> {
           ctx.live.snapshots.set(a.node, saved);
         }
       } catch (e) {
-        if (boots && !ctx.live.control.has(a.node)) ctx.slots?.release();
-        await stopGuest(g.pid, files, 0); // this step is not "done", so rollback would not stop it
+        if (boots && !ctx.live.ready.has(a.node)) ctx.slots?.release();
+        await stopGuest(g.pid, files, { acpi: false, graceMs: 0 }); // this step is not "done", so rollback would not stop it
         throw e;
       }
       g.child.unref();
@@ -258,33 +279,44 @@ export async function execute(a: Action, ctx: ExecContext): Promise<void> {
     case 'wait-ready': {
       const t0 = Date.now();
       await Promise.all(
-        a.nodes.map(async (node) => {
-          const ch = ctx.live.control.get(node);
-          if (!ch) throw new RuntimeError(`${node}: no control connection`);
+        a.nodes.map(async (name) => {
+          const ready = ctx.live.ready.get(name);
+          const node = ctx.lab.nodes.find((n) => n.name === name);
+          if (!ready || !node) throw new RuntimeError(`${name}: not started`);
+          let note: string;
           try {
-            await waitReady(ch, ctx.readyTimeoutMs, node);
+            note = await ready;
           } catch (e) {
             // The run directory goes with the rollback: keep the guest's last words in the message.
-            const log = await readFile(nodeFiles(nodeDir(ctx.lab.name, node)).consoleLog, 'utf8').catch(() => '');
-            const tail = log.replace(/\x1b\[[0-9;]*[A-Za-z]/g, '').trim().split('\n').slice(-12).join('\n    ');
-            throw new RuntimeError(`${(e as Error).message}${tail ? `\n  ${node} console (last lines):\n    ${tail}` : ''}`);
+            const log = await readFile(nodeFiles(nodeDir(ctx.lab.name, name)).consoleLog, 'utf8').catch(() => '');
+            const tail = log.replace(/\x1b\[[0-9;?]*[A-Za-z]|\r/g, '').trim().split('\n').slice(-12).join('\n    ');
+            const what = describeWait(kindOf(node).ready(ctx.lab, node));
+            throw new RuntimeError(`${(e as Error).message}\n  ${name} was waiting for ${what}${tail ? `\n  ${name} console (last lines):\n    ${tail}` : ''}`);
           }
-          const g = ctx.state.guests[node];
+          const g = ctx.state.guests[name];
           const secs = (Date.now() - Date.parse(g?.startedAt ?? new Date(t0).toISOString())) / 1000;
           if (g) {
             g.readyAt = new Date().toISOString();
             g.bootSeconds = Math.round(secs * 10) / 10;
           }
-          ctx.reporter.step(`${node} is up (${g?.start === 'restored' ? 'restored from the saved state' : 'booted'} and configured in ${secs.toFixed(1)} s)`, Date.now() - t0, true);
+          const how = g?.start === 'restored' ? 'restored from the saved state and configured' : node.image ? `booted its image, ready (${node.image.ready.kind})` : 'booted and configured';
+          ctx.reporter.step(`${name} is up (${how} in ${secs.toFixed(1)} s${note ? `; ${note}` : ''})`, Date.now() - t0, true);
         }),
       );
       return;
     }
     case 'stop-guest': {
       const files = nodeFiles(nodeDir(ctx.lab.name, a.node));
-      await stopGuest(ctx.live.pids.get(a.node), files, 0);
+      await stopGuest(ctx.live.pids.get(a.node), files, { acpi: false, graceMs: 0 });
       return;
     }
+    case 'copy':
+      await copyFile(a.from, a.to);
+      await chmod(a.to, a.mode);
+      return;
+    case 'seed':
+      await writeSeed(ctx.runner, ctx.lab, a);
+      return;
     case 'host-forwarding':
       if (a.enable) await claimHostForwarding(ctx.lab.name);
       else await releaseHostForwarding(ctx.lab.name);
@@ -344,7 +376,7 @@ async function applyChange(running: LabState, next: ResolvedLab, opts: UpOptions
   if (change.refused.length)
     throw new RuntimeError(`lab "${next.name}" is up and this change cannot be applied in place:\n${formatChange(change)}`);
   reporter.info(`lab ${next.name} is up; applying the change:\n${formatChange(change)}`);
-  const live: Live = { pids: new Map(Object.entries(running.guests).map(([n, g]) => [n, g.pid])), control: new Map(), services: new Map(), snapshots: new Map() };
+  const live: Live = { pids: new Map(Object.entries(running.guests).map(([n, g]) => [n, g.pid])), control: new Map(), services: new Map(), snapshots: new Map(), ready: new Map() };
   const state: LabState = { ...running, lab: next, guests: { ...running.guests } };
   for (const n of [...change.removeNodes, ...change.restartNodes]) delete state.guests[n];
   const ctx: ExecContext = { runner: opts.runner, lab: next, state, live, reporter, readyTimeoutMs: opts.readyTimeoutMs ?? 120_000, slots: new Slots(bootWindow(opts)) };
@@ -383,6 +415,7 @@ async function startFromSnapshot(
   env: NodeJS.ProcessEnv,
   files: ReturnType<typeof nodeFiles>,
   ctx: ExecContext,
+  fds: number[] = [],
 ): Promise<StartedGuest & { how: 'booted' | 'restored'; startedAt: string }> {
   if (a.snapshot?.mode === 'restore') {
     let fd: number | undefined;
@@ -404,7 +437,7 @@ async function startFromSnapshot(
         ctx.reporter.info(`${a.node}: the saved state could not be loaded (${why}); booting it instead (the saved state is dropped)`);
         if (g) {
           g.qmp.close();
-          await stopGuest(g.pid, files, 0);
+          await stopGuest(g.pid, files, { acpi: false, graceMs: 0 });
           // Its sockets and taps must be free before the same guest starts again.
           if (g.child.exitCode === null && g.child.signalCode === null) await new Promise((r) => g!.child.once('exit', r));
         }
@@ -415,7 +448,7 @@ async function startFromSnapshot(
     }
   }
   const startedAt = new Date().toISOString();
-  return { ...(await startGuest(a.argv, env, files)), how: 'booted', startedAt };
+  return { ...(await startGuest(a.argv, env, files, 15000, undefined, fds)), how: 'booted', startedAt };
 }
 
 /**

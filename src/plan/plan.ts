@@ -16,14 +16,15 @@ import {
 } from '../render/uplink.js';
 import { formatIPv4 } from '../topology/ipv4.js';
 import type { ChangeSet } from './change.js';
+import type { Action, GuestSnapshot, PassedFile, PlanContext, Step, StopHow } from './steps.js';
 import { shellQuote } from '../render/shell.js';
 
 export { shellQuote };
 import { bridgeLines, bridgeUpLine, ownerMarker, tapLines } from '../render/ipbatch.js';
 import { needsGuard, renderGuardRuleset } from '../render/guard.js';
-import { renderGuestConfig, renderRouterRuleset } from '../render/guest-config.js';
 import { renderLinkBatch } from '../render/ipbatch.js';
-import { nodeFiles, renderGuestCommand, type Accel, type GuestImage } from '../render/qemu.js';
+import { kindOf } from '../guest/kinds.js';
+import { labKeySteps } from '../guest/image-node.js';
 import type { ResolvedLab, ResolvedNode } from '../topology/model.js';
 import { hasBridge, onLan } from '../topology/model.js';
 import {
@@ -42,63 +43,7 @@ import {
   type LanUplink,
 } from '../render/lan.js';
 
-export type Action =
-  | { kind: 'mkdir'; path: string; mode: number; owner?: { uid: number; gid: number }; exclusive?: boolean }
-  | { kind: 'write'; path: string; content: string; mode: number }
-  | { kind: 'exec'; argv: string[]; input?: string }
-  | { kind: 'rmtree'; path: string }
-  | { kind: 'start-guest'; node: string; argv: string[]; env: Record<string, string>; snapshot?: GuestSnapshot }
-  | { kind: 'wait-snapshot'; nodes: string[] }
-  | { kind: 'stop-guest'; node: string }
-  | { kind: 'wait-ready'; nodes: string[] }
-  | { kind: 'host-forwarding'; enable: boolean }
-  | { kind: 'start-service'; service: string; argv: string[]; env: Record<string, string>; log: string; readyText: string }
-  | { kind: 'stop-service'; service: string }
-  | { kind: 'release-uplink'; bridge: string; saved?: LanUplink };
-
-/**
- * A guest's part in snapshots: `save` boots it and saves its state at the snapshot point into `path`; `restore`
- * starts it from that state instead of booting (and boots it after all if the file is missing or unusable).
- */
-export interface GuestSnapshot {
-  mode: 'save' | 'restore';
-  path: string;
-}
-
-export interface Step {
-  title: string;
-  do: Action;
-  undo?: Action;
-  /** What to tell the user if this step fails (what usually causes it, what to do instead). */
-  hint?: string;
-}
-
-export interface PlanContext {
-  image: GuestImage;
-  accel: Accel;
-  /** The user helper daemons (dnsmasq) run as, with its ids. */
-  user: string;
-  userIds: { uid: number; gid: number };
-  /** The lab's own ids, which its guests (and their taps and files) get. */
-  guestIds: { uid: number; gid: number };
-  qemuBinary?: string;
-  /** The uplink /30 chosen for this host (labs with nat or routed networks). */
-  uplink?: UplinkAddressing;
-  /** Whether IPv4 forwarding is already on in the host namespace (observed). */
-  hostForwarding?: boolean;
-  /** The uplinks of bridged and macnat networks, by network name (observed). */
-  lan?: Record<string, LanUplink>;
-  /**
-   * At most this many guests boot at once; the next starts as soon as one is ready (0: no limit). Guests restored
-   * from a saved state do not count. Carried out by the executor; here only for the plan's text.
-   */
-  parallel?: number;
-  /**
-   * Saved states by node name (nodes that can use one): the file for the node's shape, and whether it exists.
-   * Absent: every guest boots (`up --cold`).
-   */
-  snapshots?: Record<string, { path: string; exists: boolean }>;
-}
+export type { Action, GuestSnapshot, Step, PlanContext, PassedFile, StopHow };
 
 /** The steps that bring a lab up from nothing. Pure: the same inputs give the same plan. */
 export function planUp(lab: ResolvedLab, ctx: PlanContext): Step[] {
@@ -244,7 +189,8 @@ function bootSteps(lab: ResolvedLab, nodes: ResolvedNode[], ctx: PlanContext, wh
   }
   const saving = new Set([...savers.values()].map((n) => n.name));
   const rest = nodes.filter((n) => !saving.has(n.name));
-  const steps: Step[] = [];
+  // Image nodes configured by cloud-init log root in with the lab's key: made once, before the first seed.
+  const steps: Step[] = nodes.some((n) => n.image?.config === 'cloud-init') ? labKeySteps(lab, ctx) : [];
   for (const [file, node] of savers) steps.push(...nodeSteps(lab, node, ctx, { mode: 'save', path: file }));
   const waitFor = [...savers].filter(([file]) => rest.some((n) => snaps[n.name]?.path === file)).map(([, n]) => n.name);
   if (waitFor.length)
@@ -262,36 +208,9 @@ function bootSteps(lab: ResolvedLab, nodes: ResolvedNode[], ctx: PlanContext, wh
   return steps;
 }
 
-/** The steps that prepare and start one node (its taps exist already). */
+/** The steps that prepare and start one node (its taps exist already): as its guest kind says. */
 export function nodeSteps(lab: ResolvedLab, node: ResolvedNode, ctx: PlanContext, snapshot?: GuestSnapshot): Step[] {
-  const steps: Step[] = [];
-  const files = nodeFiles(nodeDir(lab.name, node.name));
-  steps.push({ title: `prepare ${node.name}`, do: { kind: 'mkdir', path: files.dir, mode: 0o700, owner: ctx.guestIds } });
-  steps.push({
-    title: `write ${node.name} boot configuration`,
-    do: { kind: 'write', path: files.config, content: renderGuestConfig(lab, node, { snapshot: snapshot?.mode === 'save' }), mode: 0o644 },
-  });
-  if (node.router)
-    steps.push({
-      title: `write ${node.name} router ruleset`,
-      do: { kind: 'write', path: files.nft, content: renderRouterRuleset(lab, node), mode: 0o644 },
-    });
-  const argv = renderGuestCommand({
-    node,
-    files,
-    image: ctx.image,
-    accel: ctx.accel,
-    netns: lab.netns,
-    user: String(ctx.guestIds.uid),
-    group: String(ctx.guestIds.gid),
-    ...(ctx.qemuBinary ? { binary: ctx.qemuBinary } : {}),
-  });
-  steps.push({
-    title: `${snapshot?.mode === 'restore' ? 'restore' : 'start'} ${node.name} (${ctx.accel}, ${node.memory} MiB, ${node.cpus} CPU${node.cpus > 1 ? 's' : ''}${snapshot ? `; ${snapshot.mode === 'save' ? 'saved at its snapshot point' : 'from the saved state of its shape'}` : ''})`,
-    do: { kind: 'start-guest', node: node.name, argv, env: { [ENV_LAB]: lab.name, [ENV_NODE]: node.name }, ...(snapshot ? { snapshot } : {}) },
-    undo: { kind: 'stop-guest', node: node.name },
-  });
-  return steps;
+  return kindOf(node).steps(lab, node, ctx, snapshot);
 }
 
 /**
@@ -354,6 +273,10 @@ export function formatPlan(steps: Step[]): string {
     lines.push(`${String(i + 1).padStart(2)}. ${s.title}`);
     const a = s.do;
     if (a.kind === 'exec' || a.kind === 'start-guest' || a.kind === 'start-service') lines.push(`      $ ${a.argv.map(shellQuote).join(' ')}`);
+    if (a.kind === 'start-guest')
+      (a.fds ?? []).forEach((f, i) => lines.push(`      fd ${4 + i} < ${f.path} (${f.write ? 'read-write' : 'read-only'}, opened by qnet)`));
+    if (a.kind === 'seed') lines.push(`      ${a.iso}: xorriso -as mkisofs -V cidata -J -r of meta-data, user-data (with the lab key ${a.labKey}), network-config`);
+    if (a.kind === 'copy') lines.push(`      ${a.from} -> ${a.to}`);
     if (a.kind === 'start-guest' && a.snapshot)
       lines.push(a.snapshot.mode === 'save' ? `      saved to ${a.snapshot.path}` : `      -incoming fd:3 < ${a.snapshot.path} (boots as above if it cannot be restored)`);
     if (a.kind === 'exec' && a.input) for (const l of a.input.trimEnd().split('\n')) lines.push(`      | ${l}`);

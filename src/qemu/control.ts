@@ -73,6 +73,19 @@ export class ControlChannel {
     });
   }
 
+  /** Resolves when the guest's end goes away (QEMU exited): every wait that is not about its lines races this. */
+  closed(): Promise<void> {
+    return new Promise((resolve) => {
+      if (this.ended) return resolve();
+      const l = () => {
+        if (!this.ended) return;
+        this.listeners.delete(l);
+        resolve();
+      };
+      this.listeners.add(l);
+    });
+  }
+
   /** Closes the connection. */
   destroy(): void {
     this.socket.destroy();

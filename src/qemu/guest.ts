@@ -4,7 +4,6 @@ import { openSync, closeSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { RuntimeError } from '../errors.js';
 import type { NodeFiles } from '../render/qemu.js';
-import { connectControl } from './control.js';
 import { isAlive, waitGone } from './process.js';
 import { QmpClient } from './qmp.js';
 
@@ -18,12 +17,14 @@ export interface StartedGuest {
  * Starts a guest detached (it outlives the CLI) and resolves once its QMP monitor answers; rejects with
  * QEMU's own error text if the process exits first.
  */
-export async function startGuest(argv: string[], env: NodeJS.ProcessEnv, files: NodeFiles, timeoutMs = 15000, fd3?: number): Promise<StartedGuest> {
+export async function startGuest(argv: string[], env: NodeJS.ProcessEnv, files: NodeFiles, timeoutMs = 15000, fd3?: number, more: number[] = []): Promise<StartedGuest> {
   const logFd = openSync(files.log, 'a', 0o600);
   let child: ChildProcess;
   try {
-    // fd3: a saved state for `-incoming fd:3` (opened here, so the unprivileged QEMU needs no access to the cache).
-    child = spawn(argv[0]!, argv.slice(1), { detached: true, stdio: ['ignore', logFd, logFd, ...(fd3 !== undefined ? [fd3] : [])], env });
+    // fd3: a saved state for `-incoming fd:3` (opened here, so the unprivileged QEMU needs no access to the cache);
+    // fd 4 on: the files an image node's QEMU is handed (-add-fd), in order.
+    const extra: Array<number | 'ignore'> = more.length ? [fd3 ?? 'ignore', ...more] : fd3 !== undefined ? [fd3] : [];
+    child = spawn(argv[0]!, argv.slice(1), { detached: true, stdio: ['ignore', logFd, logFd, ...extra], env });
   } finally {
     closeSync(logFd);
   }
@@ -54,8 +55,11 @@ export async function startGuest(argv: string[], env: NodeJS.ProcessEnv, files: 
   throw new RuntimeError(`QEMU exited during start-up (${how})${log ? `:\n  ${log}` : ''}`);
 }
 
-/** Stops a guest: power-off request over the control channel, then QMP quit, then SIGKILL. Resolves when it is gone. */
-export async function stopGuest(pid: number | undefined, files: NodeFiles, graceMs = 3000): Promise<'poweroff' | 'quit' | 'killed' | 'gone'> {
+/**
+ * Stops a guest. With `acpi`, the ACPI power button first and up to `graceMs` for the guest to power off (a real OS
+ * flushes its disk); then QMP quit; then SIGKILL. Resolves when it is gone, saying how it went.
+ */
+export async function stopGuest(pid: number | undefined, files: NodeFiles, how: { acpi: boolean; graceMs: number }): Promise<'powered off' | 'quit' | 'killed' | 'gone'> {
   let qmp: QmpClient | undefined;
   try {
     qmp = await QmpClient.connect(files.qmp, 1000);
@@ -74,16 +78,13 @@ export async function stopGuest(pid: number | undefined, files: NodeFiles, grace
     clearTimeout(timer);
     return ok;
   };
-  if (graceMs > 0) {
+  if (how.acpi && how.graceMs > 0) {
     try {
-      const ctl = await connectControl(files.control, 500);
-      ctl.on('error', () => {});
-      ctl.write('poweroff\n');
-      const ok = await closedWithin(graceMs);
-      ctl.destroy();
-      if (ok) return 'poweroff';
+      await qmp.execute('system_powerdown');
+      // QEMU exits when the guest powers off: its monitor closing is the sign, not a poll.
+      if (await closedWithin(how.graceMs)) return 'powered off';
     } catch {
-      // no control channel: fall through to quit
+      // the monitor went away meanwhile: fall through
     }
   }
   try {

@@ -20,6 +20,8 @@ export interface ProcessMarker {
   lab: string;
   node?: string;
   service?: string;
+  /** A guest's kind (builtin, image). */
+  kind?: string;
 }
 
 /** The qnet marker of a process (lab and node or service, from its environment), or null if it has none. */
@@ -31,16 +33,17 @@ export async function processMarker(pid: number): Promise<ProcessMarker | null> 
     if (!lab) return null;
     const node = get(ENV_NODE);
     const service = get(ENV_SERVICE);
-    return { lab, ...(node ? { node } : {}), ...(service ? { service } : {}) };
+    const kind = get(ENV_KIND);
+    return { lab, ...(node ? { node } : {}), ...(service ? { service } : {}), ...(kind ? { kind } : {}) };
   } catch {
     return null;
   }
 }
 
-/** The marker of a guest process (lab and node), or null if the process is not a qnet guest. */
-export async function markerOf(pid: number): Promise<{ lab: string; node: string } | null> {
+/** The marker of a guest process (lab, node and kind), or null if the process is not a qnet guest. */
+export async function markerOf(pid: number): Promise<{ lab: string; node: string; kind?: string } | null> {
   const m = await processMarker(pid);
-  return m?.node ? { lab: m.lab, node: m.node } : null;
+  return m?.node ? { lab: m.lab, node: m.node, ...(m.kind ? { kind: m.kind } : {}) } : null;
 }
 
 /** Every live process carrying a qnet marker, optionally only those of one lab. */

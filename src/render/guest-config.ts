@@ -1,6 +1,7 @@
 // Pure rendering of a node's boot configuration, as read by the built-in guest's boot script.
 import { formatCidr, formatIPv4 } from '../topology/ipv4.js';
-import { USER_NET, usesUplink, type ResolvedLab, type ResolvedNode } from '../topology/model.js';
+import type { ResolvedLab, ResolvedNode } from '../topology/model.js';
+import { defaultGateway, hostsEntries, nicDns } from './guest-net.js';
 import { NIC_MODELS } from '../topology/schema.js';
 
 /** Kernel modules a router guest loads (the rest of netfilter comes in as their dependencies). */
@@ -61,28 +62,16 @@ export function renderGuestConfig(lab: ResolvedLab, node: ResolvedNode, opts: { 
     if (nic.dhcp) lines.push(`dhcp ${guestIfName(nic.index)}`);
     else for (const a of nic.addresses) lines.push(`addr ${guestIfName(nic.index)} ${formatCidr(a)}`);
   }
-  const user = node.nics.find((n) => n.kind === 'user');
-  const nets = new Map(lab.networks.map((n) => [n.name, n]));
-  // Static NICs on a network whose host side is a gateway (nat, routed) route through it unless told otherwise.
-  const staticUplink = node.nics.find((n) => !n.dhcp && n.addresses.length && nets.get(n.network) && usesUplink(nets.get(n.network)!));
-  const dhcpNic = node.nics.some((n) => n.dhcp);
-  if (node.gateway !== undefined) lines.push(`route default ${formatIPv4(node.gateway)}`);
-  else if (staticUplink && !dhcpNic) lines.push(`route default ${formatIPv4(nets.get(staticUplink.network)!.address!.ip)}`);
-  else if (user && !dhcpNic) lines.push(`route default ${USER_NET.gateway}`);
-  if (user) lines.push(`dns ${USER_NET.dns}`);
+  const gw = defaultGateway(lab, node);
+  if (gw !== undefined) lines.push(`route default ${gw}`);
+  for (const r of node.routes ?? []) lines.push(`route ${formatCidr(r.to)} ${formatIPv4(r.via)}`);
   // Static NICs on a network with dnsmasq use it for names; DHCP NICs learn it from their lease.
-  for (const nic of node.nics) {
-    const net = nets.get(nic.network);
-    if (!nic.dhcp && net?.dhcp && net.address) lines.push(`dns ${formatIPv4(net.address.ip)}`);
-  }
+  for (const dns of new Set(nicDns(lab, node).values())) lines.push(`dns ${dns}`);
   if (node.router) {
     if (node.router.forward) lines.push('sysctl net.ipv4.ip_forward 1');
     lines.push('nft');
   }
-  // Every node's name resolves from every guest through /etc/hosts (first address of each node).
-  for (const other of lab.nodes) {
-    const first = other.nics.flatMap((n) => n.addresses)[0];
-    if (first && other.name !== node.name) lines.push(`host ${other.name} ${formatIPv4(first.ip)}`);
-  }
+  // Every node's name resolves from every guest through /etc/hosts.
+  for (const h of hostsEntries(lab, node)) lines.push(`host ${h.name} ${h.ip}`);
   return lines.join('\n') + '\n';
 }

@@ -29,3 +29,13 @@ export interface HostRoute {
   table?: string;
   onlink?: boolean;
 }
+
+/** What a kept overlay records of the base it was made on: the overlay is refused if the base changed since. */
+export interface BaseIdentity {
+  path: string;
+  format: string;
+  size: number;
+  mtimeMs: number;
+  ino: number;
+  dev: number;
+}

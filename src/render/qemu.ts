@@ -47,12 +47,12 @@ export interface QemuOptions {
   binary?: string;
 }
 
-/** QEMU's own argv for a node (without the wrapper). */
-export function renderQemuArgs(o: QemuOptions): string[] {
-  const { node, files, image } = o;
-  const args = [
+/** What every guest's QEMU has, whatever its kind: machine and accelerator, CPUs, memory, the sandbox, QMP, serial. */
+export function commonArgs(o: { node: ResolvedNode; files: NodeFiles; accel: Accel; machine?: string; reboot?: boolean; display?: boolean }): string[] {
+  const { node, files } = o;
+  return [
     '-name', `${node.name},debug-threads=off`,
-    '-machine', 'q35',
+    '-machine', o.machine ?? 'q35',
     // TCG's translation cache: 32 MiB instead of QEMU 7.2's default of 1 GiB, which a guest fills as it runs code
     // it has not run before (a boot alone leaves about 60 MiB): a bound on each guest's memory, 32 MiB less RSS.
     '-accel', o.accel === 'tcg' ? 'tcg,tb-size=32' : o.accel,
@@ -61,15 +61,43 @@ export function renderQemuArgs(o: QemuOptions): string[] {
     '-cpu', o.accel === 'kvm' ? 'host' : 'max,erms=off',
     '-smp', String(node.cpus),
     '-m', String(node.memory),
-    '-nodefaults', '-no-user-config', '-display', 'none', '-no-reboot',
+    '-nodefaults', '-no-user-config',
+    ...(o.display ? [] : ['-display', 'none']),
+    // The built-in guest has nothing to reboot into; a real OS reboots as it would on hardware.
+    ...(o.reboot ? [] : ['-no-reboot']),
     '-sandbox', 'on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny',
-    '-kernel', image.kernel,
-    '-initrd', image.initrd,
-    '-append', image.cmdline,
     '-chardev', `socket,id=qmp,path=${files.qmp},server=on,wait=off`,
     '-mon', 'chardev=qmp,mode=control',
     '-chardev', `socket,id=console,path=${files.console},server=on,wait=off,logfile=${files.consoleLog},logappend=on`,
     '-serial', 'chardev:console',
+  ];
+}
+
+/** The node's NICs: a netdev (tap, user-mode or socket) and the device of its model with its MAC, each. */
+export function nicArgs(node: ResolvedNode): string[] {
+  const args: string[] = [];
+  for (const nic of node.nics) {
+    const id = `net${nic.index}`;
+    if (nic.kind === 'user') {
+      const fwd = nic.hostfwd.map((f) => `,hostfwd=${f.proto}:127.0.0.1:${f.host}-:${f.guest}`).join('');
+      args.push('-netdev', `user,id=${id},net=${USER_NET.subnet}${fwd}`);
+    } else if (nic.kind === 'socket') {
+      args.push('-netdev', `socket,id=${id},udp=127.0.0.1:${nic.socket!.peer},localaddr=127.0.0.1:${nic.socket!.local}`);
+    } else args.push('-netdev', `tap,id=${id},ifname=${nic.tap},script=no,downscript=no`);
+    // romfile= : no PXE option ROM (the built-in guest's kernel is loaded directly; image nodes boot from disk).
+    args.push('-device', `${NIC_MODELS[nic.model].device},netdev=${id},mac=${nic.mac},romfile=`);
+  }
+  return args;
+}
+
+/** QEMU's own argv for a built-in node (without the wrapper). */
+export function renderQemuArgs(o: QemuOptions): string[] {
+  const { node, files, image } = o;
+  const args = [
+    ...commonArgs(o),
+    '-kernel', image.kernel,
+    '-initrd', image.initrd,
+    '-append', image.cmdline,
     // Two ports (the agent's console and the control port) instead of the default 31: 6 virtqueues instead
     // of 64, and as many fewer eventfds polled by QEMU's main loop on every wakeup. Raise it with a new port.
     '-device', 'virtio-serial-pci,id=vser0,max_ports=2',
@@ -88,17 +116,7 @@ export function renderQemuArgs(o: QemuOptions): string[] {
     '-device', 'vmgenid,guid=auto',
   ];
   if (node.router) args.push('-fw_cfg', `name=${FW_CFG_NFT},file=${files.nft}`);
-  for (const nic of node.nics) {
-    const id = `net${nic.index}`;
-    if (nic.kind === 'user') {
-      const fwd = nic.hostfwd.map((f) => `,hostfwd=${f.proto}:127.0.0.1:${f.host}-:${f.guest}`).join('');
-      args.push('-netdev', `user,id=${id},net=${USER_NET.subnet}${fwd}`);
-    } else if (nic.kind === 'socket') {
-      args.push('-netdev', `socket,id=${id},udp=127.0.0.1:${nic.socket!.peer},localaddr=127.0.0.1:${nic.socket!.local}`);
-    } else args.push('-netdev', `tap,id=${id},ifname=${nic.tap},script=no,downscript=no`);
-    // romfile= : no PXE option ROM, the kernel is loaded directly.
-    args.push('-device', `${NIC_MODELS[nic.model].device},netdev=${id},mac=${nic.mac},romfile=`);
-  }
+  args.push(...nicArgs(node));
   return args;
 }
 
@@ -110,20 +128,35 @@ const DEV_SETUP =
   'chown "$1" /dev/net/tun && if [ "$2" = kvm ]; then mknod -m 600 /dev/net/kvm c 10 232 && chown "$1" /dev/net/kvm && ' +
   'mount --bind /dev/net/kvm /dev/kvm; fi && shift 2 && exec "$@"';
 
+/** How a guest's QEMU is started: in which namespace, as which ids, with which accelerator and binary. */
+export interface Wrapper {
+  netns?: string;
+  user: string;
+  group?: string;
+  accel: Accel;
+  binary?: string;
+}
+
 /**
- * The full argv: enter the lab namespace (when given), private /dev nodes, drop to `user`, then QEMU.
- * One process throughout (every stage execs the next), so the spawned pid is QEMU's.
+ * The full argv: enter the lab namespace (when given), private /dev nodes, drop to `user`, then QEMU with `args`.
+ * One process throughout (every stage execs the next), so the spawned pid is QEMU's, and descriptors given to the
+ * first stage reach QEMU.
  */
-export function renderGuestCommand(o: QemuOptions & { netns?: string; user: string; group?: string }): string[] {
-  const group = o.group ?? o.user;
+export function wrapGuestCommand(w: Wrapper, args: string[]): string[] {
+  const group = w.group ?? w.user;
   return [
-    ...(o.netns ? ['nsenter', `--net=/run/netns/${o.netns}`, '--'] : []),
+    ...(w.netns ? ['nsenter', `--net=/run/netns/${w.netns}`, '--'] : []),
     'unshare', '--mount', '--propagation', 'private', '--',
-    'sh', '-c', DEV_SETUP, 'qnet-guest', `${o.user}:${group}`, o.accel,
-    'setpriv', `--reuid=${o.user}`, `--regid=${group}`, '--clear-groups', '--no-new-privs', '--',
-    o.binary ?? 'qemu-system-x86_64',
-    ...renderQemuArgs(o),
+    'sh', '-c', DEV_SETUP, 'qnet-guest', `${w.user}:${group}`, w.accel,
+    'setpriv', `--reuid=${w.user}`, `--regid=${group}`, '--clear-groups', '--no-new-privs', '--',
+    w.binary ?? 'qemu-system-x86_64',
+    ...args,
   ];
+}
+
+/** The full argv of a built-in guest (see wrapGuestCommand). */
+export function renderGuestCommand(o: QemuOptions & { netns?: string; user: string; group?: string }): string[] {
+  return wrapGuestCommand(o, renderQemuArgs(o));
 }
 
 /**
@@ -132,7 +165,8 @@ export function renderGuestCommand(o: QemuOptions & { netns?: string; user: stri
  * restored from another's state (user-mode and socket NICs keep connection state of their own in QEMU).
  */
 export function snapshotShape(node: ResolvedNode, image: GuestImage, accel: Accel): string | undefined {
-  if (node.nics.some((n) => n.kind !== 'bridge')) return undefined;
+  // Image nodes run the user's own OS, which has no snapshot point of qnet's: they always boot.
+  if (node.image || node.nics.some((n) => n.kind !== 'bridge')) return undefined;
   const canonical: ResolvedNode = { ...node, name: 'node', nics: node.nics.map((n) => ({ ...n, mac: '52:54:00:00:00:00', tap: 'tap' })) };
   return JSON.stringify(renderQemuArgs({ node: canonical, files: nodeFiles('/node'), image, accel }));
 }

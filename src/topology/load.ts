@@ -1,10 +1,11 @@
 // Loading a topology: YAML text -> schema -> normalization -> rules, all before any side effect.
 import { readFile } from 'node:fs/promises';
+import path from 'node:path';
 import { parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { UserError, type InputIssue } from '../errors.js';
 import type { ResolvedLab } from './model.js';
-import { normalize } from './normalize.js';
+import { normalize, type NormalizeOptions } from './normalize.js';
 import { formatPath } from './paths.js';
 import { checkRules } from './rules.js';
 import { TopologySchema } from './schema.js';
@@ -47,7 +48,7 @@ function zodIssues(error: z.ZodError): InputIssue[] {
 }
 
 /** Parses and validates topology text; throws UserError listing every problem with its path. */
-export function parseTopology(text: string, source = 'topology'): ResolvedLab {
+export function parseTopology(text: string, source = 'topology', opts: NormalizeOptions = {}): ResolvedLab {
   if (Buffer.byteLength(text) > MAX_TOPOLOGY_BYTES)
     throw new UserError(`${source}: the file is larger than ${MAX_TOPOLOGY_BYTES} bytes; a topology is far smaller`);
   let data: unknown;
@@ -83,18 +84,18 @@ export function parseTopology(text: string, source = 'topology'): ResolvedLab {
     const issues = [{ path: proto, message: '"__proto__" is not allowed as a name' }];
     throw new UserError(formatIssues(source, issues), issues);
   }
-  return validateTopology(data, source);
+  return validateTopology(data, source, opts);
 }
 
 /** Validates an already-parsed topology object (the library entry for callers that build topologies in code). */
-export function validateTopology(data: unknown, source = 'topology'): ResolvedLab {
+export function validateTopology(data: unknown, source = 'topology', opts: NormalizeOptions = {}): ResolvedLab {
   const parsed = TopologySchema.safeParse(data);
   if (!parsed.success) {
     const issues = zodIssues(parsed.error);
     throw new UserError(formatIssues(source, issues), issues);
   }
   const issues: InputIssue[] = [];
-  const lab = normalize(parsed.data, issues);
+  const lab = normalize(parsed.data, issues, opts);
   checkRules(lab, issues);
   if (issues.length) throw new UserError(formatIssues(source, issues), issues);
   return lab;
@@ -108,7 +109,8 @@ export async function loadTopology(file: string): Promise<ResolvedLab> {
   } catch (e) {
     throw new UserError(`${file}: cannot read the topology file (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
   }
-  return parseTopology(text, file);
+  // Images and ISOs named in the file are found relative to it.
+  return parseTopology(text, file, { baseDir: path.dirname(path.resolve(file)) });
 }
 
 /** One message for all issues: `file: path: what`, a line each. */

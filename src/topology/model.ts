@@ -1,6 +1,6 @@
 // The resolved lab model: what normalization produces and everything downstream consumes.
 import type { Cidr } from './ipv4.js';
-import type { NicModel } from './schema.js';
+import type { DiskBus, NicModel } from './schema.js';
 
 /** bridge: a switch (optional host address); isolated: a switch, no host side; nat/routed: the host side is the
  * gateway and the lab's uplink carries the traffic out (masqueraded, or routed as is); socket: a QEMU point-to-point link. */
@@ -93,13 +93,61 @@ export interface RouterConfig {
   masquerade: Array<{ from: string; out: number }>;
 }
 
+/** When an image node counts as up (the built-in guest always says READY on its control port). */
+export type ReadySpec =
+  | { kind: 'agent' }
+  | { kind: 'lease' }
+  | { kind: 'console'; pattern: string }
+  | { kind: 'tcp'; port: number }
+  | { kind: 'none' };
+
+/** An image node: the user's own disk image, booted on a copy-on-write overlay. */
+export interface ImageSpec {
+  /** The base image, absolute. Never written. */
+  path: string;
+  /** Found by `qemu-img info` before anything changes (absent until the image is inspected). */
+  format?: ImageFormat;
+  virtualSize?: number;
+  /** Grow the overlay to this many bytes. */
+  diskSize?: number;
+  bus: DiskBus;
+  /** Keep the overlay across down/up (under the state directory). */
+  persist: boolean;
+  config: 'cloud-init' | 'none';
+  /** cloud-config merged into qnet's (config: cloud-init). */
+  userData?: Record<string, unknown>;
+  ready: ReadySpec;
+  /** The readiness was chosen by qnet, not written in the topology. */
+  readyDefault: boolean;
+  machine: 'q35' | 'pc';
+  firmware: 'bios' | 'uefi';
+  /** An ISO attached read-only, absolute. */
+  cdrom?: string;
+  /** A screen over VNC: always on a Unix socket in the run directory, and on 127.0.0.1:port when given. */
+  vnc?: { port?: number };
+}
+
+/** Disk image formats an image node may use. */
+export const IMAGE_FORMATS = ['qcow2', 'raw', 'vmdk', 'vdi', 'vhdx'] as const;
+export type ImageFormat = (typeof IMAGE_FORMATS)[number];
+
+/** A static route of a node (besides the default one). */
+export interface NodeRoute {
+  to: Cidr;
+  via: number;
+}
+
 export interface ResolvedNode {
   name: string;
   router?: RouterConfig;
   memory: number;
   cpus: number;
   gateway?: number;
+  /** Static routes besides the default (absent when there are none). */
+  routes?: NodeRoute[];
   nics: ResolvedNic[];
+  /** Present on image nodes; the built-in guest otherwise. */
+  image?: ImageSpec;
 }
 
 export interface ResolvedLab {
@@ -113,6 +161,8 @@ export interface ResolvedLab {
 
 export const NETNS_PREFIX = 'qnet-';
 export const DEFAULT_MEMORY_MIB = 128;
+/** Image nodes run a whole OS (systemd, cloud-init in Python): 512 MiB by default. */
+export const DEFAULT_IMAGE_MEMORY_MIB = 512;
 export const DEFAULT_CPUS = 1;
 /** QEMU user-mode networking's fixed plan. */
 export const USER_NET = { address: '10.0.2.15/24', gateway: '10.0.2.2', dns: '10.0.2.3', subnet: '10.0.2.0/24' } as const;

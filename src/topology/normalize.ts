@@ -1,9 +1,11 @@
 // Normalization: defaults, derived names and MACs, parsed addresses. Pure; collects issues instead of throwing.
 import { createHash } from 'node:crypto';
+import path from 'node:path';
 import type { InputIssue } from '../errors.js';
 import { formatIPv4, networkOf, parseCidr, parseIPv4, parseMac, type Cidr } from './ipv4.js';
 import {
   DEFAULT_CPUS,
+  DEFAULT_IMAGE_MEMORY_MIB,
   DEFAULT_MEMORY_MIB,
   NETNS_PREFIX,
   USER_NET,
@@ -14,8 +16,74 @@ import {
   type ResolvedNetwork,
   type ResolvedNic,
   type ResolvedNode,
+  type ImageSpec,
+  type NodeRoute,
+  type ReadySpec,
 } from './model.js';
+import { parseSize } from './size.js';
 import { LIMITS, type Topology } from './schema.js';
+
+type TopoNode = Topology['nodes'][string];
+
+/** Options of normalization: where relative paths (images, ISOs) in the topology are resolved from. */
+export interface NormalizeOptions {
+  baseDir?: string;
+}
+
+// Keys that only an image node has: on a built-in node each is a mistake, reported with its path.
+const IMAGE_ONLY = ['disk', 'persist', 'config', 'cloudInit', 'ready', 'machine', 'firmware', 'cdrom', 'display'] as const;
+
+/** An image node's settings with their defaults; problems are appended to `issues`. */
+function normalizeImage(name: string, node: TopoNode, nics: ResolvedNic[], networks: Map<string, ResolvedNetwork>, baseDir: string, issues: InputIssue[]): ImageSpec | undefined {
+  const at = (...p: Array<string | number>) => formatPath(['nodes', name, ...p]);
+  if (node.image === undefined) {
+    for (const key of IMAGE_ONLY)
+      if (node[key] !== undefined)
+        issues.push({
+          path: at(key),
+          message: key === 'persist' ? 'only an image node has a disk to keep; give the node an "image" (or remove "persist")' : `"${key}" is for image nodes; give the node an "image" (the built-in guest has no ${key})`,
+        });
+    return undefined;
+  }
+  const config = node.config ?? 'cloud-init';
+  if (config === 'none' && node.cloudInit !== undefined)
+    issues.push({ path: at('cloudInit'), message: 'config: none sends nothing to the guest; remove "cloudInit" (or use config: cloud-init)' });
+  let diskSize: number | undefined;
+  if (node.disk?.size !== undefined) {
+    const n = parseSize(node.disk.size);
+    if (n === null || n < 2 ** 20) issues.push({ path: at('disk', 'size'), message: `"${node.disk.size}" is not a disk size like 8G or 20480M` });
+    else diskSize = n;
+  }
+  const servedDhcp = nics.filter((c) => c.kind === 'bridge' && networks.get(c.network)?.dhcp !== undefined);
+  let ready: ReadySpec;
+  const r = node.ready;
+  if (r === undefined) ready = config === 'cloud-init' ? { kind: 'agent' } : servedDhcp.length ? { kind: 'lease' } : { kind: 'none' };
+  else if (typeof r === 'string') ready = { kind: r };
+  else if ('console' in r) {
+    ready = { kind: 'console', pattern: r.console };
+    try {
+      new RegExp(r.console);
+    } catch (e) {
+      issues.push({ path: at('ready', 'console'), message: `not a valid regular expression: ${(e as Error).message.replace(/^Invalid regular expression: /, '')}` });
+    }
+  } else ready = { kind: 'tcp', port: r.tcp };
+  if (ready.kind === 'lease' && !servedDhcp.length)
+    issues.push({ path: at('ready'), message: 'ready: lease waits for a lease from qnet\'s DHCP server: the node needs a NIC on a network with "dhcp"' });
+  return {
+    path: path.resolve(baseDir, node.image),
+    ...(diskSize !== undefined ? { diskSize } : {}),
+    bus: node.disk?.bus ?? 'virtio',
+    persist: node.persist ?? false,
+    config,
+    ...(node.cloudInit ? { userData: node.cloudInit.userData } : {}),
+    ready,
+    readyDefault: r === undefined,
+    machine: node.machine ?? 'q35',
+    firmware: node.firmware ?? 'bios',
+    ...(node.cdrom !== undefined ? { cdrom: path.resolve(baseDir, node.cdrom) } : {}),
+    ...(node.display !== undefined ? { vnc: typeof node.display === 'object' ? { port: node.display.vnc } : {} } : {}),
+  };
+}
 import { formatPath } from './paths.js';
 
 /** First UDP port of socket links (inside the lab namespace, so it never meets the host's ports). */
@@ -66,7 +134,8 @@ function parseAddressList(
 }
 
 /** Turns a schema-valid topology into the resolved lab model; problems are appended to `issues`. */
-export function normalize(topo: Topology, issues: InputIssue[]): ResolvedLab {
+export function normalize(topo: Topology, issues: InputIssue[], opts: NormalizeOptions = {}): ResolvedLab {
+  const baseDir = opts.baseDir ?? process.cwd();
   const networks: ResolvedNetwork[] = [];
   for (const [name, net] of Object.entries(topo.networks)) {
     let subnet: Cidr | undefined;
@@ -204,13 +273,30 @@ export function normalize(topo: Topology, issues: InputIssue[]): ResolvedLab {
       if (g === null) issues.push({ path: formatPath(['nodes', name, 'gateway']), message: `"${node.gateway}" is not an IPv4 address like 192.168.1.254` });
       else gateway = g;
     }
+    const routes: NodeRoute[] = [];
+    (node.routes ?? []).forEach((r, i) => {
+      const to = parseCidr(r.to);
+      const via = parseIPv4(r.via);
+      const at = (k: string) => formatPath(['nodes', name, 'routes', i, k]);
+      if (!to || !r.to.includes('/')) issues.push({ path: at('to'), message: `"${r.to}" is not a destination like 10.50.0.0/16` });
+      else if (networkOf(to) !== to.ip) issues.push({ path: at('to'), message: `${r.to} has host bits set; did you mean ${formatIPv4(networkOf(to))}/${to.prefix}?` });
+      if (via === null) issues.push({ path: at('via'), message: `"${r.via}" is not an IPv4 address like 192.168.1.254` });
+      if (to && r.to.includes('/') && networkOf(to) === to.ip && via !== null) routes.push({ to, via });
+    });
+    const image = normalizeImage(name, node, nics, byName, baseDir, issues);
+    // A guest that qnet does not configure asks DHCP by itself: its declared address is a static lease, where
+    // qnet serves DHCP (seed 004's dhcp-host), so it still gets the address the topology gives it.
+    if (image?.config === 'none')
+      for (const nic of nics) if (nic.kind === 'bridge' && nic.addresses.length === 1 && byName.get(nic.network)?.dhcp) nic.dhcp = true;
     nodes.push({
       name,
       ...(node.router ? { router: { forward: node.router.forward, masquerade: node.router.masquerade } } : {}),
-      memory: node.memory ?? DEFAULT_MEMORY_MIB,
+      memory: node.memory ?? (image ? DEFAULT_IMAGE_MEMORY_MIB : DEFAULT_MEMORY_MIB),
       cpus: node.cpus ?? DEFAULT_CPUS,
       ...(gateway !== undefined ? { gateway } : {}),
+      ...(routes.length ? { routes } : {}),
       nics,
+      ...(image ? { image } : {}),
     });
   }
 

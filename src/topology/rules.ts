@@ -4,6 +4,7 @@ import { lanLabVeth } from '../render/lan.js';
 import type { InputIssue } from '../errors.js';
 import { contains, formatCidr, formatIPv4, isHostAddress, isUsableMac, networkOf, overlaps, parseCidr, type Cidr } from './ipv4.js';
 import { USER_NET, type ResolvedLab } from './model.js';
+import { reachableFromLab } from './reach.js';
 import { formatPath } from './paths.js';
 
 const USER_SUBNET: Cidr = parseCidr(USER_NET.subnet)!;
@@ -93,6 +94,7 @@ export function checkRules(lab: ResolvedLab, issues: InputIssue[]): void {
   });
 
   const macs = new Map<string, string>();
+  const vncPorts = new Map<number, string>();
   for (const node of lab.nodes) {
     for (const nic of node.nics) {
       const path = ['nodes', node.name, 'nics', nic.index];
@@ -131,6 +133,23 @@ export function checkRules(lab: ResolvedLab, issues: InputIssue[]): void {
         else if (!net.subnet) add([...path, 'from'], `network "${m.from}" has no subnet to masquerade; give it one`);
         if (!node.nics[m.out]) add([...path, 'out'], `this node has no NIC ${m.out} (it has ${node.nics.length})`);
       });
+    }
+    (node.routes ?? []).forEach((r, i) => {
+      const onLink = node.nics.some((nic) => {
+        const subnet = netByName.get(nic.network)?.subnet;
+        return (subnet && contains(subnet, r.via)) || nic.addresses.some((a) => contains(a, r.via));
+      });
+      if (!onLink) add(['nodes', node.name, 'routes', i, 'via'], `${formatIPv4(r.via)} is not on the subnet of any of this node's NICs`);
+    });
+    if (node.image?.ready.kind === 'tcp' && !reachableFromLab(lab, node, node.image.ready.port))
+      add(
+        ['nodes', node.name, 'ready', 'tcp'],
+        'qnet probes the port from the lab namespace, which reaches none of this node\'s addresses: give the node an address on a network with a host side ("address", nat or routed), a NIC with dhcp where qnet serves DHCP, or a user NIC with a hostfwd to this port',
+      );
+    if (node.image?.vnc?.port !== undefined) {
+      const prior = vncPorts.get(node.image.vnc.port);
+      if (prior) add(['nodes', node.name, 'display', 'vnc'], `VNC port ${node.image.vnc.port} is already used by nodes.${prior}`);
+      else vncPorts.set(node.image.vnc.port, node.name);
     }
     if (node.gateway !== undefined) {
       const onLink = node.nics.some((nic) => {

@@ -137,14 +137,62 @@ export const NetworkSchema = z.strictObject({
     .describe('drop DHCP server replies sent by guests, so no guest can hand out leases (default: on where qnet serves DHCP)'),
 });
 
+/** Disk buses an image node's disk may sit on (Windows 7 has no virtio driver: sata). */
+export const DISK_BUSES = ['virtio', 'sata', 'ide', 'scsi'] as const;
+export type DiskBus = (typeof DISK_BUSES)[number];
+
+const PATH_TEXT = z.string().min(1, { error: 'expected a file name' }).max(4096, { error: 'paths are at most 4096 characters' });
+
+export const ReadySchema = z.union([
+  z.enum(['agent', 'lease', 'none']),
+  z.strictObject({ console: z.string().min(1).max(512).describe('a regular expression the serial console shows when the guest is ready') }),
+  z.strictObject({ tcp: port('tcp').describe('a TCP port that answers on the node\'s first address, from the lab namespace') }),
+]);
+
 export const NodeSchema = z.strictObject({
+  image: PATH_TEXT.optional().describe(
+    'a disk image to boot (qcow2, raw, vmdk, vdi or vhdx; relative to the topology file): the node runs it on a copy-on-write overlay of its own. Without it, the built-in guest',
+  ),
+  disk: z
+    .strictObject({
+      size: z.string().max(20).optional().describe('grow the overlay to this size (like 8G; the guest\'s growpart does the rest)'),
+      bus: z.enum(DISK_BUSES).default('virtio').describe('the bus the disk sits on (virtio; sata or ide for guests without virtio drivers; scsi: virtio-scsi)'),
+    })
+    .optional()
+    .describe('image nodes: the disk'),
+  persist: z.boolean().optional().describe('image nodes: keep the overlay (and UEFI variables) across down/up, under QNET_STATE_DIR; `qnet down LAB --purge` removes it'),
+  config: z
+    .enum(['cloud-init', 'none'])
+    .optional()
+    .describe('image nodes: cloud-init (default: a NoCloud seed with hostname, addresses, routes, DNS, hosts, SSH key, router) or none (qnet only wires the NICs)'),
+  cloudInit: z
+    .strictObject({
+      userData: z.record(z.string(), z.unknown()).default({}).describe('cloud-config merged into qnet\'s (packages, users, runcmd, write_files, ...)'),
+    })
+    .optional()
+    .describe('image nodes with config: cloud-init: what to add to the seed'),
+  ready: ReadySchema.optional().describe(
+    'image nodes: when the node counts as up: agent (qemu-guest-agent answers after cloud-init\'s final stage), lease (each DHCP NIC has its lease), {console: REGEX}, {tcp: PORT}, none. Default: agent with cloud-init, lease (or none) without',
+  ),
+  machine: z.enum(['q35', 'pc']).optional().describe('image nodes: the emulated chipset (default q35)'),
+  firmware: z.enum(['bios', 'uefi']).optional().describe('image nodes: bios (SeaBIOS, default) or uefi (OVMF from Debian\'s ovmf package, with variables of the node\'s own)'),
+  cdrom: PATH_TEXT.optional().describe('image nodes: an ISO image attached read-only as a CD-ROM (booted when the disk does not boot)'),
+  display: z
+    .union([z.literal('vnc'), z.strictObject({ vnc: z.number().int().min(5900, { error: 'a VNC port is 5900 to 65535' }).max(65535, { error: 'a VNC port is 5900 to 65535' }) })])
+    .optional()
+    .describe('image nodes: a screen over VNC: on a Unix socket in the run directory ("vnc"), or also on 127.0.0.1:PORT ({vnc: PORT})'),
+  routes: z
+    .array(z.strictObject({ to: ipv4Text.describe('destination "a.b.c.d/len"'), via: ipv4Text.describe('next hop on one of the node\'s networks') }))
+    .max(64)
+    .optional()
+    .describe('static routes besides the default one'),
   memory: z
     .number()
     .int({ error: 'memory is a whole number of MiB' })
     .min(LIMITS.memoryMinMiB, { error: `memory is at least ${LIMITS.memoryMinMiB} MiB (the kernel and the built-in image need it to boot)` })
     .max(LIMITS.memoryMaxMiB, { error: `memory is at most ${LIMITS.memoryMaxMiB} MiB` })
     .optional()
-    .describe('guest RAM in MiB'),
+    .describe('guest RAM in MiB (default 128 for the built-in guest, 512 for image nodes)'),
   cpus: z
     .number()
     .int({ error: 'cpus is a whole number' })

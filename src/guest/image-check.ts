@@ -1,0 +1,188 @@
+// Image nodes, before anything changes: what each disk image is (qemu-img info, once; the format is then always
+// passed explicitly, so QEMU never probes), refusing what is not a disk image or names other files; ISOs, the
+// UEFI firmware, and disks kept from an earlier `up` (`persist`). Reads only.
+import { open, readFile, realpath, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { keptPaths } from './kept.js';
+import { UserError, type InputIssue } from '../errors.js';
+import type { CommandRunner } from '../host/run.js';
+import { IMAGE_FORMATS, type ImageFormat, type ResolvedLab, type ResolvedNode } from '../topology/model.js';
+import { formatSize } from '../topology/size.js';
+import { formatIssues } from '../topology/load.js';
+import type { BaseIdentity } from '../render/host-types.js';
+
+export type { BaseIdentity };
+
+/** What `qemu-img info` says of an image that qnet accepts as a base. */
+export interface ImageFacts {
+  format: ImageFormat;
+  virtualSize: number;
+  actualSize: number;
+}
+
+/** The facts of `qemu-img info --output=json` that decide whether an image is acceptable. */
+interface QemuImgInfo {
+  format?: string;
+  'virtual-size'?: number;
+  'actual-size'?: number;
+  'backing-filename'?: string;
+  'full-backing-filename'?: string;
+  'format-specific'?: { type?: string; data?: { 'data-file'?: string; extents?: Array<{ filename?: string }> } };
+}
+
+/**
+ * Why `qemu-img info` output is not an acceptable base (null when it is): a format qnet does not take, or a
+ * reference to another file (backing file, qcow2 external data file, vmdk extents elsewhere), through which a
+ * crafted image would make QEMU read host files into the guest. Pure, for unit tests.
+ */
+export function refusalOf(info: QemuImgInfo, file: string): string | null {
+  const fmt = info.format ?? '';
+  if (!(IMAGE_FORMATS as readonly string[]).includes(fmt))
+    return `qemu-img reads it as ${fmt ? `"${fmt}"` : 'nothing it knows'}; qnet boots qcow2, raw, vmdk, vdi and vhdx images`;
+  const backing = info['full-backing-filename'] ?? info['backing-filename'];
+  if (backing !== undefined)
+    return `it names a backing file (${backing}); qnet takes only self-contained images (flatten it: qemu-img convert -O qcow2 ${file} flat.qcow2)`;
+  const data = info['format-specific']?.data;
+  if (data?.['data-file'] !== undefined) return `it names an external data file (${data['data-file']}); qnet takes only self-contained images`;
+  for (const e of data?.extents ?? []) {
+    if (e.filename === undefined) continue;
+    const where = path.resolve(path.dirname(file), e.filename);
+    if (where !== file) return `it is a vmdk whose data is in another file (${e.filename}); qnet takes only self-contained images (qemu-img convert -O qcow2 ${file} disk.qcow2)`;
+  }
+  if (typeof info['virtual-size'] !== 'number' || info['virtual-size'] <= 0) return 'qemu-img reports no size for it';
+  return null;
+}
+
+// A raw image is any file to qemu-img: take it as a disk only if it is one (a partition table or boot sector, a
+// filesystem blkid knows, or a blank disk), so that a text file named by mistake is refused.
+async function rawLooksLikeDisk(run: CommandRunner, file: string, size: number): Promise<string | null> {
+  if (size % 512 !== 0) return `not a disk image: ${size} bytes is not a whole number of 512-byte sectors`;
+  const fh = await open(file, 'r');
+  const head = Buffer.alloc(Math.min(size, 2 ** 20));
+  try {
+    await fh.read(head, 0, head.length, 0);
+  } finally {
+    await fh.close();
+  }
+  if (head.length >= 512 && head[510] === 0x55 && head[511] === 0xaa) return null;
+  if (head.every((b) => b === 0)) return null; // a blank disk, to install a system onto
+  const probe = await run.run(['blkid', '--probe', '--output', 'export', file], { allowFail: true });
+  if (/^(TYPE|PTTYPE)=/m.test(probe.stdout)) return null;
+  return 'not a disk image: no partition table, boot sector or filesystem in it (qemu-img sees plain data)';
+}
+
+/** Inspects one base image; throws UserError naming `where` (the topology path) and the file when it is refused. */
+export async function inspectImage(run: CommandRunner, file: string, where: string): Promise<ImageFacts> {
+  const refuse = (why: string): never => {
+    throw new UserError(`${where}: ${file}: ${why}`, [{ path: where, message: `${file}: ${why}` }]);
+  };
+  const st = await stat(file).catch((e: NodeJS.ErrnoException) => refuse(e.code === 'ENOENT' ? 'no such file' : `cannot read it (${e.code})`));
+  if (st.isDirectory()) refuse('is a directory, not a disk image');
+  if (!st.isFile()) refuse('is not a regular file (qnet boots disk image files)');
+  await open(file, 'r').then((h) => h.close(), (e: NodeJS.ErrnoException) => refuse(`cannot read it (${e.code})`));
+  const real = await realpath(file);
+  // -U: the image may be in use by a running lab (its overlays hold it open read-only); reading its header is safe.
+  const r = await run.run(['qemu-img', 'info', '--output=json', '-U', real], { allowFail: true, timeoutMs: 30_000 });
+  if (r.code !== 0) refuse(`qemu-img cannot read it: ${r.stderr.trim().split('\n').pop() ?? ''}`);
+  let info: QemuImgInfo;
+  try {
+    info = JSON.parse(r.stdout) as QemuImgInfo;
+  } catch {
+    return refuse('qemu-img info gave no answer qnet can read');
+  }
+  const why = refusalOf(info, real);
+  if (why) refuse(why);
+  if (info.format === 'raw') {
+    const raw = await rawLooksLikeDisk(run, real, st.size);
+    if (raw) refuse(raw);
+  }
+  return { format: info.format as ImageFormat, virtualSize: info['virtual-size']!, actualSize: info['actual-size'] ?? st.size };
+}
+
+/** Checks that a file is an ISO 9660 image (the "CD001" signature of its first volume descriptor). */
+export async function checkIso(file: string, where: string): Promise<void> {
+  const refuse = (why: string): never => {
+    throw new UserError(`${where}: ${file}: ${why}`, [{ path: where, message: `${file}: ${why}` }]);
+  };
+  const st = await stat(file).catch((e: NodeJS.ErrnoException) => refuse(e.code === 'ENOENT' ? 'no such file' : `cannot read it (${e.code})`));
+  if (!st.isFile()) refuse('is not a regular file (cdrom takes an ISO image)');
+  const sig = Buffer.alloc(5);
+  const fh = await open(file, 'r').catch((e: NodeJS.ErrnoException) => refuse(`cannot read it (${e.code})`));
+  try {
+    await fh.read(sig, 0, 5, 0x8001);
+  } finally {
+    await fh.close();
+  }
+  if (sig.toString('latin1') !== 'CD001') refuse('not an ISO 9660 image (no CD001 volume descriptor at 32 KiB)');
+}
+
+/** Where the UEFI firmware comes from (`QNET_OVMF_DIR`, default Debian's ovmf package). */
+export function ovmfFiles(): { code: string; vars: string } {
+  const dir = process.env.QNET_OVMF_DIR ?? '/usr/share/OVMF';
+  return { code: path.join(dir, 'OVMF_CODE_4M.fd'), vars: path.join(dir, 'OVMF_VARS_4M.fd') };
+}
+
+/** The identity of a base image as it is now. */
+export async function baseIdentity(file: string, format: ImageFormat): Promise<BaseIdentity> {
+  const st = await stat(file);
+  return { path: file, format, size: st.size, mtimeMs: st.mtimeMs, ino: st.ino, dev: st.dev };
+}
+
+/** Why a kept overlay cannot be used on the base as it is now (null when it can). Pure. */
+export function keptDiskRefusal(was: BaseIdentity, now: BaseIdentity): string | null {
+  if (was.path !== now.path) return `it was made on ${was.path}, and the node's image is now ${now.path}`;
+  if (was.format !== now.format) return `its base was ${was.format} and is now ${now.format}`;
+  if (was.size !== now.size || was.mtimeMs !== now.mtimeMs || was.ino !== now.ino || was.dev !== now.dev)
+    return `its base ${now.path} changed since (${was.size !== now.size ? `size ${formatSize(was.size)} -> ${formatSize(now.size)}` : `modified ${new Date(now.mtimeMs).toISOString()}`}); an overlay on a changed base reads garbage`;
+  return null;
+}
+
+/**
+ * Inspects every image node of a lab (bases, ISOs, firmware, kept disks, sizes) and returns the lab with each
+ * base's format and virtual size filled in; throws one UserError listing every problem with its path.
+ */
+export async function inspectLabImages(run: CommandRunner, lab: ResolvedLab, source = 'topology'): Promise<ResolvedLab> {
+  const issues: InputIssue[] = [];
+  const facts = new Map<string, ImageFacts | null>();
+  const nodes: ResolvedNode[] = [];
+  for (const node of lab.nodes) {
+    const img = node.image;
+    if (!img) {
+      nodes.push(node);
+      continue;
+    }
+    const at = (...p: string[]) => ['nodes', node.name, ...p].join('.');
+    const note = (e: unknown, where: string) => {
+      if (e instanceof UserError) issues.push(...(e.issues.length ? e.issues : [{ path: where, message: e.message }]));
+      else throw e;
+    };
+    if (!facts.has(img.path)) facts.set(img.path, await inspectImage(run, img.path, at('image')).catch((e) => (note(e, at('image')), null)));
+    const f = facts.get(img.path);
+    const base = f ? await realpath(img.path) : img.path;
+    if (img.cdrom) await checkIso(img.cdrom, at('cdrom')).catch((e) => note(e, at('cdrom')));
+    if (img.firmware === 'uefi') {
+      const fw = ovmfFiles();
+      for (const file of [fw.code, fw.vars])
+        if (!(await stat(file).then((s) => s.isFile(), () => false)))
+          issues.push({ path: at('firmware'), message: `firmware: uefi needs OVMF, and ${file} is missing: install Debian's ovmf package (apt-get install ovmf)` });
+    }
+    if (!f) {
+      nodes.push(node);
+      continue;
+    }
+    if (img.diskSize !== undefined && img.diskSize < f.virtualSize)
+      issues.push({ path: at('disk', 'size'), message: `${formatSize(img.diskSize)} is smaller than the image (${formatSize(f.virtualSize)}); a disk can grow, not shrink` });
+    if (img.persist) {
+      const kept = keptPaths(lab.name, node.name);
+      const was = await readFile(kept.base, 'utf8').then((t) => JSON.parse(t) as BaseIdentity, () => null);
+      if (was) {
+        const why = keptDiskRefusal(was, await baseIdentity(base, f.format));
+        if (why)
+          issues.push({ path: at('image'), message: `the kept disk of ${node.name} (persist: true, ${kept.disk}) cannot be used: ${why}. \`qnet down ${lab.name} --purge\` drops the kept disk (and what the guest wrote on it)` });
+      }
+    }
+    nodes.push({ ...node, image: { ...img, path: base, format: f.format, virtualSize: f.virtualSize } });
+  }
+  if (issues.length) throw new UserError(formatIssues(source, issues), issues);
+  return { ...lab, nodes };
+}

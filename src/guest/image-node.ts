@@ -1,0 +1,256 @@
+// Image nodes: the user's own disk image, never written (each node runs on a qcow2 overlay of its own), configured
+// by a cloud-init NoCloud seed or not at all, ready by the signal that fits the guest, stopped by the ACPI power
+// button. Pure: the steps and QEMU's arguments; lab/ carries them out.
+import path from 'node:path';
+import { labDir, labStateDir, nodeDir } from '../dirs.js';
+import type { PassedFile, PlanContext, Step } from '../plan/steps.js';
+import { ENV_KIND, ENV_LAB, ENV_NODE, ENV_SERVICE } from '../render/markers.js';
+import { commonArgs, nicArgs, nodeFiles, wrapGuestCommand, type NodeFiles } from '../render/qemu.js';
+import type { ImageSpec, ResolvedLab, ResolvedNode } from '../topology/model.js';
+import { labRoute } from '../topology/reach.js';
+import { formatSize } from '../topology/size.js';
+import { IMAGE_CONTROL_PORT } from './cloud-init.js';
+import { keptPaths } from './kept.js';
+import type { GuestKind, ReadyWait } from './kinds.js';
+
+/** The agent's well-known port name: Debian's qemu-guest-agent starts by itself (udev) when it appears. */
+export const AGENT_PORT = 'org.qemu.guest_agent.0';
+
+/** The files of an image node: its run directory's, and its disk (in the run directory, or kept with persist). */
+export interface ImageNodeFiles extends NodeFiles {
+  overlay: string;
+  vars: string;
+  seedDir: string;
+  seedIso: string;
+  vnc: string;
+  vncLog: string;
+  hostKey: string;
+}
+
+/** Where an image node's files are. */
+export function imageNodeFiles(lab: string, node: ResolvedNode): ImageNodeFiles {
+  const dir = nodeDir(lab, node.name);
+  const kept = node.image?.persist ? keptPaths(lab, node.name) : undefined;
+  return {
+    ...nodeFiles(dir),
+    overlay: kept?.disk ?? path.join(dir, 'disk.qcow2'),
+    vars: kept?.vars ?? path.join(dir, 'OVMF_VARS.fd'),
+    seedDir: path.join(dir, 'seed'),
+    seedIso: path.join(dir, 'seed.iso'),
+    vnc: path.join(dir, 'vnc.sock'),
+    vncLog: path.join(dir, 'vnc-forward.log'),
+    hostKey: kept?.hostKey ?? path.join(dir, 'ssh_host_ed25519_key'),
+  };
+}
+
+/** The lab's SSH key (kept with the disks when a node persists, so that a kept guest still accepts it). */
+export function labKeyFiles(lab: ResolvedLab): { dir: string; key: string; knownHosts: string; runDir: string } {
+  const kept = lab.nodes.some((n) => n.image?.persist);
+  const dir = kept ? path.join(labStateDir(lab.name), 'ssh') : path.join(labDir(lab.name), 'ssh');
+  const runDir = path.join(labDir(lab.name), 'ssh');
+  return { dir, key: path.join(dir, 'id_ed25519'), knownHosts: path.join(runDir, 'known_hosts'), runDir };
+}
+
+/** True when the lab has image nodes configured by cloud-init (they need the lab's SSH key). */
+export function needsLabKey(lab: ResolvedLab): boolean {
+  return lab.nodes.some((n) => n.image?.config === 'cloud-init');
+}
+
+/** The step that makes the lab's SSH key (none when it exists: a kept lab's, or one an earlier step made). */
+export function labKeySteps(lab: ResolvedLab, ctx: PlanContext): Step[] {
+  if (!needsLabKey(lab)) return [];
+  const k = labKeyFiles(lab);
+  const steps: Step[] = [{ title: 'prepare the lab SSH key directory', do: { kind: 'mkdir', path: k.runDir, mode: 0o700 } }];
+  if (k.dir !== k.runDir) steps.push({ title: 'prepare the kept SSH key directory', do: { kind: 'mkdir', path: k.dir, mode: 0o700 } });
+  if (!ctx.labKey)
+    steps.push({
+      title: `make the lab SSH key ${k.key} (ed25519, root logs in with it: \`qnet ssh\`)`,
+      do: { kind: 'exec', argv: ['ssh-keygen', '-q', '-t', 'ed25519', '-N', '', '-C', `qnet lab ${lab.name}`, '-f', k.key] },
+      ...(k.dir !== k.runDir ? { undo: { kind: 'rmtree' as const, path: k.dir } } : {}),
+    });
+  return steps;
+}
+
+/** The image node kind. */
+export const imageKind: GuestKind = {
+  name: 'image',
+  steps: imageSteps,
+  ready: imageReady,
+  // A real OS gets the power button and time to flush its disk (`down --grace`, 30 s by default) before QEMU quits.
+  stop: { acpi: true },
+  execHint: (lab, node) =>
+    `${lab}/${node.name} has no guest agent answering (install qemu-guest-agent in its image${node.image?.config === 'none' ? '' : ', or add it with cloudInit.userData.packages'}); ` +
+    (node.image?.config === 'cloud-init' ? `\`qnet ssh ${lab} ${node.name} -- CMD\` runs commands over SSH with the lab key` : `with config: none qnet gives the guest no SSH key: use \`qnet console ${lab} ${node.name}\`, or config: cloud-init`),
+};
+
+function imageReady(lab: ResolvedLab, node: ResolvedNode): ReadyWait {
+  const img = node.image!;
+  const r = img.ready;
+  switch (r.kind) {
+    case 'agent':
+      // A default readiness takes a guest without an agent as it is (with a note); one asked for requires it.
+      return img.config === 'cloud-init' ? { kind: 'cloud-init', agent: img.readyDefault ? 'if-present' : 'require' } : { kind: 'agent' };
+    case 'lease': {
+      const nets = new Map(lab.networks.map((n) => [n.name, n]));
+      return { kind: 'lease', leases: node.nics.filter((c) => c.kind === 'bridge' && nets.get(c.network)?.dhcp).map((c) => ({ network: c.network, mac: c.mac })) };
+    }
+    case 'console':
+      return { kind: 'console', pattern: r.pattern };
+    case 'tcp':
+      return { kind: 'tcp', route: labRoute(lab, node, r.port)! };
+    case 'none':
+      return { kind: 'none' };
+  }
+}
+
+// Where CD-ROMs go on each chipset: q35's AHCI ports (ide.N), or pc's secondary IDE channel.
+function cdSlot(machine: ImageSpec['machine'], i: number): string {
+  return machine === 'q35' ? `bus=ide.${i + 1}` : `bus=ide.1,unit=${i}`;
+}
+
+/** The disk's controller and device on its bus (sata on pc needs an AHCI controller; q35 has one built in). */
+function diskDevice(img: ImageSpec): string[] {
+  switch (img.bus) {
+    case 'virtio':
+      return ['-device', 'virtio-blk-pci,drive=disk,bootindex=1'];
+    case 'scsi':
+      return ['-device', 'virtio-scsi-pci,id=scsi0', '-device', 'scsi-hd,drive=disk,bus=scsi0.0,bootindex=1'];
+    case 'sata':
+      return img.machine === 'q35' ? ['-device', 'ide-hd,drive=disk,bus=ide.0,bootindex=1'] : ['-device', 'ahci,id=ahci0', '-device', 'ide-hd,drive=disk,bus=ahci0.0,bootindex=1'];
+    case 'ide':
+      // q35 has no parallel IDE: its ICH9 controller (AHCI) is where IDE disks go, as on real q35 boards.
+      return ['-device', `ide-hd,drive=disk,bus=ide.0${img.machine === 'pc' ? ',unit=0' : ''},bootindex=1`];
+  }
+}
+
+/** A -blockdev of a file handed over as descriptor set `set` (never probed: the format is always given). */
+function blockdev(name: string, driver: string, set: number, opts: { readOnly?: boolean; backing?: string | null; discard?: boolean } = {}): string {
+  const file: Record<string, unknown> = { driver: 'file', filename: `/dev/fdset/${set}`, ...(opts.readOnly ? { 'read-only': true } : {}), ...(opts.discard ? { discard: 'unmap' } : {}) };
+  const node: Record<string, unknown> = { 'node-name': name, driver, ...(opts.readOnly ? { 'read-only': true } : {}) };
+  if (opts.backing !== undefined) node.backing = opts.backing;
+  if (opts.discard) Object.assign(node, { discard: 'unmap', 'detect-zeroes': 'unmap' });
+  node.file = file;
+  return JSON.stringify(node);
+}
+
+/**
+ * QEMU's arguments for an image node and the files it is handed as descriptors (fd 4 on: fd 3 is a saved state's).
+ * The base is opened read-only by qnet and given to QEMU with "backing": null, so QEMU can neither write it nor
+ * follow a backing file named in it; the overlay names the base, but QEMU uses the node given here.
+ */
+export function renderImageQemuArgs(lab: ResolvedLab, node: ResolvedNode, files: ImageNodeFiles, ctx: Pick<PlanContext, 'accel' | 'ovmf'>): { args: string[]; fds: PassedFile[] } {
+  const img = node.image!;
+  if (!img.format) throw new Error(`image of ${node.name} not inspected (no format)`);
+  const fds: PassedFile[] = [];
+  const pass = (file: string, write: boolean, label: string) => {
+    fds.push({ path: file, write });
+    return { set: fds.length, add: ['-add-fd', `fd=${3 + fds.length},set=${fds.length},opaque=${label}`] };
+  };
+  const uefi = img.firmware === 'uefi';
+  const args = [...commonArgs({ node, files, accel: ctx.accel, machine: `${img.machine}${uefi ? ',pflash0=fw-code,pflash1=fw-vars' : ''}`, reboot: true, display: !!img.vnc })];
+  const base = pass(img.path, false, 'base');
+  const overlay = pass(files.overlay, true, 'disk');
+  args.push(...base.add, ...overlay.add);
+  args.push('-blockdev', blockdev('base', img.format, base.set, { readOnly: true, backing: null }));
+  args.push('-blockdev', blockdev('disk', 'qcow2', overlay.set, { backing: 'base', discard: true }));
+  args.push(...diskDevice(img));
+  let cd = 0;
+  if (img.config === 'cloud-init') {
+    const seed = pass(files.seedIso, false, 'seed');
+    args.push(...seed.add, '-blockdev', blockdev('seed', 'raw', seed.set, { readOnly: true }), '-device', `ide-cd,drive=seed,${cdSlot(img.machine, cd++)}`);
+  }
+  if (img.cdrom) {
+    const iso = pass(img.cdrom, false, 'cdrom');
+    args.push(...iso.add, '-blockdev', blockdev('cdrom', 'raw', iso.set, { readOnly: true }), '-device', `ide-cd,drive=cdrom,${cdSlot(img.machine, cd++)},bootindex=2`);
+  }
+  if (uefi) {
+    if (!ctx.ovmf) throw new Error('renderImageQemuArgs: firmware uefi needs ctx.ovmf');
+    const code = pass(ctx.ovmf.code, false, 'fw-code');
+    const vars = pass(files.vars, true, 'fw-vars');
+    args.push(...code.add, ...vars.add, '-blockdev', blockdev('fw-code', 'raw', code.set, { readOnly: true }), '-blockdev', blockdev('fw-vars', 'raw', vars.set));
+  }
+  args.push(
+    // Named ports only (port 0 is kept for a console): 3 ports, for the control port and the agent's.
+    '-device', 'virtio-serial-pci,id=vser0,max_ports=3',
+    '-chardev', `socket,id=control,path=${files.control},server=on,wait=off`,
+    '-device', `virtserialport,bus=vser0.0,chardev=control,name=${IMAGE_CONTROL_PORT}`,
+    '-chardev', `socket,id=agent,path=${files.agent},server=on,wait=off`,
+    '-device', `virtserialport,bus=vser0.0,chardev=agent,name=${AGENT_PORT}`,
+    '-device', 'virtio-balloon-pci,free-page-reporting=on',
+    '-device', 'vmgenid,guid=auto',
+  );
+  // A screen for guests driven through it (Windows): standard VGA, a tablet for an absolute pointer, VNC on a Unix
+  // socket only root can open (a TCP port, when asked for, is a forwarder on the host's loopback).
+  if (img.vnc) args.push('-device', 'VGA', '-usb', '-device', 'usb-tablet', '-vnc', `unix:${files.vnc}`);
+  args.push(...nicArgs(node));
+  return { args, fds };
+}
+
+/** Prepare and start one image node: run directory, kept directory, host key, overlay, firmware variables, seed, QEMU. */
+function imageSteps(lab: ResolvedLab, node: ResolvedNode, ctx: PlanContext): Step[] {
+  const img = node.image!;
+  const files = imageNodeFiles(lab.name, node);
+  const kept = img.persist ? ctx.kept?.[node.name] : undefined;
+  const keptDir = img.persist ? keptPaths(lab.name, node.name) : undefined;
+  const steps: Step[] = [{ title: `prepare ${node.name}`, do: { kind: 'mkdir', path: files.dir, mode: 0o700, owner: ctx.guestIds } }];
+  if (keptDir && !kept?.disk)
+    // A new kept directory goes again if the up fails; one from an earlier up is the user's and stays.
+    steps.push({ title: `prepare ${node.name}'s kept disk directory ${keptDir.dir}`, do: { kind: 'mkdir', path: keptDir.dir, mode: 0o700 }, undo: { kind: 'rmtree', path: keptDir.dir } });
+  if (img.config === 'cloud-init' && !(kept?.hostKey && kept.disk))
+    steps.push({
+      title: `make ${node.name}'s SSH host key (qnet knows it, so \`qnet ssh\` checks it)`,
+      do: { kind: 'exec', argv: ['ssh-keygen', '-q', '-t', 'ed25519', '-N', '', '-C', `${node.name}.${lab.name}`, '-f', files.hostKey] },
+    });
+  const size = img.diskSize ?? img.virtualSize!;
+  if (kept?.disk) {
+    if (kept.size !== undefined && img.diskSize !== undefined && img.diskSize > kept.size)
+      steps.push({ title: `grow ${node.name}'s kept disk to ${formatSize(img.diskSize)}`, do: { kind: 'exec', argv: ['qemu-img', 'resize', '-f', 'qcow2', files.overlay, String(img.diskSize)] } });
+  } else {
+    steps.push({
+      title: `create ${node.name}'s overlay on ${img.path} (${img.format}, ${formatSize(size)}; the base is never written)`,
+      // -u: qemu-img does not open the base (its size was read when it was checked); the format is given, never probed.
+      do: { kind: 'exec', argv: ['qemu-img', 'create', '-q', '-f', 'qcow2', '-F', img.format!, '-b', img.path, '-u', files.overlay, String(size)] },
+    });
+    if (keptDir && kept)
+      steps.push({ title: `record the base of ${node.name}'s kept disk`, do: { kind: 'write', path: keptDir.base, content: JSON.stringify(kept.base, null, 2) + '\n', mode: 0o600 } });
+  }
+  if (img.firmware === 'uefi' && !kept?.vars) {
+    if (!ctx.ovmf) throw new Error('planUp: firmware uefi needs ctx.ovmf');
+    steps.push({ title: `copy the UEFI variables store for ${node.name}`, do: { kind: 'copy', from: ctx.ovmf.vars, to: files.vars, mode: 0o600 } });
+  }
+  if (img.config === 'cloud-init') {
+    const k = labKeyFiles(lab);
+    steps.push({
+      title: `write ${node.name}'s cloud-init seed (NoCloud ISO: meta-data, user-data, network-config)`,
+      do: { kind: 'seed', node: node.name, dir: files.seedDir, iso: files.seedIso, labKey: `${k.key}.pub`, hostKey: files.hostKey, knownHosts: k.knownHosts },
+    });
+  }
+  const { args, fds } = renderImageQemuArgs(lab, node, files, ctx);
+  const argv = wrapGuestCommand({ netns: lab.netns, user: String(ctx.guestIds.uid), group: String(ctx.guestIds.gid), accel: ctx.accel, ...(ctx.qemuBinary ? { binary: ctx.qemuBinary } : {}) }, args);
+  steps.push({
+    title: `start ${node.name} (${ctx.accel}, ${node.memory} MiB, ${node.cpus} CPU${node.cpus > 1 ? 's' : ''}; ${path.basename(img.path)} on ${img.bus}, ${img.machine}, ${img.firmware})`,
+    do: { kind: 'start-guest', node: node.name, argv, env: { [ENV_LAB]: lab.name, [ENV_NODE]: node.name, [ENV_KIND]: 'image' }, fds },
+    undo: { kind: 'stop-guest', node: node.name },
+  });
+  if (img.vnc?.port !== undefined) {
+    const service = `vnc:${node.name}`;
+    steps.push({
+      title: `forward 127.0.0.1:${img.vnc.port} on the host to ${node.name}'s screen (VNC)`,
+      do: {
+        kind: 'start-service',
+        service,
+        // As the lab's own ids: it may open the lab's VNC socket and a port above 1024, nothing else.
+        argv: [
+          'setpriv', `--reuid=${ctx.guestIds.uid}`, `--regid=${ctx.guestIds.gid}`, '--clear-groups', '--no-new-privs', '--',
+          'socat', '-d', '-d', '-lf', files.vncLog, `TCP-LISTEN:${img.vnc.port},bind=127.0.0.1,reuseaddr,fork`, `UNIX-CONNECT:${files.vnc}`,
+        ],
+        env: { [ENV_LAB]: lab.name, [ENV_SERVICE]: service },
+        log: files.vncLog,
+        readyText: 'listening on',
+      },
+      undo: { kind: 'stop-service', service },
+      hint: `is port ${img.vnc.port} in use on 127.0.0.1? Choose another display.vnc port for nodes.${node.name}`,
+    });
+  }
+  return steps;
+}
