@@ -3,6 +3,7 @@ import type { Reporter } from '../lab/up.js';
 import type { LabStatus } from '../lab/status.js';
 import type { ResolvedNode } from '../topology/model.js';
 import { imageNodeFiles } from '../guest/image-node.js';
+import { formatSize } from '../topology/size.js';
 
 const tty = process.stdout.isTTY === true;
 const paint = (code: string, s: string) => (tty ? `\x1b[${code}m${s}\x1b[0m` : s);
@@ -75,6 +76,13 @@ export function renderStatus(s: LabStatus): string {
     );
   if (s.services.length)
     out.push(table(['SERVICE', 'PID', 'STATE'], s.services.map((x) => [x.name, String(x.pid), x.state === 'running' ? x.state : red(x.state)])));
+  for (const n of s.nodes)
+    if (n.image)
+      out.push(
+        `${bold(n.name)}: image ${n.image.base} (${n.image.format ?? '?'}), ${n.image.persist ? 'kept ' : ''}overlay ${n.image.overlay}${n.image.overlayBytes !== undefined ? ` (${formatSize(n.image.overlayBytes)} written)` : ''}, config ${n.image.config}, ready ${n.image.ready}` +
+          (n.image.vnc ? `\n  screen: VNC on ${n.image.vnc}` : '') +
+          (n.image.config === 'cloud-init' ? `\n  shell: \`qnet ssh ${s.lab} ${n.name}\`, \`qnet exec ${s.lab} ${n.name} -- CMD\`, \`qnet console ${s.lab} ${n.name}\`` : `\n  console: \`qnet console ${s.lab} ${n.name}\``),
+      );
   for (const n of s.nodes)
     if (n.monitorNetwork) out.push(`${bold(`${n.name}: info network`)}\n  ${n.monitorNetwork.trim().split('\n').join('\n  ')}`);
   return out.join('\n');

@@ -174,7 +174,7 @@ export function renderUserData(lab: ResolvedLab, node: ResolvedNode, keys: SeedK
     ssh_authorized_keys: [keys.labPublic],
     // The node's host key is made by qnet, which knows it: `qnet ssh` checks it instead of trusting on first use.
     ssh_deletekeys: true,
-    ssh_genkeytypes: [],
+    ssh_genkeytypes: ['ed25519'],
     ssh_keys: { ed25519_private: keys.hostPrivate, ed25519_public: keys.hostPublic },
     ssh: { emit_keys_to_console: false },
     write_files: [

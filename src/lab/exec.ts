@@ -44,6 +44,29 @@ export async function monitorNetwork(lab: string, node: string): Promise<string>
   }
 }
 
+/** A running guest's interfaces by MAC (its own names, and IPv4 addresses), as its guest agent reports them. */
+export async function guestInterfaces(lab: string, node: string, timeoutMs = 2000): Promise<Map<string, { name: string; addresses: string[] }>> {
+  const files = await runningNode(lab, node);
+  const agent = await AgentClient.connect(files.agent, timeoutMs);
+  try {
+    const ifs = await agent.execute<Array<{ name: string; 'hardware-address'?: string; 'ip-addresses'?: Array<{ 'ip-address-type': string; 'ip-address': string; prefix: number }> }>>(
+      'guest-network-get-interfaces',
+      undefined,
+      timeoutMs,
+    );
+    const out = new Map<string, { name: string; addresses: string[] }>();
+    for (const i of ifs)
+      if (i['hardware-address'])
+        out.set(i['hardware-address'].toLowerCase(), {
+          name: i.name,
+          addresses: (i['ip-addresses'] ?? []).filter((a) => a['ip-address-type'] === 'ipv4').map((a) => `${a['ip-address']}/${a.prefix}`),
+        });
+    return out;
+  } finally {
+    agent.close();
+  }
+}
+
 /** A running guest's IPv4 addresses by NIC MAC, as its guest agent reports them (for leases qnet did not hand out). */
 export async function guestAddresses(lab: string, node: string, timeoutMs = 2000): Promise<Map<string, string[]>> {
   const files = await runningNode(lab, node);

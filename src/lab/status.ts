@@ -3,7 +3,10 @@ import { RealRunner } from '../host/run.js';
 import { isAlive, markerOf, processMarker } from '../qemu/process.js';
 import { formatCidr, formatIPv4 } from '../topology/ipv4.js';
 import { NETNS_PREFIX, hasBridge, onLan, type NetworkMode } from '../topology/model.js';
-import { guestAddresses } from './exec.js';
+import { guestInterfaces } from './exec.js';
+import { stat } from 'node:fs/promises';
+import { imageNodeFiles } from '../guest/image-node.js';
+import type { ResolvedNode } from '../topology/model.js';
 import { findLab, listLabs } from './discover.js';
 import { readState } from './state.js';
 import { labLeases } from './leases.js';
@@ -22,6 +25,10 @@ export interface NodeStatus {
   gateway?: string;
   /** The QEMU monitor's `info network` (with `status --monitor`). */
   monitorNetwork?: string;
+  /** builtin, or image (the user's disk image). */
+  kind: 'builtin' | 'image';
+  /** Image nodes: the base, its overlay (where the guest writes), whether it is kept, readiness, VNC. */
+  image?: { base: string; format?: string; overlay: string; overlayBytes?: number; persist: boolean; config: string; ready: string; vnc?: string };
 }
 
 export interface LabStatus {
@@ -67,9 +74,14 @@ export async function labStatus(lab: string): Promise<LabStatus | null> {
       const m = await markerOf(g.pid);
       alive = !!m && m.lab === lab && m.node === node.name && (await isAlive(g.pid));
     }
-    // A lease from a LAN's own DHCP server is known to the guest only: ask its agent (briefly).
-    const fromGuest =
-      alive && node.nics.some((n) => n.dhcp && lanNets.has(n.network)) ? await guestAddresses(lab, node.name).catch(() => new Map<string, string[]>()) : new Map<string, string[]>();
+    // A lease from a LAN's own DHCP server is known to the guest only: ask its agent (briefly). An image guest
+    // names its NICs itself: the agent says how.
+    const ifs =
+      alive && (node.image || node.nics.some((n) => n.dhcp && lanNets.has(n.network)))
+        ? await guestInterfaces(lab, node.name, node.image ? 1500 : 2000).catch(() => new Map<string, { name: string; addresses: string[] }>())
+        : new Map<string, { name: string; addresses: string[] }>();
+    const fromGuest = new Map([...ifs].map(([mac, i]) => [mac, i.addresses]));
+    const files = node.image ? imageNodeFiles(lab, node) : undefined;
     nodes.push({
       name: node.name,
       state: g ? (alive ? 'running' : 'stopped') : 'unknown',
@@ -78,8 +90,23 @@ export async function labStatus(lab: string): Promise<LabStatus | null> {
       ...(g?.start ? { start: g.start } : {}),
       memory: node.memory,
       cpus: node.cpus,
+      kind: node.image ? 'image' : 'builtin',
+      ...(node.image && files
+        ? {
+            image: {
+              base: node.image.path,
+              ...(node.image.format ? { format: node.image.format } : {}),
+              overlay: files.overlay,
+              ...(await stat(files.overlay).then((st) => ({ overlayBytes: st.blocks * 512 }), () => ({}))),
+              persist: node.image.persist,
+              config: node.image.config,
+              ready: node.image.ready.kind,
+              ...(node.image.vnc ? { vnc: vncWhere(lab, node) } : {}),
+            },
+          }
+        : {}),
       nics: node.nics.map((n) => ({
-        guestIf: `eth${n.index}`,
+        guestIf: node.image ? (ifs.get(n.mac)?.name ?? '?') : `eth${n.index}`,
         mac: n.mac,
         model: n.model,
         tap: n.tap,
@@ -138,4 +165,11 @@ export async function allStatus(): Promise<LabStatus[]> {
     if (s) out.push(s);
   }
   return out;
+}
+
+/** Where an image node's screen is (display: vnc): the host port when one was asked for, and its Unix socket. */
+export function vncWhere(lab: string, node: ResolvedNode): string {
+  const sock = imageNodeFiles(lab, node).vnc;
+  const port = node.image?.vnc?.port;
+  return port !== undefined ? `127.0.0.1:${port} (also ${sock})` : `unix socket ${sock}`;
 }

@@ -41,6 +41,10 @@ export interface HostSnapshot {
   routes: string[];
   guests: string[];
   runDirs: string[];
+  /** Kept disks (QNET_STATE_DIR) and what image builds may leave: loop devices, mounts. */
+  stateDirs: string[];
+  loops: string[];
+  mounts: string[];
   ipForward: string;
 }
 
@@ -52,6 +56,7 @@ function lines(argv: string[]): string[] {
 /** What exists on the host that a lab could leave behind. */
 export async function snapshot(): Promise<HostSnapshot> {
   const runRoot = process.env.QNET_RUN_DIR ?? '/run/qnet';
+  const stateRoot = process.env.QNET_STATE_DIR ?? '/var/lib/qnet';
   return {
     netns: lines(['ip', 'netns', 'list']).map((l) => l.split(' ')[0]!).sort(),
     links: lines(['ip', '-o', 'link', 'show']).map((l) => l.split(':')[1]!.trim().split('@')[0]!).sort(),
@@ -59,6 +64,9 @@ export async function snapshot(): Promise<HostSnapshot> {
     routes: lines(['ip', 'route', 'show', 'table', 'all']).sort(),
     guests: (await findMarkedProcesses()).map((p) => `${p.lab}/${p.node ?? p.service}:${p.pid}`).sort(),
     runDirs: existsSync(runRoot) ? readdirSync(runRoot).sort() : [],
+    stateDirs: existsSync(stateRoot) ? readdirSync(stateRoot).sort() : [],
+    loops: lines(['losetup', '--noheadings', '--list', '--output', 'NAME,BACK-FILE']).sort(),
+    mounts: readFileSync('/proc/self/mounts', 'utf8').split('\n').filter((l) => / \/(var\/cache|run|var\/lib)\/qnet/.test(l)).sort(),
     ipForward: readFileSync('/proc/sys/net/ipv4/ip_forward', 'utf8').trim(),
   };
 }
@@ -243,4 +251,22 @@ N`]);
       spawnSync('ip', ['route', 'flush', 'table', table]);
     },
   };
+}
+
+/**
+ * A real Debian 12 disk image for image-node tests, made the way a user makes one (`qnet image create debian`,
+ * cached by its inputs: minutes the first time, seconds after), in a directory of this test run.
+ */
+export async function debianImage(): Promise<{ file: string; dir: string; remove: () => void }> {
+  const dir = mkdtempSync(path.join(tmpdir(), 'qnet-img-'));
+  spawnSync('chmod', ['755', dir]);
+  const file = path.join(dir, 'debian-12.qcow2');
+  const r = await qnet(['image', 'create', 'debian', '--out', file]);
+  if (r.code !== 0) throw new Error(`qnet image create failed (${r.code}): ${r.stderr}`);
+  return { file, dir, remove: () => spawnSync('rm', ['-rf', dir]) };
+}
+
+/** The SHA-256 of a file (to show that a base image is never written). */
+export function sha256(file: string): string {
+  return sh(['sha256sum', file]).stdout.split(' ')[0]!;
 }

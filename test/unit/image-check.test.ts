@@ -1,0 +1,136 @@
+// Image validation: each crafted image that names another file is refused, with the node's path and the file; not
+// disk images (text, directories, missing files) are refused; real images of each format pass with their format
+// and size. The images are made here with the real qemu-img, in a temporary directory.
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync, openSync, writeSync, closeSync, ftruncateSync, utimesSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { spawnSync } from 'node:child_process';
+import { UserError } from '../../src/errors.js';
+import { checkIso, inspectImage, inspectLabImages, keptDiskRefusal, refusalOf, baseIdentity } from '../../src/guest/image-check.js';
+import { RealRunner } from '../../src/host/run.js';
+import { parseTopology } from '../../src/topology/load.js';
+
+const run = new RealRunner();
+let dir: string;
+const img = (name: string) => path.join(dir, name);
+function qemuImg(...args: string[]): void {
+  const r = spawnSync('qemu-img', args, { encoding: 'utf8', cwd: dir });
+  assert.equal(r.status, 0, r.stderr);
+}
+
+async function refused(file: string, pattern: RegExp): Promise<void> {
+  await assert.rejects(inspectImage(run, file, 'nodes.a.image'), (e: unknown) => {
+    assert.ok(e instanceof UserError, `a UserError (exit 2), got ${String(e)}`);
+    assert.match(e.message, /^nodes\.a\.image: /);
+    assert.ok(e.message.includes(file), `the message names the file: ${e.message}`);
+    assert.match(e.message, pattern);
+    return true;
+  });
+}
+
+before(() => {
+  dir = mkdtempSync(path.join(tmpdir(), 'qnet-imgcheck-'));
+  writeFileSync(img('secret.txt'), 'root:x:0:0\n');
+  qemuImg('create', '-q', '-f', 'qcow2', 'plain.qcow2', '64M');
+  qemuImg('create', '-q', '-f', 'qcow2', '-F', 'raw', '-b', img('secret.txt'), 'backing.qcow2', '64M');
+  qemuImg('create', '-q', '-f', 'qcow2', '-o', `data_file=${img('data.raw')}`, 'datafile.qcow2', '64M');
+  qemuImg('create', '-q', '-f', 'vmdk', '-o', 'subformat=monolithicFlat', 'flat.vmdk', '16M');
+  qemuImg('create', '-q', '-f', 'vmdk', 'sparse.vmdk', '16M');
+  qemuImg('create', '-q', '-f', 'vdi', 'disk.vdi', '16M');
+  qemuImg('create', '-q', '-f', 'vhdx', 'disk.vhdx', '16M');
+  qemuImg('create', '-q', '-f', 'qed', 'disk.qed', '16M');
+  writeFileSync(img('notes.txt'), 'this is a text file, not a disk\n'.repeat(100));
+  // 512 bytes of text: a whole number of sectors, but no partition table, boot sector or filesystem.
+  writeFileSync(img('sector.txt'), 'x'.repeat(512));
+  mkdirSync(img('adir'));
+  // A blank raw disk (to install onto), and one with an MBR boot signature.
+  const blank = openSync(img('blank.raw'), 'w');
+  ftruncateSync(blank, 8 * 2 ** 20);
+  closeSync(blank);
+  const mbr = openSync(img('mbr.raw'), 'w');
+  ftruncateSync(mbr, 8 * 2 ** 20);
+  writeSync(mbr, Buffer.from([0x55, 0xaa]), 0, 2, 510);
+  writeSync(mbr, Buffer.from('not zero'), 0, 8, 0);
+  closeSync(mbr);
+  // An ISO made by the real xorriso, and a file that is not one.
+  mkdirSync(img('isodir'));
+  writeFileSync(img('isodir/readme'), 'hello\n');
+  assert.equal(spawnSync('xorriso', ['-as', 'mkisofs', '-quiet', '-V', 'TEST', '-o', img('cd.iso'), img('isodir')]).status, 0);
+});
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('images qnet accepts', () => {
+  test('qcow2, vmdk (one file), vdi, vhdx and raw disks, with their format and virtual size', async () => {
+    assert.deepEqual(await inspectImage(run, img('plain.qcow2'), 'x'), { format: 'qcow2', virtualSize: 64 * 2 ** 20, actualSize: (await inspectImage(run, img('plain.qcow2'), 'x')).actualSize });
+    assert.equal((await inspectImage(run, img('sparse.vmdk'), 'x')).format, 'vmdk');
+    assert.equal((await inspectImage(run, img('disk.vdi'), 'x')).format, 'vdi');
+    assert.equal((await inspectImage(run, img('disk.vhdx'), 'x')).format, 'vhdx');
+    assert.deepEqual(await inspectImage(run, img('blank.raw'), 'x').then((f) => [f.format, f.virtualSize]), ['raw', 8 * 2 ** 20]);
+    assert.equal((await inspectImage(run, img('mbr.raw'), 'x')).format, 'raw');
+  });
+});
+
+describe('images qnet refuses (exit 2, the path named, before anything is made)', () => {
+  test('a qcow2 with a backing file (it would read a host file into the guest)', () => refused(img('backing.qcow2'), /names a backing file \(.*secret\.txt\)/));
+  test('a qcow2 with an external data file', () => refused(img('datafile.qcow2'), /external data file/));
+  test('a vmdk whose extent is another file', () => refused(img('flat.vmdk'), /vmdk whose data is in another file \(.*flat-flat\.vmdk\)/));
+  test('a format qnet does not boot (qed)', () => refused(img('disk.qed'), /reads it as "qed"/));
+  test('a text file', () => refused(img('notes.txt'), /not a disk image/));
+  test('a text file of exactly one sector', () => refused(img('sector.txt'), /no partition table, boot sector or filesystem/));
+  test('a directory', () => refused(img('adir'), /is a directory/));
+  test('a missing file', () => refused(img('nope.qcow2'), /no such file/));
+  test('the pure rule names each reference', () => {
+    assert.match(refusalOf({ format: 'qcow2', 'virtual-size': 1, 'backing-filename': '/etc/shadow' }, '/x')!, /backing file \(\/etc\/shadow\)/);
+    assert.match(refusalOf({ format: 'qcow2', 'virtual-size': 1, 'format-specific': { data: { 'data-file': '/dev/sda' } } }, '/x')!, /external data file/);
+    assert.match(refusalOf({ format: 'vmdk', 'virtual-size': 1, 'format-specific': { data: { extents: [{ filename: '/x' }, { filename: '../etc/passwd' }] } } }, '/x')!, /another file/);
+    assert.equal(refusalOf({ format: 'vmdk', 'virtual-size': 1, 'format-specific': { data: { extents: [{ filename: 'x' }] } } }, '/x'), null);
+    assert.match(refusalOf({ format: 'luks', 'virtual-size': 1 }, '/x')!, /"luks"/);
+  });
+});
+
+describe('ISOs, firmware, sizes and kept disks', () => {
+  test('cdrom: an ISO passes; a qcow2 named as cdrom is refused', async () => {
+    await checkIso(img('cd.iso'), 'nodes.a.cdrom');
+    await assert.rejects(checkIso(img('plain.qcow2'), 'nodes.a.cdrom'), /nodes\.a\.cdrom: .*plain\.qcow2: not an ISO 9660 image/);
+    await assert.rejects(checkIso(img('none.iso'), 'nodes.a.cdrom'), /no such file/);
+  });
+
+  const lab = (node: string) => parseTopology(`name: chk\nnodes:\n  a: {${node}}\n`, path.join(dir, 'lab.yaml'), { baseDir: dir });
+
+  test('every problem of a lab is listed at once, with its path', async () => {
+    await assert.rejects(inspectLabImages(run, lab('image: backing.qcow2, cdrom: plain.qcow2'), 'lab.yaml'), (e: unknown) => {
+      assert.ok(e instanceof UserError);
+      assert.deepEqual(e.issues.map((i) => i.path).sort(), ['nodes.a.cdrom', 'nodes.a.image']);
+      return true;
+    });
+  });
+
+  test('disk.size smaller than the image is refused', async () => {
+    await assert.rejects(inspectLabImages(run, lab('image: plain.qcow2, disk: {size: 32M}'), 'lab.yaml'), /nodes\.a\.disk\.size: 32 MiB is smaller than the image \(64 MiB\)/);
+    const ok = await inspectLabImages(run, lab('image: plain.qcow2, disk: {size: 1G}'), 'lab.yaml');
+    assert.equal(ok.nodes[0]!.image!.diskSize, 2 ** 30);
+    assert.equal(ok.nodes[0]!.image!.format, 'qcow2');
+    assert.equal(ok.nodes[0]!.image!.virtualSize, 64 * 2 ** 20);
+  });
+
+  test('firmware: uefi without OVMF says which package to install', async () => {
+    const was = process.env.QNET_OVMF_DIR;
+    process.env.QNET_OVMF_DIR = img('no-ovmf');
+    try {
+      await assert.rejects(inspectLabImages(run, lab('image: plain.qcow2, firmware: uefi'), 'lab.yaml'), /nodes\.a\.firmware: .*install Debian's ovmf package \(apt-get install ovmf\)/);
+    } finally {
+      if (was === undefined) delete process.env.QNET_OVMF_DIR;
+      else process.env.QNET_OVMF_DIR = was;
+    }
+  });
+
+  test('a kept disk whose base changed is refused with the reason; an unchanged base is accepted', async () => {
+    const was = await baseIdentity(img('plain.qcow2'), 'qcow2');
+    assert.equal(keptDiskRefusal(was, await baseIdentity(img('plain.qcow2'), 'qcow2')), null);
+    utimesSync(img('plain.qcow2'), new Date(), new Date(Date.now() + 5000));
+    assert.match(keptDiskRefusal(was, await baseIdentity(img('plain.qcow2'), 'qcow2'))!, /changed since .*reads garbage/);
+    assert.match(keptDiskRefusal(was, { ...was, path: '/other.qcow2' })!, /made on .*plain\.qcow2, and the node's image is now \/other\.qcow2/);
+  });
+});
