@@ -19,6 +19,8 @@ export interface DebianImageOptions {
   size?: number;
   /** Build again even if the cache has this image. */
   force?: boolean;
+  /** Units of MASKED_UNITS to leave enabled (for `npm run bench`, which measures what each one costs a boot). */
+  keepUnits?: string[];
 }
 
 export interface DebianImage {
@@ -80,8 +82,9 @@ export async function ensureDebianImage(run: CommandRunner, o: DebianImageOption
   const size = o.size ?? DEFAULT_DEBIAN_SIZE;
   const sources = await hostSources();
   const versions = await candidates(run, packages);
+  const masked = MASKED_UNITS.filter((u) => !(o.keepUnits ?? []).includes(u));
   const key = createHash('sha256')
-    .update(JSON.stringify({ RECIPE_VERSION, SUITE, packages, size, versions, sources: await readFile(sources, 'utf8'), masked: MASKED_UNITS }))
+    .update(JSON.stringify({ RECIPE_VERSION, SUITE, packages, size, versions, sources: await readFile(sources, 'utf8'), masked }))
     .digest('hex')
     .slice(0, 16);
   const dir = path.join(debianCacheDir(), key);
@@ -98,7 +101,7 @@ export async function ensureDebianImage(run: CommandRunner, o: DebianImageOption
   process.on('SIGINT', ignore);
   process.on('SIGTERM', ignore);
   try {
-    await buildInto(run, work, packages, size, sources, progress);
+    await buildInto(run, work, packages, size, sources, masked, progress);
     const out = path.join(work, 'out');
     await mkdir(out);
     await rename(built, path.join(out, 'disk.qcow2'));
@@ -119,7 +122,7 @@ export async function ensureDebianImage(run: CommandRunner, o: DebianImageOption
 }
 
 /** The steps of one build inside `work`: disk, partitions, filesystem, packages, boot loader, compressed qcow2. */
-async function buildInto(run: CommandRunner, work: string, packages: string[], size: number, sources: string, progress: Progress): Promise<void> {
+async function buildInto(run: CommandRunner, work: string, packages: string[], size: number, sources: string, masked: string[], progress: Progress): Promise<void> {
   const raw = path.join(work, 'disk.raw');
   const root = path.join(work, 'root');
   await mkdir(root);
@@ -151,7 +154,7 @@ async function buildInto(run: CommandRunner, work: string, packages: string[], s
     await writeFile(path.join(root, f.path), f.content);
     await chmod(path.join(root, f.path), f.mode);
   }
-  for (const unit of MASKED_UNITS) {
+  for (const unit of masked) {
     await rm(path.join(root, 'etc/systemd/system', unit), { force: true });
     await run.run(['ln', '-s', '/dev/null', path.join(root, 'etc/systemd/system', unit)]);
     for (const wants of await readdir(path.join(root, 'etc/systemd/system')).catch(() => [] as string[]))

@@ -36,6 +36,14 @@ export async function doctor(run: CommandRunner): Promise<Finding[]> {
   await tool('util-linux (nsenter, unshare, setpriv)', ['setpriv', '--version'], 'util-linux', /[\d.]+/);
   await tool('busybox (static)', ['busybox'], 'busybox-static', /BusyBox v[\d.]+/);
   await tool('cpio', ['cpio', '--version'], 'cpio', /[\d.]+/);
+  // Image nodes and `qnet image create debian`.
+  await tool('qemu-img (image nodes)', ['qemu-img', '--version'], 'qemu-utils', /version [\d.]+/);
+  await tool('xorriso (cloud-init seeds)', ['xorriso', '-version'], 'xorriso', /xorriso [\d.]+/);
+  await tool('ssh, ssh-keygen (qnet ssh, lab keys)', ['ssh', '-V'], 'openssh-client', /OpenSSH_[\w.]+/);
+  await tool('socat (VNC on a host port)', ['socat', '-V'], 'socat', /socat version [\d.]+/);
+  await tool('mmdebstrap (qnet image create)', ['mmdebstrap', '--version'], 'mmdebstrap', /mmdebstrap [\d.]+/);
+  const ovmf = await readable('/usr/share/OVMF/OVMF_CODE_4M.fd');
+  out.push({ check: 'OVMF (firmware: uefi)', ok: true, detail: ovmf ? '/usr/share/OVMF/OVMF_CODE_4M.fd' : 'not installed (only image nodes with firmware: uefi need it: apt-get install ovmf)' });
   const major = Number(process.versions.node.split('.')[0]);
   out.push({ check: 'node', ok: major >= 20, detail: process.version, ...(major >= 20 ? {} : { fix: 'install Node.js 20 or newer' }) });
   out.push({

@@ -26,8 +26,9 @@ export interface DownResult {
   ms: number;
 }
 
-/** How long image guests get to power off after the ACPI button by default (a real OS flushes its disk). */
-export const DEFAULT_GRACE_MS = 30_000;
+import { DEFAULT_GRACE_MS } from './grace.js';
+
+export { DEFAULT_GRACE_MS };
 
 /**
  * Removes everything of a lab; a lab with nothing left is a no-op. Works without the state file. Built-in guests

@@ -12,6 +12,7 @@ import { kindOf } from '../guest/kinds.js';
 import { awaitReady, describeWait } from './ready.js';
 import { inspectLabImages } from '../guest/image-check.js';
 import { observeImages, writeSeed } from './images.js';
+import { DEFAULT_GRACE_MS } from './grace.js';
 import { startGuest, stopGuest, waitRestored, type StartedGuest } from '../qemu/guest.js';
 import { nodeFiles, withIncoming, type Accel } from '../render/qemu.js';
 import { dropSnapshot, labSnapshots, saveGuestState, touchSnapshot } from './snapshot.js';
@@ -132,7 +133,8 @@ export async function up(input: ResolvedLab, opts: UpOptions): Promise<UpResult>
   const existing = await findLab(input.name);
   if (existing.present) {
     const running = await readState(input.name);
-    if (running?.status === 'up') return applyChange(running, input, opts);
+    // Compared with the running lab as inspected (formats, sizes, real paths of images): read the images first.
+    if (running?.status === 'up') return applyChange(running, await inspectLabImages(opts.runner, input, opts.source), opts);
     throw new RuntimeError(`lab "${input.name}" is already up (or left over: ${existing.what.join(', ')}); run \`qnet down ${input.name}\` first`);
   }
   const prepared = await prepareUp(input, opts);
@@ -307,7 +309,8 @@ export async function execute(a: Action, ctx: ExecContext): Promise<void> {
     }
     case 'stop-guest': {
       const files = nodeFiles(nodeDir(ctx.lab.name, a.node));
-      await stopGuest(ctx.live.pids.get(a.node), files, { acpi: false, graceMs: 0 });
+      // A node restarted for a change is stopped as its kind says (an OS flushes its disk); a rollback stops at once.
+      await stopGuest(ctx.live.pids.get(a.node), files, a.stop?.acpi ? { acpi: true, graceMs: DEFAULT_GRACE_MS } : { acpi: false, graceMs: 0 });
       return;
     }
     case 'copy':
@@ -360,7 +363,8 @@ export async function prepareChange(running: LabState, next: ResolvedLab, opts: 
   const user = guestUser();
   const image = await ensureImage(opts.runner, (m) => (opts.reporter ?? silentReporter).info(m));
   const snapshots = opts.cold ? undefined : await labSnapshots(next, image, running.accel as Accel, opts.runner);
-  const ctx = { image, accel: running.accel as Accel, user, userIds: await userIds(user), guestIds: labIds(next.name), parallel: bootWindow(opts), ...(snapshots ? { snapshots } : {}) };
+  const images = await observeImages(next, opts.runner);
+  const ctx = { image, accel: running.accel as Accel, user, userIds: await userIds(user), guestIds: labIds(next.name), parallel: bootWindow(opts), ...(snapshots ? { snapshots } : {}), ...images };
   return { change, steps: planChange(running.lab, next, change, ctx) };
 }
 

@@ -224,7 +224,7 @@ export function planChange(running: ResolvedLab, next: ResolvedLab, c: ChangeSet
   const newNodes = new Map(next.nodes.map((n) => [n.name, n]));
   for (const name of [...c.removeNodes, ...c.restartNodes]) {
     const node = oldNodes.get(name)!;
-    steps.push({ title: `stop ${name}`, do: { kind: 'stop-guest', node: name } });
+    steps.push({ title: `stop ${name}`, do: { kind: 'stop-guest', node: name, stop: kindOf(node).stop } });
     const taps = node.nics.filter((n) => n.kind === 'bridge').map((n) => `link delete dev ${n.tap}`);
     if (taps.length) steps.push({ title: `remove ${name}'s taps`, do: { kind: 'exec', argv: ['ip', '-n', ns, '-batch', '-'], input: taps.join('\n') + '\n' } });
     steps.push({ title: `remove ${name}'s run directory`, do: { kind: 'rmtree', path: nodeDir(running.name, name) } });

@@ -7,7 +7,7 @@ test('doctor passes here, says KVM is probed (not assumed), and changes nothing'
   const before0 = await snapshot();
   const r = await qnet(['doctor']);
   assert.equal(r.code, 0, r.stdout);
-  for (const check of ['qemu', 'iproute2', 'nftables', 'dnsmasq', 'network namespaces', 'bridges', 'veth', 'nftables bridge family', 'forwarding policy'])
+  for (const check of ['qemu', 'iproute2', 'nftables', 'dnsmasq', 'qemu-img \\(image nodes\\)', 'xorriso \\(cloud-init seeds\\)', 'network namespaces', 'bridges', 'veth', 'nftables bridge family', 'forwarding policy'])
     assert.match(r.stdout, new RegExp(`^${check}\\s+ok`, 'm'));
   assert.match(r.stdout, /^acceleration\s+ok\s+.*(probe|TCG)/m);
   assert.deepEqual(await snapshot(), before0);

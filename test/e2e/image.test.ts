@@ -151,17 +151,18 @@ describe('three Debian guests on overlays of one base', () => {
     assert.equal(refused.code, 2, refused.stderr);
     assert.match(refused.stderr, /nodes\.a\.image: the kept disk of a .*cannot be used: it was made on .*debian-12\.qcow2, and the node's image is now .*--purge/);
     assert.deepEqual(await snapshot(), mid);
-    // Only a comes back (the same file, beside the first topology): its kept overlay, the same instance
-    // (cloud-init does not run its first boot again).
+    // Only a comes back (the same file, beside the first topology), on its kept overlay. Its configuration changed
+    // (b and w are gone from its /etc/hosts): a new instance-id, so cloud-init applies the edit at this boot.
     const again = path.join(path.dirname(file), 'again.yaml');
     writeFileSync(again, stringify(topo({ a })));
     const r = await qnet(['up', again]);
     assert.equal(r.code, 0, r.stderr);
-    const check = await qnet(['exec', lab, 'a', '--', 'sh', '-c', 'cat /root/kept.txt; cloud-init query instance-id; journalctl -q -b -1 --no-pager | tail -n 40']);
+    const check = await qnet(['exec', lab, 'a', '--', 'sh', '-c', 'cat /root/kept.txt; cloud-init query instance-id; grep -c " b " /etc/hosts; journalctl -q -b -1 --no-pager | tail -n 40']);
     assert.equal(check.code, 0, check.stderr);
-    const [kept, inst] = check.stdout.split('\n');
+    const [kept, inst, hostsB] = check.stdout.split('\n');
     assert.equal(kept, 'written-before-down');
-    assert.equal(inst, instance);
+    assert.notEqual(inst, instance, 'the edited configuration is a new instance');
+    assert.equal(hostsB, '0', 'the edit was applied: b is no longer in /etc/hosts');
     // The previous boot ended in a clean power-off (systemd's own record of it, kept on the disk).
     assert.match(check.stdout, /System Power Off|Power-Off|reboot: Power down|systemd-poweroff/);
     const purge = await qnet(['down', lab, '--purge']);
