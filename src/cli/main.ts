@@ -30,6 +30,7 @@ import { doctor } from '../lab/doctor.js';
 import { inspectLabImages } from '../guest/image-check.js';
 import { sshArgv } from '../lab/ssh.js';
 import { keptLabs } from '../lab/discover.js';
+import { labStateDir } from '../dirs.js';
 import { vncHint } from './output.js';
 
 /** Prints a valid lab's warnings (exposure to a real LAN, adjusted settings) on stderr. */
@@ -118,14 +119,20 @@ export async function main(argv: string[]): Promise<number> {
         for (const s of list)
           for (const n of s.nodes)
             if (n.state === 'running') n.monitorNetwork = await monitorNetwork(s.lab, n.name).catch((e: Error) => `unavailable: ${e.message}`);
-      if (lab && !list.length) {
+      if (lab && !list.length && !(await keptLabs()).includes(lab)) {
         if (o.json) process.stdout.write('null\n');
         else process.stderr.write(`no lab named "${lab}" on this host\n`);
         code = 1;
         return;
       }
-      if (o.json) process.stdout.write(JSON.stringify(lab ? list[0] : list, null, 2) + '\n');
-      else process.stdout.write(list.length ? list.map(renderStatus).join('\n\n') + '\n' : 'no labs\n');
+      if (o.json) process.stdout.write(JSON.stringify(lab ? (list[0] ?? null) : list, null, 2) + '\n');
+      else {
+        process.stdout.write(list.length ? list.map(renderStatus).join('\n\n') + '\n' : 'no labs\n');
+        // Disks kept by persist: true outlive their lab: say where they are and how they go.
+        const up = new Set(list.map((x) => x.lab));
+        const kept = (await keptLabs()).filter((k) => !up.has(k) && (!lab || k === lab));
+        for (const k of kept) process.stdout.write(`lab ${k} is down; its kept disks are in ${labStateDir(k)} (\`qnet down ${k} --purge\` removes them)\n`);
+      }
     });
 
   program

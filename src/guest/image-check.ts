@@ -175,7 +175,10 @@ export async function inspectLabImages(run: CommandRunner, lab: ResolvedLab, sou
     if (img.persist) {
       const kept = keptPaths(lab.name, node.name);
       const was = await readFile(kept.base, 'utf8').then((t) => JSON.parse(t) as BaseIdentity, () => null);
-      if (was) {
+      const disk = await stat(kept.disk).then(() => true, () => false);
+      if (disk && !was)
+        issues.push({ path: at('image'), message: `the kept disk ${kept.disk} has no record of the base it was made on (${kept.base}), so qnet cannot tell it fits ${img.path}: \`qnet down ${lab.name} --purge\` drops it` });
+      if (was && disk) {
         const why = keptDiskRefusal(was, await baseIdentity(base, f.format));
         if (why)
           issues.push({ path: at('image'), message: `the kept disk of ${node.name} (persist: true, ${kept.disk}) cannot be used: ${why}. \`qnet down ${lab.name} --purge\` drops the kept disk (and what the guest wrote on it)` });

@@ -61,7 +61,7 @@ export function labKeySteps(lab: ResolvedLab, ctx: PlanContext): Step[] {
   if (!needsLabKey(lab)) return [];
   const k = labKeyFiles(lab);
   const steps: Step[] = [{ title: 'prepare the lab SSH key directory', do: { kind: 'mkdir', path: k.runDir, mode: 0o700 } }];
-  if (k.dir !== k.runDir) steps.push({ title: 'prepare the kept SSH key directory', do: { kind: 'mkdir', path: k.dir, mode: 0o700 } });
+  if (k.dir !== k.runDir) steps.push(...keptLabDirSteps(lab), { title: 'prepare the kept SSH key directory', do: { kind: 'mkdir', path: k.dir, mode: 0o700 } });
   if (!ctx.labKey)
     steps.push({
       title: `make the lab SSH key ${k.key} (ed25519, root logs in with it: \`qnet ssh\`)`,
@@ -69,6 +69,11 @@ export function labKeySteps(lab: ResolvedLab, ctx: PlanContext): Step[] {
       ...(k.dir !== k.runDir ? { undo: { kind: 'rmtree' as const, path: k.dir } } : {}),
     });
   return steps;
+}
+
+/** The lab's directory of kept disks: made when a node persists, removed by a rollback if nothing else is in it. */
+export function keptLabDirSteps(lab: ResolvedLab): Step[] {
+  return [{ title: `prepare ${labStateDir(lab.name)} (kept disks)`, do: { kind: 'mkdir', path: labStateDir(lab.name), mode: 0o700 }, undo: { kind: 'rmdir-empty', path: labStateDir(lab.name) } }];
 }
 
 /** The image node kind. */
@@ -195,7 +200,7 @@ function imageSteps(lab: ResolvedLab, node: ResolvedNode, ctx: PlanContext): Ste
   const steps: Step[] = [{ title: `prepare ${node.name}`, do: { kind: 'mkdir', path: files.dir, mode: 0o700, owner: ctx.guestIds } }];
   if (keptDir && !kept?.disk)
     // A new kept directory goes again if the up fails; one from an earlier up is the user's and stays.
-    steps.push({ title: `prepare ${node.name}'s kept disk directory ${keptDir.dir}`, do: { kind: 'mkdir', path: keptDir.dir, mode: 0o700 }, undo: { kind: 'rmtree', path: keptDir.dir } });
+    steps.push(...keptLabDirSteps(lab), { title: `prepare ${node.name}'s kept disk directory ${keptDir.dir}`, do: { kind: 'mkdir', path: keptDir.dir, mode: 0o700 }, undo: { kind: 'rmtree', path: keptDir.dir } });
   if (img.config === 'cloud-init' && !(kept?.hostKey && kept.disk))
     steps.push({
       title: `make ${node.name}'s SSH host key (qnet knows it, so \`qnet ssh\` checks it)`,
@@ -206,13 +211,14 @@ function imageSteps(lab: ResolvedLab, node: ResolvedNode, ctx: PlanContext): Ste
     if (kept.size !== undefined && img.diskSize !== undefined && img.diskSize > kept.size)
       steps.push({ title: `grow ${node.name}'s kept disk to ${formatSize(img.diskSize)}`, do: { kind: 'exec', argv: ['qemu-img', 'resize', '-f', 'qcow2', files.overlay, String(img.diskSize)] } });
   } else {
+    // The base is recorded first: a kept disk without a record is never qnet's own (a killed up leaves the record).
+    if (keptDir && kept)
+      steps.push({ title: `record the base of ${node.name}'s kept disk`, do: { kind: 'write', path: keptDir.base, content: JSON.stringify(kept.base, null, 2) + '\n', mode: 0o600 } });
     steps.push({
       title: `create ${node.name}'s overlay on ${img.path} (${img.format}, ${formatSize(size)}; the base is never written)`,
       // -u: qemu-img does not open the base (its size was read when it was checked); the format is given, never probed.
       do: { kind: 'exec', argv: ['qemu-img', 'create', '-q', '-f', 'qcow2', '-F', img.format!, '-b', img.path, '-u', files.overlay, String(size)] },
     });
-    if (keptDir && kept)
-      steps.push({ title: `record the base of ${node.name}'s kept disk`, do: { kind: 'write', path: keptDir.base, content: JSON.stringify(kept.base, null, 2) + '\n', mode: 0o600 } });
   }
   if (img.firmware === 'uefi' && !kept?.vars) {
     if (!ctx.ovmf) throw new Error('planUp: firmware uefi needs ctx.ovmf');

@@ -52,6 +52,11 @@ export async function exportLab(
     throw new UserError(
       `networks.${lanNet.name}: --format sh covers labs on the host's own bridges and namespaces; a ${lanNet.mode} network's host side (uplink ${lanNet.uplink}) is not in it (--format ifupdown or networkd writes a bridged one's)`,
     );
+  const imageNode = lab.nodes.find((n) => n.image);
+  if (imageNode)
+    throw new UserError(
+      `nodes.${imageNode.name}: --format sh writes labs of built-in guests; image nodes (overlays, cloud-init seeds, descriptors handed to QEMU) are not exported yet: \`qnet up --dry-run\` prints every command qnet runs for them`,
+    );
   const image = await ensureImage(o.runner);
   const dir = path.resolve(o.dir);
   // QEMU runs as the unprivileged user: it must be able to reach the directory its sockets go in.

@@ -1,5 +1,5 @@
 // Bringing a lab up: run the plan step by step, and on any failure undo what was done, in reverse.
-import { chmod, chown, copyFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, chown, copyFile, mkdir, readFile, rm, rmdir, writeFile } from 'node:fs/promises';
 import type net from 'node:net';
 import path from 'node:path';
 import { RuntimeError } from '../errors.js';
@@ -319,6 +319,11 @@ export async function execute(a: Action, ctx: ExecContext): Promise<void> {
       return;
     case 'seed':
       await writeSeed(ctx.runner, ctx.lab, a);
+      return;
+    case 'rmdir-empty':
+      await rmdir(a.path).catch((e: NodeJS.ErrnoException) => {
+        if (e.code !== 'ENOENT' && e.code !== 'ENOTEMPTY' && e.code !== 'EEXIST') throw e;
+      });
       return;
     case 'host-forwarding':
       if (a.enable) await claimHostForwarding(ctx.lab.name);

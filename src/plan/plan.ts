@@ -292,6 +292,8 @@ function describe(a: Action): string {
       return a.argv.join(' ');
     case 'rmtree':
       return `remove ${a.path}`;
+    case 'rmdir-empty':
+      return `remove ${a.path} if nothing else is in it`;
     case 'stop-guest':
       return `stop ${a.node}`;
     case 'stop-service':

@@ -26,6 +26,8 @@ export type Action =
   | { kind: 'wait-snapshot'; nodes: string[] }
   | { kind: 'stop-guest'; node: string; stop?: StopHow }
   | { kind: 'copy'; from: string; to: string; mode: number }
+  /** Removes a directory if it is empty (the undo of making a parent that other steps may have filled too). */
+  | { kind: 'rmdir-empty'; path: string }
   /** An image node's cloud-init seed: rendered with the SSH keys made earlier in the run, then packed as an ISO. */
   | { kind: 'seed'; node: string; dir: string; iso: string; labKey: string; hostKey: string; knownHosts: string }
   | { kind: 'wait-ready'; nodes: string[] }

@@ -126,6 +126,19 @@ describe('ISOs, firmware, sizes and kept disks', () => {
     }
   });
 
+  test('a kept disk with no record of its base is refused (qnet cannot tell it fits)', async () => {
+    const was = process.env.QNET_STATE_DIR;
+    process.env.QNET_STATE_DIR = img('state');
+    try {
+      mkdirSync(img('state/chk/a'), { recursive: true });
+      writeFileSync(img('state/chk/a/disk.qcow2'), '');
+      await assert.rejects(inspectLabImages(run, lab('image: mbr.raw, persist: true'), 'lab.yaml'), /nodes\.a\.image: the kept disk .*has no record of the base it was made on .*--purge/);
+    } finally {
+      if (was === undefined) delete process.env.QNET_STATE_DIR;
+      else process.env.QNET_STATE_DIR = was;
+    }
+  });
+
   test('a kept disk whose base changed is refused with the reason; an unchanged base is accepted', async () => {
     const was = await baseIdentity(img('plain.qcow2'), 'qcow2');
     assert.equal(keptDiskRefusal(was, await baseIdentity(img('plain.qcow2'), 'qcow2')), null);
