@@ -7,6 +7,7 @@ import { cacheRoot } from '../dirs.js';
 import { RuntimeError, UserError } from '../errors.js';
 import { exists } from '../host/fs.js';
 import type { CommandRunner } from '../host/run.js';
+import { aptCandidates } from '../host/apt.js';
 import { formatSize } from '../topology/size.js';
 import { MASKED_UNITS, PACKAGE_NAME, packageList, RECIPE_VERSION, recipeFiles, renderPartitionTable, SUITE } from './debian-recipe.js';
 
@@ -63,13 +64,7 @@ async function hostSources(): Promise<string> {
 
 /** The versions apt would install of the listed packages (part of the cache key: an update makes a new image). */
 async function candidates(run: CommandRunner, pkgs: string[]): Promise<Record<string, string>> {
-  const r = await run.run(['apt-cache', 'policy', ...pkgs], { allowFail: true });
-  const out: Record<string, string> = {};
-  for (const block of r.stdout.split(/\n(?=\S)/)) {
-    const name = /^(\S+):/.exec(block)?.[1];
-    const cand = /Candidate:\s*(\S+)/.exec(block)?.[1];
-    if (name && cand && cand !== '(none)') out[name] = cand;
-  }
+  const out = await aptCandidates(run, pkgs);
   const missing = pkgs.filter((p) => !out[p]);
   if (missing.length) throw new UserError(`apt knows no package ${missing.join(', ')} (run \`apt-get update\`, or check the name with \`apt-cache search\`)`);
   return out;

@@ -6,6 +6,7 @@ import { chmod, copyFile, mkdir, mkdtemp, readdir, readFile, rename, rm, stat, w
 import path from 'node:path';
 import { RuntimeError } from '../errors.js';
 import type { CommandRunner } from '../host/run.js';
+import { aptCandidates } from '../host/apt.js';
 import { cacheRoot } from '../dirs.js';
 import type { GuestImage } from '../render/qemu.js';
 import { NIC_MODELS } from '../topology/schema.js';
@@ -74,15 +75,9 @@ async function kernelPackage(run: CommandRunner): Promise<string> {
   return m[1]!;
 }
 
-/** The versions apt would download for packages, in one apt-cache call (part of the image key, so updates rebuild). */
+/** The versions apt would download for packages (part of the image key, so updates rebuild); each must be known. */
 async function candidateVersions(run: CommandRunner, pkgs: string[]): Promise<Record<string, string>> {
-  const r = await run.run(['apt-cache', 'policy', ...pkgs], { allowFail: true });
-  const out: Record<string, string> = {};
-  for (const block of r.stdout.split(/\n(?=\S)/)) {
-    const name = /^(\S+):/.exec(block)?.[1];
-    const cand = /Candidate:\s*(\S+)/.exec(block)?.[1];
-    if (name && cand && cand !== '(none)') out[name] = cand;
-  }
+  const out = await aptCandidates(run, pkgs);
   for (const p of pkgs)
     if (!out[p]) throw new RuntimeError(`apt knows no version of ${p}; run \`apt-get update\` and try again`);
   return out;
