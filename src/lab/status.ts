@@ -65,9 +65,9 @@ export async function labStatus(lab: string): Promise<LabStatus | null> {
   // DHCP NICs show the address their lease gives them (from dnsmasq's lease files).
   const leases = state.lab.networks.some((n) => n.dhcp) ? await labLeases(lab).catch(() => []) : [];
   const prefixOf = new Map(state.lab.networks.map((n) => [n.name, (n.subnet ?? n.address)?.prefix]));
-  const nodes: NodeStatus[] = [];
   const lanNets = new Set(state.lab.networks.filter(onLan).map((n) => n.name));
-  for (const node of state.lab.nodes) {
+  // Each node at once: asking a guest agent can take a moment, and one that does not answer must not hold up the rest.
+  const nodes: NodeStatus[] = await Promise.all(state.lab.nodes.map(async (node): Promise<NodeStatus> => {
     const g = state.guests[node.name];
     let alive = false;
     if (g) {
@@ -82,7 +82,7 @@ export async function labStatus(lab: string): Promise<LabStatus | null> {
         : new Map<string, { name: string; addresses: string[] }>();
     const fromGuest = new Map([...ifs].map(([mac, i]) => [mac, i.addresses]));
     const files = node.image ? imageNodeFiles(lab, node) : undefined;
-    nodes.push({
+    return {
       name: node.name,
       state: g ? (alive ? 'running' : 'stopped') : 'unknown',
       ...(g ? { pid: g.pid } : {}),
@@ -119,8 +119,8 @@ export async function labStatus(lab: string): Promise<LabStatus | null> {
           : n.addresses.map(formatCidr),
       })),
       ...(node.gateway !== undefined ? { gateway: formatIPv4(node.gateway) } : {}),
-    });
-  }
+    };
+  }));
   const networks = state.lab.networks.map((n) => ({
     name: n.name,
     mode: n.mode,
