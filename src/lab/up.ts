@@ -280,31 +280,40 @@ export async function execute(a: Action, ctx: ExecContext): Promise<void> {
     }
     case 'wait-ready': {
       const t0 = Date.now();
-      await Promise.all(
-        a.nodes.map(async (name) => {
-          const ready = ctx.live.ready.get(name);
-          const node = ctx.lab.nodes.find((n) => n.name === name);
-          if (!ready || !node) throw new RuntimeError(`${name}: not started`);
-          let note: string;
-          try {
-            note = await ready;
-          } catch (e) {
-            // The run directory goes with the rollback: keep the guest's last words in the message.
-            const log = await readFile(nodeFiles(nodeDir(ctx.lab.name, name)).consoleLog, 'utf8').catch(() => '');
-            const tail = log.replace(/\x1b\[[0-9;?]*[A-Za-z]|\r/g, '').trim().split('\n').slice(-12).join('\n    ');
-            const what = describeWait(kindOf(node).ready(ctx.lab, node));
-            throw new RuntimeError(`${(e as Error).message}\n  ${name} was waiting for ${what}${tail ? `\n  ${name} console (last lines):\n    ${tail}` : ''}`);
-          }
-          const g = ctx.state.guests[name];
-          const secs = (Date.now() - Date.parse(g?.startedAt ?? new Date(t0).toISOString())) / 1000;
-          if (g) {
-            g.readyAt = new Date().toISOString();
-            g.bootSeconds = Math.round(secs * 10) / 10;
-          }
-          const how = g?.start === 'restored' ? 'restored from the saved state and configured' : node.image ? `booted its image, ready (${node.image.ready.kind})` : 'booted and configured';
-          ctx.reporter.step(`${name} is up (${how} in ${secs.toFixed(1)} s${note ? `; ${note}` : ''})`, Date.now() - t0, true);
-        }),
-      );
+      // A real OS takes minutes under TCG: say every 30 s who is still booting, and the last its console said.
+      const pending = new Set(a.nodes);
+      const heartbeat = setInterval(() => void progress(ctx, pending, t0), 30_000);
+      heartbeat.unref();
+      try {
+        await Promise.all(
+          a.nodes.map(async (name) => {
+            const ready = ctx.live.ready.get(name);
+            const node = ctx.lab.nodes.find((n) => n.name === name);
+            if (!ready || !node) throw new RuntimeError(`${name}: not started`);
+            let note: string;
+            try {
+              note = await ready;
+            } catch (e) {
+              // The run directory goes with the rollback: keep the guest's last words in the message.
+              const log = await readFile(nodeFiles(nodeDir(ctx.lab.name, name)).consoleLog, 'utf8').catch(() => '');
+              const tail = log.replace(/\x1b\[[0-9;?]*[A-Za-z]|\r/g, '').trim().split('\n').slice(-12).join('\n    ');
+              const what = describeWait(kindOf(node).ready(ctx.lab, node));
+              throw new RuntimeError(`${(e as Error).message}\n  ${name} was waiting for ${what}${tail ? `\n  ${name} console (last lines):\n    ${tail}` : ''}`);
+            }
+            const g = ctx.state.guests[name];
+            const secs = (Date.now() - Date.parse(g?.startedAt ?? new Date(t0).toISOString())) / 1000;
+            if (g) {
+              g.readyAt = new Date().toISOString();
+              g.bootSeconds = Math.round(secs * 10) / 10;
+            }
+            const how = g?.start === 'restored' ? 'restored from the saved state and configured' : node.image ? `booted its image, ready (${node.image.ready.kind})` : 'booted and configured';
+            pending.delete(name);
+            ctx.reporter.step(`${name} is up (${how} in ${secs.toFixed(1)} s${note ? `; ${note}` : ''})`, Date.now() - t0, true);
+          }),
+        );
+      } finally {
+        clearInterval(heartbeat);
+      }
       return;
     }
     case 'stop-guest': {
@@ -342,6 +351,17 @@ export async function execute(a: Action, ctx: ExecContext): Promise<void> {
     case 'release-uplink':
       await releaseUplink(ctx.runner, a.bridge, a.saved);
       return;
+  }
+}
+
+// One line per guest still booting: how long, what it waits for, the last line of its console.
+async function progress(ctx: ExecContext, pending: Set<string>, t0: number): Promise<void> {
+  for (const name of pending) {
+    const node = ctx.lab.nodes.find((n) => n.name === name);
+    if (!node) continue;
+    const log = await readFile(nodeFiles(nodeDir(ctx.lab.name, name)).consoleLog, 'utf8').catch(() => '');
+    const last = log.slice(-4096).replace(/\x1b\[[0-9;?]*[A-Za-z]|\r/g, '').trim().split('\n').pop()?.trim().slice(0, 100) ?? '';
+    ctx.reporter.info(`${name}: still booting after ${Math.round((Date.now() - t0) / 1000)} s, waiting for ${describeWait(kindOf(node).ready(ctx.lab, node))}${last ? `; console: ${last}` : ''}`);
   }
 }
 
