@@ -32,6 +32,18 @@ export interface LvImage {
   cmdline: string;
 }
 
+/** The three files of a NoCloud seed, as qnet renders them (renderSeed). */
+export type LvSeed = Record<'meta-data' | 'user-data' | 'network-config', string>;
+/** One image guest as virt-install made it: its domain, serial log, overlay, and when its commands began. */
+export interface LvImageGuest {
+  node: string;
+  domain: string;
+  serial: string;
+  overlay: string;
+  /** process.hrtime.bigint() before its qemu-img create and virt-install. */
+  calledAt: bigint;
+}
+
 type Log = (s: string) => void;
 
 function xml(s: string): string {
@@ -105,11 +117,12 @@ function sweepStale(log: Log): void {
   }
 }
 
-/** Installs libvirt from Debian's packages when a part is missing; returns the milliseconds it took (0: nothing to do). */
-export function ensureLibvirt(log: Log): number {
-  const missing = LV_PACKAGES.filter((p) => !/^install ok installed$/.test(spawnSync('dpkg-query', ['-W', '-f=${Status}', p], { encoding: 'utf8' }).stdout ?? ''));
+/** Installs those of Debian's packages `pkgs` that are missing (apt-get, no recommends); returns the milliseconds it
+ * took (0: nothing to do). */
+function aptEnsure(pkgs: readonly string[], what: string, log: Log): number {
+  const missing = pkgs.filter((p) => !/^install ok installed$/.test(spawnSync('dpkg-query', ['-W', '-f=${Status}', p], { encoding: 'utf8' }).stdout ?? ''));
   if (!missing.length) return 0;
-  log(`libvirt: installing ${missing.join(' ')} (apt-get, no recommends)`);
+  log(`${what}: installing ${missing.join(' ')} (apt-get, no recommends)`);
   const t = Date.now();
   const install = () => spawnSync('apt-get', ['install', '-y', '--no-install-recommends', ...missing], { encoding: 'utf8', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
   let r = install();
@@ -120,8 +133,18 @@ export function ensureLibvirt(log: Log): number {
   }
   if (r.status !== 0) throw new Error(`apt-get install ${missing.join(' ')} failed: ${r.stderr.trim().split('\n').slice(-3).join(' ')}`);
   const ms = Date.now() - t;
-  log(`libvirt: installed in ${(ms / 1000).toFixed(1)} s`);
+  log(`${what}: installed in ${(ms / 1000).toFixed(1)} s`);
   return ms;
+}
+
+/** Installs libvirt from Debian's packages when a part is missing; returns the milliseconds it took (0: nothing to do). */
+export function ensureLibvirt(log: Log): number {
+  return aptEnsure(LV_PACKAGES, 'libvirt', log);
+}
+
+/** Installs Debian's virt-install (package virtinst) when it is missing, for the image section's libvirt side. */
+export function ensureVirtinst(log: Log): number {
+  return aptEnsure(['virtinst'], 'virt-install', log);
 }
 
 // qemu.conf of the private daemon. QEMU as root: libvirt 9.0 probes QEMU's capabilities as root (KVM found), then
@@ -145,20 +168,26 @@ export class Libvirt {
   };
   private closed = false;
 
-  private constructor(readonly ns: string, readonly dir: string, private nsPid: number | undefined, private log: Log) {
+  private constructor(readonly ns: string, readonly dir: string, private nsPid: number | undefined, private log: Log, private signals: boolean) {
     process.on('exit', this.cleanup);
-    process.once('SIGINT', this.onSignal);
-    process.once('SIGTERM', this.onSignal);
+    if (signals) {
+      process.once('SIGINT', this.onSignal);
+      process.once('SIGTERM', this.onSignal);
+    }
   }
 
-  /** Installs libvirt if needed and starts the private daemon; resolves once virsh gets an answer from it. */
-  static async start(log: Log): Promise<Libvirt> {
+  /**
+   * Installs libvirt if needed and starts the private daemon; resolves once virsh gets an answer from it.
+   * `signals: false`: the caller handles Ctrl-C and SIGTERM itself (and calls close()), as the image section does,
+   * which has its own labs to remove before the process exits; the exit handler stays either way.
+   */
+  static async start(log: Log, opts: { signals?: boolean } = {}): Promise<Libvirt> {
     sweepStale(log);
     ensureLibvirt(log);
     const name = `${LV_TAG}-${process.pid}`;
     const dir = path.join('/tmp', name);
     // From here on, whatever fails or interrupts, close() removes what was made.
-    const lv = new Libvirt(name, dir, undefined, log);
+    const lv = new Libvirt(name, dir, undefined, log, opts.signals ?? true);
     try {
       for (const d of ['etc', 'var/lib/libvirt/dnsmasq', 'var/log/libvirt/qemu', 'var/cache/libvirt', 'var/tmp', 'guests']) mkdirSync(path.join(dir, d), { recursive: true });
       chmodSync(dir, 0o755);
@@ -259,6 +288,106 @@ export class Libvirt {
     return { upMs, downMs: Number(process.hrtime.bigint() - t1) / 1e6 };
   }
 
+  /**
+   * `lab`'s nodes as `virt-install --import --cloud-init` makes them, one after the other as a person's loop would:
+   * each on a qcow2 overlay of a copy of `base` (the daemon's private /var hides the cache), its seed's three files
+   * given to --cloud-init, its serial console to a file, on the isolated network with `net`.1. The clock (`t0`)
+   * starts before the network is defined. `measure` runs while the guests run (it waits for them and samples them);
+   * then every domain, the network, the overlays and the copy are removed, whatever happened.
+   */
+  async imageLab<T>(lab: ResolvedLab, base: string, net: string, seeds: Record<string, LvSeed>, measure: (guests: LvImageGuest[], t0: bigint) => Promise<T>): Promise<T> {
+    const g = path.join(this.dir, 'guests');
+    const copy = path.join(g, 'debian-base.qcow2');
+    copyFileSync(base, copy);
+    chmodSync(copy, 0o444);
+    const domains = lab.nodes.map((node) => `${LV_TAG}-${node.name}`);
+    const files: string[] = [copy];
+    const t0 = process.hrtime.bigint();
+    let result: T;
+    try {
+      writeFileSync(path.join(g, 'net.xml'), networkXml(net));
+      this.virsh(['net-define', path.join(g, 'net.xml')]);
+      this.virsh(['net-start', NETWORK]);
+      const guests: LvImageGuest[] = [];
+      for (const [i, node] of lab.nodes.entries()) {
+        const seed = path.join(g, `${node.name}-seed`);
+        mkdirSync(seed, { recursive: true });
+        const seedFile = (f: keyof LvSeed) => {
+          writeFileSync(path.join(seed, f), seeds[node.name]![f]);
+          return path.join(seed, f);
+        };
+        const overlay = path.join(g, `${node.name}.qcow2`);
+        const serial = path.join(g, `${node.name}.serial.log`);
+        files.push(overlay, serial, seed);
+        const calledAt = process.hrtime.bigint();
+        must(['qemu-img', 'create', '-q', '-f', 'qcow2', '-F', 'qcow2', '-b', copy, overlay]);
+        await this.virtInstall([
+          '--name', domains[i]!, '--virt-type', 'qemu', '--import', '--osinfo', 'debian12',
+          '--memory', '512', '--vcpus', '1',
+          '--disk', `path=${overlay},format=qcow2,bus=virtio`,
+          '--network', `network=${NETWORK},model=virtio,mac=${node.nics[0]!.mac}`,
+          '--cloud-init', `meta-data=${seedFile('meta-data')},user-data=${seedFile('user-data')},network-config=${seedFile('network-config')}`,
+          // The agent's port, as qnet's guests and the script's have it: the seed starts qemu-guest-agent.
+          '--channel', 'unix,target.type=virtio,target.name=org.qemu.guest_agent.0',
+          '--graphics', 'none', '--serial', `file,path=${serial}`,
+          // TCG's translation cache as qnet's and the script's (libvirt 8.0 on: <features><tcg><tb-cache>).
+          '--xml', './features/tcg/tb-cache=32', '--xml', './features/tcg/tb-cache/@unit=MiB',
+          '--noautoconsole',
+        ]);
+        guests.push({ node: node.name, domain: domains[i]!, serial, overlay, calledAt });
+      }
+      this.log(`virt-install ${lab.nodes.length}: every virt-install returned after ${(Number(process.hrtime.bigint() - t0) / 1e9).toFixed(2)} s`);
+      result = await measure(guests, t0);
+    } catch (e) {
+      this.teardown(domains, false);
+      for (const f of files) rmSync(f, { recursive: true, force: true });
+      throw e;
+    }
+    this.teardown(domains, true);
+    for (const f of files) rmSync(f, { recursive: true, force: true });
+    return result;
+  }
+
+  /** What virt-install chose for a domain of its own accord (machine, CPU, devices), from `virsh dumpxml`. */
+  describeDomain(domain: string): string {
+    const x = this.virsh(['dumpxml', domain]);
+    const machine = /<type arch='[^']+' machine='([^']+)'/.exec(x)?.[1] ?? '?';
+    const cpu = /<cpu mode='([^']+)'/.exec(x)?.[1] ?? (/<cpu[ >]/.test(x) ? 'custom' : 'QEMU default');
+    const cdrom = /<disk type='file' device='cdrom'>[\s\S]*?<target dev='[^']+' bus='([^']+)'/.exec(x)?.[1];
+    const balloon = /<memballoon model='([^']+)'/.exec(x)?.[1] ?? 'none';
+    const tb = /<tb-cache unit='([^']+)'>(\d+)</.exec(x);
+    return `machine ${machine}, CPU ${cpu}, seed ISO on ${cdrom ?? 'no CD-ROM'}, balloon ${balloon}, TCG cache ${tb ? `${tb[2]} ${tb[1]}` : 'default'}`;
+  }
+
+  /** The host's pid of a domain's QEMU (libvirt starts it in the daemon's PID namespace), if it runs. */
+  qemuPid(domain: string): number | undefined {
+    for (const e of readdirSync('/proc')) {
+      if (!/^\d+$/.test(e)) continue;
+      try {
+        const argv = readFileSync(`/proc/${e}/cmdline`, 'utf8').split('\0');
+        if (/qemu-system/.test(argv[0] ?? '') && argv.some((a) => a.startsWith(`guest=${domain},`)) && alive(Number(e))) return Number(e);
+      } catch {
+        /* gone meanwhile */
+      }
+    }
+    return undefined;
+  }
+
+  // virt-install in the daemon's mount and network namespaces (its socket, its private /var for the seed ISO it
+  // makes), asynchronously (the guests started before it run meanwhile); its log goes under the private directory.
+  private virtInstall(args: string[]): Promise<void> {
+    const home = path.join(this.dir, 'home');
+    mkdirSync(home, { recursive: true });
+    return new Promise((resolve, reject) => {
+      const p = spawn('nsenter', ['-t', String(this.nsPid), '-m', '-n', 'env', `HOME=${home}`, `XDG_CACHE_HOME=${home}/.cache`, `XDG_CONFIG_HOME=${home}/.config`, 'virt-install', '--connect', 'qemu:///system', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      p.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      p.stderr.on('data', (d: Buffer) => (out += d.toString()));
+      p.once('error', reject);
+      p.once('close', (code) => (code === 0 ? resolve() : reject(new Error(`virt-install ${args[1]}: exit ${code}: ${out.trim().split('\n').slice(-4).join(' | ')}`))));
+    });
+  }
+
   /** virsh destroy + undefine of each domain, net-destroy + net-undefine, and a check that nothing is left. */
   private teardown(domains: string[], strict: boolean): void {
     const step = (args: string[]) => (strict ? this.virsh(args) : this.virshTry(args));
@@ -280,19 +409,21 @@ export class Libvirt {
     this.closed = true;
     this.cleanup();
     process.off('exit', this.cleanup);
-    process.off('SIGINT', this.onSignal);
-    process.off('SIGTERM', this.onSignal);
+    if (this.signals) {
+      process.off('SIGINT', this.onSignal);
+      process.off('SIGTERM', this.onSignal);
+    }
   }
 }
 
-/** An isolated network (no <forward>): a bridge with the host side's address, no DHCP, no DNS (so no dnsmasq),
- * as the script side's bridge. */
-function networkXml(): string {
+/** An isolated network (no <forward>): a bridge with the host side's address (.1 of the /24 `net`), no DHCP, no
+ * DNS (so no dnsmasq), as the script side's bridge. */
+function networkXml(net = LV_NET): string {
   return `<network>
   <name>${NETWORK}</name>
   <bridge name='${BRIDGE}' stp='off' delay='0'/>
   <dns enable='no'/>
-  <ip address='${LV_NET}.1' netmask='255.255.255.0'/>
+  <ip address='${net}.1' netmask='255.255.255.0'/>
 </network>
 `;
 }

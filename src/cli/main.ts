@@ -91,7 +91,7 @@ export async function main(argv: string[]): Promise<number> {
       if (o.dryRun) {
         const running = await readState(lab.name);
         if (running?.status === 'up') {
-          const { change, steps } = await prepareChange(running, lab, { runner, reporter, ...boot });
+          const { change, steps } = await prepareChange(running, await inspectLabImages(runner, lab, file), { runner, reporter, ...boot });
           const what = isEmpty(change) ? '  nothing differs' : formatChange(change);
           process.stdout.write(`lab ${lab.name} is up; the change${change.refused.length ? ' would be refused' : ''}:\n${what}\n`);
           if (steps.length) process.stdout.write(`${formatPlan(steps)}\n`);
@@ -127,7 +127,8 @@ export async function main(argv: string[]): Promise<number> {
       }
       if (o.json) process.stdout.write(JSON.stringify(lab ? (list[0] ?? null) : list, null, 2) + '\n');
       else {
-        process.stdout.write(list.length ? list.map(renderStatus).join('\n\n') + '\n' : 'no labs\n');
+        if (list.length) process.stdout.write(list.map(renderStatus).join('\n\n') + '\n');
+        else if (!lab) process.stdout.write('no labs\n');
         // Disks kept by persist: true outlive their lab: say where they are and how they go.
         const up = new Set(list.map((x) => x.lab));
         const kept = (await keptLabs()).filter((k) => !up.has(k) && (!lab || k === lab));

@@ -37,7 +37,9 @@ export interface DebianImage {
 
 export const DEFAULT_DEBIAN_SIZE = 2 * 2 ** 30;
 const MIN_SIZE = 1536 * 2 ** 20; // the base system with the stock kernel takes about 800 MiB
-const KEPT_BUILDS = 3;
+// The default image, the three variants `npm run bench` boots (packages and keepUnits) and one of the user's own:
+// fewer, and the bench's builds would evict each other (and the default image) on every run.
+const KEPT_BUILDS = 5;
 
 /** Where built Debian images are cached. */
 export function debianCacheDir(): string {

@@ -1,6 +1,6 @@
 // What `up` observes and makes for image nodes outside the pure plan: the state of kept disks, the lab key, the
 // UEFI firmware's files, and each node's cloud-init seed (rendered with the SSH keys made earlier in the run).
-import { appendFile, chmod, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { renderSeed } from '../guest/cloud-init.js';
 import { baseIdentity, ovmfFiles } from '../guest/image-check.js';
@@ -52,6 +52,8 @@ export async function writeSeed(run: CommandRunner, lab: ResolvedLab, a: { node:
   for (const f of ['meta-data', 'user-data', 'network-config'] as const) await writeFile(path.join(a.dir, f), seed[f], { mode: 0o600 });
   await run.run(['xorriso', '-as', 'mkisofs', '-quiet', '-V', 'cidata', '-J', '-r', '-o', a.iso, a.dir]);
   await chmod(a.iso, 0o600);
+  // One line per node: a node started again (a change, a new host key) replaces its line.
   const [type, key] = keys.hostPublic.split(/\s+/);
-  await appendFile(a.knownHosts, `${node.name} ${type} ${key}\n`, { mode: 0o600 });
+  const others = (await readFile(a.knownHosts, 'utf8').catch(() => '')).split('\n').filter((l) => l && !l.startsWith(`${node.name} `));
+  await writeFile(a.knownHosts, [...others, `${node.name} ${type} ${key}`].join('\n') + '\n', { mode: 0o600 });
 }
