@@ -4,37 +4,18 @@ import { existsSync } from 'node:fs';
 import os from 'node:os';
 import { Command, CommanderError, Option } from 'commander';
 import { exitCodeOf, UserError } from '../errors.js';
-import { ensureImage } from '../guest/image.js';
-import { checkDebianOptions, ensureDebianImage, writeDebianImage } from '../guest/debian-image.js';
-import { formatSize, parseSize } from '../topology/size.js';
 import { RealRunner } from '../host/run.js';
 import type { AccelChoice } from '../lab/accel.js';
-import { down } from '../lab/down.js';
-import { listLabs } from '../lab/discover.js';
-import { allStatus, labStatus } from '../lab/status.js';
-import { prepareChange, prepareUp, up } from '../lab/up.js';
-import { formatChange, isEmpty } from '../plan/change.js';
-import { execInGuest, monitorNetwork, runningNode } from '../lab/exec.js';
-import { attachConsole } from './console.js';
-import { formatPlan } from '../plan/plan.js';
-import { loadTopology } from '../topology/load.js';
-import { NAME_PATTERN, topologyJsonSchema } from '../topology/schema.js';
-import { consoleReporter, fmtMs, green, red, renderStatus, table, yellow } from './output.js';
-import { labWarnings } from '../topology/warnings.js';
 import type { ResolvedLab } from '../topology/model.js';
-import { runDemo } from '../lab/demo.js';
-import { exportLab } from '../lab/export.js';
-import { readState } from '../lab/state.js';
-import { labLeases } from '../lab/leases.js';
-import { doctor } from '../lab/doctor.js';
-import { inspectLabImages } from '../guest/image-check.js';
-import { sshArgv } from '../lab/ssh.js';
-import { keptLabs } from '../lab/discover.js';
-import { labStateDir } from '../dirs.js';
-import { vncHint } from './output.js';
+import { NAME_PATTERN } from '../topology/names.js';
+import { fmtMs, green, red, table, yellow } from './term.js';
+
+// Each command loads what it needs when it runs (`qnet --help` and `qnet status` with no labs need little of it):
+// the library's modules are imported inside the actions below.
 
 /** Prints a valid lab's warnings (exposure to a real LAN, adjusted settings) on stderr. */
-function warn(lab: ResolvedLab): void {
+async function warn(lab: ResolvedLab): Promise<void> {
+  const { labWarnings } = await import('../topology/warnings.js');
   for (const w of labWarnings(lab)) process.stderr.write(`${yellow('warning:')} ${w}\n`);
 }
 
@@ -56,9 +37,12 @@ export async function main(argv: string[]): Promise<number> {
     .argument('<file>', 'topology file (YAML)')
     .option('--json', 'print the resolved lab as JSON')
     .action(async (file: string, o: { json?: boolean }) => {
+      const { loadTopology } = await import('../topology/load.js');
+      const { inspectLabImages } = await import('../guest/image-check.js');
+      const { formatSize } = await import('../topology/size.js');
       // Image nodes: each image is read (qemu-img info) and refused if it is not a self-contained disk image.
       const lab = await inspectLabImages(runner, await loadTopology(file), file);
-      warn(lab);
+      await warn(lab);
       if (o.json) process.stdout.write(JSON.stringify(lab, null, 2) + '\n');
       else {
         const nics = lab.nodes.reduce((n, x) => n + x.nics.length, 0);
@@ -78,8 +62,15 @@ export async function main(argv: string[]): Promise<number> {
     .option('--parallel <n>', 'at most n guests booting at once, the next as soon as one is ready (default: cores + 1; 0: no limit); restored guests do not count')
     .option('--cold', 'boot every guest: do not start guests from the saved state of their shape, nor save one')
     .action(async (file: string, o: { dryRun?: boolean; accel: AccelChoice; timeout?: string; parallel?: string; cold?: boolean }) => {
+      const { loadTopology } = await import('../topology/load.js');
+      const { prepareChange, prepareUp, up } = await import('../lab/up.js');
+      const { formatChange, isEmpty } = await import('../plan/change.js');
+      const { formatPlan } = await import('../plan/plan.js');
+      const { readState } = await import('../lab/state.js');
+      const { inspectLabImages } = await import('../guest/image-check.js');
+      const { consoleReporter, vncHint } = await import('./output.js');
       const lab = await loadTopology(file);
-      warn(lab);
+      await warn(lab);
       // A real OS under TCG takes one to three minutes to cloud-init's end (more when several boot at once).
       const timeout = Number(o.timeout ?? (lab.nodes.some((n) => n.image) ? 600 : 180));
       if (!Number.isFinite(timeout) || timeout <= 0) throw new UserError(`--timeout: expected a number of seconds, got "${o.timeout}"`);
@@ -114,6 +105,11 @@ export async function main(argv: string[]): Promise<number> {
     .option('--json', 'machine-readable output')
     .option('--monitor', 'add each running guest\'s QEMU monitor view of its network (`info network`)')
     .action(async (lab: string | undefined, o: { json?: boolean; monitor?: boolean }) => {
+      const { allStatus, labStatus } = await import('../lab/status.js');
+      const { monitorNetwork } = await import('../lab/exec.js');
+      const { keptLabs } = await import('../lab/discover.js');
+      const { labStateDir } = await import('../dirs.js');
+      const { renderStatus } = await import('./output.js');
       const list = lab ? [await labStatus(lab)].filter((s) => s !== null) : await allStatus();
       if (o.monitor)
         for (const s of list)
@@ -144,6 +140,10 @@ export async function main(argv: string[]): Promise<number> {
     .option('--grace <seconds>', 'how long image guests get to power off after the ACPI power button before QEMU quits (built-in guests have no disk and stop at once)', '30')
     .option('--purge', 'also remove the kept disks of nodes with persist: true (and the lab\'s kept SSH key)')
     .action(async (target: string | undefined, o: { all?: boolean; grace: string; purge?: boolean }) => {
+      const { down } = await import('../lab/down.js');
+      const { listLabs, keptLabs } = await import('../lab/discover.js');
+      const { loadTopology } = await import('../topology/load.js');
+      const { consoleReporter } = await import('./output.js');
       let labs: string[];
       if (o.all) labs = [...new Set([...(await listLabs()), ...(o.purge ? await keptLabs() : [])])].sort();
       else if (!target) throw new UserError('down: name a lab or a topology file, or use --all');
@@ -166,6 +166,8 @@ export async function main(argv: string[]): Promise<number> {
     .description('bring up the seed lab (examples/seed-lab.yaml), check it end to end, tear it down; exit 1 if a check fails')
     .option('--image <file>', 'run the seed lab on real Debian guests from this disk image (examples/seed-lab-debian.yaml; make one with `qnet image create debian`)')
     .action(async (o: { image?: string }) => {
+      const { runDemo } = await import('../lab/demo.js');
+      const { consoleReporter } = await import('./output.js');
       const t = Date.now();
       const checks = await runDemo({ runner, reporter: consoleReporter(), ...(o.image ? { image: o.image } : {}) });
       process.stdout.write(
@@ -189,6 +191,7 @@ export async function main(argv: string[]): Promise<number> {
     .argument('<lab>', 'lab name')
     .option('--json', 'machine-readable output')
     .action(async (lab: string, o: { json?: boolean }) => {
+      const { labLeases } = await import('../lab/leases.js');
       const leases = await labLeases(lab);
       if (o.json) process.stdout.write(JSON.stringify(leases, null, 2) + '\n');
       else if (!leases.length) process.stdout.write(`lab ${lab}: no leases\n`);
@@ -203,6 +206,7 @@ export async function main(argv: string[]): Promise<number> {
     .argument('<command...>', 'the command and its arguments (put them after --)')
     .option('--timeout <seconds>', 'kill the command after this long and exit 124', '60')
     .action(async (lab: string, node: string, command: string[], o: { timeout: string }) => {
+      const { execInGuest } = await import('../lab/exec.js');
       const timeout = Number(o.timeout);
       if (!Number.isFinite(timeout) || timeout <= 0) throw new UserError(`--timeout: expected a number of seconds, got "${o.timeout}"`);
       const r = await execInGuest(lab, node, command, { timeoutMs: timeout * 1000 });
@@ -219,6 +223,7 @@ export async function main(argv: string[]): Promise<number> {
     .argument('<node>', 'node name')
     .argument('[command...]', 'a command to run instead of a shell (put it after --)')
     .action(async (lab: string, node: string, command: string[]) => {
+      const { sshArgv } = await import('../lab/ssh.js');
       const argv = await sshArgv(lab, node, command, { tty: !command.length && process.stdin.isTTY === true });
       code = await new Promise<number>((resolve) => {
         const child = spawn(argv[0]!, argv.slice(1), { stdio: 'inherit' });
@@ -236,6 +241,8 @@ export async function main(argv: string[]): Promise<number> {
     .argument('<lab>', 'lab name')
     .argument('<node>', 'node name')
     .action(async (lab: string, node: string) => {
+      const { runningNode } = await import('../lab/exec.js');
+      const { attachConsole } = await import('./console.js');
       const files = await runningNode(lab, node);
       code = await attachConsole(files.console, `${lab}/${node}`);
     });
@@ -249,6 +256,9 @@ export async function main(argv: string[]): Promise<number> {
     .requiredOption('--format <format>', 'output format: sh (the whole lab), ifupdown (/etc/network/interfaces) or networkd (systemd-networkd files)')
     .option('--out <dir>', 'directory to write into (default: ./<lab>-<format>)')
     .action(async (target: string, o: { format: string; out?: string }) => {
+      const { readState } = await import('../lab/state.js');
+      const { loadTopology } = await import('../topology/load.js');
+      const { exportLab } = await import('../lab/export.js');
       const state = NAME_PATTERN.test(target) && !existsSync(target) ? await readState(target) : null;
       if (NAME_PATTERN.test(target) && !existsSync(target) && !state) throw new UserError(`no lab named "${target}" is up, and no file "${target}" exists`);
       const lab = state ? state.lab : await loadTopology(target);
@@ -276,6 +286,7 @@ export async function main(argv: string[]): Promise<number> {
     .description('build the guest image now (otherwise built on first use); cached until its inputs change')
     .option('--force', 'rebuild even if the cached image is current')
     .action(async (o: { force?: boolean }) => {
+      const { ensureImage } = await import('../guest/image.js');
       const t = Date.now();
       const m = await ensureImage(runner, (s) => process.stderr.write(`· ${s}\n`), o.force === true, true);
       process.stdout.write(`${green('✓')} image ${m.key}: ${m.kernelPackage}, busybox ${m.busyboxVersion} (${fmtMs(Date.now() - t)})\n  kernel ${m.kernel}\n  initrd ${m.initrd}\n`);
@@ -290,6 +301,8 @@ export async function main(argv: string[]): Promise<number> {
     .option('--size <size>', 'virtual disk size (like 4G; default 2G); nodes can grow it with disk.size')
     .option('--force', 'build again even if the cache has it, and replace --out if it exists')
     .action(async (dist: string, o: { out: string; packages?: string; size?: string; force?: boolean }) => {
+      const { checkDebianOptions, ensureDebianImage, writeDebianImage } = await import('../guest/debian-image.js');
+      const { formatSize, parseSize } = await import('../topology/size.js');
       if (dist !== 'debian') throw new UserError(`image create: "${dist}" is not a system qnet can install; it makes debian (Debian 12)`);
       const size = o.size === undefined ? undefined : parseSize(o.size);
       if (size === null) throw new UserError(`--size: expected a size like 4G or 2048M, got "${o.size}"`);
@@ -310,6 +323,7 @@ export async function main(argv: string[]): Promise<number> {
     .command('doctor')
     .description('check what the host needs (tools, tun, bridges, namespaces, nftables, KVM that really works, forward policies); exit 1 if something is missing')
     .action(async () => {
+      const { doctor } = await import('../lab/doctor.js');
       const findings = await doctor(runner);
       process.stdout.write(table(['CHECK', 'RESULT', 'DETAIL'], findings.map((f) => [f.check, f.ok ? green('ok') : red('FIX'), f.detail])) + '\n');
       const fixes = findings.filter((f) => !f.ok && f.fix);
@@ -320,7 +334,8 @@ export async function main(argv: string[]): Promise<number> {
   program
     .command('schema')
     .description('print the JSON Schema of topology files (for editor completion)')
-    .action(() => {
+    .action(async () => {
+      const { topologyJsonSchema } = await import('../topology/schema.js');
       process.stdout.write(JSON.stringify(topologyJsonSchema(), null, 2) + '\n');
     });
 

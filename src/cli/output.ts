@@ -5,18 +5,9 @@ import type { ResolvedNode } from '../topology/model.js';
 import { imageNodeFiles } from '../guest/image-node.js';
 import { formatSize } from '../topology/size.js';
 
-const tty = process.stdout.isTTY === true;
-const paint = (code: string, s: string) => (tty ? `\x1b[${code}m${s}\x1b[0m` : s);
-export const green = (s: string) => paint('32', s);
-export const red = (s: string) => paint('31', s);
-export const dim = (s: string) => paint('2', s);
-export const bold = (s: string) => paint('1', s);
-export const yellow = (s: string) => paint('33', s);
+import { bold, dim, fmtMs, green, red, table } from './term.js';
 
-/** Formats milliseconds as `850 ms` or `12.3 s`. */
-export function fmtMs(ms: number): string {
-  return ms < 1000 ? `${ms} ms` : `${(ms / 1000).toFixed(1)} s`;
-}
+export { bold, dim, fmtMs, green, red, table, yellow } from './term.js';
 
 /** A reporter that prints one line per finished step, with its duration. */
 export function consoleReporter(stream: NodeJS.WritableStream = process.stderr): Reporter {
@@ -28,13 +19,6 @@ export function consoleReporter(stream: NodeJS.WritableStream = process.stderr):
       stream.write(`${dim('·')} ${message}\n`);
     },
   };
-}
-
-/** Renders rows as an aligned table. */
-export function table(header: string[], rows: string[][]): string {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (r: string[]) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
-  return [bold(line(header)), ...rows.map(line)].join('\n');
 }
 
 /** Human rendering of a lab's status. */

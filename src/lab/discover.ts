@@ -7,7 +7,7 @@ import { uplinkTable } from '../render/uplink.js';
 import { markerLab, ownerMarker } from '../render/ipbatch.js';
 import { NETNS_PREFIX } from '../topology/model.js';
 import { labDir, runRoot, stateRoot } from '../dirs.js';
-import { NAME_PATTERN } from '../topology/schema.js';
+import { NAME_PATTERN } from '../topology/names.js';
 
 // Discovery only reads (ip -j, nft list): it needs no recording runner.
 const run = new RealRunner();

@@ -1,5 +1,6 @@
 // The topology file's schema: the single source of truth for validation and the generated JSON Schema.
 import { z } from 'zod';
+import { NAME_PATTERN } from './names.js';
 
 /** NIC models a topology may name, mapped to the QEMU device and the guest kernel module that drives it. */
 export const NIC_MODELS = {
@@ -25,7 +26,7 @@ export const LIMITS = {
   addressesPerNic: 16,
 } as const;
 
-const NAME = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/;
+const NAME = NAME_PATTERN;
 // Interface names: what the kernel accepts and no shell would split or expand.
 const IFNAME = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
 
@@ -256,5 +257,5 @@ export function topologyJsonSchema(): unknown {
   return { ...schema, title: 'qnet topology', $id: 'https://qnet.invalid/topology.schema.json' };
 }
 
-export const NAME_PATTERN = NAME;
+export { NAME_PATTERN };
 export const IFNAME_PATTERN = IFNAME;
