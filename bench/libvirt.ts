@@ -21,6 +21,8 @@ export const LV_NET = '10.213.0';
 export const LV_PACKAGES = ['libvirt-daemon', 'libvirt-daemon-driver-qemu', 'libvirt-clients', 'iptables'];
 
 const NETWORK = LV_TAG;
+// Files under /var that programs run in the daemon's namespaces read (copied into its private /var).
+const VAR_FILES = ['/var/lib/usbutils/usb.ids'];
 const BRIDGE = `${LV_TAG}0`;
 
 /** The bench's readiness loop: resolves once every address answers a ping from inside namespace `ns`. */
@@ -167,6 +169,7 @@ export class Libvirt {
     process.exit(sig === 'SIGINT' ? 130 : 143);
   };
   private closed = false;
+  private osName: string | undefined;
 
   private constructor(readonly ns: string, readonly dir: string, private nsPid: number | undefined, private log: Log, private signals: boolean) {
     process.on('exit', this.cleanup);
@@ -189,7 +192,7 @@ export class Libvirt {
     // From here on, whatever fails or interrupts, close() removes what was made.
     const lv = new Libvirt(name, dir, undefined, log, opts.signals ?? true);
     try {
-      for (const d of ['etc', 'var/lib/libvirt/dnsmasq', 'var/log/libvirt/qemu', 'var/cache/libvirt', 'var/tmp', 'guests']) mkdirSync(path.join(dir, d), { recursive: true });
+      for (const d of ['etc', 'var/lib/libvirt/dnsmasq', 'var/lib/libvirt/boot', 'var/log/libvirt/qemu', 'var/cache/libvirt', 'var/tmp', 'guests']) mkdirSync(path.join(dir, d), { recursive: true });
       chmodSync(dir, 0o755);
       symlinkSync('/run', path.join(dir, 'var/run'));
       writeFileSync(path.join(dir, 'etc/libvirtd.conf'), '');
@@ -198,6 +201,13 @@ export class Libvirt {
       // (the package that adds it is not installed): it exists in the private /etc/passwd only.
       writeFileSync(path.join(dir, 'passwd'), `${readFileSync('/etc/passwd', 'utf8')}libvirt-qemu:x:64055:64055:Libvirt Qemu:/var/lib/libvirt:/usr/sbin/nologin\n`);
       writeFileSync(path.join(dir, 'group'), `${readFileSync('/etc/group', 'utf8')}libvirt-qemu:x:64055:\n`);
+      // libosinfo (virt-install) opens /usr/share/misc/usb.ids, which Debian's usb.ids makes a symlink into /var: the
+      // private /var needs its own copy.
+      for (const f of VAR_FILES)
+        if (existsSync(f)) {
+          mkdirSync(path.join(dir, path.dirname(f)), { recursive: true });
+          copyFileSync(f, path.join(dir, f));
+        }
       must(['ip', 'netns', 'add', name]);
       const out = openSync(path.join(dir, 'libvirtd.log'), 'a');
       const script = [
@@ -322,7 +332,7 @@ export class Libvirt {
         const calledAt = process.hrtime.bigint();
         must(['qemu-img', 'create', '-q', '-f', 'qcow2', '-F', 'qcow2', '-b', copy, overlay]);
         await this.virtInstall([
-          '--name', domains[i]!, '--virt-type', 'qemu', '--import', '--osinfo', 'debian12',
+          '--name', domains[i]!, '--virt-type', 'qemu', '--import', '--osinfo', this.osinfo(),
           '--memory', '512', '--vcpus', '1',
           '--disk', `path=${overlay},format=qcow2,bus=virtio`,
           '--network', `network=${NETWORK},model=virtio,mac=${node.nics[0]!.mac}`,
@@ -348,15 +358,27 @@ export class Libvirt {
     return result;
   }
 
+  /** The osinfo name virt-install gets: debian12 where this osinfo-db knows it (Debian 12's 20221130 does not), else
+   * debian11, its predecessor (from which virt-install picks q35 and virtio, as qnet has them). */
+  osinfo(): string {
+    this.osName ??= /^debian12\b/m.test(must(['env', ...this.virtInstallEnv(), 'virt-install', '--osinfo', 'list'])) ? 'debian12' : 'debian11';
+    return this.osName;
+  }
+
   /** What virt-install chose for a domain of its own accord (machine, CPU, devices), from `virsh dumpxml`. */
   describeDomain(domain: string): string {
     const x = this.virsh(['dumpxml', domain]);
     const machine = /<type arch='[^']+' machine='([^']+)'/.exec(x)?.[1] ?? '?';
-    const cpu = /<cpu mode='([^']+)'/.exec(x)?.[1] ?? (/<cpu[ >]/.test(x) ? 'custom' : 'QEMU default');
+    const cpuMode = /<cpu mode='([^']+)'/.exec(x)?.[1];
+    const cpuModel = /<cpu[^>]*>[\s\S]*?<model[^>]*>([^<]+)<\/model>/.exec(x)?.[1];
+    const cpu = cpuModel ?? cpuMode ?? 'QEMU default';
+    const disk = /<disk type='file' device='disk'>[\s\S]*?<target dev='[^']+' bus='([^']+)'/.exec(x)?.[1] ?? '?';
     const cdrom = /<disk type='file' device='cdrom'>[\s\S]*?<target dev='[^']+' bus='([^']+)'/.exec(x)?.[1];
     const balloon = /<memballoon model='([^']+)'/.exec(x)?.[1] ?? 'none';
     const tb = /<tb-cache unit='([^']+)'>(\d+)</.exec(x);
-    return `machine ${machine}, CPU ${cpu}, seed ISO on ${cdrom ?? 'no CD-ROM'}, balloon ${balloon}, TCG cache ${tb ? `${tb[2]} ${tb[1]}` : 'default'}`;
+    const tbMiB = tb ? Number(tb[2]) / ({ KiB: 1024, MiB: 1, GiB: 1 / 1024 } as Record<string, number>)[tb[1]!]! : undefined;
+    const os = this.osinfo();
+    return `osinfo ${os}${os === 'debian12' ? '' : ' (this osinfo-db knows no debian12)'}, machine ${machine}, CPU ${cpu}, disk on ${disk}, seed ISO on ${cdrom ?? 'no CD-ROM'}, balloon ${balloon}, TCG cache ${tbMiB !== undefined ? `${tbMiB} MiB` : 'QEMU default'}`;
   }
 
   /** The host's pid of a domain's QEMU (libvirt starts it in the daemon's PID namespace), if it runs. */
@@ -373,18 +395,23 @@ export class Libvirt {
     return undefined;
   }
 
+  // virt-install keeps a log in ~/.cache/virt-manager: a home under the private directory, removed with it.
+  private virtInstallEnv(): string[] {
+    const home = path.join(this.dir, 'home');
+    mkdirSync(home, { recursive: true });
+    return [`HOME=${home}`, `XDG_CACHE_HOME=${home}/.cache`, `XDG_CONFIG_HOME=${home}/.config`];
+  }
+
   // virt-install in the daemon's mount and network namespaces (its socket, its private /var for the seed ISO it
   // makes), asynchronously (the guests started before it run meanwhile); its log goes under the private directory.
   private virtInstall(args: string[]): Promise<void> {
-    const home = path.join(this.dir, 'home');
-    mkdirSync(home, { recursive: true });
     return new Promise((resolve, reject) => {
-      const p = spawn('nsenter', ['-t', String(this.nsPid), '-m', '-n', 'env', `HOME=${home}`, `XDG_CACHE_HOME=${home}/.cache`, `XDG_CONFIG_HOME=${home}/.config`, 'virt-install', '--connect', 'qemu:///system', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const p = spawn('nsenter', ['-t', String(this.nsPid), '-m', '-n', 'env', ...this.virtInstallEnv(), 'virt-install', '--connect', 'qemu:///system', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
       let out = '';
       p.stdout.on('data', (d: Buffer) => (out += d.toString()));
       p.stderr.on('data', (d: Buffer) => (out += d.toString()));
       p.once('error', reject);
-      p.once('close', (code) => (code === 0 ? resolve() : reject(new Error(`virt-install ${args[1]}: exit ${code}: ${out.trim().split('\n').slice(-4).join(' | ')}`))));
+      p.once('close', (code) => (code === 0 ? resolve() : reject(new Error(`virt-install ${args[1]}: exit ${code}: ${out.trim().split('\n').slice(-12).join(' | ')}`))));
     });
   }
 

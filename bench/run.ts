@@ -16,6 +16,7 @@ import { cacheRoot } from '../src/dirs.js';
 import { labSnapshots } from '../src/lab/snapshot.js';
 import { Libvirt, LV_NET, LV_TAG } from './libvirt.js';
 import { defaultBootWindow } from '../src/lab/slots.js';
+import { imageSection, imagesMarkdown } from './images.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const run = new RealRunner();
@@ -44,6 +45,9 @@ const cell = (xs: number[]) => {
   const s = stats(xs);
   return `${fmt(s.median)} (${fmt(s.min)}–${fmt(s.max)})`;
 };
+
+// The image-node section (bench/images.ts) gets the same switches, prefix and helpers as the others.
+const imageOpts = { quick, withLibvirt, prefix: PREFIX, log, fmt, cell };
 
 /** A lab of n nodes with one tap each on one bridge (for plumbing only: no guest starts). */
 function plumbingLab(n: number) {
@@ -368,6 +372,13 @@ async function main(): Promise<void> {
   // --only SECTION measures one section and prints it, leaving BENCHMARKS.md alone (for working on one part).
   const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1] : undefined;
   if (only) {
+    if (only === 'images') {
+      // --only images: the Debian image rows (with --quick: 1 guest, no trims; with --with-libvirt: virt-install too).
+      const r = await imageSection(imageOpts);
+      process.stdout.write([...r.boot, '', ...r.mem, '', ...r.down, '', ...r.trims, ...(r.libvirt ? ['', `virt-install: ${r.libvirt.text}`] : []), '', `section: ${fmt(r.ms)}`].join('\n') + '\n');
+      return;
+    }
+    if (!['plumbing', 'labs', 'libvirt', 'throughput'].includes(only)) throw new Error(`--only: unknown section "${only}" (plumbing, labs, libvirt, throughput, images)`);
     // --only libvirt: the labs rows with the libvirt columns, without the waves, the idle samples and the 100 guests.
     const l = only === 'labs' ? await labs(withLibvirt) : only === 'libvirt' ? await labs(true, false) : undefined;
     const out = only === 'plumbing' ? await plumbing() : only === 'throughput' ? await throughput() : [...l!.rows, '', ...l!.hundred, '', ...l!.waves, '', ...l!.boot, '', ...l!.mem];
@@ -380,6 +391,8 @@ async function main(): Promise<void> {
   const l = await labs(withLibvirt);
   log('bench: throughput');
   const tp = await throughput();
+  log('bench: image nodes');
+  const img = await imageSection(imageOpts);
   const labsHead = withLibvirt
     ? `With \`--with-libvirt\`, also libvirt (Debian's, its own daemon in a namespace, qemu:///system, domain type qemu):
 \`virsh net-define\` + \`net-start\` of an isolated network, \`virsh define\` + \`start\` of the script's guests as
@@ -458,6 +471,7 @@ iperf3 from the guest image: g0 sends to g1 across the lab's bridge; the figure 
 | --- | --- |
 ${tp.join('\n')}
 
+${imagesMarkdown(img, { quick, withLibvirt, fmt })}
 ## What each choice bought (measured while building the image)
 
 - PVH boot of the uncompressed kernel instead of the bzImage: one guest ready in 5.7 s instead of 11.3 s.
