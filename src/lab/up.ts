@@ -154,9 +154,14 @@ export async function up(input: ResolvedLab, opts: UpOptions): Promise<UpResult>
   const slots = new Slots(bootWindow(opts));
   const done: Step[] = [];
   let current: Step | undefined;
+  let abort: (e: Error) => void = () => {};
+  // Rejects on Ctrl-C: a wait for guests (minutes for a real OS) gives way at once to the rollback.
+  const aborted = new Promise<never>((_, reject) => (abort = reject));
+  aborted.catch(() => {});
   const onSignal = () => {
     // Interrupted: let the failure path below roll back; a second signal is left to the default handler.
     interrupted = true;
+    abort(new RuntimeError('interrupted'));
   };
   let interrupted = false;
   process.once('SIGINT', onSignal);
@@ -170,7 +175,12 @@ export async function up(input: ResolvedLab, opts: UpOptions): Promise<UpResult>
       if (process.env.QNET_TEST_KILL_BEFORE_STEP === String(i + 1)) process.kill(process.pid, 'SIGKILL');
       current = step;
       const t = Date.now();
-      await execute(step.do, { runner: opts.runner, lab, state, live, reporter, readyTimeoutMs: opts.readyTimeoutMs ?? 120_000, slots });
+      const run = execute(step.do, { runner: opts.runner, lab, state, live, reporter, readyTimeoutMs: opts.readyTimeoutMs ?? 120_000, slots });
+      // Only waits give way to an interrupt: any other step finishes (or fails) as a whole, so the rollback knows it.
+      if (step.do.kind === 'wait-ready' || step.do.kind === 'wait-snapshot') {
+        run.catch(() => {});
+        await Promise.race([run, aborted]);
+      } else await run;
       done.push(step);
       if (i === 0) await writeState(state); // the run directory exists now: journal from here on
       reporter.step(step.title, Date.now() - t, true);

@@ -270,3 +270,24 @@ test('SIGKILL of up while an image node boots, then down: nothing is left', asyn
   assert.match(down.stderr, /guest k/);
   assert.deepEqual(await snapshot(), before0);
 });
+
+test('Ctrl-C (SIGINT) of up while an image node boots rolls everything back at once', async () => {
+  const before0 = await snapshot();
+  const lab = labName('intr');
+  const file = writeTopology({ name: lab, networks: { lan: {} }, nodes: { k: { image: image.file, persist: true, nics: [{ network: 'lan' }] } } });
+  const child = spawn(process.execPath, [QNET, 'up', file], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  child.stderr.on('data', (d) => (err += d));
+  const deadline = Date.now() + 60000;
+  while (!/✓ start k/.test(err) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  await new Promise((r) => setTimeout(r, 2000));
+  const t = Date.now();
+  child.kill('SIGINT');
+  const code = await new Promise((r) => child.once('close', r));
+  assert.ok(Date.now() - t < 20000, `the rollback did not wait for the guest to boot (${Date.now() - t} ms)`);
+  assert.equal(code, 1, err);
+  assert.match(err, /interrupted/);
+  assert.match(err, /nothing of the lab is left/);
+  // The kept directory made by this up went with the rollback.
+  assert.deepEqual(await snapshot(), before0);
+});
