@@ -84,7 +84,7 @@ export const imageKind: GuestKind = {
   // A real OS gets the power button and time to flush its disk (`down --grace`, 30 s by default) before QEMU quits.
   stop: { acpi: true },
   execHint: (lab, node) =>
-    `${lab}/${node.name} has no guest agent answering (install qemu-guest-agent in its image${node.image?.config === 'none' ? '' : ', or add it with cloudInit.userData.packages'}); ` +
+    `${lab}/${node.name} has no guest agent answering after 30 s (install qemu-guest-agent in its image${node.image?.config === 'none' ? '' : ', or add it with cloudInit.userData.packages'}); ` +
     (node.image?.config === 'cloud-init' ? `\`qnet ssh ${lab} ${node.name} -- CMD\` runs commands over SSH with the lab key` : `with config: none qnet gives the guest no SSH key: use \`qnet console ${lab} ${node.name}\`, or config: cloud-init`),
 };
 

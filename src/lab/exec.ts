@@ -23,7 +23,8 @@ export async function execInGuest(lab: string, node: string, argv: string[], opt
   const files = await runningNode(lab, node);
   const state = (await readState(lab))!;
   const n = state.lab.nodes.find((x) => x.name === node)!;
-  const agent = await AgentClient.connect(files.agent, 10000).catch((e: Error) => {
+  // A real OS may still be starting its agent (a node ready by its lease or a port is up before it): give it time.
+  const agent = await AgentClient.connect(files.agent, n.image ? 30_000 : 10_000).catch((e: Error) => {
     throw new RuntimeError(n.image ? kindOf(n).execHint(lab, n) : `${lab}/${node}: ${e.message}`);
   });
   try {
