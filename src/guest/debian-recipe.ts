@@ -12,9 +12,9 @@ export const SUITE = 'bookworm';
  * What every image has: systemd, the stock kernel (linux-image-amd64: the cloud kernel has no e1000, the seeds'
  * NIC), GRUB for BIOS, cloud-init with netplan and systemd-networkd/resolved as Debian's own cloud images, the
  * QEMU guest agent, sshd, and the network tools a lab uses. Recommends are not installed: apparmor,
- * systemd-timesyncd and unattended-upgrades stay out (`npm run bench` measures each against this image, one first
- * boot each under TCG: apparmor +3.4 s, timesyncd with unattended-upgrades +2.8 s, within a run-to-run noise of
- * about ±5 s; the image is also smaller and does less while idle).
+ * systemd-timesyncd and unattended-upgrades stay out. `npm run bench` boots each put back, one first boot each
+ * under TCG: apparmor +3.4 s and +0.1 s in two runs, timesyncd with unattended-upgrades +2.8 s and +4.3 s, while
+ * two first boots of this very image differed by up to 10 s: small costs; the image is also smaller for it.
  */
 export const BASE_PACKAGES = [
   'systemd-sysv', 'udev', 'dbus', 'linux-image-amd64', 'grub-pc', 'initramfs-tools',
@@ -25,7 +25,7 @@ export const BASE_PACKAGES = [
 
 /**
  * Units masked in the image: timers and jobs a throwaway lab guest has no use for, each of which runs at boot or
- * wakes an idle guest later (all of them together: +1.5 s of a first boot under TCG in `npm run bench`, one boot).
+ * wakes an idle guest later (all of them together: +1.5 s and +0.5 s of a first boot in two `npm run bench` runs).
  */
 export const MASKED_UNITS = [
   'e2scrub_reap.service', 'e2scrub_all.timer', 'apt-daily.timer', 'apt-daily-upgrade.timer', 'dpkg-db-backup.timer',
