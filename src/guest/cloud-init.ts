@@ -8,8 +8,10 @@ import type { ResolvedLab, ResolvedNode } from '../topology/model.js';
 import { defaultGateway, hostsEntries, nicDns } from '../render/guest-net.js';
 import { contains } from '../topology/ipv4.js';
 
+import { CONTROL_PORT } from './init-script.js';
+
 /** The virtio-serial port an image guest says READY (or ERROR) on: the same control port as the built-in guest. */
-export const IMAGE_CONTROL_PORT = 'org.qnet.ctl';
+export const IMAGE_CONTROL_PORT = CONTROL_PORT;
 /** Where the seed puts qnet's readiness script and its unit in the guest. */
 export const READY_SCRIPT = '/usr/local/lib/qnet/ready';
 export const READY_UNIT = 'qnet-ready.service';

@@ -9,7 +9,7 @@ import { commonArgs, nicArgs, nodeFiles, wrapGuestCommand, type NodeFiles } from
 import type { ImageSpec, ResolvedLab, ResolvedNode } from '../topology/model.js';
 import { labRoute } from '../topology/reach.js';
 import { formatSize } from '../topology/size.js';
-import { IMAGE_CONTROL_PORT } from './cloud-init.js';
+import { CONTROL_PORT as IMAGE_CONTROL_PORT } from './init-script.js';
 import { keptPaths } from './kept.js';
 import type { GuestKind, ReadyWait } from './kinds.js';
 

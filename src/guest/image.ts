@@ -9,7 +9,7 @@ import type { CommandRunner } from '../host/run.js';
 import { aptCandidates } from '../host/apt.js';
 import { cacheRoot } from '../dirs.js';
 import type { GuestImage } from '../render/qemu.js';
-import { NIC_MODELS } from '../topology/schema.js';
+import { NIC_MODELS } from '../topology/nic-models.js';
 import { BOOT, INIT, INITTAB, LAZY_WRAPPER, PROFILE, UDHCPC } from './init-script.js';
 import { loadOrder, parseAliases, parseModulesDep, parseSoftdeps } from './modules.js';
 import { parseLdd } from './libs.js';

@@ -2,7 +2,7 @@
 import { formatCidr, formatIPv4 } from '../topology/ipv4.js';
 import type { ResolvedLab, ResolvedNode } from '../topology/model.js';
 import { defaultGateway, hostsEntries, nicDns } from './guest-net.js';
-import { NIC_MODELS } from '../topology/schema.js';
+import { NIC_MODELS } from '../topology/nic-models.js';
 
 /** Kernel modules a router guest loads (the rest of netfilter comes in as their dependencies). */
 export const ROUTER_MODULES = ['nft_chain_nat', 'nft_masq', 'nft_ct'];

@@ -1,7 +1,7 @@
 // Pure rendering of the command line that starts one guest: the privilege-dropping wrapper and QEMU's argv.
 import { CONTROL_PORT, FW_CFG_NAME, FW_CFG_NFT } from '../guest/init-script.js';
 import { USER_NET, type ResolvedNode } from '../topology/model.js';
-import { NIC_MODELS } from '../topology/schema.js';
+import { NIC_MODELS } from '../topology/nic-models.js';
 
 export type Accel = 'kvm' | 'tcg';
 

@@ -75,3 +75,30 @@ test('the pure guest modules import nothing that touches the host', () => {
   }
   assert.deepEqual(problems, []);
 });
+
+/** The packages and files a module loads statically (its import closure, dynamic imports left out). */
+function staticClosure(entry: string): { files: Set<string>; packages: Set<string> } {
+  const files = new Set<string>();
+  const packages = new Set<string>();
+  const todo = [entry];
+  while (todo.length) {
+    const f = todo.pop()!;
+    if (files.has(f)) continue;
+    files.add(f);
+    const text = readFileSync(f, 'utf8');
+    // Static imports and re-exports only ("import type" loads nothing at run time).
+    for (const m of text.matchAll(/^(?:import|export)\s+(?!type\b)[^'";]*?from\s+'([^']+)'/gm)) {
+      const spec = m[1]!;
+      if (spec.startsWith('.')) todo.push(path.resolve(path.dirname(f), spec.replace(/\.js$/, '.ts')));
+      else if (!spec.startsWith('node:')) packages.add(spec);
+    }
+  }
+  return { files, packages };
+}
+
+test('the CLI starts without zod and yaml: `qnet --help` and `qnet status` load them only when a command needs them', () => {
+  const cli = staticClosure(path.join(SRC, 'cli', 'main.ts'));
+  assert.deepEqual([...cli.packages].sort(), ['commander']);
+  const status = staticClosure(path.join(SRC, 'lab', 'status.ts'));
+  for (const heavy of ['zod', 'yaml']) assert.ok(!status.packages.has(heavy), `lab/status.ts loads ${heavy}: ${[...status.files].map((f) => path.relative(SRC, f)).join(', ')}`);
+});
