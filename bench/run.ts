@@ -10,6 +10,13 @@ import { renderLinkBatch } from '../src/render/ipbatch.js';
 import { validateTopology } from '../src/topology/load.js';
 import { up } from '../src/lab/up.js';
 import { down } from '../src/lab/down.js';
+import { readState } from '../src/lab/state.js';
+import { nodeDir } from '../src/dirs.js';
+import { nodeFiles } from '../src/render/qemu.js';
+import { QmpClient } from '../src/qemu/qmp.js';
+import { connectControl } from '../src/qemu/control.js';
+import { stringify } from 'yaml';
+import { BEFORE_REV, cliStartup } from './cli.js';
 import { ensureImage } from '../src/guest/image.js';
 import { execInGuest } from '../src/lab/exec.js';
 import { cacheRoot } from '../src/dirs.js';
@@ -19,6 +26,7 @@ import { defaultBootWindow } from '../src/lab/slots.js';
 import { imageSection, imagesMarkdown } from './images.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const QNET = path.join(ROOT, 'bin', 'qnet.js');
 const run = new RealRunner();
 const quick = process.argv.includes('--quick');
 // --with-libvirt: the labs section also starts the same guests with libvirt (installed from Debian's packages if missing).
@@ -133,7 +141,18 @@ function waitPing(ns: string, addrs: string[], timeoutMs: number): Promise<void>
 function guestsLab(name: string, n: number, model = 'virtio', net = '10.99.0') {
   const nodes: Record<string, unknown> = {};
   for (let i = 0; i < n; i++) nodes[`g${i}`] = { nics: [{ network: 'lan', ip: `${net}.${10 + i}`, model }] };
-  return validateTopology({ name, networks: { lan: { subnet: `${net}.0/24`, address: `${net}.1` } }, nodes });
+  const topology = { name, networks: { lan: { subnet: `${net}.0/24`, address: `${net}.1` } }, nodes };
+  return Object.assign(validateTopology(topology), { topology });
+}
+
+/** Runs the real CLI (`node bin/qnet.js ...`) as a user types it; resolves with its exit code and stderr. */
+function cli(args: string[]): Promise<{ code: number; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [QNET, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('close', (code) => resolve({ code: code ?? -1, stderr }));
+  });
 }
 
 /** The same guests started by a plain script: bridge, taps, one qemu-system line each (bzImage, defaults). */
@@ -185,16 +204,53 @@ function memAndCpu(pids: number[], seconds: number): { rss: number; pss: number;
   return { rss: avg(b.map((x) => x.rss)) / 1024, pss: avg(b.map((x) => x.pss)) / 1024, cpuPct: avg(cpu) };
 }
 
-/** One qnet lab brought up until every guest answers ping, then taken down (times, and how the guests started). */
-async function qnetLab(lab: ReturnType<typeof guestsLab>, opts: { cold?: boolean; parallel?: number; measure?: (pids: number[]) => Promise<void> }) {
-  const t0 = process.hrtime.bigint();
-  const r = await up(lab, { runner: run, accel: 'tcg', readyTimeoutMs: 900_000, ...(opts.cold ? { cold: true } : {}), ...(opts.parallel !== undefined ? { parallel: opts.parallel } : {}) });
-  await waitPing(lab.netns, lab.nodes.map((_, i) => `10.99.0.${10 + i}`), 120_000);
-  const upMs = Number(process.hrtime.bigint() - t0) / 1e6;
-  const guests = Object.values(r.state.guests);
-  if (opts.measure) await opts.measure(guests.map((g) => g.pid));
-  const downMs = await timed(() => down(lab.name, { runner: run, graceMs: 0 }));
-  return { upMs, downMs, boots: guests.map((g) => (g.bootSeconds ?? 0) * 1000), restored: guests.filter((g) => g.start === 'restored').length };
+/**
+ * One qnet lab brought up until every guest answers ping, then taken down (times, and how the guests started): with
+ * the CLI as a user types it, `qnet up FILE` (its defaults, but for the options given here) and `qnet down LAB`.
+ */
+async function qnetLab(lab: ReturnType<typeof guestsLab>, opts: { cold?: boolean; parallel?: number; timeout?: number; downBefore?: boolean; measure?: (pids: number[]) => Promise<void> }) {
+  const dir = mkdtempSync('/tmp/qnet-bench-lab-');
+  const file = path.join(dir, `${lab.name}.yaml`);
+  writeFileSync(file, stringify(lab.topology));
+  try {
+    const t0 = process.hrtime.bigint();
+    const args = ['up', file, ...(opts.cold ? ['--cold'] : []), ...(opts.parallel !== undefined ? ['--parallel', String(opts.parallel)] : []), ...(opts.timeout ? ['--timeout', String(opts.timeout)] : [])];
+    const r = await cli(args);
+    if (r.code !== 0) throw new Error(`qnet ${args.join(' ')} failed (${r.code}):\n${r.stderr}`);
+    await waitPing(lab.netns, lab.nodes.map((_, i) => `10.99.0.${10 + i}`), 120_000);
+    const upMs = Number(process.hrtime.bigint() - t0) / 1e6;
+    const state = await readState(lab.name);
+    const guests = Object.values(state!.guests);
+    if (opts.measure) await opts.measure(guests.map((g) => g.pid));
+    let d = { code: 0, stderr: '' };
+    const downMs = opts.downBefore ? await downAsBefore(lab) : await timed(async () => (d = await cli(['down', lab.name])));
+    if (d.code !== 0) throw new Error(`qnet down ${lab.name} failed: ${d.stderr}`);
+    return { upMs, downMs, boots: guests.map((g) => (g.bootSeconds ?? 0) * 1000), restored: guests.filter((g) => g.start === 'restored').length };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * `down` as qnet did it before built-in guests were stopped at once: a power-off request on each guest's control
+ * port, then the wait for its QEMU to exit (its monitor closing), all guests at once; then the rest of `qnet down`.
+ */
+async function downAsBefore(lab: ReturnType<typeof guestsLab>): Promise<number> {
+  return timed(async () => {
+    await Promise.all(
+      lab.nodes.map(async (n) => {
+        const files = nodeFiles(nodeDir(lab.name, n.name));
+        const qmp = await QmpClient.connect(files.qmp, 2000);
+        const ctl = await connectControl(files.control, 2000);
+        ctl.write('poweroff\n');
+        await Promise.race([qmp.closed, new Promise((r) => setTimeout(r, 3000))]);
+        ctl.destroy();
+        qmp.close();
+      }),
+    );
+    const r = await cli(['down', lab.name]);
+    if (r.code !== 0) throw new Error(`qnet down ${lab.name} failed: ${r.stderr}`);
+  });
 }
 
 /** Forgets the saved state of the bench guests' shape, so that the next up boots one guest and saves it. */
@@ -254,11 +310,13 @@ async function labs(libvirt: boolean, extras = true): Promise<{ rows: string[]; 
         warm.push(await qnetLab(lab, r === 0 && big ? { measure: async (pids) => void mem.push(memRow(`restored (the default), ${n} idle guests, 128 MiB each`, await idle(pids))) } : {}));
       if (warm.some((x) => x.restored !== n)) throw new Error(`lab ${n}: not every guest was restored`);
       if (n === 1 || big) boot.push(`| ${n} | restored | ${cell(warm.flatMap((x) => x.boots))} |`);
+      // `down` as it was before built-in guests were quit at once (a power-off request and the wait), for comparison.
+      const before = await qnetLab(lab, { downBefore: true });
       const plain = await plainScript(n, { ...image, bzImage });
       const virt = lv && (await lv.lab(guestsLab(`${LV_TAG}-${n}`, n, 'virtio', LV_NET), { ...image, bzImage }, waitPing));
       const warmUp = stats(warm.map((x) => x.upMs)).median;
       rows.push(
-        `| ${n} | ${cell(warm.map((x) => x.upMs))} | ${fmt(first.upMs)} | ${fmt(cold.upMs)} | ${fmt(plain.upMs)} | ${(warmUp / plain.upMs).toFixed(2)} / ${(cold.upMs / plain.upMs).toFixed(2)} |${virt ? ` ${fmt(virt.upMs)} |` : ''} ${cell(warm.map((x) => x.downMs))} | ${fmt(plain.downMs)} |${virt ? ` ${fmt(virt.downMs)} |` : ''}`,
+        `| ${n} | ${cell(warm.map((x) => x.upMs))} | ${fmt(first.upMs)} | ${fmt(cold.upMs)} | ${fmt(plain.upMs)} | ${(warmUp / plain.upMs).toFixed(2)} / ${(cold.upMs / plain.upMs).toFixed(2)} |${virt ? ` ${fmt(virt.upMs)} |` : ''} ${cell(warm.map((x) => x.downMs))} | ${fmt(before.downMs)} | ${fmt(plain.downMs)} |${virt ? ` ${fmt(virt.downMs)} |` : ''}`,
       );
       log(`lab ${n}: qnet restored ${fmt(warmUp)}, first ${fmt(first.upMs)}, cold ${fmt(cold.upMs)}, script ${fmt(plain.upMs)}${virt ? `, libvirt ${fmt(virt.upMs)}` : ''}`);
     }
@@ -275,6 +333,8 @@ async function labs(libvirt: boolean, extras = true): Promise<{ rows: string[]; 
     let m: { rss: number; pss: number; cpuPct: number } | undefined;
     let used = 0;
     const r = await qnetLab(lab, {
+      // The one option a user adds here: 100 guests take longer than the default 180 s bound when they boot.
+      timeout: 900,
       measure: async (pids) => {
         m = await idle(pids);
         used = before - avail();
@@ -372,13 +432,18 @@ async function main(): Promise<void> {
   // --only SECTION measures one section and prints it, leaving BENCHMARKS.md alone (for working on one part).
   const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1] : undefined;
   if (only) {
+    if (only === 'cli') {
+      const c = await cliStartup(ROOT, { log, cell });
+      process.stdout.write([...c.rows, c.note].join('\n') + '\n');
+      return;
+    }
     if (only === 'images') {
       // --only images: the Debian image rows (with --quick: 1 guest, no trims; with --with-libvirt: virt-install too).
       const r = await imageSection(imageOpts);
       process.stdout.write([...r.boot, '', ...r.mem, '', ...r.down, '', ...r.trims, ...(r.libvirt ? ['', `virt-install: ${r.libvirt.text}`] : []), '', `section: ${fmt(r.ms)}`].join('\n') + '\n');
       return;
     }
-    if (!['plumbing', 'labs', 'libvirt', 'throughput'].includes(only)) throw new Error(`--only: unknown section "${only}" (plumbing, labs, libvirt, throughput, images)`);
+    if (!['plumbing', 'labs', 'libvirt', 'throughput'].includes(only)) throw new Error(`--only: unknown section "${only}" (plumbing, labs, libvirt, throughput, images, cli)`);
     // --only libvirt: the labs rows with the libvirt columns, without the waves, the idle samples and the 100 guests.
     const l = only === 'labs' ? await labs(withLibvirt) : only === 'libvirt' ? await labs(true, false) : undefined;
     const out = only === 'plumbing' ? await plumbing() : only === 'throughput' ? await throughput() : [...l!.rows, '', ...l!.hundred, '', ...l!.waves, '', ...l!.boot, '', ...l!.mem];
@@ -393,16 +458,18 @@ async function main(): Promise<void> {
   const tp = await throughput();
   log('bench: image nodes');
   const img = await imageSection(imageOpts);
+  log('bench: CLI start-up');
+  const startup = await cliStartup(ROOT, { log, cell });
   const labsHead = withLibvirt
     ? `With \`--with-libvirt\`, also libvirt (Debian's, its own daemon in a namespace, qemu:///system, domain type qemu):
 \`virsh net-define\` + \`net-start\` of an isolated network, \`virsh define\` + \`start\` of the script's guests as
 direct-kernel-boot domains, the same ping loop; teardown \`virsh destroy\` + \`undefine\` of each and
 \`net-destroy\` + \`net-undefine\`.
 
-| guests | qnet up → ping (saved state) | first up (saves it) | --cold | script → ping | ratio saved / cold to script | libvirt → ping | qnet down | script teardown | virsh teardown |
-| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |`
-    : `| guests | qnet up → ping (saved state) | first up (saves it) | --cold | script → ping | ratio saved / cold to script | qnet down | script teardown |
-| --- | --- | --- | --- | --- | --- | --- | --- |`;
+| guests | qnet up → ping (saved state) | first up (saves it) | --cold | script → ping | ratio saved / cold to script | libvirt → ping | qnet down | down before (power-off request) | script teardown | virsh teardown |
+| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |`
+    : `| guests | qnet up → ping (saved state) | first up (saves it) | --cold | script → ping | ratio saved / cold to script | qnet down | down before (power-off request) | script teardown |
+| --- | --- | --- | --- | --- | --- | --- | --- | --- |`;
   const md = `# Benchmarks
 
 Written by \`npm run bench\` on ${when} UTC. Machine: ${os.cpus().length} × ${cpu}, ${Math.round(os.totalmem() / 2 ** 30)} GiB,
@@ -423,19 +490,23 @@ ${plumb.join('\n')}
 
 ## Lab start → every guest answers ping, and teardown
 
-qnet (\`up\` until every guest reports ready, then a ping from the lab namespace) vs the same guests started by a
+qnet as a user runs it (\`node bin/qnet.js up FILE\` with its defaults, a new process each time, until it returns
+and then a ping from the lab namespace answers) vs the same guests started by a
 plain script (bridge, taps, one \`qemu-system-x86_64\` line each with Debian's bzImage and QEMU's defaults, all
 at once, readiness by pinging in a loop). qnet three ways: with the saved state of the guests' shape (what every
 \`up\` after the first does: each guest restored from it), the first \`up\` of a shape (one guest boots and is
 saved at its snapshot point, the others are restored from it once saved), and \`--cold\` (every guest boots).
-Teardown: \`qnet down\` vs killing the QEMUs and deleting the namespace.
+Teardown: \`node bin/qnet.js down LAB\` (its defaults: built-in guests are quit at once, they have no disk) vs
+\`down\` as it was until this version (a power-off request on each guest's control port and the wait for its QEMU
+to exit, then the rest) vs killing the QEMUs and deleting the namespace.
 
 ${labsHead}
 ${l.rows.join('\n')}
 
 ## 100 guests at once
 
-One lab of 100 guests (128 MiB each, restored from the saved state of their shape), up until every one answers
+One lab of 100 guests (128 MiB each, restored from the saved state of their shape), \`qnet up FILE --timeout 900\`
+(the default bound of 180 s is for labs that boot) until every one answers
 ping; then, 10 s later, memory and CPU over 30 s; then \`qnet down\`.
 
 | guests | up → all answer | restored | PSS, all guests | host memory used (MemAvailable drop) | RSS / PSS per guest | idle CPU per guest | down |
@@ -472,6 +543,17 @@ iperf3 from the guest image: g0 sends to g1 across the lab's bridge; the figure 
 ${tp.join('\n')}
 
 ${imagesMarkdown(img, { quick, withLibvirt, fmt })}
+## CLI start-up
+
+A command as a user types it: a new \`node bin/qnet.js …\` process each time, wall time until it exits, ${10} runs
+after one to warm the page cache. "Before": the CLI of ${BEFORE_REV} (the last version that loaded every module at
+start), built from git in a temporary worktree with the same node_modules. \`status\` with no labs on the host.
+
+| command | now | before |
+| --- | --- | --- |
+${startup.rows.join('\n')}
+${startup.note}
+
 ## What each choice bought (measured while building the image)
 
 - PVH boot of the uncompressed kernel instead of the bzImage: one guest ready in 5.7 s instead of 11.3 s.

@@ -1,0 +1,68 @@
+// The CLI start-up section of `npm run bench`: how long `qnet --help` and `qnet status` (no labs) take as a user
+// types them (a new node process each time), next to node itself and to the CLI as it was before it loaded each
+// command's modules on demand (built here from git, in a temporary worktree removed at the end).
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import path from 'node:path';
+
+/** The revision whose CLI loaded every module at start (the last one before it loaded them on demand). */
+export const BEFORE_REV = '7081a9e';
+const RUNS = 10;
+
+// One run's wall time in ms (a new process, output thrown away).
+function once(argv: string[], cwd: string): number {
+  const t = process.hrtime.bigint();
+  const r = spawnSync(argv[0]!, argv.slice(1), { cwd, stdio: 'ignore' });
+  if (r.status !== 0 && r.status !== 1) throw new Error(`${argv.join(' ')} exited ${r.status}`);
+  return Number(process.hrtime.bigint() - t) / 1e6;
+}
+
+function series(argv: string[], cwd: string): number[] {
+  once(argv, cwd); // the first run warms the page cache of node and the modules
+  return Array.from({ length: RUNS }, () => once(argv, cwd));
+}
+
+/**
+ * Builds the CLI of BEFORE_REV in a temporary git worktree (sharing this checkout's node_modules), or says why it
+ * cannot (no git history, as in a tarball). The caller removes it with the returned function.
+ */
+function buildBefore(root: string, log: (s: string) => void): { dir: string; remove: () => void } | { why: string } {
+  const has = spawnSync('git', ['-C', root, 'cat-file', '-e', `${BEFORE_REV}^{commit}`]);
+  if (has.status !== 0) return { why: `revision ${BEFORE_REV} is not in this checkout's git history` };
+  const dir = mkdtempSync('/tmp/qnet-bench-before-');
+  const remove = () => {
+    spawnSync('git', ['-C', root, 'worktree', 'remove', '--force', dir]);
+    rmSync(dir, { recursive: true, force: true });
+    spawnSync('git', ['-C', root, 'worktree', 'prune']);
+  };
+  try {
+    rmSync(dir, { recursive: true, force: true });
+    const add = spawnSync('git', ['-C', root, 'worktree', 'add', '--detach', dir, BEFORE_REV], { encoding: 'utf8' });
+    if (add.status !== 0) throw new Error(add.stderr);
+    symlinkSync(path.join(root, 'node_modules'), path.join(dir, 'node_modules'));
+    const tsc = spawnSync(process.execPath, [path.join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', dir], { encoding: 'utf8' });
+    if (tsc.status !== 0 || !existsSync(path.join(dir, 'dist', 'src', 'cli', 'main.js'))) throw new Error(tsc.stdout + tsc.stderr);
+    log(`cli: built the CLI of ${BEFORE_REV} in ${dir}`);
+    return { dir, remove };
+  } catch (e) {
+    remove();
+    return { why: `building ${BEFORE_REV} failed: ${(e as Error).message.split('\n')[0]}` };
+  }
+}
+
+/** Markdown rows: what, median (min–max) of RUNS runs, for node, and for each command now and before. */
+export async function cliStartup(root: string, o: { log: (s: string) => void; cell: (xs: number[]) => string }): Promise<{ rows: string[]; note: string }> {
+  const qnet = path.join(root, 'bin', 'qnet.js');
+  const rows = [`| \`node -e 0\` (node itself, the floor) | ${o.cell(series([process.execPath, '-e', '0'], root))} | |`];
+  const before = buildBefore(root, o.log);
+  try {
+    for (const [what, args] of [['qnet --help', ['--help']], ['qnet status (no labs)', ['status']]] as const) {
+      const now = series([process.execPath, qnet, ...args], root);
+      const then = 'dir' in before ? series([process.execPath, path.join(before.dir, 'bin', 'qnet.js'), ...args], root) : undefined;
+      rows.push(`| \`${what}\` | ${o.cell(now)} | ${then ? o.cell(then) : '-'} |`);
+    }
+  } finally {
+    if ('remove' in before) before.remove();
+  }
+  return { rows, note: 'why' in before ? `The CLI before could not be measured: ${before.why}.` : '' };
+}
