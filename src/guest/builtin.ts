@@ -4,7 +4,7 @@ import { nodeDir } from '../dirs.js';
 import type { GuestSnapshot, PlanContext, Step } from '../plan/steps.js';
 import { renderGuestConfig, renderRouterRuleset } from '../render/guest-config.js';
 import { ENV_KIND, ENV_LAB, ENV_NODE } from '../render/markers.js';
-import { nodeFiles, renderGuestCommand } from '../render/qemu.js';
+import { nodeFiles, renderGuestCommand, withIncoming, type GuestMemory } from '../render/qemu.js';
 import type { ResolvedLab, ResolvedNode } from '../topology/model.js';
 import type { GuestKind } from './kinds.js';
 
@@ -32,16 +32,22 @@ function builtinSteps(lab: ResolvedLab, node: ResolvedNode, ctx: PlanContext, sn
       title: `write ${node.name} router ruleset`,
       do: { kind: 'write', path: files.nft, content: renderRouterRuleset(lab, node), mode: 0o644 },
     });
-  const argv = renderGuestCommand({
-    node,
-    files,
-    image: ctx.image,
-    accel: ctx.accel,
-    netns: lab.netns,
-    user: String(ctx.guestIds.uid),
-    group: String(ctx.guestIds.gid),
-    ...(ctx.qemuBinary ? { binary: ctx.qemuBinary } : {}),
-  });
+  const command = (memory: GuestMemory) =>
+    renderGuestCommand({
+      node,
+      files,
+      image: ctx.image,
+      accel: ctx.accel,
+      memory,
+      netns: lab.netns,
+      user: String(ctx.guestIds.uid),
+      group: String(ctx.guestIds.gid),
+      ...(ctx.qemuBinary ? { binary: ctx.qemuBinary } : {}),
+    });
+  // A saver's RAM is a shared memfd (copied out as the template at its snapshot point); a restored guest maps the
+  // template privately; it boots with plain memory if the saved state turns out unusable.
+  const argv = command(snapshot?.mode === 'save' ? 'template-source' : 'plain');
+  if (snapshot?.mode === 'restore') snapshot = { ...snapshot, argv: withIncoming(command('template')) };
   steps.push({
     title: `${snapshot?.mode === 'restore' ? 'restore' : 'start'} ${node.name} (${ctx.accel}, ${node.memory} MiB, ${node.cpus} CPU${node.cpus > 1 ? 's' : ''}${snapshot ? `; ${snapshot.mode === 'save' ? 'saved at its snapshot point' : 'from the saved state of its shape'}` : ''})`,
     do: { kind: 'start-guest', node: node.name, argv, env: { [ENV_LAB]: lab.name, [ENV_NODE]: node.name, [ENV_KIND]: 'builtin' }, ...(snapshot ? { snapshot } : {}) },

@@ -3,7 +3,7 @@
 // a fraction of a second instead of booting for several under TCG.
 import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { chown, mkdir, readdir, rename, rm, stat, utimes } from 'node:fs/promises';
+import { chown, mkdir, open, readdir, readlink, rename, rm, stat, utimes } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import { RuntimeError } from '../errors.js';
@@ -16,7 +16,13 @@ import { cacheRoot } from '../dirs.js';
 /** How many saved states the cache keeps (the least recently used go first); each is the size of a booted guest's memory. */
 export const SNAPSHOTS_KEPT = 8;
 // Bumped when the guest's side of the snapshot point changes in a way the image key would not show.
-const FORMAT = 1;
+// 2: the device state and the RAM template are two files (x-ignore-shared), the RAM mapped copy-on-write.
+const FORMAT = 2;
+
+/** The RAM template that goes with a saved device state (`X.state` -> `X.ram`). */
+export function ramOf(state: string): string {
+  return state.replace(/\.state$/, '.ram');
+}
 
 /** Where saved states live. */
 export function snapshotDir(): string {
@@ -53,7 +59,8 @@ export async function labSnapshots(
     const key = createHash('sha256').update(JSON.stringify({ FORMAT, shape, version, binary, image: image.key ?? '' })).digest('hex').slice(0, 20);
     // Named after the image first: states of an image that is no longer current are recognised and removed.
     const file = path.join(snapshotDir(), `${image.key ?? 'image'}-${key}.state`);
-    out[node.name] = { path: file, exists: await stat(file).then((s) => s.isFile() && s.size > 0, () => false) };
+    const present = (f: string) => stat(f).then((s) => s.isFile() && s.size > 0, () => false);
+    out[node.name] = { path: file, exists: (await present(file)) && (await present(ramOf(file))) };
   }
   await tidySnapshots(image.key);
   return out;
@@ -66,8 +73,8 @@ export async function labSnapshots(
 export async function tidySnapshots(currentImage?: string): Promise<void> {
   const dir = snapshotDir();
   for (const n of await readdir(dir).catch(() => [] as string[])) {
-    const partial = /\.state\.(\d+)\.\d+\.tmp$/.exec(n);
-    const stale = partial ? !pidAlive(Number(partial[1])) : currentImage !== undefined && n.endsWith('.state') && !n.startsWith(`${currentImage}-`);
+    const partial = /\.(?:state|ram)\.(\d+)\.\d+\.tmp$/.exec(n);
+    const stale = partial ? !pidAlive(Number(partial[1])) : currentImage !== undefined && /\.(state|ram)$/.test(n) && !n.startsWith(`${currentImage}-`);
     if (stale) await rm(path.join(dir, n), { force: true });
   }
 }
@@ -83,13 +90,17 @@ function pidAlive(pid: number): boolean {
 }
 
 /**
- * Saves a running guest's state into `dest` through QEMU's migration to a Unix socket this process listens on
- * (QEMU runs sandboxed and unprivileged: it cannot open the cache, and may not spawn a writer). The guest is
- * paused when the stream ends and resumed here. Resolves with the file's size.
+ * Saves a running guest's state into `dest` (its devices) and `ramOf(dest)` (its RAM, the template of its shape).
+ * The devices go through QEMU's migration to a Unix socket this process listens on (QEMU runs sandboxed and
+ * unprivileged: it cannot open the cache, and may not spawn a writer), with RAM left out (x-ignore-shared: the
+ * guest's RAM is a shared memfd); while the guest is paused at the end of the stream, qnet copies that memfd out of
+ * QEMU (as root, through /proc), holes for zero pages. Then the guest is resumed. Resolves with both files' sizes.
  */
-export async function saveGuestState(qmpPath: string, sockPath: string, dest: string, owner: { uid: number; gid: number }): Promise<number> {
+export async function saveGuestState(qmpPath: string, sockPath: string, dest: string, owner: { uid: number; gid: number }, pid: number): Promise<number> {
   await mkdir(path.dirname(dest), { recursive: true, mode: 0o700 });
-  const tmp = `${dest}.${process.pid}.${Date.now()}.tmp`;
+  const stamp = `${process.pid}.${Date.now()}.tmp`;
+  const tmp = `${dest}.${stamp}`;
+  const ramTmp = `${ramOf(dest)}.${stamp}`;
   const out = createWriteStream(tmp, { mode: 0o600 });
   const server = net.createServer({ allowHalfOpen: false });
   const streamed = new Promise<void>((resolve, reject) => {
@@ -110,7 +121,8 @@ export async function saveGuestState(qmpPath: string, sockPath: string, dest: st
     // The default bandwidth limit (128 MiB/s) would stretch the pause; the stream only goes to a local file.
     await qmp.execute('migrate-set-parameters', { 'max-bandwidth': 8 * 2 ** 30 });
     // The end of the migration comes as a MIGRATION event (completed, failed or cancelled), not from polling.
-    await qmp.execute('migrate-set-capabilities', { capabilities: [{ capability: 'events', state: true }] });
+    // x-ignore-shared: the RAM (a shared memory backend) is not streamed; it is copied out below.
+    await qmp.execute('migrate-set-capabilities', { capabilities: [{ capability: 'events', state: true }, { capability: 'x-ignore-shared', state: true }] });
     const ended = qmp.waitEvent('MIGRATION', 60_000, (d) => ['completed', 'failed', 'cancelled'].includes((d as { status?: string }).status ?? ''));
     ended.catch(() => {});
     await qmp.execute('migrate', { uri: `unix:${sockPath}` });
@@ -120,11 +132,15 @@ export async function saveGuestState(qmpPath: string, sockPath: string, dest: st
       throw new RuntimeError(`saving the guest's state failed: ${m['error-desc'] ?? status}`);
     }
     await Promise.race([streamed, new Promise((_, reject) => setTimeout(() => reject(new RuntimeError('the saved state did not arrive')), 10000))]);
+    // Paused since the stream ended: its RAM is what the device state goes with.
+    const ramBytes = await copyGuestRam(pid, ramTmp);
+    await rename(ramTmp, ramOf(dest));
     await rename(tmp, dest);
     await pruneSnapshots(dest);
-    return out.bytesWritten;
+    return out.bytesWritten + ramBytes;
   } catch (e) {
     await rm(tmp, { force: true });
+    await rm(ramTmp, { force: true });
     throw e;
   } finally {
     server.close();
@@ -135,15 +151,53 @@ export async function saveGuestState(qmpPath: string, sockPath: string, dest: st
   }
 }
 
+/** Copies a paused guest's RAM (QEMU's memfd memory backend) to `file`, leaving holes for zero pages; its bytes. */
+async function copyGuestRam(pid: number, file: string): Promise<number> {
+  const fds = await readdir(`/proc/${pid}/fd`);
+  let memfd: string | undefined;
+  for (const fd of fds) {
+    const target = await readlink(`/proc/${pid}/fd/${fd}`).catch(() => '');
+    if (target.startsWith('/memfd:memory-backend-memfd')) memfd = `/proc/${pid}/fd/${fd}`;
+  }
+  if (!memfd) throw new RuntimeError(`QEMU (pid ${pid}) has no memfd memory backend to save`);
+  return copySparse(memfd, file);
+}
+
+/** Copies `from` to `to` (mode 0600), skipping blocks of zeros (holes); resolves with the bytes written. */
+export async function copySparse(from: string, to: string): Promise<number> {
+  const src = await open(from, 'r');
+  const dst = await open(to, 'w', 0o600);
+  try {
+    const size = (await src.stat()).size;
+    await dst.truncate(size);
+    const buf = Buffer.alloc(2 ** 20);
+    let written = 0;
+    for (let off = 0; off < size; off += buf.length) {
+      const { bytesRead } = await src.read(buf, 0, Math.min(buf.length, size - off), off);
+      if (!bytesRead) break;
+      const chunk = buf.subarray(0, bytesRead);
+      if (chunk.some((b) => b !== 0)) {
+        await dst.write(chunk, 0, bytesRead, off);
+        written += bytesRead;
+      }
+    }
+    return written;
+  } finally {
+    await src.close();
+    await dst.close();
+  }
+}
+
 /** Marks a saved state as just used (the cache keeps the most recently used ones). */
 export async function touchSnapshot(file: string): Promise<void> {
   const now = new Date();
   await utimes(file, now, now).catch(() => {});
 }
 
-/** Removes a saved state that could not be restored (a QEMU or kernel update the key did not catch). */
+/** Removes a saved state (and its RAM template) that could not be restored (a QEMU or kernel update the key missed). */
 export async function dropSnapshot(file: string): Promise<void> {
   await rm(file, { force: true });
+  await rm(ramOf(file), { force: true });
 }
 
 // Keeps the SNAPSHOTS_KEPT most recently used states.
@@ -154,5 +208,5 @@ async function pruneSnapshots(keep: string): Promise<void> {
     names.map(async (n) => ({ file: path.join(dir, n), st: await stat(path.join(dir, n)).catch(() => null) })),
   );
   const states = files.filter((f) => f.file.endsWith('.state') && f.st).sort((a, b) => b.st!.mtimeMs - a.st!.mtimeMs);
-  for (const f of states.slice(SNAPSHOTS_KEPT)) if (f.file !== keep) await rm(f.file, { force: true });
+  for (const f of states.slice(SNAPSHOTS_KEPT)) if (f.file !== keep) await dropSnapshot(f.file);
 }

@@ -15,7 +15,8 @@ import { observeImages, writeSeed } from './images.js';
 import { DEFAULT_GRACE_MS } from './grace.js';
 import { startGuest, stopGuest, waitRestored, type StartedGuest } from '../qemu/guest.js';
 import { nodeFiles, withIncoming, type Accel } from '../render/qemu.js';
-import { dropSnapshot, labSnapshots, saveGuestState, touchSnapshot } from './snapshot.js';
+import { dropSnapshot, labSnapshots, ramOf, saveGuestState, touchSnapshot } from './snapshot.js';
+import { sealedTemplate } from './template.js';
 import { closeSync, existsSync, openSync } from 'node:fs';
 import { defaultBootWindow, Slots } from './slots.js';
 import type { ResolvedLab } from '../topology/model.js';
@@ -68,6 +69,8 @@ export interface Live {
   snapshots: Map<string, Promise<void>>;
   /** Each started guest's readiness (as its kind waits for it), begun at its start: resolves with a note. */
   ready: Map<string, Promise<string>>;
+  /** The sealed RAM templates restored guests map, by `.ram` file: one each per run, closed at its end. */
+  templates: Map<string, Promise<number>>;
 }
 
 /** Plans the lab's steps for the current host (image built if needed, accelerator chosen). */
@@ -150,7 +153,7 @@ export async function up(input: ResolvedLab, opts: UpOptions): Promise<UpResult>
     guests: {},
     ...(lan ? { lan } : {}),
   };
-  const live: Live = { pids: new Map(), control: new Map(), services: new Map(), snapshots: new Map(), ready: new Map() };
+  const live: Live = { pids: new Map(), control: new Map(), services: new Map(), snapshots: new Map(), ready: new Map(), templates: new Map() };
   const slots = new Slots(bootWindow(opts));
   const done: Step[] = [];
   let current: Step | undefined;
@@ -200,6 +203,7 @@ export async function up(input: ResolvedLab, opts: UpOptions): Promise<UpResult>
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     for (const s of live.control.values()) s.destroy();
+    await closeTemplates(live);
   }
 }
 
@@ -415,7 +419,7 @@ async function applyChange(running: LabState, next: ResolvedLab, opts: UpOptions
   if (change.refused.length)
     throw new RuntimeError(`lab "${next.name}" is up and this change cannot be applied in place:\n${formatChange(change)}`);
   reporter.info(`lab ${next.name} is up; applying the change:\n${formatChange(change)}`);
-  const live: Live = { pids: new Map(Object.entries(running.guests).map(([n, g]) => [n, g.pid])), control: new Map(), services: new Map(), snapshots: new Map(), ready: new Map() };
+  const live: Live = { pids: new Map(Object.entries(running.guests).map(([n, g]) => [n, g.pid])), control: new Map(), services: new Map(), snapshots: new Map(), ready: new Map(), templates: new Map() };
   const state: LabState = { ...running, lab: next, guests: { ...running.guests } };
   for (const n of [...change.removeNodes, ...change.restartNodes]) delete state.guests[n];
   const ctx: ExecContext = { runner: opts.runner, lab: next, state, live, reporter, readyTimeoutMs: opts.readyTimeoutMs ?? 120_000, slots: new Slots(bootWindow(opts)) };
@@ -442,6 +446,7 @@ async function applyChange(running: LabState, next: ResolvedLab, opts: UpOptions
     );
   } finally {
     for (const s of live.control.values()) s.destroy();
+    await closeTemplates(live);
   }
 }
 
@@ -467,7 +472,12 @@ async function startFromSnapshot(
       const startedAt = new Date().toISOString();
       let g: StartedGuest | undefined;
       try {
-        g = await startGuest(withIncoming(a.argv), env, files, 15000, fd);
+        // RAM: the template of the shape, shared copy-on-write by every guest restored from it in this up.
+        const template = await templateOf(ctx, ramOf(a.snapshot.path));
+        g = await startGuest(a.snapshot.argv ?? withIncoming(a.argv), env, files, 15000, fd, [template]);
+        // The devices come in on fd 3, RAM left out of the stream (it is the template's): x-ignore-shared both sides.
+        await g.qmp.execute('migrate-set-capabilities', { capabilities: [{ capability: 'x-ignore-shared', state: true }] });
+        await g.qmp.execute('migrate-incoming', { uri: 'fd:3' });
         await waitRestored(g, files);
         await touchSnapshot(a.snapshot.path);
         return { ...g, how: 'restored', startedAt };
@@ -499,12 +509,31 @@ async function saveAtSnapshotPoint(ch: ControlChannel, files: ReturnType<typeof 
   await ch.waitFor((l) => l === 'SNAPSHOT', (l) => l.startsWith('ERROR'), ctx.readyTimeoutMs, node);
   const t0 = Date.now();
   try {
-    const bytes = await saveGuestState(files.qmp, path.join(files.dir, 'save.sock'), dest, labIds(ctx.lab.name));
+    const pid = ctx.live.pids.get(node);
+    if (pid === undefined) throw new RuntimeError(`${node} has no QEMU process to save`);
+    const bytes = await saveGuestState(files.qmp, path.join(files.dir, 'save.sock'), dest, labIds(ctx.lab.name), pid);
     ctx.reporter.step(`save ${node} at its snapshot point (${(bytes / 2 ** 20).toFixed(0)} MiB, for the next guests of its shape)`, Date.now() - t0, true);
   } catch (e) {
     ctx.reporter.info(`${node}: ${(e as Error).message}; guests of its shape boot instead`);
   }
   ch.send(resumeLine());
+}
+
+// The sealed memfd of a RAM template for this run (made once, shared by every guest restored from it).
+function templateOf(ctx: ExecContext, ramFile: string): Promise<number> {
+  let t = ctx.live.templates.get(ramFile);
+  if (!t) {
+    t = sealedTemplate(ramFile);
+    t.catch(() => {});
+    ctx.live.templates.set(ramFile, t);
+  }
+  return t;
+}
+
+/** Closes a run's template descriptors (the guests that map a template keep it alive). */
+async function closeTemplates(live: Live): Promise<void> {
+  for (const t of live.templates.values()) await t.then((fd) => closeSync(fd), () => {});
+  live.templates.clear();
 }
 
 // What a guest waiting at its snapshot point is told to carry on with: this host's clock, in seconds.

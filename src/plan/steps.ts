@@ -42,7 +42,10 @@ export type Action =
  */
 export interface GuestSnapshot {
   mode: 'save' | 'restore';
+  /** The saved device state (`.state`); the template of the guest's RAM is beside it (`.ram`). */
   path: string;
+  /** restore: QEMU's argv when it restores (RAM mapped from the template); `argv` of the action boots it instead. */
+  argv?: string[];
 }
 
 export interface Step {

@@ -12,8 +12,9 @@ describe('guests restored from the saved state of their shape', () => {
   let file: string;
   let before0: HostSnapshot;
   let state: string;
-  // 112 MiB: a shape no other test uses, so this test decides whether its saved state exists.
-  const node = (ip: string, mac: string) => ({ memory: 112, nics: [{ network: 'lan', ip, mac }] });
+  // 208 MiB: a shape no other test uses, so this test decides whether its saved state exists; room for a guest to
+  // write most of its RAM.
+  const node = (ip: string, mac: string) => ({ memory: 208, nics: [{ network: 'lan', ip, mac }] });
   const startOf = (): Record<string, string | undefined> => {
     const s = JSON.parse(readFileSync(`${labDir(lab)}/state.json`, 'utf8')) as { guests: Record<string, { start?: string }> };
     return Object.fromEntries(Object.entries(s.guests).map(([n, g]) => [n, g.start]));
@@ -48,6 +49,7 @@ describe('guests restored from the saved state of their shape', () => {
     assert.match(r.stderr, /b is up \(restored from the saved state and configured in/);
     assert.deepEqual(startOf(), { a: 'booted', b: 'restored', c: 'restored' });
     assert.ok(existsSync(state));
+    assert.ok(existsSync(state.replace(/\.state$/, '.ram')), 'the RAM template is saved beside the device state');
   });
 
   test('each restored guest has its own name, MAC, address and clock, and they reach each other', async () => {
@@ -67,6 +69,28 @@ describe('guests restored from the saved state of their shape', () => {
     assert.match(await exec('b', 'dmesg'), /crng reseeded due to virtual machine fork/);
     const bytes = await Promise.all(['b', 'c'].map((n) => exec(n, 'head -c 16 /dev/urandom | od -An -tx1')));
     assert.notEqual(bytes[0], bytes[1]);
+  });
+
+  test('restored guests share the saved RAM copy-on-write: what one writes, the others never see', async () => {
+    const pids = JSON.parse(readFileSync(`${labDir(lab)}/state.json`, 'utf8')).guests as Record<string, { pid: number }>;
+    const rollup = (n: string) => {
+      const t = readFileSync(`/proc/${pids[n]!.pid}/smaps_rollup`, 'utf8');
+      return { pss: Number(/^Pss:\s+(\d+)/m.exec(t)![1]), privateDirty: Number(/^Private_Dirty:\s+(\d+)/m.exec(t)![1]) };
+    };
+    // Each restored QEMU maps the sealed template; the booted saver has its RAM to itself.
+    for (const n of ['b', 'c']) assert.match(readFileSync(`/proc/${pids[n]!.pid}/maps`, 'utf8'), /memfd:qnet-template/);
+    assert.ok(rollup('b').privateDirty * 2 < rollup('a').privateDirty, `restored b holds ${rollup('b').privateDirty} kB of its own, booted a ${rollup('a').privateDirty} kB`);
+    // A file that was in RAM at the snapshot point (the guest's root is in RAM): b overwrites it and fills much of its
+    // memory (96 MiB of the guest's 208); c (restored from the same template) and the template itself are unchanged.
+    const file = '/usr/lib/qnet/iperf3.tar.xz';
+    const sum = await exec('c', `md5sum ${file}`);
+    const template = readFileSync(state.replace(/\.state$/, '.ram'));
+    await exec('b', `dd if=/dev/urandom of=${file} bs=4k count=64 conv=notrunc 2>/dev/null; mkdir -p /mnt/t && mount -t tmpfs -o size=128m t /mnt/t && dd if=/dev/zero of=/mnt/t/fill bs=1048576 count=96 2>/dev/null`);
+    assert.notEqual(await exec('b', `md5sum ${file}`), sum);
+    assert.equal(await exec('c', `md5sum ${file}`), sum);
+    assert.ok(rollup('b').privateDirty > rollup('c').privateDirty + 80 * 1024, 'what b wrote (96 MiB) is its own');
+    assert.ok(readFileSync(state.replace(/\.state$/, '.ram')).equals(template), 'the template on disk is unchanged');
+    await exec('b', 'umount /mnt/t');
   });
 
   test('the next up restores every guest', async () => {
@@ -90,6 +114,7 @@ describe('guests restored from the saved state of their shape', () => {
     assert.match(r.stderr, /a: the saved state could not be loaded.*booting it instead/);
     assert.deepEqual(startOf(), { a: 'booted', b: 'booted', c: 'booted' });
     assert.ok(!existsSync(state), 'the unusable state is removed');
+    assert.ok(!existsSync(state.replace(/\.state$/, '.ram')), 'and its RAM template with it');
     await exec('c', 'ping -c 1 -W 5 10.91.0.11');
   });
 

@@ -14,7 +14,7 @@ test('rollback undoes in reverse and feeds each undo its input', async () => {
     { title: 'b', do: { kind: 'exec', argv: ['true'] } },
     { title: 'c', do: { kind: 'exec', argv: ['true'] }, undo: { kind: 'exec', argv: ['nft', 'delete', 'table', 'netdev', 'qnet-rb'] } },
   ];
-  const ctx: ExecContext = { runner, lab, state: { version: 1, lab, status: 'starting', createdAt: '', accel: 'tcg', image: '', guests: {} }, live: { pids: new Map(), control: new Map(), services: new Map(), snapshots: new Map(), ready: new Map() }, reporter: silentReporter, readyTimeoutMs: 0 };
+  const ctx: ExecContext = { runner, lab, state: { version: 1, lab, status: 'starting', createdAt: '', accel: 'tcg', image: '', guests: {} }, live: { pids: new Map(), control: new Map(), services: new Map(), snapshots: new Map(), ready: new Map(), templates: new Map() }, reporter: silentReporter, readyTimeoutMs: 0 };
   assert.equal(await rollback(steps, ctx), 2);
   assert.deepEqual(runner.calls, [
     { argv: ['nft', 'delete', 'table', 'netdev', 'qnet-rb'] },

@@ -73,7 +73,7 @@ test('only a saved node is told to stop at the snapshot point; a restored one st
   assert.match(conf('deb1').content, /^snapshot$/m);
   assert.doesNotMatch(conf('deb2').content, /^snapshot$/m);
   assert.doesNotMatch(renderGuestConfig(seed, seed.nodes[0]!), /snapshot/);
-  assert.deepEqual(withIncoming(['qemu']).slice(-2), ['-incoming', 'fd:3']);
+  assert.deepEqual(withIncoming(['qemu']).slice(-2), ['-incoming', 'defer']);
 });
 
 test('the guest finds its NICs by position after the snapshot point and takes its own MACs, clock and configuration', () => {
