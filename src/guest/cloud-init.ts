@@ -117,6 +117,8 @@ export function renderReadyScript(lab: ResolvedLab, node: ResolvedNode): string 
     'agent=no',
     '{ systemctl is-active --quiet qemu-guest-agent 2>/dev/null || pidof qemu-ga >/dev/null 2>&1; } && agent=yes',
     'if [ -n "$fail" ]; then say "ERROR router settings failed:$fail"; exit 1; fi',
+    '# Ready means `qnet ssh` works: wait (up to 30 s) for sshd to listen, where the image has it.',
+    'if command -v sshd >/dev/null 2>&1; then n=0; while [ $n -lt 300 ] && ! ss -Hltn "sport = :22" 2>/dev/null | grep -q .; do sleep 0.1; n=$((n+1)); done; fi',
     'say "READY $(hostname) agent=$agent"',
     '',
   );

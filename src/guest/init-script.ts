@@ -127,7 +127,7 @@ while read -r kind a b c; do
 done < /etc/qnet/config
 # The snapshot point. The host saves this guest here (nothing of the node applied yet) and restores copies of
 # the saved state for later nodes of the same shape; each carries on from here on "resume EPOCH", with its own
-# clock and its own configuration (fw_cfg is read again: the driver re-lists the items of the QEMU it runs in).
+# clock and its own configuration (sent on the port after that line).
 # Until the host connects, a read on the port returns at once (end of file): look again shortly after.
 if grep -qx snapshot /etc/qnet/config; then
   say "SNAPSHOT"
@@ -139,9 +139,13 @@ if grep -qx snapshot /etc/qnet/config; then
   done
   set -- $cmd
   [ -n "$2" ] && date -u -s "@$2" >/dev/null
-  rmmod qemu_fw_cfg 2>/dev/null
-  load qemu_fw_cfg
-  if ! cp "$CFG" /etc/qnet/config; then say "ERROR no configuration in fw_cfg after resume"; exit 0; fi
+  # This node's configuration follows on the port, up to "end": cheaper than reading fw_cfg again, which means
+  # reloading its driver (the module loader, cold under TCG after a restore).
+  : > /etc/qnet/config
+  while read -r line <&3; do [ "$line" = end ] && break; echo "$line" >> /etc/qnet/config; done
+  if [ "$line" != end ]; then say "ERROR no configuration after resume"; exit 0; fi
+  # A router's ruleset is still read from fw_cfg: the driver lists the items of the QEMU it runs in now.
+  if grep -qx nft /etc/qnet/config; then rmmod qemu_fw_cfg 2>/dev/null; load qemu_fw_cfg; fi
 fi
 # Hostname, then each NIC (found by its position) gets this node's MAC and name.
 while read -r kind a b c; do

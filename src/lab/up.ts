@@ -274,7 +274,7 @@ export async function execute(a: Action, ctx: ExecContext): Promise<void> {
         ctx.live.ready.set(a.node, ready);
         if (boots) void ready.catch(() => {}).finally(() => ctx.slots?.release());
         // A restored guest waits at its snapshot point: its clock and configuration are this run's.
-        if (g.how === 'restored') ch.send(resumeLine());
+        if (g.how === 'restored') ch.send(await resumeLines(files.config));
         if (a.snapshot?.mode === 'save') {
           const saved = saveAtSnapshotPoint(ch, files, a.snapshot.path, a.node, ctx);
           saved.catch(() => {});
@@ -516,7 +516,7 @@ async function saveAtSnapshotPoint(ch: ControlChannel, files: ReturnType<typeof 
   } catch (e) {
     ctx.reporter.info(`${node}: ${(e as Error).message}; guests of its shape boot instead`);
   }
-  ch.send(resumeLine());
+  ch.send(await resumeLines(files.config));
 }
 
 // The sealed memfd of a RAM template for this run (made once, shared by every guest restored from it).
@@ -536,9 +536,11 @@ async function closeTemplates(live: Live): Promise<void> {
   live.templates.clear();
 }
 
-// What a guest waiting at its snapshot point is told to carry on with: this host's clock, in seconds.
-function resumeLine(): string {
-  return `resume ${Math.floor(Date.now() / 1000)}`;
+// What a guest waiting at its snapshot point is told to carry on with: this host's clock, in seconds, then its
+// configuration (the file QEMU serves it on fw_cfg at boot), up to "end".
+async function resumeLines(config: string): Promise<string> {
+  const text = await readFile(config, 'utf8');
+  return `resume ${Math.floor(Date.now() / 1000)}\n${text.endsWith('\n') ? text : `${text}\n`}end`;
 }
 
 // How many guests may boot at once: as asked, else one more than the cores.
