@@ -88,12 +88,29 @@ export function renderReadyScript(lab: ResolvedLab, node: ResolvedNode): string 
     `PORT=/dev/virtio-ports/${IMAGE_CONTROL_PORT}`,
     'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
     'fail=""',
-    '# The interface that has a MAC (the guest names its NICs itself: qnet never renames them).',
-    'dev_of() { for n in /sys/class/net/*; do [ "$(cat "$n/address" 2>/dev/null)" = "$1" ] && { echo "${n##*/}"; return 0; }; done; echo "no-nic-$1"; return 1; }',
     'say() { [ -e "$PORT" ] && timeout 10 sh -c \'echo "$1" > "$2"\' qnet "$1" "$PORT"; echo "qnet: $1" > /dev/console 2>/dev/null; }',
   ];
+  lines.push(...routerLines(lab, node));
+  lines.push(
+    'agent=no',
+    '{ systemctl is-active --quiet qemu-guest-agent 2>/dev/null || pidof qemu-ga >/dev/null 2>&1; } && agent=yes',
+    'if [ -n "$fail" ]; then say "ERROR router settings failed:$fail"; exit 1; fi',
+    '# Ready means `qnet ssh` works: wait (up to 30 s) for sshd to listen, where the image has it.',
+    'if command -v sshd >/dev/null 2>&1; then n=0; while [ $n -lt 300 ] && ! ss -Hltn "sport = :22" 2>/dev/null | grep -q .; do sleep 0.1; n=$((n+1)); done; fi',
+    'say "READY $(hostname) agent=$agent"',
+    '',
+  );
+  return lines.join('\n');
+}
+
+// The seed's router lines (modprobe iptable_nat, ip_forward, MASQUERADE out of the declared NIC, FORWARD accept from
+// the LAN), NICs found by MAC; failures add to $fail. Nothing for a node that is no router.
+function routerLines(lab: ResolvedLab, node: ResolvedNode): string[] {
+  const lines: string[] = [];
   const r = node.router;
   if (r) {
+    lines.push('# The interface that has a MAC (the guest names its NICs itself: qnet never renames them).');
+    lines.push('dev_of() { for n in /sys/class/net/*; do [ "$(cat "$n/address" 2>/dev/null)" = "$1" ] && { echo "${n##*/}"; return 0; }; done; echo "no-nic-$1"; return 1; }');
     const nets = new Map(lab.networks.map((n) => [n.name, n]));
     lines.push('modprobe iptable_nat 2>/dev/null');
     if (r.forward) lines.push('sysctl -qw net.ipv4.ip_forward=1 || fail="$fail ip_forward"');
@@ -113,16 +130,13 @@ export function renderReadyScript(lab: ResolvedLab, node: ResolvedNode): string 
       }
     }
   }
-  lines.push(
-    'agent=no',
-    '{ systemctl is-active --quiet qemu-guest-agent 2>/dev/null || pidof qemu-ga >/dev/null 2>&1; } && agent=yes',
-    'if [ -n "$fail" ]; then say "ERROR router settings failed:$fail"; exit 1; fi',
-    '# Ready means `qnet ssh` works: wait (up to 30 s) for sshd to listen, where the image has it.',
-    'if command -v sshd >/dev/null 2>&1; then n=0; while [ $n -lt 300 ] && ! ss -Hltn "sport = :22" 2>/dev/null | grep -q .; do sleep 0.1; n=$((n+1)); done; fi',
-    'say "READY $(hostname) agent=$agent"',
-    '',
-  );
-  return lines.join('\n');
+  return lines;
+}
+
+/** A router node's settings as a shell fragment that succeeds only if all of them applied (the resume hook sources it). */
+export function renderRouterLines(lab: ResolvedLab, node: ResolvedNode): string {
+  const lines = routerLines(lab, node);
+  return lines.length ? ['fail=""', ...lines, '[ -z "$fail" ]', ''].join('\n') : '';
 }
 
 /** The unit that runs the readiness script at the end of every boot (after cloud-init's final stage). */

@@ -81,7 +81,7 @@ export async function ensureDebianImage(run: CommandRunner, o: DebianImageOption
   const versions = await candidates(run, packages);
   const masked = MASKED_UNITS.filter((u) => !(o.keepUnits ?? []).includes(u));
   const key = createHash('sha256')
-    .update(JSON.stringify({ RECIPE_VERSION, SUITE, packages, size, versions, sources: await readFile(sources, 'utf8'), masked }))
+    .update(JSON.stringify({ RECIPE_VERSION, SUITE, packages, size, versions, sources: await readFile(sources, 'utf8'), masked, files: recipeFiles('uuid'), ssh: 'socket' }))
     .digest('hex')
     .slice(0, 16);
   const dir = path.join(debianCacheDir(), key);
@@ -157,6 +157,11 @@ async function buildInto(run: CommandRunner, work: string, packages: string[], s
     for (const wants of await readdir(path.join(root, 'etc/systemd/system')).catch(() => [] as string[]))
       if (wants.endsWith('.wants')) await rm(path.join(root, 'etc/systemd/system', wants, unit), { force: true });
   }
+  // sshd starts on the first connection (ssh.socket), not at boot: it then reads the host key a node was given
+  // (by cloud-init, or after a resume by qnet's hook, where a daemon started before would hold the saved guest's).
+  await rm(path.join(root, 'etc/systemd/system/multi-user.target.wants/ssh.service'), { force: true });
+  await mkdir(path.join(root, 'etc/systemd/system/sockets.target.wants'), { recursive: true });
+  await run.run(['ln', '-sf', '/lib/systemd/system/ssh.socket', path.join(root, 'etc/systemd/system/sockets.target.wants/ssh.socket')]);
   // Each guest makes its own SSH host keys (cloud-init, or sshd's first start) and machine-id.
   for (const f of await readdir(path.join(root, 'etc/ssh')))
     if (f.startsWith('ssh_host_')) await rm(path.join(root, 'etc/ssh', f));

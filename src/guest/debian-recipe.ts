@@ -1,9 +1,11 @@
 // What `qnet image create debian` puts in a Debian disk image, as pure data and text: the packages, the partition
 // table, the boot loader's configuration and the settings that make a lab guest boot fast. The builder
 // (debian-image.ts) carries it out.
+import { hookFiles, RESUME_MARK } from './resume.js';
 
 /** Bump when the recipe changes in a way its other inputs (packages, size, versions) do not show. */
-export const RECIPE_VERSION = 2;
+// 3: qnet's resume hook (saved states of Debian nodes), marked on the BIOS boot partition's GPT name.
+export const RECIPE_VERSION = 3;
 
 /** The Debian release the image is made of. */
 export const SUITE = 'bookworm';
@@ -35,14 +37,17 @@ export const MASKED_UNITS = [
 /** Debian package names: what apt accepts, nothing a shell or mmdebstrap's comma list would split. */
 export const PACKAGE_NAME = /^[a-z0-9][a-z0-9+.-]{0,99}$/;
 
-/** The partitions of the disk: a 3 MiB BIOS boot partition (GRUB's core image on GPT) and the root filesystem. */
+/**
+ * The partitions of the disk: a 3 MiB BIOS boot partition (GRUB's core image on GPT) and the root filesystem. The
+ * BIOS boot partition is named after the resume hook the image carries (qnet reads it back from any copy).
+ */
 export const PARTITIONS = { biosStart: 2048, biosSectors: 6144, rootStart: 8192 } as const;
 
 /** sfdisk's input for the disk: GPT, BIOS boot partition, then the root filesystem to the end of the disk. */
 export function renderPartitionTable(): string {
   return [
     'label: gpt',
-    `start=${PARTITIONS.biosStart}, size=${PARTITIONS.biosSectors}, type=21686148-6449-6E6F-744E-656564454649, name=bios`,
+    `start=${PARTITIONS.biosStart}, size=${PARTITIONS.biosSectors}, type=21686148-6449-6E6F-744E-656564454649, name=${RESUME_MARK}`,
     `start=${PARTITIONS.rootStart}, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4, name=root`,
     '',
   ].join('\n');
@@ -105,6 +110,8 @@ datasource_list: [ NoCloud, None ]
 /** The files the recipe writes into the image, by path (relative to its root). */
 export function recipeFiles(rootUuid: string): Array<{ path: string; content: string; mode: number }> {
   return [
+    // qnet's resume hook: inert unless qnet starts the guest for it (resume.ts).
+    ...hookFiles(),
     { path: 'etc/fstab', content: renderFstab(rootUuid), mode: 0o644 },
     { path: 'boot/grub/grub.cfg', content: renderGrubCfg(rootUuid), mode: 0o644 },
     { path: 'etc/default/grub', content: renderDefaultGrub(), mode: 0o644 },

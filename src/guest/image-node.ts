@@ -3,15 +3,16 @@
 // button. Pure: the steps and QEMU's arguments; lab/ carries them out.
 import path from 'node:path';
 import { labDir, labStateDir, nodeDir } from '../dirs.js';
-import type { PassedFile, PlanContext, Step } from '../plan/steps.js';
+import type { GuestSnapshot, PassedFile, PlanContext, Step } from '../plan/steps.js';
 import { ENV_KIND, ENV_LAB, ENV_NODE, ENV_SERVICE } from '../render/markers.js';
-import { commonArgs, nicArgs, nodeFiles, wrapGuestCommand, type NodeFiles } from '../render/qemu.js';
+import { commonArgs, machineWithMemory, memoryArgs, nicArgs, nodeFiles, TEMPLATE_FD, withIncoming, wrapGuestCommand, type GuestMemory, type NodeFiles } from '../render/qemu.js';
 import type { ImageSpec, ResolvedLab, ResolvedNode } from '../topology/model.js';
 import { labRoute } from '../topology/reach.js';
 import { formatSize } from '../topology/size.js';
 import { CONTROL_PORT as IMAGE_CONTROL_PORT } from './init-script.js';
 import { keptPaths } from './kept.js';
 import type { GuestKind, ReadyWait } from './kinds.js';
+import { layerOf, RESUME_FW_CFG, RESUME_SERIAL, usesResumeHook } from './resume-mark.js';
 
 /** The agent's well-known port name: Debian's qemu-guest-agent starts by itself (udev) when it appears. */
 export const AGENT_PORT = 'org.qemu.guest_agent.0';
@@ -19,6 +20,8 @@ export const AGENT_PORT = 'org.qemu.guest_agent.0';
 /** The files of an image node: its run directory's, and its disk (in the run directory, or kept with persist). */
 export interface ImageNodeFiles extends NodeFiles {
   overlay: string;
+  /** A restored node's overlay: on the disk layer saved with the state of its shape (the base under it). */
+  restored: string;
   vars: string;
   seedDir: string;
   seedIso: string;
@@ -34,6 +37,7 @@ export function imageNodeFiles(lab: string, node: ResolvedNode): ImageNodeFiles 
   return {
     ...nodeFiles(dir),
     overlay: kept?.disk ?? path.join(dir, 'disk.qcow2'),
+    restored: path.join(dir, 'restored.qcow2'),
     vars: kept?.vars ?? path.join(dir, 'OVMF_VARS.fd'),
     seedDir: path.join(dir, 'seed'),
     seedIso: path.join(dir, 'seed.iso'),
@@ -143,24 +147,46 @@ function blockdev(name: string, driver: string, set: number, opts: { readOnly?: 
  * The base is opened read-only by qnet and given to QEMU with "backing": null, so QEMU can neither write it nor
  * follow a backing file named in it; the overlay names the base, but QEMU uses the node given here.
  */
-export function renderImageQemuArgs(lab: ResolvedLab, node: ResolvedNode, files: ImageNodeFiles, ctx: Pick<PlanContext, 'accel' | 'ovmf'>): { args: string[]; fds: PassedFile[] } {
+export function renderImageQemuArgs(
+  lab: ResolvedLab,
+  node: ResolvedNode,
+  files: ImageNodeFiles,
+  ctx: Pick<PlanContext, 'accel' | 'ovmf'>,
+  o: { memory?: GuestMemory; layer?: string } = {},
+): { args: string[]; fds: PassedFile[] } {
   const img = node.image!;
   if (!img.format) throw new Error(`image of ${node.name} not inspected (no format)`);
+  const memory = o.memory ?? 'plain';
+  const hook = usesResumeHook(node);
   const fds: PassedFile[] = [];
+  // The files come after the RAM template's descriptor when there is one.
+  const first = memory === 'template' ? TEMPLATE_FD + 1 : 4;
   const pass = (file: string, write: boolean, label: string) => {
     fds.push({ path: file, write });
-    return { set: fds.length, add: ['-add-fd', `fd=${3 + fds.length},set=${fds.length},opaque=${label}`] };
+    return { set: fds.length, add: ['-add-fd', `fd=${first - 1 + fds.length},set=${fds.length},opaque=${label}`] };
   };
   const uefi = img.firmware === 'uefi';
-  const args = [...commonArgs({ node, files, accel: ctx.accel, machine: `${img.machine}${uefi ? ',pflash0=fw-code,pflash1=fw-vars' : ''}`, reboot: true, display: !!img.vnc })];
+  const machine = machineWithMemory(`${img.machine}${uefi ? ',pflash0=fw-code,pflash1=fw-vars' : ''}`, memory);
+  const args = [...commonArgs({ node, files, accel: ctx.accel, machine, reboot: true, display: !!img.vnc }), ...memoryArgs(node, memory)];
   const base = pass(img.path, false, 'base');
-  const overlay = pass(files.overlay, true, 'disk');
-  args.push(...base.add, ...overlay.add);
-  args.push('-blockdev', blockdev('base', img.format, base.set, { readOnly: true, backing: null }));
-  args.push('-blockdev', blockdev('disk', 'qcow2', overlay.set, { backing: 'base', discard: true }));
+  args.push(...base.add, '-blockdev', blockdev('base', img.format, base.set, { readOnly: true, backing: null }));
+  if (o.layer) {
+    // Restored: the disk as its shape's saver had it at the snapshot point (read-only), under this node's overlay.
+    const layer = pass(o.layer, false, 'layer');
+    const overlay = pass(files.restored, true, 'disk');
+    args.push(...layer.add, ...overlay.add);
+    args.push('-blockdev', blockdev('layer', 'qcow2', layer.set, { readOnly: true, backing: 'base' }));
+    args.push('-blockdev', blockdev('disk', 'qcow2', overlay.set, { backing: 'layer', discard: true }));
+  } else {
+    const overlay = pass(files.overlay, true, 'disk');
+    args.push(...overlay.add, '-blockdev', blockdev('disk', 'qcow2', overlay.set, { backing: 'base', discard: true }));
+  }
   args.push(...diskDevice(img));
   let cd = 0;
-  if (img.config === 'cloud-init') {
+  if (hook) {
+    // qnet's resume hook (images qnet made): no cloud-init in this boot; the node's configuration on fw_cfg.
+    args.push('-smbios', `type=1,serial=${RESUME_SERIAL}`, '-fw_cfg', `name=${RESUME_FW_CFG},file=${files.config}`);
+  } else if (img.config === 'cloud-init') {
     const seed = pass(files.seedIso, false, 'seed');
     args.push(...seed.add, '-blockdev', blockdev('seed', 'raw', seed.set, { readOnly: true }), '-device', `ide-cd,drive=seed,${cdSlot(img.machine, cd++)}`);
   }
@@ -181,7 +207,8 @@ export function renderImageQemuArgs(lab: ResolvedLab, node: ResolvedNode, files:
     '-device', `virtserialport,bus=vser0.0,chardev=control,name=${IMAGE_CONTROL_PORT}`,
     '-chardev', `socket,id=agent,path=${files.agent},server=on,wait=off`,
     '-device', `virtserialport,bus=vser0.0,chardev=agent,name=${AGENT_PORT}`,
-    '-device', 'virtio-balloon-pci,free-page-reporting=on',
+    // Free page reporting punches holes in file-backed RAM: off when the RAM is (or maps) a template.
+    '-device', `virtio-balloon-pci,free-page-reporting=${memory === 'plain' ? 'on' : 'off'}`,
     '-device', 'vmgenid,guid=auto',
   );
   // A screen for guests driven through it (Windows): standard VGA, a tablet for an absolute pointer, VNC on a Unix
@@ -192,7 +219,7 @@ export function renderImageQemuArgs(lab: ResolvedLab, node: ResolvedNode, files:
 }
 
 /** Prepare and start one image node: run directory, kept directory, host key, overlay, firmware variables, seed, QEMU. */
-function imageSteps(lab: ResolvedLab, node: ResolvedNode, ctx: PlanContext): Step[] {
+function imageSteps(lab: ResolvedLab, node: ResolvedNode, ctx: PlanContext, snapshot?: GuestSnapshot): Step[] {
   const img = node.image!;
   const files = imageNodeFiles(lab.name, node);
   const kept = img.persist ? ctx.kept?.[node.name] : undefined;
@@ -224,18 +251,35 @@ function imageSteps(lab: ResolvedLab, node: ResolvedNode, ctx: PlanContext): Ste
     if (!ctx.ovmf) throw new Error('planUp: firmware uefi needs ctx.ovmf');
     steps.push({ title: `copy the UEFI variables store for ${node.name}`, do: { kind: 'copy', from: ctx.ovmf.vars, to: files.vars, mode: 0o600 } });
   }
-  if (img.config === 'cloud-init') {
-    const k = labKeyFiles(lab);
+  const hook = usesResumeHook(node);
+  if (snapshot?.mode === 'restore')
+    steps.push({
+      title: `create ${node.name}'s overlay on the disk saved with the state of its shape`,
+      do: { kind: 'exec', argv: ['qemu-img', 'create', '-q', '-f', 'qcow2', '-F', 'qcow2', '-b', layerOf(snapshot.path), '-u', files.restored, String(size)] },
+    });
+  const k = labKeyFiles(lab);
+  if (hook)
+    steps.push({
+      title: `write ${node.name}'s configuration for qnet's resume hook (its image has it: no cloud-init in this boot)`,
+      do: { kind: 'resume-config', node: node.name, file: files.config, labKey: `${k.key}.pub`, hostKey: files.hostKey, knownHosts: k.knownHosts, snapshot: snapshot?.mode === 'save', owner: ctx.guestIds },
+    });
+  else if (img.config === 'cloud-init')
     steps.push({
       title: `write ${node.name}'s cloud-init seed (NoCloud ISO: meta-data, user-data, network-config)`,
       do: { kind: 'seed', node: node.name, dir: files.seedDir, iso: files.seedIso, labKey: `${k.key}.pub`, hostKey: files.hostKey, knownHosts: k.knownHosts },
     });
+  const wrap = (args: string[]) => wrapGuestCommand({ netns: lab.netns, user: String(ctx.guestIds.uid), group: String(ctx.guestIds.gid), accel: ctx.accel, ...(ctx.qemuBinary ? { binary: ctx.qemuBinary } : {}) }, args);
+  // A saver's RAM is a shared memfd (copied out as its shape's template at the snapshot point, with its disk); a
+  // restored node maps the template privately, on the saved disk; it boots as a plain node if the state is unusable.
+  const { args, fds } = renderImageQemuArgs(lab, node, files, ctx, { memory: snapshot?.mode === 'save' ? 'template-source' : 'plain' });
+  if (snapshot?.mode === 'save') snapshot = { ...snapshot, disk: { overlay: files.overlay, base: img.path, identity: img.identity } };
+  if (snapshot?.mode === 'restore') {
+    const r = renderImageQemuArgs(lab, node, files, ctx, { memory: 'template', layer: layerOf(snapshot.path) });
+    snapshot = { ...snapshot, argv: withIncoming(wrap(r.args)), fds: r.fds };
   }
-  const { args, fds } = renderImageQemuArgs(lab, node, files, ctx);
-  const argv = wrapGuestCommand({ netns: lab.netns, user: String(ctx.guestIds.uid), group: String(ctx.guestIds.gid), accel: ctx.accel, ...(ctx.qemuBinary ? { binary: ctx.qemuBinary } : {}) }, args);
   steps.push({
-    title: `start ${node.name} (${ctx.accel}, ${node.memory} MiB, ${node.cpus} CPU${node.cpus > 1 ? 's' : ''}; ${path.basename(img.path)} on ${img.bus}, ${img.machine}, ${img.firmware})`,
-    do: { kind: 'start-guest', node: node.name, argv, env: { [ENV_LAB]: lab.name, [ENV_NODE]: node.name, [ENV_KIND]: 'image' }, fds },
+    title: `${snapshot?.mode === 'restore' ? 'restore' : 'start'} ${node.name} (${ctx.accel}, ${node.memory} MiB, ${node.cpus} CPU${node.cpus > 1 ? 's' : ''}; ${path.basename(img.path)} on ${img.bus}, ${img.machine}, ${img.firmware}${snapshot ? `; ${snapshot.mode === 'save' ? 'saved at its snapshot point' : 'from the saved state of its shape'}` : ''})`,
+    do: { kind: 'start-guest', node: node.name, argv: wrap(args), env: { [ENV_LAB]: lab.name, [ENV_NODE]: node.name, [ENV_KIND]: 'image' }, fds, ...(snapshot ? { snapshot } : {}) },
     undo: { kind: 'stop-guest', node: node.name },
   });
   if (img.vnc?.port !== undefined) {

@@ -3,7 +3,7 @@
 // a fraction of a second instead of booting for several under TCG.
 import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { chown, mkdir, open, readdir, readlink, rename, rm, stat, utimes } from 'node:fs/promises';
+import { chown, mkdir, open, readdir, readFile, readlink, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import { RuntimeError } from '../errors.js';
@@ -12,12 +12,15 @@ import { QmpClient } from '../qemu/qmp.js';
 import { snapshotShape, type Accel, type GuestImage } from '../render/qemu.js';
 import type { ResolvedLab } from '../topology/model.js';
 import { cacheRoot } from '../dirs.js';
+import { layerOf, resumeShape, usesResumeHook } from '../guest/resume-mark.js';
 
 /** How many saved states the cache keeps (the least recently used go first); each is the size of a booted guest's memory. */
 export const SNAPSHOTS_KEPT = 8;
 // Bumped when the guest's side of the snapshot point changes in a way the image key would not show.
 // 2: the device state and the RAM template are two files (x-ignore-shared), the RAM mapped copy-on-write.
 const FORMAT = 2;
+// Saved states of image nodes (qnet's resume hook) are named so.
+const IMAGE_PREFIX = 'img-';
 
 /** The RAM template that goes with a saved device state (`X.state` -> `X.ram`). */
 export function ramOf(state: string): string {
@@ -50,20 +53,50 @@ export async function labSnapshots(
   accel: Accel,
   runner: CommandRunner,
   binary = 'qemu-system-x86_64',
+  notes: string[] = [],
 ): Promise<Record<string, { path: string; exists: boolean }>> {
   const out: Record<string, { path: string; exists: boolean }> = {};
   const version = await qemuVersion(runner, binary);
+  const present = (f: string) => stat(f).then((s) => s.isFile() && s.size > 0, () => false);
   for (const node of lab.nodes) {
+    if (node.image) {
+      // An image node of an image qnet made (its resume hook): keyed by the base as inspected, so a changed image
+      // or QEMU never meets an old state; the saver's disk at the snapshot point is saved beside it.
+      if (!usesResumeHook(node)) continue;
+      const key = createHash('sha256').update(JSON.stringify({ FORMAT, shape: resumeShape(node), version, binary, accel })).digest('hex').slice(0, 20);
+      const file = path.join(snapshotDir(), `${IMAGE_PREFIX}${key}.state`);
+      await dropOutdated(node.image.path, node.image.identity, notes);
+      out[node.name] = { path: file, exists: (await present(file)) && (await present(ramOf(file))) && (await present(layerOf(file))) };
+      continue;
+    }
     const shape = snapshotShape(node, image, accel);
     if (shape === undefined) continue;
     const key = createHash('sha256').update(JSON.stringify({ FORMAT, shape, version, binary, image: image.key ?? '' })).digest('hex').slice(0, 20);
     // Named after the image first: states of an image that is no longer current are recognised and removed.
     const file = path.join(snapshotDir(), `${image.key ?? 'image'}-${key}.state`);
-    const present = (f: string) => stat(f).then((s) => s.isFile() && s.size > 0, () => false);
     out[node.name] = { path: file, exists: (await present(file)) && (await present(ramOf(file))) };
   }
   await tidySnapshots(image.key);
   return out;
+}
+
+/** What an image node's saved state was made on: written beside it (`X.base.json`), read to drop outdated states. */
+export function baseRecordOf(state: string): string {
+  return state.replace(/\.state$/, '.base.json');
+}
+
+// Drops the saved states made on an earlier version of this base (same path, other size, time or inode): they can
+// never be restored into again, and each holds a RAM template and a disk layer.
+async function dropOutdated(base: string, identity: unknown, notes: string[]): Promise<void> {
+  const dir = snapshotDir();
+  for (const n of await readdir(dir).catch(() => [] as string[])) {
+    if (!n.startsWith(IMAGE_PREFIX) || !n.endsWith('.base.json')) continue;
+    const rec = await readFile(path.join(dir, n), 'utf8').then((t) => JSON.parse(t) as { base?: string; identity?: unknown }, () => null);
+    if (rec?.base !== base || JSON.stringify(rec.identity) === JSON.stringify(identity)) continue;
+    const state = path.join(dir, n.replace(/\.base\.json$/, '.state'));
+    await dropSnapshot(state);
+    notes.push(`dropped the saved state of ${path.basename(state)}: it was made on an earlier version of ${base}`);
+  }
 }
 
 /**
@@ -73,8 +106,9 @@ export async function labSnapshots(
 export async function tidySnapshots(currentImage?: string): Promise<void> {
   const dir = snapshotDir();
   for (const n of await readdir(dir).catch(() => [] as string[])) {
-    const partial = /\.(?:state|ram)\.(\d+)\.\d+\.tmp$/.exec(n);
-    const stale = partial ? !pidAlive(Number(partial[1])) : currentImage !== undefined && /\.(state|ram)$/.test(n) && !n.startsWith(`${currentImage}-`);
+    const partial = /\.(?:state|ram|disk)\.(\d+)\.\d+\.tmp$/.exec(n);
+    // States of image nodes are keyed by their own base (pruned by use, below), not by the built-in guest's image.
+    const stale = partial ? !pidAlive(Number(partial[1])) : currentImage !== undefined && /\.(state|ram)$/.test(n) && !n.startsWith(`${currentImage}-`) && !n.startsWith(IMAGE_PREFIX);
     if (stale) await rm(path.join(dir, n), { force: true });
   }
 }
@@ -96,11 +130,19 @@ function pidAlive(pid: number): boolean {
  * guest's RAM is a shared memfd); while the guest is paused at the end of the stream, qnet copies that memfd out of
  * QEMU (as root, through /proc), holes for zero pages. Then the guest is resumed. Resolves with both files' sizes.
  */
-export async function saveGuestState(qmpPath: string, sockPath: string, dest: string, owner: { uid: number; gid: number }, pid: number): Promise<number> {
+export async function saveGuestState(
+  qmpPath: string,
+  sockPath: string,
+  dest: string,
+  owner: { uid: number; gid: number },
+  pid: number,
+  disk?: { overlay: string; base: string; identity: unknown },
+): Promise<number> {
   await mkdir(path.dirname(dest), { recursive: true, mode: 0o700 });
   const stamp = `${process.pid}.${Date.now()}.tmp`;
   const tmp = `${dest}.${stamp}`;
   const ramTmp = `${ramOf(dest)}.${stamp}`;
+  const diskTmp = `${layerOf(dest)}.${stamp}`;
   const out = createWriteStream(tmp, { mode: 0o600 });
   const server = net.createServer({ allowHalfOpen: false });
   const streamed = new Promise<void>((resolve, reject) => {
@@ -134,13 +176,21 @@ export async function saveGuestState(qmpPath: string, sockPath: string, dest: st
     await Promise.race([streamed, new Promise((_, reject) => setTimeout(() => reject(new RuntimeError('the saved state did not arrive')), 10000))]);
     // Paused since the stream ended: its RAM is what the device state goes with.
     const ramBytes = await copyGuestRam(pid, ramTmp);
+    // An image node's disk as it is now (QEMU flushed and let go of it at the end of the stream): the layer the
+    // restored nodes' overlays go on; the page cache in the saved RAM matches it.
+    const diskBytes = disk ? await copySparse(disk.overlay, diskTmp) : 0;
+    if (disk) {
+      await writeFile(baseRecordOf(dest), JSON.stringify({ base: disk.base, identity: disk.identity }) + '\n', { mode: 0o600 });
+      await rename(diskTmp, layerOf(dest));
+    }
     await rename(ramTmp, ramOf(dest));
     await rename(tmp, dest);
     await pruneSnapshots(dest);
-    return out.bytesWritten + ramBytes;
+    return out.bytesWritten + ramBytes + diskBytes;
   } catch (e) {
     await rm(tmp, { force: true });
     await rm(ramTmp, { force: true });
+    await rm(diskTmp, { force: true });
     throw e;
   } finally {
     server.close();
@@ -198,6 +248,8 @@ export async function touchSnapshot(file: string): Promise<void> {
 export async function dropSnapshot(file: string): Promise<void> {
   await rm(file, { force: true });
   await rm(ramOf(file), { force: true });
+  await rm(layerOf(file), { force: true });
+  await rm(baseRecordOf(file), { force: true });
 }
 
 // Keeps the SNAPSHOTS_KEPT most recently used states.

@@ -11,7 +11,7 @@ import { ControlChannel } from '../qemu/control.js';
 import { kindOf } from '../guest/kinds.js';
 import { awaitReady, describeWait } from './ready.js';
 import { inspectLabImages } from '../guest/image-check.js';
-import { observeImages, writeSeed } from './images.js';
+import { observeImages, writeResumeConfig, writeSeed } from './images.js';
 import { DEFAULT_GRACE_MS } from './grace.js';
 import { startGuest, stopGuest, waitRestored, type StartedGuest } from '../qemu/guest.js';
 import { nodeFiles, withIncoming, type Accel } from '../render/qemu.js';
@@ -91,7 +91,9 @@ export async function prepareUp(
   const lan = lab.networks.some(onLan) ? await inspectLanUplinks(lab, opts.runner, (m) => reporter.info(m)) : undefined;
   const uplink = needsUplink(lab) ? await chooseUplink(opts.runner, lab) : undefined;
   const hostForwarding = uplink ? await hostForwardingOnByHost() : undefined;
-  const snapshots = opts.cold ? undefined : await labSnapshots(lab, image, accel, opts.runner);
+  const notes: string[] = [];
+  const snapshots = opts.cold ? undefined : await labSnapshots(lab, image, accel, opts.runner, undefined, notes);
+  for (const n of notes) reporter.info(n);
   return {
     lab,
     steps: planUp(lab, { image, accel, user, userIds: uids, guestIds: labIds(lab.name), ...(uplink ? { uplink } : {}), ...(hostForwarding !== undefined ? { hostForwarding } : {}), ...(lan ? { lan } : {}), parallel: bootWindow(opts), ...(snapshots ? { snapshots } : {}), ...images }),
@@ -276,7 +278,7 @@ export async function execute(a: Action, ctx: ExecContext): Promise<void> {
         // A restored guest waits at its snapshot point: its clock and configuration are this run's.
         if (g.how === 'restored') ch.send(await resumeLines(files.config));
         if (a.snapshot?.mode === 'save') {
-          const saved = saveAtSnapshotPoint(ch, files, a.snapshot.path, a.node, ctx);
+          const saved = saveAtSnapshotPoint(ch, files, a.snapshot.path, a.node, ctx, a.snapshot.disk);
           saved.catch(() => {});
           ctx.live.snapshots.set(a.node, saved);
         }
@@ -342,6 +344,9 @@ export async function execute(a: Action, ctx: ExecContext): Promise<void> {
       return;
     case 'seed':
       await writeSeed(ctx.runner, ctx.lab, a);
+      return;
+    case 'resume-config':
+      await writeResumeConfig(ctx.lab, a);
       return;
     case 'rmdir-empty':
       await rmdir(a.path).catch((e: NodeJS.ErrnoException) => {
@@ -471,10 +476,13 @@ async function startFromSnapshot(
     if (fd !== undefined) {
       const startedAt = new Date().toISOString();
       let g: StartedGuest | undefined;
+      const own: number[] = [];
       try {
         // RAM: the template of the shape, shared copy-on-write by every guest restored from it in this up.
         const template = await templateOf(ctx, ramOf(a.snapshot.path));
-        g = await startGuest(a.snapshot.argv ?? withIncoming(a.argv), env, files, 15000, fd, [template]);
+        // An image node's files for its restored form (the saved disk layer, its overlay on it), opened here.
+        for (const f of a.snapshot.fds ?? []) own.push(openSync(f.path, f.write ? 'r+' : 'r'));
+        g = await startGuest(a.snapshot.argv ?? withIncoming(a.argv), env, files, 15000, fd, [template, ...own]);
         // The devices come in on fd 3, RAM left out of the stream (it is the template's): x-ignore-shared both sides.
         await g.qmp.execute('migrate-set-capabilities', { capabilities: [{ capability: 'x-ignore-shared', state: true }] });
         await g.qmp.execute('migrate-incoming', { uri: 'fd:3' });
@@ -493,6 +501,7 @@ async function startFromSnapshot(
         await dropSnapshot(a.snapshot.path);
       } finally {
         closeSync(fd);
+        for (const o of own) closeSync(o);
       }
     }
   }
@@ -505,13 +514,13 @@ async function startFromSnapshot(
  * the guest carries on (a failed save is reported, not fatal: the others of its shape boot instead); rejects if
  * the guest fails or goes away before its snapshot point.
  */
-async function saveAtSnapshotPoint(ch: ControlChannel, files: ReturnType<typeof nodeFiles>, dest: string, node: string, ctx: ExecContext): Promise<void> {
+async function saveAtSnapshotPoint(ch: ControlChannel, files: ReturnType<typeof nodeFiles>, dest: string, node: string, ctx: ExecContext, disk?: NonNullable<Extract<Action, { kind: 'start-guest' }>['snapshot']>['disk']): Promise<void> {
   await ch.waitFor((l) => l === 'SNAPSHOT', (l) => l.startsWith('ERROR'), ctx.readyTimeoutMs, node);
   const t0 = Date.now();
   try {
     const pid = ctx.live.pids.get(node);
     if (pid === undefined) throw new RuntimeError(`${node} has no QEMU process to save`);
-    const bytes = await saveGuestState(files.qmp, path.join(files.dir, 'save.sock'), dest, labIds(ctx.lab.name), pid);
+    const bytes = await saveGuestState(files.qmp, path.join(files.dir, 'save.sock'), dest, labIds(ctx.lab.name), pid, disk);
     ctx.reporter.step(`save ${node} at its snapshot point (${(bytes / 2 ** 20).toFixed(0)} MiB, for the next guests of its shape)`, Date.now() - t0, true);
   } catch (e) {
     ctx.reporter.info(`${node}: ${(e as Error).message}; guests of its shape boot instead`);

@@ -275,6 +275,7 @@ export function formatPlan(steps: Step[]): string {
     if (a.kind === 'exec' || a.kind === 'start-guest' || a.kind === 'start-service') lines.push(`      $ ${a.argv.map(shellQuote).join(' ')}`);
     if (a.kind === 'start-guest')
       (a.fds ?? []).forEach((f, i) => lines.push(`      fd ${4 + i} < ${f.path} (${f.write ? 'read-write' : 'read-only'}, opened by qnet)`));
+    if (a.kind === 'resume-config') lines.push(`      ${a.file}: the node's files, MACs and hostname for the resume hook (with the lab key ${a.labKey}), fresh machine-id and seed`);
     if (a.kind === 'seed') lines.push(`      ${a.iso}: xorriso -as mkisofs -V cidata -J -r of meta-data, user-data (with the lab key ${a.labKey}), network-config`);
     if (a.kind === 'copy') lines.push(`      ${a.from} -> ${a.to}`);
     if (a.kind === 'start-guest' && a.snapshot)

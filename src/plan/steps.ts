@@ -30,6 +30,8 @@ export type Action =
   | { kind: 'rmdir-empty'; path: string }
   /** An image node's cloud-init seed: rendered with the SSH keys made earlier in the run, then packed as an ISO. */
   | { kind: 'seed'; node: string; dir: string; iso: string; labKey: string; hostKey: string; knownHosts: string }
+  /** The configuration of a node using qnet's resume hook (keys read here, fresh machine-id and seed), for its QEMU. */
+  | { kind: 'resume-config'; node: string; file: string; labKey: string; hostKey: string; knownHosts: string; snapshot: boolean; owner: { uid: number; gid: number } }
   | { kind: 'wait-ready'; nodes: string[] }
   | { kind: 'host-forwarding'; enable: boolean }
   | { kind: 'start-service'; service: string; argv: string[]; env: Record<string, string>; log: string; readyText: string }
@@ -46,6 +48,10 @@ export interface GuestSnapshot {
   path: string;
   /** restore: QEMU's argv when it restores (RAM mapped from the template); `argv` of the action boots it instead. */
   argv?: string[];
+  /** restore: the files that argv is handed (after the template's descriptor); the action's `fds` go with its argv. */
+  fds?: PassedFile[];
+  /** save (image nodes): the overlay to copy beside the state at the snapshot point (the restored nodes' disk). */
+  disk?: { overlay: string; base: string; identity: unknown };
 }
 
 export interface Step {

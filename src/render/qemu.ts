@@ -63,6 +63,18 @@ export interface QemuOptions {
   binary?: string;
 }
 
+/** The memory backend of a guest whose RAM is a template's source or a copy-on-write mapping of one (none when plain). */
+export function memoryArgs(node: ResolvedNode, memory: GuestMemory): string[] {
+  if (memory === 'template-source') return ['-object', `memory-backend-memfd,id=${RAM_ID},size=${node.memory}M,share=on`];
+  if (memory === 'template') return ['-object', `memory-backend-file,id=${RAM_ID},size=${node.memory}M,mem-path=/proc/self/fd/${TEMPLATE_FD},share=off`];
+  return [];
+}
+
+/** The -machine value of a guest with this memory (a templated guest's RAM is the backend named RAM_ID). */
+export function machineWithMemory(machine: string, memory: GuestMemory): string {
+  return memory === 'plain' ? machine : `${machine},memory-backend=${RAM_ID}`;
+}
+
 /** What every guest's QEMU has, whatever its kind: machine and accelerator, CPUs, memory, the sandbox, QMP, serial. */
 export function commonArgs(o: { node: ResolvedNode; files: NodeFiles; accel: Accel; machine?: string; reboot?: boolean; display?: boolean; tbSize?: number }): string[] {
   const { node, files } = o;
@@ -113,9 +125,8 @@ export function renderQemuArgs(o: QemuOptions): string[] {
   const args = [
     // A restored guest only resumes and idles: 16 MiB of translation cache is enough (its own private memory is
     // then mostly that cache; measured: 47 -> 37 MiB private per idle restored guest, iperf3 unchanged).
-    ...commonArgs({ ...o, ...(memory !== 'plain' ? { machine: `q35,memory-backend=${RAM_ID}` } : {}), ...(memory === 'template' ? { tbSize: 16 } : {}) }),
-    ...(memory === 'template-source' ? ['-object', `memory-backend-memfd,id=${RAM_ID},size=${node.memory}M,share=on`] : []),
-    ...(memory === 'template' ? ['-object', `memory-backend-file,id=${RAM_ID},size=${node.memory}M,mem-path=/proc/self/fd/${TEMPLATE_FD},share=off`] : []),
+    ...commonArgs({ ...o, machine: machineWithMemory('q35', memory), ...(memory === 'template' ? { tbSize: 16 } : {}) }),
+    ...memoryArgs(node, memory),
     '-kernel', image.kernel,
     '-initrd', image.initrd,
     '-append', image.cmdline,

@@ -125,6 +125,10 @@ export interface ImageSpec {
   cdrom?: string;
   /** A screen over VNC: always on a Unix socket in the run directory, and on 127.0.0.1:port when given. */
   vnc?: { port?: number };
+  /** The version of qnet's resume hook the image carries (images `qnet image create` makes; found by the check). */
+  resume?: number;
+  /** The base as inspected (size, mtime, inode): what a saved state of the node's shape was made on. */
+  identity?: { size: number; mtimeMs: number; ino: number; dev: number };
 }
 
 /** Disk image formats an image node may use. */
