@@ -51,8 +51,11 @@ const GUEST_DEBS: Array<{ pkg: string; files: Array<[string, string]>; bundle?: 
  * HPET twice a second (QEMU derives the TSC and HPET from the same host clock), and proactive compaction
  * (kcompactd looking every 500 ms) is off. `no_timer_check`: on a host with many more guests booting than cores,
  * the kernel's early check that timer interrupts arrive can starve and panic ("IO-APIC + timer doesn't work").
+ * `ipv6.disable=1`: a lab is IPv4; without it every guest coming up sends router solicitations, DAD and MLD to
+ * its bridge, flooded to every other guest, each of which wakes and handles them under TCG: work that grows with
+ * the square of the guests starting (measured with 250 guests: see BENCHMARKS.md).
  */
-export const KERNEL_CMDLINE = 'console=ttyS0 quiet panic=-1 rdinit=/init tsc=reliable sysctl.vm.compaction_proactiveness=0 no_timer_check';
+export const KERNEL_CMDLINE = 'console=ttyS0 quiet panic=-1 rdinit=/init tsc=reliable sysctl.vm.compaction_proactiveness=0 no_timer_check ipv6.disable=1';
 
 export interface ImageManifest extends GuestImage {
   key: string;

@@ -125,6 +125,13 @@ while read -r kind a b c; do
   ip link set "$dev" down
   ip link set "$dev" name "qn$i" && i=$((i+1))
 done < /etc/qnet/config
+# Then their names: eth<position>, the same for every node of the shape, so given before the snapshot point.
+i=0
+while read -r kind a b c; do
+  [ "$kind" = nic ] || continue
+  ip link set "qn$i" name "$b" || { say "ERROR cannot name qn$i $b"; fail=1; }
+  i=$((i+1))
+done < /etc/qnet/config
 # The snapshot point. The host saves this guest here (nothing of the node applied yet) and restores copies of
 # the saved state for later nodes of the same shape; each carries on from here on "resume EPOCH", with its own
 # clock and its own configuration (sent on the port after that line).
@@ -147,26 +154,26 @@ if grep -qx snapshot /etc/qnet/config; then
   # A router's ruleset is still read from fw_cfg: the driver lists the items of the QEMU it runs in now.
   if grep -qx nft /etc/qnet/config; then rmmod qemu_fw_cfg 2>/dev/null; load qemu_fw_cfg; fi
 fi
-# Hostname, then each NIC (found by its position) gets this node's MAC and name.
+# From here on a restored guest runs with its translation cache empty, and each program it starts costs: shell
+# builtins wherever they do (read instead of cat, /proc instead of hostname).
+# Hostname, then each NIC (by its name, the same for every node of the shape) gets this node's MAC.
 while read -r kind a b c; do
   case "$kind" in
-    hostname) hostname "$a"; echo "$a" > /etc/hostname; echo "127.0.1.1 $a" >> /etc/hosts ;;
+    hostname) echo "$a" > /proc/sys/kernel/hostname; echo "$a" > /etc/hostname; echo "127.0.1.1 $a" >> /etc/hosts; HOST=$a ;;
   esac
 done < /etc/qnet/config
 ip link set lo up
-i=0
 while read -r kind a b c; do
   [ "$kind" = nic ] || continue
-  if [ "$(cat "/sys/class/net/qn$i/address" 2>/dev/null)" != "$a" ]; then ip link set "qn$i" address "$a" || fail=1; fi
-  ip link set "qn$i" name "$b" 2>/dev/null
+  m=; read -r m < "/sys/class/net/$b/address"
+  if [ "$m" != "$a" ]; then ip link set "$b" address "$a" || fail=1; fi
   ip link set "$b" up || fail=1
-  i=$((i+1))
 done < /etc/qnet/config
 # "Ready" means the network is usable: wait (bounded) for each NIC's carrier (e1000 negotiates its link).
 while read -r kind a b c; do
   [ "$kind" = nic ] || continue
   n=0
-  while [ "$(cat "/sys/class/net/$b/carrier" 2>/dev/null)" != 1 ] && [ $n -lt 200 ]; do usleep 50000; n=$((n+1)); done
+  while :; do cr=; read -r cr < "/sys/class/net/$b/carrier" 2>/dev/null; [ "$cr" = 1 ] || [ $n -ge 200 ] && break; usleep 50000; n=$((n+1)); done
 done < /etc/qnet/config
 # Pass 3: addresses and routes.
 while read -r kind a b c; do
@@ -174,7 +181,7 @@ while read -r kind a b c; do
     addr) ip addr add "$b" dev "$a" || fail=1 ;;
     # udhcpc gives up after three unanswered requests (1 s apart): a LAN server that stalls (dnsmasq while it
     # ping-checks another address) would fail the lease; a fresh udhcpc, a few times over, rides that out.
-    dhcp) ok=0; for t in 1 2 3 4 5 6; do udhcpc -i "$a" -t 10 -T 1 -A 1 -n -x "hostname:$(hostname)" -s /etc/qnet/udhcpc >/dev/null 2>&1 && { ok=1; break; }; done
+    dhcp) ok=0; for t in 1 2 3 4 5 6; do udhcpc -i "$a" -t 10 -T 1 -A 1 -n -x "hostname:$HOST" -s /etc/qnet/udhcpc >/dev/null 2>&1 && { ok=1; break; }; done
       [ "$ok" = 1 ] || { say "ERROR no DHCP lease on $a"; fail=1; } ;;
     route) ip route add "$a" via "$b" || fail=1 ;;
     host) echo "$b $a" >> /etc/hosts ;;
@@ -183,7 +190,8 @@ while read -r kind a b c; do
     nft) nft -f /sys/firmware/qemu_fw_cfg/by_name/${FW_CFG_NFT}/raw || fail=1 ;;
   esac
 done < /etc/qnet/config
-if [ "$fail" = 0 ]; then say "READY $(hostname) $(cut -d' ' -f1 /proc/uptime)"; else say "ERROR configuration failed"; fi
+read -r up rest < /proc/uptime
+if [ "$fail" = 0 ]; then say "READY $HOST $up"; else say "ERROR configuration failed"; fi
 # Control loop: the host sends one command a line; EOF means the host is not connected. The pause between
 # looks is a read with a timeout on a FIFO that never speaks: a builtin, so an idle guest forks nothing.
 mkfifo /run/qnet-idle

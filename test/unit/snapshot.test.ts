@@ -82,10 +82,15 @@ test('the guest finds its NICs by position after the snapshot point and takes it
   const before = BOOT.slice(0, at);
   const after = BOOT.slice(at);
   // Nothing of the node is applied before the snapshot point: no hostname, no addresses, no link up.
-  assert.doesNotMatch(before, /hostname "\$a"|addr add|set "\$b" up/);
+  assert.doesNotMatch(before, /kernel\/hostname|addr add|set "\$b" up|address "\$a"/);
+  // NICs are named by position before it (eth<index>, the same for the whole shape)...
+  assert.match(before, /ip link set "qn\$i" name "\$b"/);
+  // ...and after it the guest takes this run's clock, its configuration from the control port (up to "end"; fw_cfg
+  // is read again only for a router's ruleset), and its MACs.
   assert.match(after, /date -u -s "@\$2"/);
-  assert.match(after, /rmmod qemu_fw_cfg/);
-  assert.match(after, /ip link set "qn\$i" address "\$a"/);
+  assert.match(after, /\[ "\$line" = end \] && break/);
+  assert.match(after, /grep -qx nft \/etc\/qnet\/config; then rmmod qemu_fw_cfg/);
+  assert.match(after, /ip link set "\$b" address "\$a"/);
 });
 
 test('saved states are named after their image; those of another image and partial files of dead saves go', async () => {
