@@ -23,10 +23,11 @@ function series(argv: string[], cwd: string): number[] {
 }
 
 /**
- * Builds the CLI of BEFORE_REV in a temporary git worktree (sharing this checkout's node_modules), or says why it
+ * Builds qnet at revision `rev` in a temporary git worktree (sharing this checkout's node_modules), or says why it
  * cannot (no git history, as in a tarball). The caller removes it with the returned function.
  */
-function buildBefore(root: string, log: (s: string) => void): { dir: string; remove: () => void } | { why: string } {
+export function buildRev(root: string, rev: string, log: (s: string) => void): { dir: string; remove: () => void } | { why: string } {
+  const BEFORE_REV = rev;
   const has = spawnSync('git', ['-C', root, 'cat-file', '-e', `${BEFORE_REV}^{commit}`]);
   if (has.status !== 0) return { why: `revision ${BEFORE_REV} is not in this checkout's git history` };
   const dir = mkdtempSync('/tmp/qnet-bench-before-');
@@ -42,7 +43,7 @@ function buildBefore(root: string, log: (s: string) => void): { dir: string; rem
     symlinkSync(path.join(root, 'node_modules'), path.join(dir, 'node_modules'));
     const tsc = spawnSync(process.execPath, [path.join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', dir], { encoding: 'utf8' });
     if (tsc.status !== 0 || !existsSync(path.join(dir, 'dist', 'src', 'cli', 'main.js'))) throw new Error(tsc.stdout + tsc.stderr);
-    log(`cli: built the CLI of ${BEFORE_REV} in ${dir}`);
+    log(`bench: built qnet ${BEFORE_REV} in ${dir}`);
     return { dir, remove };
   } catch (e) {
     remove();
@@ -54,7 +55,7 @@ function buildBefore(root: string, log: (s: string) => void): { dir: string; rem
 export async function cliStartup(root: string, o: { log: (s: string) => void; cell: (xs: number[]) => string }): Promise<{ rows: string[]; note: string }> {
   const qnet = path.join(root, 'bin', 'qnet.js');
   const rows = [`| \`node -e 0\` (node itself, the floor) | ${o.cell(series([process.execPath, '-e', '0'], root))} | |`];
-  const before = buildBefore(root, o.log);
+  const before = buildRev(root, BEFORE_REV, o.log);
   try {
     for (const [what, args] of [['qnet --help', ['--help']], ['qnet status (no labs)', ['status']]] as const) {
       const now = series([process.execPath, qnet, ...args], root);

@@ -20,6 +20,9 @@ import { ensureDebianImage, type DebianImageOptions } from '../src/guest/debian-
 import { MASKED_UNITS } from '../src/guest/debian-recipe.js';
 import { renderSeed, type Seed } from '../src/guest/cloud-init.js';
 import { imageNodeFiles } from '../src/guest/image-node.js';
+import { inspectLabImages } from '../src/guest/image-check.js';
+import { ensureImage } from '../src/guest/image.js';
+import { dropSnapshot, labSnapshots } from '../src/lab/snapshot.js';
 import { labDir, stateRoot } from '../src/dirs.js';
 import { nodeFiles } from '../src/render/qemu.js';
 import { ensureVirtinst, Libvirt, LV_TAG, type LvImageGuest, type LvSeed } from './libvirt.js';
@@ -43,6 +46,8 @@ export interface ImageRows {
   mem: string[];
   down: string[];
   trims: string[];
+  /** 10 Debian nodes of one shape: restored, first up, --cold, virt-install. */
+  ten: string[];
   /** With --with-libvirt: what virt-install chose for its domains, or exactly why it was not measured. */
   libvirt?: { ok: boolean; text: string };
   ms: number;
@@ -65,10 +70,14 @@ function sh(argv: string[], input?: string): string {
   return r.stdout;
 }
 
-/** The lab every side boots: n Debian nodes of one base on a bridge with a host address, static IPs. */
-function imageLab(name: string, n: number, image: string): ResolvedLab {
+/**
+ * The lab every side boots: n Debian nodes of one base on a bridge with a host address, static IPs. `cloudInit`:
+ * configured by qnet's cloud-init seed, as the script and virt-install are (an empty user-data of the user's own
+ * keeps qnet's resume hook out); otherwise as a user writes it, and qnet's resume hook configures the nodes.
+ */
+function imageLab(name: string, n: number, image: string, cloudInit = true): ResolvedLab {
   const nodes: Record<string, unknown> = {};
-  for (let i = 0; i < n; i++) nodes[`d${i}`] = { image, nics: [{ network: 'lan', ip: `${NET}.${10 + i}` }] };
+  for (let i = 0; i < n; i++) nodes[`d${i}`] = { image, ...(cloudInit ? { cloudInit: { userData: {} } } : {}), nics: [{ network: 'lan', ip: `${NET}.${10 + i}` }] };
   return validateTopology({ name, networks: { lan: { subnet: `${NET}.0/24`, address: `${NET}.1` } }, nodes });
 }
 
@@ -231,12 +240,16 @@ function stoppedHow(removed: string[]): string {
 }
 
 /** A qnet lab from `up()` to ready, optionally sampled at idle, then taken down by the library or by the CLI. */
-async function qnetSide(held: Held, lab: ResolvedLab, opts: { sample: boolean; down: 'library' | 'cli' }): Promise<Boot & { downMs: number; stopped: string }> {
+async function qnetSide(
+  held: Held,
+  lab: ResolvedLab,
+  opts: { sample: boolean; down: 'library' | 'cli'; cold?: boolean; window?: boolean },
+): Promise<Boot & { downMs: number; stopped: string; restored: number }> {
   held.add(`lab ${lab.name}`, () => forceDown(lab.name));
   try {
     const t0 = process.hrtime.bigint();
-    // parallel 0: every node starts at once (the default window, cores + 1, is 3 here anyway).
-    await up(lab, { runner: run, accel: 'tcg', readyTimeoutMs: READY_TIMEOUT_MS, parallel: 0 });
+    // parallel 0: every node starts at once (the default window, cores + 1, is 3 here anyway); window: the default.
+    await up(lab, { runner: run, accel: 'tcg', readyTimeoutMs: READY_TIMEOUT_MS, ...(opts.window ? {} : { parallel: 0 }), ...(opts.cold ? { cold: true } : {}) });
     const wholeMs = since(t0);
     const state = await readState(lab.name);
     if (!state) throw new Error(`${lab.name}: no state file after up`);
@@ -274,7 +287,8 @@ async function qnetSide(held: Held, lab: ResolvedLab, opts: { sample: boolean; d
       const removed = /removed (.*)$/m.exec(r.stderr.replace(/\x1b\[[0-9;]*m/g, ''))?.[1] ?? '';
       stopped = stoppedHow(removed.split(/, (?=guest |namespace |run directory )/));
     }
-    return { wholeMs, guests, ...(sample ? { sample } : {}), downMs, stopped };
+    const restored = lab.nodes.filter((n) => state.guests[n.name]?.start === 'restored').length;
+    return { wholeMs, guests, ...(sample ? { sample } : {}), downMs, stopped, restored };
   } catch (e) {
     await forceDown(lab.name);
     throw e;
@@ -392,7 +406,7 @@ async function checkNothingLeft(prefix: string): Promise<void> {
   for (const d of [path.dirname(labDir('x')), stateRoot()])
     for (const e of existsSync(d) ? sh(['ls', '-A', d]).split('\n').filter((x) => x.startsWith(`${prefix}-`)) : []) left.push(`${d}/${e}`);
   for (const e of sh(['ls', '-A', '/tmp']).split('\n').filter((x) => x.startsWith(`qnet-bench-img-${prefix}-`))) left.push(`/tmp/${e}`);
-  for (const lab of [`${prefix}-img-1`, `${prefix}-img-3`, ...TRIMS.map((_, i) => `${prefix}-trim-${i}`)]) if ((await findLab(lab)).present) left.push(`lab ${lab}`);
+  for (const lab of [`${prefix}-img-1`, `${prefix}-img-3`, `${prefix}-img-10`, ...TRIMS.map((_, i) => `${prefix}-trim-${i}`)]) if ((await findLab(lab)).present) left.push(`lab ${lab}`);
   if (left.length) throw new Error(`the image section left ${left.join(', ')}`);
 }
 
@@ -401,7 +415,7 @@ export async function imageSection(o: ImageBenchOptions): Promise<ImageRows> {
   const { fmt, cell, log } = o;
   const started = Date.now();
   const held = new Held(log);
-  const rows: ImageRows = { boot: [], mem: [], down: [], trims: [], ms: 0 };
+  const rows: ImageRows = { boot: [], mem: [], down: [], trims: [], ten: [], ms: 0 };
   let lv: Libvirt | undefined;
   try {
     const image = await held.building(ensureDebianImage(run, {}, (m) => log(`images: ${m}`)));
@@ -449,6 +463,37 @@ export async function imageSection(o: ImageBenchOptions): Promise<ImageRows> {
       rows.down.push(`| ${n} | library \`down()\` (ACPI button, up to 30 s grace) | ${fmt(q.downMs)} | ${q.stopped} |`);
     }
     if (!o.quick) {
+      // 10 Debian nodes of one shape as a user writes them (qnet's resume hook): every node booting (--cold, the
+      // default window), the first up of the shape (one boots and is saved, nine are restored), every later up
+      // (all restored); virt-install boots the same image (with cloud-init: it cannot use qnet's hook).
+      const n = 10;
+      const lab = imageLab(`${o.prefix}-img-10`, n, image.file, false);
+      const inspected = await inspectLabImages(run, lab);
+      const guestImage = await ensureImage(run);
+      const states = await labSnapshots(inspected, guestImage, 'tcg', run);
+      log(`images 10: qnet --cold`);
+      const cold = await qnetSide(held, lab, { sample: false, down: 'cli', cold: true, window: true });
+      for (const st of new Set(Object.values(states).map((x) => x.path))) await dropSnapshot(st);
+      log(`images 10: --cold ${fmt(cold.wholeMs)}; first up of the shape`);
+      const first = await qnetSide(held, lab, { sample: false, down: 'cli', window: true });
+      const warm = [];
+      for (let r = 0; r < 2; r++) warm.push(await qnetSide(held, lab, { sample: r === 0, down: 'cli', window: true }));
+      log(`images 10: first ${fmt(first.wholeMs)} (${first.restored} restored), restored ${warm.map((w) => fmt(w.wholeMs)).join(', ')}`);
+      const per = (b: Boot) => `${fmt(Math.min(...b.guests.map((g) => g.ms)))}–${fmt(Math.max(...b.guests.map((g) => g.ms)))}`;
+      rows.ten.push(`| qnet, every later up (each node restored) | ${warm.map((w) => fmt(w.wholeMs)).join(', ')} | ${warm.map((w) => `${w.restored} of ${n}`).join(', ')} | ${per(warm[0]!)} | ${fmt(warm[0]!.downMs)} |`);
+      rows.ten.push(`| qnet, first up of the shape (one boots and is saved) | ${fmt(first.wholeMs)} | ${first.restored} of ${n} | ${per(first)} | ${fmt(first.downMs)} |`);
+      rows.ten.push(`| qnet \`--cold\` (every node boots, at most 3 at once) | ${fmt(cold.wholeMs)} | 0 of ${n} | ${per(cold)} | ${fmt(cold.downMs)} |`);
+      rows.mem.push(memRow(n, 'qnet, restored', warm[0]!.sample!));
+      if (lv && rows.libvirt?.ok !== false) {
+        try {
+          const v = await libvirtSide(lv, o.prefix, imageLab(`${o.prefix}-img-10`, n, image.file), image.file);
+          rows.ten.push(`| virt-install, all at once (cloud-init) | ${fmt(v.wholeMs)} | | ${per(v)} | |`);
+          rows.mem.push(memRow(n, 'virt-install', v.sample!));
+          log(`images 10: virt-install ${fmt(v.wholeMs)}`);
+        } catch (e) {
+          rows.ten.push(`| virt-install | not measured: ${(e as Error).message} | | | |`);
+        }
+      }
       // Every variant is built (or taken from the cache) before any of them boots: a build takes both cores.
       const images = [];
       for (const t of TRIMS) images.push(await held.building(ensureDebianImage(run, t.opts, (m) => log(`images: ${m}`))));
@@ -488,7 +533,8 @@ export function imagesMarkdown(r: ImageRows, o: { quick: boolean; withLibvirt: b
   return `## Image nodes: a real Debian 12 guest, first boot
 
 The Debian image \`qnet image create debian\` makes (cached by the bench; every guest on a qcow2 overlay of its own,
-the image itself never written), configured by qnet's cloud-init seed, ${MEMORY} MiB, one vCPU, one virtio NIC on a
+the image itself never written), configured by qnet's cloud-init seed (each node given an empty user-data of its
+own, which keeps qnet's resume hook out: the same cloud-init boot on every side; the hook is measured below), ${MEMORY} MiB, one vCPU, one virtio NIC on a
 bridge with a host address (${NET}.1/24, static addresses .10 on), under TCG with a 32 MiB translation cache.
 Ready means the same signal on every side: qnet-ready.service, which runs after cloud-init's final stage, saying
 READY. qnet (the library \`up()\`, default readiness: READY on its virtio-serial port, then the guest agent
@@ -506,6 +552,21 @@ bench). Whole: from the first command to the last guest ready; ratio: whole agai
 | guests at once | how | whole → last ready | each guest: start → ready | ratio to qnet |
 | --- | --- | --- | --- | --- |
 ${r.boot.join('\n')}
+
+### 10 Debian nodes of one shape: restored from a saved state, cold, and virt-install
+
+The same image, the 10 nodes as a user writes them (no user-data of their own), so that qnet configures them
+with its resume hook instead of cloud-init (qnet image create puts it in the image; cloud-init stays out of those
+boots). \`qnet up FILE\` with its defaults (at most cores + 1 nodes booting at once; restored ones do not count),
+timed to its return with every node ready (READY, then the guest agent), and \`qnet down LAB\`: every later up
+(each node restored from the saved state of the shape and its disk, twice), the first up of the shape (one node boots
+and is saved at the hook's snapshot point, nine are restored once it is), and \`--cold\` (every node boots, no saved
+state). virt-install boots the same image with cloud-init, all 10 one after the other as above. Each node: start of
+its QEMU → ready, the fastest and the slowest of the 10.
+
+| how | up → every node ready | restored | each node: start → ready | qnet down |
+| --- | --- | --- | --- | --- |
+${r.ten.join('\n') || '| not measured (--quick) | | | | |'}
 
 ### Memory and disk per Debian guest
 

@@ -16,7 +16,7 @@ import { nodeFiles } from '../src/render/qemu.js';
 import { QmpClient } from '../src/qemu/qmp.js';
 import { connectControl } from '../src/qemu/control.js';
 import { stringify } from 'yaml';
-import { BEFORE_REV, cliStartup } from './cli.js';
+import { BEFORE_REV, buildRev, cliStartup } from './cli.js';
 import { ensureImage } from '../src/guest/image.js';
 import { execInGuest } from '../src/lab/exec.js';
 import { cacheRoot } from '../src/dirs.js';
@@ -138,17 +138,20 @@ function waitPing(ns: string, addrs: string[], timeoutMs: number): Promise<void>
   });
 }
 
+/** n guests on one bridge, g<i> at .10 + i (a /24; a /22 from 10.99.0.0 beyond 240 guests, up to the schema's 250). */
 function guestsLab(name: string, n: number, model = 'virtio', net = '10.99.0') {
+  const wide = n > 240;
+  const ip = (i: number) => (wide ? `10.99.${(10 + i) >> 8}.${(10 + i) & 255}` : `${net}.${10 + i}`);
   const nodes: Record<string, unknown> = {};
-  for (let i = 0; i < n; i++) nodes[`g${i}`] = { nics: [{ network: 'lan', ip: `${net}.${10 + i}`, model }] };
-  const topology = { name, networks: { lan: { subnet: `${net}.0/24`, address: `${net}.1` } }, nodes };
-  return Object.assign(validateTopology(topology), { topology });
+  for (let i = 0; i < n; i++) nodes[`g${i}`] = { nics: [{ network: 'lan', ip: ip(i), model }] };
+  const topology = { name, networks: { lan: { subnet: wide ? '10.99.0.0/22' : `${net}.0/24`, address: wide ? '10.99.0.1' : `${net}.1` } }, nodes };
+  return Object.assign(validateTopology(topology), { topology, ips: Array.from({ length: n }, (_, i) => ip(i)) });
 }
 
 /** Runs the real CLI (`node bin/qnet.js ...`) as a user types it; resolves with its exit code and stderr. */
-function cli(args: string[]): Promise<{ code: number; stderr: string }> {
+function cli(args: string[], qnet = QNET): Promise<{ code: number; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [QNET, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(process.execPath, [qnet, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     child.stderr.on('data', (d) => (stderr += d));
     child.on('close', (code) => resolve({ code: code ?? -1, stderr }));
@@ -208,22 +211,22 @@ function memAndCpu(pids: number[], seconds: number): { rss: number; pss: number;
  * One qnet lab brought up until every guest answers ping, then taken down (times, and how the guests started): with
  * the CLI as a user types it, `qnet up FILE` (its defaults, but for the options given here) and `qnet down LAB`.
  */
-async function qnetLab(lab: ReturnType<typeof guestsLab>, opts: { cold?: boolean; parallel?: number; timeout?: number; downBefore?: boolean; measure?: (pids: number[]) => Promise<void> }) {
+async function qnetLab(lab: ReturnType<typeof guestsLab>, opts: { cold?: boolean; parallel?: number; timeout?: number; downBefore?: boolean; measure?: (pids: number[]) => Promise<void>; qnet?: string }) {
   const dir = mkdtempSync('/tmp/qnet-bench-lab-');
   const file = path.join(dir, `${lab.name}.yaml`);
   writeFileSync(file, stringify(lab.topology));
   try {
     const t0 = process.hrtime.bigint();
     const args = ['up', file, ...(opts.cold ? ['--cold'] : []), ...(opts.parallel !== undefined ? ['--parallel', String(opts.parallel)] : []), ...(opts.timeout ? ['--timeout', String(opts.timeout)] : [])];
-    const r = await cli(args);
+    const r = await cli(args, opts.qnet);
     if (r.code !== 0) throw new Error(`qnet ${args.join(' ')} failed (${r.code}):\n${r.stderr}`);
-    await waitPing(lab.netns, lab.nodes.map((_, i) => `10.99.0.${10 + i}`), 120_000);
+    await waitPing(lab.netns, lab.ips, 120_000);
     const upMs = Number(process.hrtime.bigint() - t0) / 1e6;
     const state = await readState(lab.name);
     const guests = Object.values(state!.guests);
     if (opts.measure) await opts.measure(guests.map((g) => g.pid));
     let d = { code: 0, stderr: '' };
-    const downMs = opts.downBefore ? await downAsBefore(lab) : await timed(async () => (d = await cli(['down', lab.name])));
+    const downMs = opts.downBefore ? await downAsBefore(lab) : await timed(async () => (d = await cli(['down', lab.name], opts.qnet)));
     if (d.code !== 0) throw new Error(`qnet down ${lab.name} failed: ${d.stderr}`);
     return { upMs, downMs, boots: guests.map((g) => (g.bootSeconds ?? 0) * 1000), restored: guests.filter((g) => g.start === 'restored').length };
   } finally {
@@ -325,25 +328,57 @@ async function labs(libvirt: boolean, extras = true): Promise<{ rows: string[]; 
     rmSync(bzDir, { recursive: true, force: true });
   }
   if (!quick && extras) {
-    // 100 idle guests at once (their saved state exists from above): time to all answering, memory, idle CPU.
-    const n = 100;
-    const lab = guestsLab(`${PREFIX}-hundred`, n);
-    const avail = () => Number(/^MemAvailable:\s+(\d+)/m.exec(readFileSync('/proc/meminfo', 'utf8'))![1]) / 2 ** 20;
-    const before = avail();
-    let m: { rss: number; pss: number; cpuPct: number } | undefined;
-    let used = 0;
-    const r = await qnetLab(lab, {
-      // The one option a user adds here: 100 guests take longer than the default 180 s bound when they boot.
-      timeout: 900,
-      measure: async (pids) => {
-        m = await idle(pids);
-        used = before - avail();
-      },
-    });
-    hundred.push(`| ${n} | ${fmt(r.upMs)} | ${r.restored} of ${n} | ${(m!.pss * n / 1024).toFixed(1)} GiB | ${used.toFixed(1)} GiB of ${Math.round(os.totalmem() / 2 ** 30)} | ${m!.rss.toFixed(0)} / ${m!.pss.toFixed(0)} MiB | ${m!.cpuPct.toFixed(2)} % | ${fmt(r.downMs)} |`);
-    log(`lab ${n}: ${fmt(r.upMs)}, PSS ${m!.pss.toFixed(0)} MiB per guest`);
+    // 100 and 250 (the schema's limit) idle guests at once (their saved state exists from above): time to all
+    // answering, memory, idle CPU.
+    for (const n of [100, 250]) {
+      const lab = guestsLab(`${PREFIX}-hundred`, n);
+      const avail = () => Number(/^MemAvailable:\s+(\d+)/m.exec(readFileSync('/proc/meminfo', 'utf8'))![1]) / 2 ** 20;
+      const before = avail();
+      let m: { rss: number; pss: number; cpuPct: number } | undefined;
+      let used = 0;
+      const r = await qnetLab(lab, {
+        // The one option a user adds here: that many guests take longer than the default 180 s bound if they boot.
+        timeout: 900,
+        measure: async (pids) => {
+          m = await idle(pids);
+          used = before - avail();
+        },
+      });
+      hundred.push(`| ${n} | ${fmt(r.upMs)} | ${r.restored} of ${n} | ${(m!.pss * n / 1024).toFixed(1)} GiB | ${used.toFixed(1)} GiB of ${Math.round(os.totalmem() / 2 ** 30)} | ${m!.rss.toFixed(0)} / ${m!.pss.toFixed(0)} MiB | ${m!.cpuPct.toFixed(2)} % | ${fmt(r.downMs)} |`);
+      log(`lab ${n}: ${fmt(r.upMs)}, PSS ${m!.pss.toFixed(0)} MiB per guest`);
+    }
   }
   return { rows, boot, mem, waves, hundred };
+}
+
+/** The last revision whose restored guests each held their own copy of the saved state's RAM. */
+const COPIED_RAM_REV = '3b07f91';
+
+/**
+ * PSS of idle restored guests: RAM mapped copy-on-write from the state's template (now) vs each guest loading its
+ * own copy (qnet at COPIED_RAM_REV, built from git in a temporary worktree). 10 guests each, the CLI as typed,
+ * the second up of each measured (the first saves the state of the shape, for that revision's own image).
+ */
+async function sharedVsCopied(): Promise<string[]> {
+  const rows: string[] = [];
+  const n = 10;
+  const sample = async (qnet: string | undefined, what: string) => {
+    const lab = guestsLab(`${PREFIX}-ram`, n);
+    await qnetLab(lab, { ...(qnet ? { qnet } : {}) });
+    let m: { rss: number; pss: number; cpuPct: number } | undefined;
+    const r = await qnetLab(lab, { ...(qnet ? { qnet } : {}), measure: async (pids) => void (m = await idle(pids)) });
+    rows.push(`| ${what} | ${r.restored} of ${n} | ${m!.rss.toFixed(0)} MiB | ${m!.pss.toFixed(0)} MiB | ${(m!.pss * n).toFixed(0)} MiB |`);
+    log(`ram: ${what}: PSS ${m!.pss.toFixed(0)} MiB per guest`);
+  };
+  const before = buildRev(ROOT, COPIED_RAM_REV, log);
+  try {
+    await sample(undefined, 'shared: RAM mapped copy-on-write from the template (now)');
+    if ('why' in before) rows.push(`| copied: each guest loads its own RAM (${COPIED_RAM_REV}) | not measured: ${before.why} | | | |`);
+    else await sample(path.join(before.dir, 'bin', 'qnet.js'), `copied: each guest loads its own RAM (qnet ${COPIED_RAM_REV})`);
+  } finally {
+    if (!('why' in before)) before.remove();
+  }
+  return rows;
 }
 
 /** Bits per second received, from `iperf3 -J` output; throws with iperf3's own error when there is one. */
@@ -443,7 +478,11 @@ async function main(): Promise<void> {
       process.stdout.write([...r.boot, '', ...r.mem, '', ...r.down, '', ...r.trims, ...(r.libvirt ? ['', `virt-install: ${r.libvirt.text}`] : []), '', `section: ${fmt(r.ms)}`].join('\n') + '\n');
       return;
     }
-    if (!['plumbing', 'labs', 'libvirt', 'throughput'].includes(only)) throw new Error(`--only: unknown section "${only}" (plumbing, labs, libvirt, throughput, images, cli)`);
+    if (only === 'ram') {
+      process.stdout.write((await sharedVsCopied()).join('\n') + '\n');
+      return;
+    }
+    if (!['plumbing', 'labs', 'libvirt', 'throughput'].includes(only)) throw new Error(`--only: unknown section "${only}" (plumbing, ram, labs, libvirt, throughput, images, cli)`);
     // --only libvirt: the labs rows with the libvirt columns, without the waves, the idle samples and the 100 guests.
     const l = only === 'labs' ? await labs(withLibvirt) : only === 'libvirt' ? await labs(true, false) : undefined;
     const out = only === 'plumbing' ? await plumbing() : only === 'throughput' ? await throughput() : [...l!.rows, '', ...l!.hundred, '', ...l!.waves, '', ...l!.boot, '', ...l!.mem];
@@ -452,6 +491,9 @@ async function main(): Promise<void> {
   }
   log('bench: plumbing');
   const plumb = await plumbing();
+  // Before the labs and the image nodes: the older qnet it runs removes the saved states of every other image.
+  log('bench: shared RAM');
+  const ram = await sharedVsCopied();
   log('bench: labs');
   const l = await labs(withLibvirt);
   log('bench: throughput');
@@ -503,11 +545,22 @@ to exit, then the rest) vs killing the QEMUs and deleting the namespace.
 ${labsHead}
 ${l.rows.join('\n')}
 
-## 100 guests at once
+## Restored guests share the saved RAM
 
-One lab of 100 guests (128 MiB each, restored from the saved state of their shape), \`qnet up FILE --timeout 900\`
-(the default bound of 180 s is for labs that boot) until every one answers
-ping; then, 10 s later, memory and CPU over 30 s; then \`qnet down\`.
+10 idle guests restored from the saved state of their shape (\`qnet up FILE\`, the second up; 10 s after every
+guest answers, 30 s sample): now, every guest maps the state's RAM template copy-on-write (a sealed memfd made once
+per \`up\`; a guest's private memory is what it wrote since, and its translation cache), against qnet
+${COPIED_RAM_REV}, where each guest loaded its own copy of the RAM from the state.
+
+| how | restored | RSS per guest | PSS per guest | PSS, all 10 |
+| --- | --- | --- | --- | --- |
+${ram.join('\n')}
+
+## 100 and 250 guests at once
+
+One lab of 100, then one of 250 guests (250 is the schema's limit; 128 MiB each, restored from the saved state of
+their shape), \`qnet up FILE --timeout 900\` (the default bound of 180 s is for labs that boot) until every one
+answers ping; then, 10 s later, memory and CPU over 30 s; then \`qnet down\`.
 
 | guests | up → all answer | restored | PSS, all guests | host memory used (MemAvailable drop) | RSS / PSS per guest | idle CPU per guest | down |
 | --- | --- | --- | --- | --- | --- | --- | --- |
