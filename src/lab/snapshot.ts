@@ -173,7 +173,13 @@ export async function saveGuestState(
       const m = await qmp.execute<{ 'error-desc'?: string }>('query-migrate').catch(() => ({ 'error-desc': undefined }));
       throw new RuntimeError(`saving the guest's state failed: ${m['error-desc'] ?? status}`);
     }
-    await Promise.race([streamed, new Promise((_, reject) => setTimeout(() => reject(new RuntimeError('the saved state did not arrive')), 10000))]);
+    // The bound's timer is cleared once the stream is in: left pending, it held `qnet up` 10 s past its end.
+    let bound: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([streamed, new Promise((_, reject) => (bound = setTimeout(() => reject(new RuntimeError('the saved state did not arrive')), 10000)))]);
+    } finally {
+      clearTimeout(bound);
+    }
     // Paused since the stream ended: its RAM is what the device state goes with.
     const ramBytes = await copyGuestRam(pid, ramTmp);
     // An image node's disk as it is now (QEMU flushed and let go of it at the end of the stream): the layer the
