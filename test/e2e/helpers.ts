@@ -1,6 +1,6 @@
 // Shared helpers for end-to-end tests: the real CLI, temp topologies, and a host snapshot to prove nothing is left.
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { stringify } from 'yaml';
@@ -14,9 +14,17 @@ export function labName(base: string): string {
   return `${base}-${process.pid.toString(36)}`.slice(0, 24);
 }
 
-/** Writes a topology object as YAML to a temp file and returns its path. */
+// Directories the topologies were written to (tests may put more beside them, such as an image copy): all removed
+// when the test process exits, so a run leaves nothing in /tmp.
+const written: string[] = [];
+process.once('exit', () => {
+  for (const d of written) rmSync(d, { recursive: true, force: true });
+});
+
+/** Writes a topology object as YAML to a temp file (removed when the test process exits) and returns its path. */
 export function writeTopology(topo: unknown): string {
   const dir = mkdtempSync(path.join(tmpdir(), 'qnet-e2e-'));
+  written.push(dir);
   const file = path.join(dir, 'lab.yaml');
   writeFileSync(file, stringify(topo));
   return file;
