@@ -203,7 +203,9 @@ export function renderResumeConfig(lab: ResolvedLab, node: ResolvedNode, keys: S
   const router = renderRouterLines(lab, node);
   if (router) file('/run/qnet/router', 0o644, router);
   lines.push(`hostname ${node.name}`);
-  for (const nic of node.nics) lines.push(`wait ${nic.index} ${nic.dhcp ? 'dhcp' : nic.addresses[0] ? formatCidr(nic.addresses[0]) : 'none'}`);
-  return lines.filter((l) => !/^wait \d+ none$/.test(l)).join('\n') + '\n';
+  // A NIC with neither DHCP nor an address is not waited for.
+  for (const nic of node.nics)
+    if (nic.dhcp || nic.addresses[0]) lines.push(`wait ${nic.index} ${nic.dhcp ? 'dhcp' : formatCidr(nic.addresses[0]!)}`);
+  return lines.join('\n') + '\n';
 }
 

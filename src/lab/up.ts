@@ -7,6 +7,7 @@ import { ensureImage } from '../guest/image.js';
 import type { CommandRunner } from '../host/run.js';
 import { labIds, userIds } from '../host/users.js';
 import { planChange, planUp, type Action, type Step } from '../plan/plan.js';
+import type { GuestSnapshot } from '../plan/steps.js';
 import { ControlChannel } from '../qemu/control.js';
 import { kindOf } from '../guest/kinds.js';
 import { awaitReady, describeWait } from './ready.js';
@@ -514,7 +515,7 @@ async function startFromSnapshot(
  * the guest carries on (a failed save is reported, not fatal: the others of its shape boot instead); rejects if
  * the guest fails or goes away before its snapshot point.
  */
-async function saveAtSnapshotPoint(ch: ControlChannel, files: ReturnType<typeof nodeFiles>, dest: string, node: string, ctx: ExecContext, disk?: NonNullable<Extract<Action, { kind: 'start-guest' }>['snapshot']>['disk']): Promise<void> {
+async function saveAtSnapshotPoint(ch: ControlChannel, files: ReturnType<typeof nodeFiles>, dest: string, node: string, ctx: ExecContext, disk?: GuestSnapshot['disk']): Promise<void> {
   await ch.waitFor((l) => l === 'SNAPSHOT', (l) => l.startsWith('ERROR'), ctx.readyTimeoutMs, node);
   const t0 = Date.now();
   try {
