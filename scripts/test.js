@@ -20,7 +20,7 @@ if (!files.length) {
 }
 // What the tests write to the temp directory (topologies, image copies) must be gone when they end.
 const tmp = process.env.TMPDIR || '/tmp';
-const ours = () => readdirSync(tmp).filter((n) => /^qnet-(e2e|img|gpt)-/.test(n));
+const ours = () => readdirSync(tmp).filter((n) => /^qnet-(e2e|img|gpt|lan)-/.test(n));
 const before = new Set(ours());
 // End-to-end files boot real guests: one file at a time keeps the 2-core machine from thrashing.
 const r = spawnSync(process.execPath, ['--test', '--test-concurrency=1', ...files], { stdio: 'inherit' });

@@ -257,6 +257,7 @@ N`]);
       spawnSync('ip', ['netns', 'delete', ns]);
       spawnSync('ip', ['link', 'delete', uplink]);
       spawnSync('ip', ['route', 'flush', 'table', table]);
+      rmSync(dir, { recursive: true, force: true });
     },
   };
 }
