@@ -266,18 +266,15 @@ export async function execute(a: Action, ctx: ExecContext): Promise<void> {
       g.qmp.close();
       ctx.live.pids.set(a.node, g.pid);
       ctx.state.guests[a.node] = { pid: g.pid, startedAt: g.startedAt, start: g.how };
+      const ch = g.control;
+      ctx.live.control.set(a.node, ch);
       try {
         await writeState(ctx.state);
-        // Connect to the control channel at once so that the guest's READY cannot be missed.
-        const ch = await ControlChannel.connect(files.control, 5000);
-        ctx.live.control.set(a.node, ch);
         // Readiness is awaited from the start (the window's slot is given back when it settles); wait-ready reports it.
         const ready = awaitReady(kindOf(node).ready(ctx.lab, node), { lab: ctx.lab.name, netns: ctx.lab.netns, node: a.node, files, control: ch, timeoutMs: ctx.readyTimeoutMs });
         ready.catch(() => {});
         ctx.live.ready.set(a.node, ready);
         if (boots) void ready.catch(() => {}).finally(() => ctx.slots?.release());
-        // A restored guest waits at its snapshot point: its clock and configuration are this run's.
-        if (g.how === 'restored') ch.send(await resumeLines(files.config));
         if (a.snapshot?.mode === 'save') {
           const saved = saveAtSnapshotPoint(ch, files, a.snapshot.path, a.node, ctx, a.snapshot.disk);
           saved.catch(() => {});
@@ -466,7 +463,7 @@ async function startFromSnapshot(
   files: ReturnType<typeof nodeFiles>,
   ctx: ExecContext,
   fds: number[] = [],
-): Promise<StartedGuest & { how: 'booted' | 'restored'; startedAt: string }> {
+): Promise<StartedGuest & { how: 'booted' | 'restored'; startedAt: string; control: ControlChannel }> {
   if (a.snapshot?.mode === 'restore') {
     let fd: number | undefined;
     try {
@@ -477,6 +474,7 @@ async function startFromSnapshot(
     if (fd !== undefined) {
       const startedAt = new Date().toISOString();
       let g: StartedGuest | undefined;
+      let control: ControlChannel | undefined;
       const own: number[] = [];
       try {
         // RAM: the template of the shape, shared copy-on-write by every guest restored from it in this up.
@@ -484,13 +482,27 @@ async function startFromSnapshot(
         // An image node's files for its restored form (the saved disk layer, its overlay on it), opened here.
         for (const f of a.snapshot.fds ?? []) own.push(openSync(f.path, f.write ? 'r+' : 'r'));
         g = await startGuest(a.snapshot.argv ?? withIncoming(a.argv), env, files, 15000, fd, [template, ...own]);
+        // Connected before the guest runs: with no host on its port, the guest at its snapshot point sees end of
+        // file and polls (a fork every 20 ms, cold under TCG), which cost each restored guest 0.1-0.4 s of CPU
+        // between its RESUME and qnet connecting, more the busier the host. Connected, its read simply blocks.
+        control = await ControlChannel.connect(files.control, 5000);
         // The devices come in on fd 3, RAM left out of the stream (it is the template's): x-ignore-shared both sides.
         await g.qmp.execute('migrate-set-capabilities', { capabilities: [{ capability: 'x-ignore-shared', state: true }] });
+        // No self-announce after the load: QEMU would broadcast 5 RARPs per NIC and have the guest send gratuitous
+        // ARPs, for switches to learn where a migrated guest went. A restored guest is new and has no address yet,
+        // and every broadcast wakes every guest on the bridge: with 100 guests, those already up spent ~1 % CPU each
+        // receiving the newcomers' announcements (quadratic in the guests of a network).
+        await g.qmp.execute('migrate-set-parameters', { 'announce-rounds': 0 });
         await g.qmp.execute('migrate-incoming', { uri: 'fd:3' });
+        const lines = resumeLines(files.config);
+        lines.catch(() => {});
         await waitRestored(g, files);
+        // It waits at its snapshot point: its clock and configuration are this run's, told the moment it runs.
+        control.send(await lines);
         await touchSnapshot(a.snapshot.path);
-        return { ...g, how: 'restored', startedAt };
+        return { ...g, how: 'restored', startedAt, control };
       } catch (e) {
+        control?.destroy();
         const why = (e as Error).message.replace(/^the saved state could not be loaded:?\s*/, '').replace(/\s*\n\s*/g, ' ').trim();
         ctx.reporter.info(`${a.node}: the saved state could not be loaded (${why}); booting it instead (the saved state is dropped)`);
         if (g) {
@@ -507,7 +519,15 @@ async function startFromSnapshot(
     }
   }
   const startedAt = new Date().toISOString();
-  return { ...(await startGuest(a.argv, env, files, 15000, undefined, fds)), how: 'booted', startedAt };
+  const g = await startGuest(a.argv, env, files, 15000, undefined, fds);
+  try {
+    // Connected at once so that the guest's READY cannot be missed.
+    return { ...g, how: 'booted', startedAt, control: await ControlChannel.connect(files.control, 5000) };
+  } catch (e) {
+    g.qmp.close();
+    await stopGuest(g.pid, files, { acpi: false, graceMs: 0 });
+    throw e;
+  }
 }
 
 /**

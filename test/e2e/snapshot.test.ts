@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { labDir } from '../../src/dirs.js';
 import { after, before, describe, test } from 'node:test';
-import { labName, qnet, snapshot, writeTopology, type HostSnapshot } from './helpers.js';
+import { labName, qnet, sh, snapshot, writeTopology, type HostSnapshot } from './helpers.js';
 
 describe('guests restored from the saved state of their shape', () => {
   const lab = labName('snap');
@@ -103,6 +103,26 @@ describe('guests restored from the saved state of their shape', () => {
     assert.deepEqual(st.nodes.map((n) => n.start), ['restored', 'restored', 'restored']);
     assert.match((await qnet(['status', lab])).stdout, /running \(restored\)/);
     await exec('a', 'ping -c 1 -W 5 10.91.0.13');
+  });
+
+  test('a guest restored into a running lab announces nothing: no RARP from QEMU, no gratuitous ARP from the guest', async () => {
+    // Counted where frames enter the lab's bridge, from before d starts: after a load QEMU would broadcast RARPs
+    // and have the guest send gratuitous ARPs (a migrated guest's announcement), waking every guest on the network.
+    const ns = `qnet-${lab}`;
+    const nft = (args: string[]) => sh(['ip', 'netns', 'exec', ns, 'nft', ...args]).stdout;
+    nft(['add table bridge t; add chain bridge t c { type filter hook prerouting priority 0; }; add rule bridge t c ether type 0x8035 counter; add rule bridge t c ether saddr 52:54:00:91:00:14 ether type arp counter']);
+    const more = writeTopology({
+      name: lab,
+      networks: { lan: { subnet: '10.91.0.0/24' } },
+      nodes: { a: node('10.91.0.11', '52:54:00:91:00:11'), b: node('10.91.0.12', '52:54:00:91:00:12'), c: node('10.91.0.13', '52:54:00:91:00:13'), d: node('10.91.0.14', '52:54:00:91:00:14') },
+    });
+    const r = await qnet(['up', more]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /d is up \(restored from the saved state/);
+    await new Promise((res) => setTimeout(res, 1500)); // QEMU's announcements would span 50 + 150 + 250 + 350 + 450 ms
+    const counts = [...nft(['list chain bridge t c']).matchAll(/counter packets (\d+)/g)].map((m) => Number(m[1]));
+    assert.deepEqual(counts, [0, 0], `RARP frames, ARP frames from d: ${counts.join(', ')}`);
+    await exec('d', 'ping -c 1 -W 5 10.91.0.11');
   });
 
   test('a state that cannot be loaded is dropped and the guests boot instead', async () => {
