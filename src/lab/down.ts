@@ -67,7 +67,7 @@ export async function down(lab: string, opts: { runner: CommandRunner; reporter?
   );
   const stopped = results.filter(([, how]) => how !== 'gone');
   if (stopped.length) {
-    removed.push(...stopped.map(([node, how]) => `guest ${node} (${how})`));
+    removed.push(...stoppedGuests(stopped));
     reporter.step(`stop ${stopped.length} guest${stopped.length > 1 ? 's' : ''}`, Date.now() - t, true);
   }
 
@@ -117,4 +117,14 @@ export async function down(lab: string, opts: { runner: CommandRunner; reporter?
     } else warnings.push(`kept disks of ${lab} stay in ${keptDir} (persist: true); \`qnet down ${lab} --purge\` removes them`);
   }
   return { lab, removed, warnings, ms: Date.now() - t0 };
+}
+
+/** What `down` says of the guests it stopped, one entry per way they went: "guest a (quit)", "guests a, b (quit)". */
+export function stoppedGuests(stopped: ReadonlyArray<readonly [string, string]>): string[] {
+  const byHow = new Map<string, string[]>();
+  for (const [node, how] of stopped) byHow.set(how, [...(byHow.get(how) ?? []), node]);
+  // A lab of 250 guests would otherwise print 250 entries on one line: the count, the first and last few say enough.
+  return [...byHow].map(([how, ns]) =>
+    ns.length === 1 ? `guest ${ns[0]} (${how})` : ns.length <= 8 ? `guests ${ns.join(', ')} (${how})` : `${ns.length} guests ${ns.slice(0, 3).join(', ')}, …, ${ns.slice(-2).join(', ')} (${how})`,
+  );
 }
