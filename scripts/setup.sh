@@ -10,6 +10,8 @@ pkgs=(qemu-system-x86 iproute2 nftables dnsmasq-base busybox-static cpio kmod ut
 # Image nodes: qemu-img (overlays, checks), xorriso (cloud-init seeds), ssh (qnet ssh, keys), socat (VNC on a host
 # port), OVMF (firmware: uefi); `qnet image create debian`: mmdebstrap, sfdisk, mkfs.ext4.
 pkgs+=(qemu-utils xorriso openssh-client socat ovmf mmdebstrap fdisk e2fsprogs)
+# `qnet graph --format svg`: Graphviz draws the DOT qnet renders.
+pkgs+=(graphviz)
 # `npm run bench` also measures the host's own veth-to-veth throughput with iperf3.
 if [ "${1:-}" = --bench ]; then pkgs+=(iperf3); fi
 need_pkgs=()

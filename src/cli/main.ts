@@ -248,6 +248,32 @@ export async function main(argv: string[]): Promise<number> {
     });
 
   program
+    .command('graph')
+    .description('draw a lab: nodes (role, and state when it is up), networks by mode, the host side, NICs with addresses and MACs on the edges')
+    .argument('<target>', 'lab name (a running lab: with each node\'s state) or topology file')
+    .option('--format <format>', 'svg (by Graphviz), dot, mermaid or json (default: by the --out extension, else dot)')
+    .option('--out <file>', 'write to this file instead of stdout')
+    .action(async (target: string, o: { format?: string; out?: string }) => {
+      const { readState } = await import('../lab/state.js');
+      const { loadTopology } = await import('../topology/load.js');
+      const { drawLab, graphFormat } = await import('../lab/graph.js');
+      const { labStatus } = await import('../lab/status.js');
+      const { writeFile } = await import('node:fs/promises');
+      const format = graphFormat(o.format, o.out);
+      const byName = NAME_PATTERN.test(target) && !existsSync(target);
+      const state = byName ? await readState(target) : null;
+      if (byName && !state) throw new UserError(`no lab named "${target}" is up, and no file "${target}" exists`);
+      const lab = state ? state.lab : await loadTopology(target);
+      const status = state ? await labStatus(lab.name) : null;
+      const states = status ? Object.fromEntries(status.nodes.map((n) => [n.name, n.state])) : undefined;
+      const text = await drawLab(lab, format, states);
+      if (o.out && o.out !== '-') {
+        await writeFile(o.out, text);
+        process.stderr.write(`${green('✓')} wrote the ${format} graph of lab ${lab.name} to ${o.out}\n`);
+      } else process.stdout.write(text);
+    });
+
+  program
     .command('export')
     .description(
       'write a lab as plain shell scripts (ifup.sh, start.sh, ifdown.sh) that reproduce it by hand, or the host side of its bridged networks as persistent configuration',

@@ -48,6 +48,19 @@ describe('a lab of two guests on one bridge', () => {
     assert.deepEqual([...s.networks[0].taps].sort(), ['ktap2', 'ktap3']);
   });
 
+  test('graph of the running lab: each node with its state, drawn as SVG by Graphviz; of its file: no state', async () => {
+    const j = await qnet(['graph', lab, '--format', 'json']);
+    assert.equal(j.code, 0, j.stderr);
+    const g = JSON.parse(j.stdout) as { nodes: Array<{ name: string; state?: string }>; links: Array<{ kind: string; nic: { ifname: string; tap: string; addresses: string[] } }> };
+    assert.deepEqual(g.nodes.map((n) => [n.name, n.state]), [['deb2', 'running'], ['deb3', 'running']]);
+    assert.deepEqual(g.links.map((l) => [l.nic.ifname, l.nic.tap, l.nic.addresses]), [['eth0', 'ktap2', ['192.168.7.2/24']], ['eth0', 'ktap3', ['192.168.7.3/24']]]);
+    const svg = await qnet(['graph', lab, '--format', 'svg']);
+    assert.equal(svg.code, 0, svg.stderr);
+    assert.match(svg.stdout, /<title>node:deb2<\/title>[\s\S]*running/);
+    const fromFile = JSON.parse((await qnet(['graph', file, '--format', 'json'])).stdout) as { nodes: Array<{ state?: string }> };
+    assert.ok(fromFile.nodes.every((n) => n.state === undefined));
+  });
+
   test('QEMU runs unprivileged with seccomp, sockets are private', async () => {
     const s = JSON.parse((await qnet(['status', lab, '--json'])).stdout);
     const { readFileSync, statSync } = await import('node:fs');

@@ -1,0 +1,188 @@
+// The lab as a graph (pure): nodes, networks by mode, the host side of each network, and NICs on the edges; drawn
+// as Graphviz DOT (which `dot -Tsvg` turns into a picture), as Mermaid (which GitHub and many editors draw), or as
+// JSON for other tools.
+import { formatCidr, formatIPv4 } from '../topology/ipv4.js';
+import { USER_NET, type NetworkMode, type ResolvedLab, type ResolvedNic, type ResolvedNode } from '../topology/model.js';
+
+/** Where a node stands when the graph is of a running lab. */
+export type NodeState = 'running' | 'stopped' | 'unknown';
+
+export interface GraphNode {
+  name: string;
+  role: 'router' | 'host';
+  kind: 'builtin' | 'image';
+  /** Only for a running lab. */
+  state?: NodeState;
+}
+
+export interface GraphNetwork {
+  name: string;
+  mode: NetworkMode;
+  bridge?: string;
+  subnet?: string;
+  /** The host side's address on the network (the guests' gateway on nat and routed networks). */
+  address?: string;
+  dhcp: boolean;
+  /** bridged and macnat: the host interface whose LAN the guests join. */
+  uplink?: string;
+}
+
+/** One end of a link: a node's NIC, as the guest names it, with its MAC and addresses. */
+export interface GraphNic {
+  node: string;
+  nic: number;
+  ifname: string;
+  mac: string;
+  model: string;
+  addresses: string[];
+  dhcp: boolean;
+  tap?: string;
+}
+
+export type GraphLink =
+  /** A NIC on a network's bridge. */
+  | { kind: 'network'; network: string; nic: GraphNic }
+  /** A socket network: QEMU's point-to-point link between two NICs, no bridge. */
+  | { kind: 'socket'; network: string; a: GraphNic; b: GraphNic }
+  /** A NIC on QEMU's user-mode stack (its own NAT to the host). */
+  | { kind: 'user'; nic: GraphNic; hostfwd: string[] };
+
+/** The host-side end of a network: the host (nat, routed) or one of its interfaces (bridged, macnat). */
+export interface GraphHost {
+  network: string;
+  label: string;
+}
+
+export interface LabGraph {
+  lab: string;
+  nodes: GraphNode[];
+  networks: GraphNetwork[];
+  links: GraphLink[];
+  hosts: GraphHost[];
+}
+
+/** The graph of a lab; with `states`, each node's state in the running lab. */
+export function labGraph(lab: ResolvedLab, states?: Record<string, NodeState>): LabGraph {
+  const nic = (node: ResolvedNode, n: ResolvedNic): GraphNic => ({
+    node: node.name,
+    nic: n.index,
+    // The built-in guest names its NICs eth<position>; an image's OS names them itself.
+    ifname: node.image ? `nic${n.index}` : `eth${n.index}`,
+    mac: n.mac,
+    model: n.model,
+    addresses: n.kind === 'user' ? [USER_NET.address] : n.addresses.map(formatCidr),
+    dhcp: n.dhcp,
+    ...(n.kind === 'bridge' ? { tap: n.tap } : {}),
+  });
+  const links: GraphLink[] = [];
+  const socketEnds = new Map<string, GraphNic[]>();
+  for (const node of lab.nodes)
+    for (const n of node.nics) {
+      if (n.kind === 'user') links.push({ kind: 'user', nic: nic(node, n), hostfwd: n.hostfwd.map((f) => `${f.proto} ${f.host}→${f.guest}`) });
+      else if (n.kind === 'socket') socketEnds.set(n.network, [...(socketEnds.get(n.network) ?? []), nic(node, n)]);
+      else links.push({ kind: 'network', network: n.network, nic: nic(node, n) });
+    }
+  for (const [network, ends] of socketEnds) if (ends.length === 2) links.push({ kind: 'socket', network, a: ends[0]!, b: ends[1]! });
+  const hosts: GraphHost[] = [];
+  for (const net of lab.networks) {
+    if (net.mode === 'nat') hosts.push({ network: net.name, label: 'host (NAT out of the lab uplink)' });
+    else if (net.mode === 'routed') hosts.push({ network: net.name, label: 'host (routed out of the lab uplink)' });
+    else if (net.mode === 'bridged') hosts.push({ network: net.name, label: `host ${net.uplink} (its LAN, bridged)` });
+    else if (net.mode === 'macnat') hosts.push({ network: net.name, label: `host ${net.uplink} (its LAN, MAC NAT)` });
+  }
+  return {
+    lab: lab.name,
+    nodes: lab.nodes.map((n) => ({
+      name: n.name,
+      role: n.router ? 'router' : 'host',
+      kind: n.image ? 'image' : 'builtin',
+      ...(states ? { state: states[n.name] ?? 'unknown' } : {}),
+    })),
+    networks: lab.networks
+      .filter((n) => n.mode !== 'socket')
+      .map((n) => ({
+        name: n.name,
+        mode: n.mode,
+        bridge: n.bridge,
+        ...(n.subnet ? { subnet: formatCidr(n.subnet) } : {}),
+        ...(n.address ? { address: formatIPv4(n.address.ip) } : {}),
+        dhcp: !!n.dhcp,
+        ...(n.uplink ? { uplink: n.uplink } : {}),
+      })),
+    links,
+    hosts,
+  };
+}
+
+// What an edge says of a NIC: its name, addresses (or DHCP) and MAC.
+function nicLabel(n: GraphNic): string[] {
+  const addr = n.addresses.length ? n.addresses.join(', ') : '';
+  return [n.ifname, n.dhcp ? `dhcp${addr ? ` (${addr})` : ''}` : addr, n.mac].filter(Boolean);
+}
+
+function networkLabel(n: GraphNetwork): string[] {
+  return [
+    n.name,
+    `${n.mode}${n.bridge ? ` · ${n.bridge}` : ''}`,
+    n.subnet ? `${n.subnet}${n.address ? ` · host ${n.address}` : ''}` : '',
+    n.dhcp ? 'DHCP + DNS' : '',
+  ].filter(Boolean);
+}
+
+function nodeLabel(n: GraphNode): string[] {
+  return [n.name, `${n.role}${n.kind === 'image' ? ' · image' : ''}`, n.state ?? ''].filter(Boolean);
+}
+
+// DOT quoted strings: backslash and quote escaped, lines joined by \n (centred).
+const dq = (lines: string[]) => `"${lines.map((l) => l.replace(/\\/g, '\\\\').replace(/"/g, '\\"')).join('\\n')}"`;
+const dotId = (kind: string, name: string) => dq([`${kind}:${name}`]);
+
+/** Graphviz DOT of a lab graph: nodes as boxes, networks as ellipses, the host side as a note. */
+export function renderDot(g: LabGraph): string {
+  const out = [`graph ${dq([g.lab])} {`, '  graph [rankdir=LR, fontname="Helvetica", label=' + dq([`lab ${g.lab}`]) + ', labelloc=t];', '  node [fontname="Helvetica", fontsize=11];', '  edge [fontname="Helvetica", fontsize=9];'];
+  const stateColor = { running: '#2e7d32', stopped: '#9e9e9e', unknown: '#f9a825' } as const;
+  for (const n of g.nodes) {
+    const style = n.role === 'router' ? 'shape=box, style="rounded,filled", fillcolor="#fff3e0"' : 'shape=box, style="rounded,filled", fillcolor="#e3f2fd"';
+    out.push(`  ${dotId('node', n.name)} [label=${dq(nodeLabel(n))}, ${style}${n.state ? `, color="${stateColor[n.state]}", penwidth=2` : ''}];`);
+  }
+  for (const n of g.networks) out.push(`  ${dotId('net', n.name)} [label=${dq(networkLabel(n))}, shape=ellipse, style=filled, fillcolor="${n.mode === 'isolated' ? '#eeeeee' : '#e8f5e9'}"];`);
+  for (const h of g.hosts) {
+    out.push(`  ${dotId('host', h.network)} [label=${dq([h.label])}, shape=note, style=filled, fillcolor="#fce4ec"];`);
+    out.push(`  ${dotId('net', h.network)} -- ${dotId('host', h.network)} [style=dashed];`);
+  }
+  for (const l of g.links) {
+    if (l.kind === 'network') out.push(`  ${dotId('node', l.nic.node)} -- ${dotId('net', l.network)} [label=${dq(nicLabel(l.nic))}];`);
+    else if (l.kind === 'socket')
+      out.push(`  ${dotId('node', l.a.node)} -- ${dotId('node', l.b.node)} [label=${dq([`${l.network} (socket)`])}, taillabel=${dq(nicLabel(l.a))}, headlabel=${dq(nicLabel(l.b))}, style=bold];`);
+    else {
+      const id = dotId('user', `${l.nic.node}:${l.nic.nic}`);
+      out.push(`  ${id} [label=${dq(['user-mode NAT', USER_NET.subnet, ...l.hostfwd.map((f) => `forward ${f}`)])}, shape=note, style=filled, fillcolor="#fce4ec"];`);
+      out.push(`  ${dotId('node', l.nic.node)} -- ${id} [label=${dq(nicLabel(l.nic))}, style=dashed];`);
+    }
+  }
+  out.push('}');
+  return out.join('\n') + '\n';
+}
+
+// Mermaid labels: in quotes, with quotes and angle brackets as entities; lines joined by <br/>.
+const mq = (lines: string[]) => `"${lines.map((l) => l.replace(/&/g, '#amp;').replace(/"/g, '#quot;').replace(/</g, '#lt;').replace(/>/g, '#gt;')).join('<br/>')}"`;
+// Mermaid ids: letters, digits and underscores only (names may hold dots and dashes).
+const mId = (kind: string, name: string) => `${kind}_${name.replace(/[^A-Za-z0-9]/g, (c) => `_${c.charCodeAt(0).toString(16)}_`)}`;
+
+/** Mermaid flowchart of a lab graph: nodes as rounded boxes, networks as stadiums, the host side as a flag. */
+export function renderMermaid(g: LabGraph): string {
+  const out = ['flowchart LR', `  %% lab ${g.lab}`];
+  for (const n of g.nodes) out.push(`  ${mId('node', n.name)}(${mq(nodeLabel(n))})`);
+  for (const n of g.networks) out.push(`  ${mId('net', n.name)}([${mq(networkLabel(n))}])`);
+  for (const h of g.hosts) out.push(`  ${mId('host', h.network)}>${mq([h.label])}]`, `  ${mId('net', h.network)} -.- ${mId('host', h.network)}`);
+  for (const l of g.links) {
+    if (l.kind === 'network') out.push(`  ${mId('node', l.nic.node)} ---|${mq(nicLabel(l.nic))}| ${mId('net', l.network)}`);
+    else if (l.kind === 'socket') out.push(`  ${mId('node', l.a.node)} ===|${mq([`${l.network} (socket)`, `${l.a.node} ${nicLabel(l.a).join(' ')}`, `${l.b.node} ${nicLabel(l.b).join(' ')}`])}| ${mId('node', l.b.node)}`);
+    else {
+      const id = mId('user', `${l.nic.node}:${l.nic.nic}`);
+      out.push(`  ${id}>${mq(['user-mode NAT', USER_NET.subnet, ...l.hostfwd.map((f) => `forward ${f}`)])}]`, `  ${mId('node', l.nic.node)} -.-|${mq(nicLabel(l.nic))}| ${id}`);
+    }
+  }
+  for (const n of g.nodes) if (n.role === 'router') out.push(`  style ${mId('node', n.name)} fill:#fff3e0`);
+  return out.join('\n') + '\n';
+}
