@@ -165,11 +165,14 @@ export async function main(argv: string[]): Promise<number> {
     .command('demo')
     .description('bring up the seed lab (examples/seed-lab.yaml), check it end to end, tear it down; exit 1 if a check fails')
     .option('--image <file>', 'run the seed lab on real Debian guests from this disk image (examples/seed-lab-debian.yaml; make one with `qnet image create debian`)')
-    .action(async (o: { image?: string }) => {
+    .option('--json', 'print the checks as JSON (name, ok, ms, detail) instead of a table')
+    .action(async (o: { image?: string; json?: boolean }) => {
       const { runDemo } = await import('../lab/demo.js');
       const { consoleReporter } = await import('./output.js');
       const t = Date.now();
       const checks = await runDemo({ runner, reporter: consoleReporter(), ...(o.image ? { image: o.image } : {}) });
+      code = checks.some((c) => !c.ok) ? 1 : 0;
+      if (o.json) return void process.stdout.write(JSON.stringify({ checks, passed: checks.filter((c) => c.ok).length, failed: checks.filter((c) => !c.ok).length, ms: Date.now() - t }, null, 2) + '\n');
       process.stdout.write(
         '\n' +
           table(
@@ -245,6 +248,45 @@ export async function main(argv: string[]): Promise<number> {
       const { attachConsole } = await import('./console.js');
       const files = await runningNode(lab, node);
       code = await attachConsole(files.console, `${lab}/${node}`);
+    });
+
+  program
+    .command('link')
+    .description('pull or plug a NIC\'s cable on a running lab: the guest sees its carrier go (or come back), no frame passes meanwhile')
+    .argument('<lab>', 'lab name')
+    .argument('<nic>', 'NODE:NIC (a NIC by position, 0 for the first, or by name, eth1); NODE alone for a node with one NIC')
+    .argument('<state>', 'down or up')
+    .action(async (lab: string, ref: string, st: string) => {
+      if (st !== 'down' && st !== 'up') throw new UserError(`link: the state is "down" or "up", got "${st}"`);
+      const { setLink } = await import('../lab/link.js');
+      process.stderr.write(`${green('✓')} ${await setLink(lab, ref, st === 'up')}\n`);
+    });
+
+  program
+    .command('capture')
+    .description('the packets of one NIC (NODE[:NIC]) or one network (NETWORK) of a running lab: pcap to a file or stdout, or one line each')
+    .argument('<lab>', 'lab name')
+    .argument('<target>', 'NODE:NIC (a NIC by position or name; NODE alone for a node with one NIC), or a network\'s name')
+    .option('-w, --write <file>', 'write pcap to this file ("-": to stdout, e.g. `| wireshark -k -i -`); without it, one line of text per packet')
+    .option('--count <n>', 'stop after this many packets')
+    .option('--filter <bpf>', 'a tcpdump filter expression, e.g. "icmp or arp"')
+    .option('--network', 'the target is a network even if a node has the same name')
+    .option('--json', 'print the summary (what, interface, packets, how it stopped) as JSON (on stderr when pcap goes to stdout)')
+    .action(async (lab: string, target: string, o: { write?: string; count?: string; filter?: string; network?: boolean; json?: boolean }) => {
+      const { capture } = await import('../lab/capture.js');
+      const count = o.count === undefined ? undefined : Number(o.count);
+      if (count !== undefined && (!Number.isInteger(count) || count < 1)) throw new UserError(`--count: expected a whole number of packets (1 or more), got "${o.count}"`);
+      const s = await capture(lab, target, {
+        ...(o.write !== undefined ? { write: o.write } : {}),
+        ...(count !== undefined ? { count } : {}),
+        ...(o.filter ? { filter: [o.filter] } : {}),
+        network: !!o.network,
+        stdout: process.stdout,
+        stderr: process.stderr,
+      });
+      const how = { count: 'after the count', interrupted: 'on Ctrl-C', 'lab down': 'as the lab went down', ended: 'at the end of the stream' }[s.stopped];
+      if (o.json) (o.write === '-' ? process.stderr : process.stdout).write(JSON.stringify(s) + '\n');
+      else process.stderr.write(`${green('✓')} ${s.packets} packet${s.packets === 1 ? '' : 's'} of ${s.what} (${s.via} on ${s.interface}), stopped ${how}${s.file ? `; written to ${s.file}` : ''}\n`);
     });
 
   program
@@ -348,9 +390,12 @@ export async function main(argv: string[]): Promise<number> {
   program
     .command('doctor')
     .description('check what the host needs (tools, tun, bridges, namespaces, nftables, KVM that really works, forward policies); exit 1 if something is missing')
-    .action(async () => {
+    .option('--json', 'print the findings as JSON (check, ok, detail, fix) instead of a table')
+    .action(async (o: { json?: boolean }) => {
       const { doctor } = await import('../lab/doctor.js');
       const findings = await doctor(runner);
+      code = findings.some((f) => !f.ok && f.fix) ? 1 : 0;
+      if (o.json) return void process.stdout.write(JSON.stringify(findings, null, 2) + '\n');
       process.stdout.write(table(['CHECK', 'RESULT', 'DETAIL'], findings.map((f) => [f.check, f.ok ? green('ok') : red('FIX'), f.detail])) + '\n');
       const fixes = findings.filter((f) => !f.ok && f.fix);
       for (const f of fixes) process.stdout.write(`${red('→')} ${f.check}: ${f.fix}\n`);

@@ -35,7 +35,7 @@ export function renderStatus(s: LabStatus): string {
             i === 0 ? n.name : '',
             i === 0 ? `${n.state}${n.state === 'running' && n.start === 'restored' ? ' (restored)' : ''}` : '',
             i === 0 ? String(n.pid ?? '-') : '',
-            nic?.guestIf ?? '-',
+            nic ? `${nic.guestIf}${nic.link === 'down' ? ' (link down)' : ''}` : '-',
             nic?.mac ?? '',
             nic?.model ?? '',
             nic?.tap ?? '',

@@ -41,6 +41,8 @@ export async function doctor(run: CommandRunner): Promise<Finding[]> {
   await tool('xorriso (cloud-init seeds)', ['xorriso', '-version'], 'xorriso', /xorriso [\d.]+/);
   await tool('ssh, ssh-keygen (qnet ssh, lab keys)', ['ssh', '-V'], 'openssh-client', /OpenSSH_[\w.]+/);
   await tool('socat (VNC on a host port)', ['socat', '-V'], 'socat', /socat version [\d.]+/);
+  await tool('tcpdump (qnet capture)', ['tcpdump', '--version'], 'tcpdump', /tcpdump version [\d.]+/);
+  await tool('graphviz (qnet graph --format svg)', ['dot', '-V'], 'graphviz', /graphviz version [\d.]+/);
   await tool('mmdebstrap (qnet image create)', ['mmdebstrap', '--version'], 'mmdebstrap', /mmdebstrap [\d.]+/);
   const ovmf = await readable('/usr/share/OVMF/OVMF_CODE_4M.fd');
   out.push({ check: 'OVMF (firmware: uefi)', ok: true, detail: ovmf ? '/usr/share/OVMF/OVMF_CODE_4M.fd' : 'not installed (only image nodes with firmware: uefi need it: apt-get install ovmf)' });

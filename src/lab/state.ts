@@ -17,6 +17,8 @@ export interface LabState {
   guests: Record<string, { pid: number; startedAt: string; readyAt?: string; bootSeconds?: number; start?: 'booted' | 'restored' }>;
   /** Helper processes of the lab (dnsmasq per DHCP network). */
   services?: Record<string, { pid: number }>;
+  /** NICs whose link was set down by `qnet link` (positions, by node); absent: every link is up. */
+  links?: Record<string, number[]>;
   /** The uplinks of bridged and macnat networks as they were before `up` (what `down` gives back). */
   lan?: Record<string, LanUplink>;
 }

@@ -21,7 +21,8 @@ export interface NodeStatus {
   memory?: number;
   cpus?: number;
   /** Addresses: static ones, or for DHCP NICs the address of their current lease. */
-  nics: Array<{ guestIf: string; mac: string; model: string; tap: string; network: string; dhcp: boolean; addresses: string[] }>;
+  /** link: the NIC's cable as `qnet link` left it (up unless pulled). */
+  nics: Array<{ guestIf: string; mac: string; model: string; tap: string; network: string; dhcp: boolean; addresses: string[]; link: 'up' | 'down' }>;
   gateway?: string;
   /** The QEMU monitor's `info network` (with `status --monitor`). */
   monitorNetwork?: string;
@@ -112,6 +113,7 @@ export async function labStatus(lab: string): Promise<LabStatus | null> {
         tap: n.tap,
         network: n.network,
         dhcp: n.dhcp,
+        link: state.links?.[node.name]?.includes(n.index) ? ('down' as const) : ('up' as const),
         addresses: n.dhcp && lanNets.has(n.network)
           ? (fromGuest.get(n.mac) ?? [])
           : n.dhcp

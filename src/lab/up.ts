@@ -425,6 +425,8 @@ async function applyChange(running: LabState, next: ResolvedLab, opts: UpOptions
   const live: Live = { pids: new Map(Object.entries(running.guests).map(([n, g]) => [n, g.pid])), control: new Map(), services: new Map(), snapshots: new Map(), ready: new Map(), templates: new Map() };
   const state: LabState = { ...running, lab: next, guests: { ...running.guests } };
   for (const n of [...change.removeNodes, ...change.restartNodes]) delete state.guests[n];
+  // A removed or restarted node's NICs come back plugged in (QEMU starts with every link up).
+  if (state.links) state.links = Object.fromEntries(Object.entries(state.links).filter(([n]) => !change.removeNodes.includes(n) && !change.restartNodes.includes(n)));
   const ctx: ExecContext = { runner: opts.runner, lab: next, state, live, reporter, readyTimeoutMs: opts.readyTimeoutMs ?? 120_000, slots: new Slots(bootWindow(opts)) };
   const done: Step[] = [];
   let current: Step | undefined;

@@ -7,9 +7,14 @@ test('doctor passes here, says KVM is probed (not assumed), and changes nothing'
   const before0 = await snapshot();
   const r = await qnet(['doctor']);
   assert.equal(r.code, 0, r.stdout);
-  for (const check of ['qemu', 'iproute2', 'nftables', 'dnsmasq', 'qemu-img \\(image nodes\\)', 'xorriso \\(cloud-init seeds\\)', 'network namespaces', 'bridges', 'veth', 'nftables bridge family', 'forwarding policy'])
+  for (const check of ['qemu', 'iproute2', 'nftables', 'dnsmasq', 'tcpdump \\(qnet capture\\)', 'graphviz \\(qnet graph --format svg\\)', 'qemu-img \\(image nodes\\)', 'xorriso \\(cloud-init seeds\\)', 'network namespaces', 'bridges', 'veth', 'nftables bridge family', 'forwarding policy'])
     assert.match(r.stdout, new RegExp(`^${check}\\s+ok`, 'm'));
   assert.match(r.stdout, /^acceleration\s+ok\s+.*(probe|TCG)/m);
+  const j = await qnet(['doctor', '--json']);
+  assert.equal(j.code, 0, j.stdout);
+  const findings = JSON.parse(j.stdout) as Array<{ check: string; ok: boolean; detail: string }>;
+  assert.ok(findings.some((f) => f.check === 'tcpdump (qnet capture)' && f.ok && /tcpdump version/.test(f.detail)));
+  assert.ok(findings.every((f) => typeof f.check === 'string' && typeof f.ok === 'boolean'));
   assert.deepEqual(await snapshot(), before0);
 });
 

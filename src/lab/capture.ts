@@ -1,0 +1,231 @@
+// `qnet capture`: the packets of one NIC or one network of a running lab. A NIC on a bridge, or a network's bridge,
+// is captured by tcpdump on its tap (or bridge) inside the lab namespace; a user-mode or socket NIC has no host
+// interface, so QEMU's filter-dump writes its packets into a FIFO qnet reads and hands to tcpdump. Either way
+// tcpdump applies the filter and the count and writes pcap (or text); qnet passes it on, counting the packets.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, constants, existsSync, openSync, unlinkSync } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import type { Writable } from 'node:stream';
+import { nodeDir } from '../dirs.js';
+import { RuntimeError, UserError } from '../errors.js';
+import { QmpClient } from '../qemu/qmp.js';
+import { nodeFiles } from '../render/qemu.js';
+import { hasBridge, type ResolvedLab } from '../topology/model.js';
+import { nicName, resolveNicRef } from './nicref.js';
+import { PcapCounter } from './pcap.js';
+import { readState } from './state.js';
+
+export interface CaptureOptions {
+  /** Write pcap to this file, or to stdout with "-"; absent: one line of text per packet on stdout. */
+  write?: string;
+  /** Stop after this many packets. */
+  count?: number;
+  /** A tcpdump (BPF) filter expression, as words. */
+  filter?: string[];
+  /** Capture the network of this name even if a node has it too. */
+  network?: boolean;
+  stdout: Writable;
+  /** Progress and tcpdump's own messages. */
+  stderr: Writable;
+}
+
+/** What a capture was of, how it ended and what it got. */
+export interface CaptureSummary {
+  lab: string;
+  /** "deb2 eth0" or "network lan". */
+  what: string;
+  /** The host interface captured (tap or bridge), or the netdev for QEMU's filter-dump. */
+  interface: string;
+  via: 'tcpdump' | 'filter-dump';
+  packets: number;
+  stopped: 'count' | 'interrupted' | 'lab down' | 'ended';
+  file?: string;
+}
+
+/** Where a capture target is: a host interface in the lab namespace, or a NIC's netdev in its QEMU. */
+export type CaptureSource =
+  | { kind: 'iface'; iface: string; what: string }
+  | { kind: 'netdev'; node: string; netdev: string; what: string };
+
+/** Resolves NODE[:NIC] or NETWORK of a lab to what is captured (a node's name wins unless `network`). */
+export function captureSource(lab: ResolvedLab, target: string, network = false): CaptureSource {
+  const net = lab.networks.find((n) => n.name === target);
+  const isNode = !network && (target.includes(':') || lab.nodes.some((n) => n.name === target));
+  if (!isNode) {
+    if (!net)
+      throw new UserError(
+        `"${target}": lab ${lab.name} has no ${network ? 'network' : 'node or network'} of that name (nodes: ${lab.nodes.map((n) => n.name).join(', ')}; networks: ${lab.networks.map((n) => n.name).join(', ')})`,
+      );
+    if (hasBridge(net)) return { kind: 'iface', iface: net.bridge, what: `network ${net.name}` };
+    // A socket network is a link between two NICs: the first one's traffic is all of it.
+    const end = lab.nodes.flatMap((n) => n.nics.filter((x) => x.kind === 'socket' && x.network === net.name).map((x) => ({ n, x })))[0];
+    if (!end) throw new UserError(`network ${net.name} has no NIC to capture`);
+    return { kind: 'netdev', node: end.n.name, netdev: `net${end.x.index}`, what: `network ${net.name} (at ${end.n.name} ${nicName(end.n, end.x)})` };
+  }
+  const { node, nic } = resolveNicRef(lab, target);
+  const what = `${node.name} ${nicName(node, nic)}`;
+  return nic.kind === 'bridge' ? { kind: 'iface', iface: nic.tap, what } : { kind: 'netdev', node: node.name, netdev: `net${nic.index}`, what };
+}
+
+/** tcpdump's arguments: from a live interface or pcap on stdin, pcap or text out, the count, then the filter. */
+export function tcpdumpArgs(from: { iface: string } | 'stdin', o: { pcap: boolean; count?: number; filter?: string[] }): string[] {
+  return [
+    ...(from === 'stdin' ? ['-r', '-'] : ['-i', from.iface]),
+    '-n',
+    ...(o.pcap ? ['-U', '-w', '-'] : ['-l']),
+    ...(o.count !== undefined ? ['-c', String(o.count)] : []),
+    // "--": a filter is never read as tcpdump's options (-z runs a program).
+    ...(o.filter?.length ? ['--', ...o.filter] : []),
+  ];
+}
+
+/** Checks a filter with tcpdump before anything starts: a bad one is bad input (exit 2), with tcpdump's words. */
+async function checkFilter(filter: string[]): Promise<void> {
+  if (!filter.length) return;
+  const r = await new Promise<{ code: number | null; err: string }>((resolve, reject) => {
+    const p = spawn('tcpdump', ['-d', '-y', 'EN10MB', '-r', '/dev/null', '--', ...filter], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    p.stderr.on('data', (d) => (err += d));
+    p.once('error', reject);
+    p.once('close', (code) => resolve({ code, err }));
+  }).catch((e: NodeJS.ErrnoException) => {
+    throw new RuntimeError(e.code === 'ENOENT' ? 'tcpdump is not installed: run `apt-get install tcpdump` (or `npm run setup`)' : e.message);
+  });
+  const msg = r.err.split('\n').find((l) => /syntax error|illegal|unknown|expression/i.test(l));
+  if (msg) throw new UserError(`--filter "${filter.join(' ')}": ${msg.replace(/^tcpdump: /, '')}`);
+}
+
+/** Captures until the count, Ctrl-C (SIGINT/SIGTERM) or the lab going down; resolves with the summary. */
+export async function capture(labName: string, target: string, opts: CaptureOptions): Promise<CaptureSummary> {
+  const state = await readState(labName);
+  if (!state || state.status !== 'up') throw new UserError(`no lab named "${labName}" is up (see \`qnet status\`)`);
+  const src = captureSource(state.lab, target, opts.network);
+  if (opts.count !== undefined && (!Number.isInteger(opts.count) || opts.count < 1)) throw new UserError(`--count: expected a whole number of packets (1 or more), got ${opts.count}`);
+  await checkFilter(opts.filter ?? []);
+  const pcap = opts.write !== undefined;
+  const toFile = pcap && opts.write !== '-';
+  let out: Writable = opts.stdout;
+  let fileFd: number | undefined;
+  if (toFile) {
+    try {
+      fileFd = openSync(opts.write!, 'w', 0o600);
+    } catch (e) {
+      throw new UserError(`-w ${opts.write}: cannot write it (${(e as Error).message})`);
+    }
+    const { createWriteStream } = await import('node:fs');
+    out = createWriteStream('', { fd: fileFd });
+  }
+  const counter = new PcapCounter();
+  let lines = 0;
+  let stopped = 'ended' as CaptureSummary['stopped'];
+  let cleanup: () => Promise<void> = async () => {};
+  let child: ChildProcess;
+  const args = tcpdumpArgs(src.kind === 'iface' ? { iface: src.iface } : 'stdin', { pcap, ...(opts.count !== undefined ? { count: opts.count } : {}), ...(opts.filter ? { filter: opts.filter } : {}) });
+  if (src.kind === 'iface') {
+    child = spawn('ip', ['netns', 'exec', state.lab.netns, 'tcpdump', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    opts.stderr.write(`capturing ${src.what} (${src.iface} in ${state.lab.netns}); Ctrl-C stops\n`);
+  } else {
+    const feed = await filterDump(labName, src);
+    cleanup = feed.stop;
+    child = spawn('tcpdump', args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    child.stdin!.on('error', () => {});
+    feed.stream.pipe(child.stdin!);
+    opts.stderr.write(`capturing ${src.what} (QEMU filter-dump on ${src.netdev}); Ctrl-C stops\n`);
+  }
+  child.stdout!.on('data', (d: Buffer) => {
+    if (pcap) counter.push(d);
+    else lines += d.toString().split('\n').length - 1;
+    out.write(d);
+  });
+  let err = '';
+  child.stderr!.on('data', (d: Buffer) => {
+    const s = d.toString();
+    err += s;
+    // tcpdump's own progress lines are noise here; its errors are kept for the message.
+    for (const l of s.split('\n')) if (l && !/^(listening on|reading from|tcpdump: verbose output|\d+ packets (captured|received|dropped))/.test(l)) opts.stderr.write(`${l}\n`);
+  });
+  const onSignal = () => {
+    stopped = 'interrupted';
+    if (src.kind === 'netdev') void cleanup();
+    else child.kill('SIGINT');
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  // tcpdump in the lab namespace keeps it (and its taps) alive after `down` deletes its name: watch for that.
+  const gone = setInterval(() => {
+    if (src.kind === 'iface' && !existsSync(`/run/netns/${state.lab.netns}`)) {
+      stopped = 'lab down';
+      child.kill('SIGINT');
+    }
+  }, 300);
+  const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
+  clearInterval(gone);
+  process.off('SIGINT', onSignal);
+  process.off('SIGTERM', onSignal);
+  await cleanup();
+  await new Promise<void>((resolve) => (toFile ? out.end(resolve) : resolve()));
+  const packets = pcap ? counter.packets : lines;
+  if (stopped === 'ended') {
+    if (opts.count !== undefined && packets >= opts.count) stopped = 'count';
+    else if (!(await readState(labName)) || (src.kind === 'iface' && /went down|No such device|disappeared/i.test(err))) stopped = 'lab down';
+    else if (code !== 0 && src.kind === 'iface') throw new RuntimeError(`tcpdump on ${src.iface} failed (exit ${code}): ${err.trim().split('\n').pop()}`);
+  }
+  return {
+    lab: labName,
+    what: src.what,
+    interface: src.kind === 'iface' ? src.iface : src.netdev,
+    via: src.kind === 'iface' ? 'tcpdump' : 'filter-dump',
+    packets,
+    stopped,
+    ...(toFile ? { file: path.resolve(opts.write!) } : {}),
+  };
+}
+
+// A NIC's packets from QEMU's filter-dump, through a FIFO in the node's run directory: opened here first (read end,
+// and a write end held until QEMU has its own, so the stream does not end before it starts), then the filter added
+// on the NIC's netdev. The FIFO's name is gone from the directory as soon as both ends are open; if qnet dies, QEMU's
+// next write fails and the filter stops writing.
+async function filterDump(labName: string, src: Extract<CaptureSource, { kind: 'netdev' }>): Promise<{ stream: net.Socket; stop: () => Promise<void> }> {
+  const files = nodeFiles(nodeDir(labName, src.node));
+  const fifo = path.join(files.dir, `capture-${process.pid}-${src.netdev}.pcap`);
+  const id = `qnet-capture-${process.pid}-${src.netdev}`;
+  const qmp = await QmpClient.connect(files.qmp, 3000).catch((e: Error) => {
+    throw new RuntimeError(`${src.node}: its QEMU monitor does not answer (${e.message}); is it running?`);
+  });
+  const mk = await new Promise<number | null>((resolve) => spawn('mkfifo', ['-m', '0622', fifo], { stdio: 'ignore' }).once('close', resolve));
+  if (mk !== 0) {
+    qmp.close();
+    throw new RuntimeError(`cannot make ${fifo}`);
+  }
+  let rfd: number | undefined;
+  let wfd: number | undefined;
+  try {
+    rfd = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
+    wfd = openSync(fifo, constants.O_WRONLY | constants.O_NONBLOCK);
+    await qmp.execute('object-add', { 'qom-type': 'filter-dump', id, netdev: src.netdev, file: fifo });
+  } catch (e) {
+    for (const fd of [rfd, wfd]) if (fd !== undefined) closeSync(fd);
+    qmp.close();
+    throw new RuntimeError(`${src.what}: QEMU's filter-dump could not start: ${(e as Error).message}`);
+  } finally {
+    try {
+      unlinkSync(fifo);
+    } catch {
+      // already gone
+    }
+  }
+  closeSync(wfd);
+  const stream = new net.Socket({ fd: rfd, readable: true, writable: false });
+  let stopped = false;
+  const stop = async () => {
+    if (stopped) return;
+    stopped = true;
+    // Removing the filter closes QEMU's end: the stream ends, tcpdump reads to the end and exits.
+    await qmp.execute('object-del', { id }).catch(() => {});
+    qmp.close();
+  };
+  // The guest stopping (the lab going down) closes the monitor and QEMU's end with it.
+  void qmp.closed.then(() => void stop());
+  return { stream, stop };
+}

@@ -1,0 +1,156 @@
+// End-to-end: watching and breaking a running lab. `qnet capture` of a tap, a network's bridge and a user-mode NIC
+// (QEMU's filter-dump), stopped by its count, by Ctrl-C and by the lab going down, leaving no process; `qnet link`
+// pulls and plugs a NIC's cable (the guest sees its carrier go). Real guests under TCG, in the lab's namespace.
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { QNET, labName, qnet, snapshot, writeTopology, type HostSnapshot } from './helpers.js';
+
+describe('capture and link state on a running lab', () => {
+  const lab = labName('watch');
+  let before0: HostSnapshot;
+  const dir = mkdtempSync(path.join(tmpdir(), 'qnet-e2e-cap-'));
+  const exec = async (n: string, cmd: string, ok = true) => {
+    const r = await qnet(['exec', lab, n, '--', 'sh', '-c', cmd]);
+    if (ok) assert.equal(r.code, 0, `${n}: ${cmd}: ${r.stdout}${r.stderr}`);
+    return r;
+  };
+  // tcpdump's reading of a pcap file: one line per packet.
+  const readPcap = (file: string) => spawnSync('tcpdump', ['-n', '-r', file], { encoding: 'utf8' }).stdout.trim().split('\n').filter(Boolean);
+  const tcpdumps = () => spawnSync('pgrep', ['-f', `tcpdump .*-i (t-|br-)`], { encoding: 'utf8' }).stdout.trim();
+  // A capture run as a user would, in the background: its stdout, stderr, and its end.
+  const start = (args: string[]) => {
+    const child = spawn(process.execPath, [QNET, 'capture', lab, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (err += d));
+    const done = new Promise<number | null>((resolve) => child.once('close', resolve));
+    const until = async (what: () => boolean, ms = 20_000) => {
+      const deadline = Date.now() + ms;
+      while (!what() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+      assert.ok(what(), `capture ${args.join(' ')}: stdout ${out} stderr ${err}`);
+    };
+    return { child, done, until, out: () => out, err: () => err };
+  };
+
+  before(async () => {
+    before0 = await snapshot();
+    const file = writeTopology({
+      name: lab,
+      networks: { lan: { subnet: '10.93.0.0/24', address: '10.93.0.1' } },
+      nodes: {
+        p: { nics: [{ network: 'lan', ip: '10.93.0.2' }, { user: {} }] },
+        q: { nics: [{ network: 'lan', ip: '10.93.0.3' }] },
+      },
+    });
+    const r = await qnet(['up', file]);
+    assert.equal(r.code, 0, r.stderr);
+  });
+  after(async () => {
+    await qnet(['down', lab]);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test("a capture of p's NIC while p pings q holds those ICMP packets; --count 5 stops after 5", async () => {
+    const file = path.join(dir, 'p.pcap');
+    const c = start(['p:eth0', '-w', file, '--count', '5', '--filter', 'icmp']);
+    await c.until(() => /capturing p eth0/.test(c.err()));
+    await exec('p', 'ping -c 8 -i 0.3 10.93.0.3');
+    assert.equal(await c.done, 0, c.err());
+    assert.match(c.err(), /5 packets of p eth0 \(tcpdump on t-p-0\), stopped after the count; written to /);
+    const lines = readPcap(file);
+    assert.equal(lines.length, 5, lines.join('\n'));
+    for (const l of lines) assert.match(l, /IP 10\.93\.0\.[23] > 10\.93\.0\.[32]: ICMP echo (request|reply)/);
+    assert.equal(tcpdumps(), '', 'no tcpdump is left');
+  });
+
+  test('a capture of the network records its bridge; --json gives the summary', async () => {
+    const file = path.join(dir, 'lan.pcap');
+    const c = start(['lan', '-w', file, '--count', '4', '--filter', 'icmp', '--json']);
+    await c.until(() => /capturing network lan/.test(c.err()));
+    await exec('q', 'ping -c 6 -i 0.3 10.93.0.2');
+    assert.equal(await c.done, 0, c.err());
+    const s = JSON.parse(c.out()) as { what: string; interface: string; packets: number; stopped: string; via: string };
+    assert.deepEqual([s.what, s.interface, s.packets, s.stopped, s.via], ['network lan', 'br-lan', 4, 'count', 'tcpdump']);
+    assert.equal(readPcap(file).length, 4);
+  });
+
+  test('Ctrl-C (SIGINT) stops a text capture cleanly and leaves no tcpdump', async () => {
+    const c = start(['q']);
+    await c.until(() => /capturing q eth0/.test(c.err()));
+    await exec('p', 'ping -c 2 -i 0.3 10.93.0.3');
+    await c.until(() => /ICMP echo request/.test(c.out()));
+    c.child.kill('SIGINT');
+    assert.equal(await c.done, 0, c.err());
+    assert.match(c.err(), /packets? of q eth0 .*stopped on Ctrl-C/);
+    assert.equal(tcpdumps(), '', 'no tcpdump is left');
+  });
+
+  test("a user-mode NIC is captured by QEMU's filter-dump, and its filter is gone after", async () => {
+    const file = path.join(dir, 'user.pcap');
+    const c = start(['p:1', '-w', file, '--count', '2']);
+    await c.until(() => /capturing p eth1 \(QEMU filter-dump on net1\)/.test(c.err()));
+    await exec('p', 'ping -c 4 -i 0.3 10.0.2.2', false);
+    assert.equal(await c.done, 0, c.err());
+    const lines = readPcap(file);
+    assert.equal(lines.length, 2, lines.join('\n'));
+    assert.ok(lines.every((l) => /10\.0\.2\.|ARP/.test(l)), lines.join('\n'));
+    const qom = spawnSync(process.execPath, [QNET, 'status', lab, '--monitor'], { encoding: 'utf8' }).stdout;
+    assert.doesNotMatch(qom, /filter-dump|qnet-capture/);
+    assert.deepEqual(readFileSync(file).subarray(0, 4), Buffer.from([0xd4, 0xc3, 0xb2, 0xa1]));
+  });
+
+  test('link down: the guest sees NO-CARRIER and ping fails; status shows it; link up brings it back', async () => {
+    const down = await qnet(['link', lab, 'q:eth0', 'down']);
+    assert.equal(down.code, 0, down.stderr);
+    assert.match(down.stderr, /q eth0: link down/);
+    assert.equal((await exec('q', 'cat /sys/class/net/eth0/carrier')).stdout.trim(), '0');
+    assert.match((await exec('q', 'ip link show eth0')).stdout, /NO-CARRIER/);
+    assert.notEqual((await exec('p', 'ping -c 2 -W 1 10.93.0.3', false)).code, 0);
+    const st = JSON.parse((await qnet(['status', lab, '--json'])).stdout) as { nodes: Array<{ name: string; nics: Array<{ link: string }> }> };
+    assert.deepEqual(st.nodes.map((n) => [n.name, n.nics.map((x) => x.link)]), [['p', ['up', 'up']], ['q', ['down']]]);
+    assert.match((await qnet(['status', lab])).stdout, /eth0 \(link down\)/);
+    const up = await qnet(['link', lab, 'q', 'up']);
+    assert.equal(up.code, 0, up.stderr);
+    assert.equal((await exec('q', 'cat /sys/class/net/eth0/carrier')).stdout.trim(), '1');
+    await exec('p', 'ping -c 1 -W 5 10.93.0.3');
+    assert.doesNotMatch((await qnet(['status', lab])).stdout, /link down/);
+  });
+
+  test('bad references, states and filters are bad input (exit 2) and change nothing', async () => {
+    for (const [args, re] of [
+      [['link', lab, 'nosuch:0', 'down'], /no node "nosuch"/],
+      [['link', lab, 'p', 'down'], /p has 2 NICs; say which: p:eth0, p:eth1/],
+      [['link', lab, 'q', 'sideways'], /the state is "down" or "up"/],
+      [['capture', lab, 'q:eth4'], /q has no NIC "eth4"/],
+      [['capture', lab, 'q', '--filter', 'icmp and'], /--filter "icmp and": /],
+      [['capture', lab, 'q', '--count', '0'], /--count: expected a whole number/],
+      [['capture', 'no-such-lab', 'q'], /no lab named "no-such-lab" is up/],
+    ] as const) {
+      const r = await qnet([...args]);
+      assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+      assert.match(r.stderr, re);
+    }
+    assert.equal(tcpdumps(), '');
+  });
+
+  test('a capture stops by itself when the lab goes down, and down works with a link pulled', async () => {
+    assert.equal((await qnet(['link', lab, 'p:0', 'down'])).code, 0);
+    const tap = start(['q']);
+    const user = start(['p:1', '-w', path.join(dir, 'end.pcap')]);
+    await tap.until(() => /capturing q eth0/.test(tap.err()));
+    await user.until(() => /capturing p eth1/.test(user.err()));
+    const d = await qnet(['down', lab]);
+    assert.equal(d.code, 0, d.stderr);
+    assert.equal(await tap.done, 0, tap.err());
+    assert.equal(await user.done, 0, user.err());
+    assert.match(tap.err(), /stopped as the lab went down/);
+    assert.match(user.err(), /stopped (as the lab went down|at the end of the stream)/);
+    assert.equal(tcpdumps(), '');
+    assert.deepEqual(await snapshot(), before0);
+  });
+});
