@@ -124,15 +124,16 @@ async function plumbing(): Promise<string[]> {
 }
 
 /**
- * Waits until every address answers one ping from inside `ns`: 1 s pings, up to 32 at once (one at a time, a
- * restored guest's first answer after about 0.2 s made the loop itself take 163 s for 250 guests), each address
- * pinged again 100 ms after it failed.
+ * Waits until every address answers one ping from inside `ns`: 2 s pings, up to 8 at once (one at a time, a
+ * restored guest's first answer after about 0.2 s made the loop itself take 163 s for 250 guests; 32 at once, each
+ * resolved by an ARP broadcast that woke all 250 guests, kept them too busy to answer), each address pinged again
+ * 100 ms after it failed.
  */
 async function waitPing(ns: string, addrs: string[], timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   const ping = (a: string) =>
     new Promise<boolean>((resolve) => {
-      const p = spawn('ip', ['netns', 'exec', ns, 'busybox', 'ping', '-c', '1', '-W', '1', a], { stdio: 'ignore' });
+      const p = spawn('ip', ['netns', 'exec', ns, 'busybox', 'ping', '-c', '1', '-W', '2', a], { stdio: 'ignore' });
       p.once('error', () => resolve(false));
       p.once('close', (code) => resolve(code === 0));
     });
@@ -146,7 +147,7 @@ async function waitPing(ns: string, addrs: string[], timeoutMs: number): Promise
       }
     }
   };
-  await Promise.all(Array.from({ length: Math.min(32, addrs.length) }, worker));
+  await Promise.all(Array.from({ length: Math.min(8, addrs.length) }, worker));
   if (failed.length) throw new Error(`no answer from ${failed.join(', ')}`);
 }
 

@@ -290,6 +290,26 @@ export async function main(argv: string[]): Promise<number> {
     });
 
   program
+    .command('impair')
+    .description('change the impairments of a NIC on a running lab (netem and tbf on its tap), without restarting anything')
+    .argument('<lab>', 'lab name')
+    .argument('<nic>', 'NODE:NIC (a NIC by position or name; NODE alone for a node with one NIC)')
+    .option('--delay <time>', 'added latency, e.g. 50ms')
+    .option('--jitter <time>', 'random variation of the delay, e.g. 5ms')
+    .option('--loss <share>', 'share of packets dropped, e.g. 1%')
+    .option('--rate <rate>', 'bandwidth limit, e.g. 10mbit')
+    .option('--duplicate <share>', 'share of packets sent twice, e.g. 0.5%')
+    .option('--corrupt <share>', 'share of packets with a bit flipped, e.g. 0.1%')
+    .addOption(new Option('--direction <dir>', 'from the guest\'s side').choices(['egress', 'ingress', 'both']).default('egress'))
+    .option('--clear', 'take every impairment off the NIC')
+    .action(async (lab: string, ref: string, o: { delay?: string; jitter?: string; loss?: string; rate?: string; duplicate?: string; corrupt?: string; direction: 'egress' | 'ingress' | 'both'; clear?: boolean }) => {
+      const { setImpairment } = await import('../lab/impair.js');
+      const { clear, direction, ...values } = o;
+      if (clear && Object.keys(values).length) throw new UserError('impair: --clear takes no other impairment');
+      process.stderr.write(`${green('✓')} ${await setImpairment(lab, ref, clear ? 'clear' : { ...values, direction }, runner)}\n`);
+    });
+
+  program
     .command('graph')
     .description('draw a lab: nodes (role, and state when it is up), networks by mode, the host side, NICs with addresses and MACs on the edges')
     .argument('<target>', 'lab name (a running lab: with each node\'s state) or topology file')

@@ -58,6 +58,8 @@ export function renderStatus(s: LabStatus): string {
         ]),
       ),
     );
+  const impaired = s.nodes.flatMap((n) => n.nics.filter((x) => x.impair).map((x) => `${n.name} ${x.guestIf}: ${x.impair}`));
+  if (impaired.length) out.push(`impairments in force: ${impaired.join('; ')}`);
   if (s.services.length)
     out.push(table(['SERVICE', 'PID', 'STATE'], s.services.map((x) => [x.name, String(x.pid), x.state === 'running' ? x.state : red(x.state)])));
   for (const n of s.nodes)

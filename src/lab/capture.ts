@@ -84,7 +84,8 @@ export function tcpdumpArgs(from: { iface: string } | 'stdin', o: { pcap: boolea
 async function checkFilter(filter: string[]): Promise<void> {
   if (!filter.length) return;
   const r = await new Promise<{ code: number | null; err: string }>((resolve, reject) => {
-    const p = spawn('tcpdump', ['-d', '-y', 'EN10MB', '-r', '/dev/null', '--', ...filter], { stdio: ['ignore', 'ignore', 'pipe'] });
+    // -d: compile and print the filter, capture nothing (on lo, whose link type is Ethernet's, as a tap's).
+    const p = spawn('tcpdump', ['-d', '-i', 'lo', '--', ...filter], { stdio: ['ignore', 'ignore', 'pipe'] });
     let err = '';
     p.stderr.on('data', (d) => (err += d));
     p.once('error', reject);

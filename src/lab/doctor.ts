@@ -73,10 +73,18 @@ export async function doctor(run: CommandRunner): Promise<Finding[]> {
     const veth = (await run.run(['ip', '-n', ns, 'link', 'add', 'name', 'a', 'type', 'veth', 'peer', 'name', 'b'], { allowFail: true })).code === 0;
     const nftBridge =
       (await run.run(['ip', 'netns', 'exec', ns, 'nft', 'add', 'table', 'bridge', 't'], { allowFail: true }).catch(() => ({ code: 1 }))).code === 0;
+    // Impairments: netem and tbf on a veth, and an ifb (what a guest sends is impaired on one).
+    const tc = async (args: string) => (await run.run(['ip', 'netns', 'exec', ns, 'tc', ...args.split(' ')], { allowFail: true }).catch(() => ({ code: 1 }))).code === 0;
+    const netem = veth && (await tc('qdisc add dev a root handle 1: netem delay 1ms'));
+    const tbf = veth && (await tc('qdisc replace dev b root handle 1: tbf rate 1mbit burst 3200b limit 6400b'));
+    const ifb = (await run.run(['ip', '-n', ns, 'link', 'add', 'name', 'i', 'type', 'ifb'], { allowFail: true })).code === 0;
     await run.run(['ip', 'netns', 'delete', ns], { allowFail: true });
     out.push({ check: 'network namespaces', ok: true, detail: 'usable' });
     out.push({ check: 'bridges', ok: br, detail: br ? 'usable' : 'cannot create', ...(br ? {} : { fix: 'modprobe bridge' }) });
     out.push({ check: 'veth', ok: veth, detail: veth ? 'usable' : 'cannot create', ...(veth ? {} : { fix: 'modprobe veth' }) });
+    // Optional: only labs with impairments need them, and `up` says what is missing when one does.
+    const lacking = [netem ? '' : 'netem (delay, jitter, loss, duplicate, corrupt: CONFIG_NET_SCH_NETEM, modprobe sch_netem)', tbf ? '' : 'tbf (rate)', ifb ? '' : 'ifb (what a guest sends)'].filter(Boolean);
+    out.push({ check: 'impairments (tc)', ok: true, detail: lacking.length ? `this kernel lacks ${lacking.join(', ')}` : 'netem, tbf and ifb usable' });
     out.push({ check: 'nftables bridge family', ok: nftBridge, detail: nftBridge ? 'usable' : 'not available', ...(nftBridge ? {} : { fix: 'modprobe nf_tables nft_bridge (anti-spoofing needs it)' }) });
   } else out.push({ check: 'network namespaces', ok: false, detail: 'cannot create', fix: 'run as root on a kernel with network namespaces' });
   // Acceleration: the device alone proves nothing; the cached probe says whether a guest really booted.

@@ -2,6 +2,7 @@
 import { readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { ResolvedLab } from '../topology/model.js';
+import type { Impairment } from '../topology/impair.js';
 import type { LanUplink } from '../render/lan.js';
 import { labDir } from '../dirs.js';
 
@@ -17,6 +18,8 @@ export interface LabState {
   guests: Record<string, { pid: number; startedAt: string; readyAt?: string; bootSeconds?: number; start?: 'booted' | 'restored' }>;
   /** Helper processes of the lab (dnsmasq per DHCP network). */
   services?: Record<string, { pid: number }>;
+  /** Impairments set by `qnet impair` over the topology's (by node, then NIC position; null: cleared). */
+  impair?: Record<string, Record<string, Impairment | null>>;
   /** NICs whose link was set down by `qnet link` (positions, by node); absent: every link is up. */
   links?: Record<string, number[]>;
   /** The uplinks of bridged and macnat networks as they were before `up` (what `down` gives back). */

@@ -10,6 +10,7 @@ import type { ResolvedNode } from '../topology/model.js';
 import { findLab, listLabs } from './discover.js';
 import { readState } from './state.js';
 import { labLeases } from './leases.js';
+import { describeImpairment, impairmentInForce } from '../topology/impair.js';
 
 export interface NodeStatus {
   name: string;
@@ -22,7 +23,7 @@ export interface NodeStatus {
   cpus?: number;
   /** Addresses: static ones, or for DHCP NICs the address of their current lease. */
   /** link: the NIC's cable as `qnet link` left it (up unless pulled). */
-  nics: Array<{ guestIf: string; mac: string; model: string; tap: string; network: string; dhcp: boolean; addresses: string[]; link: 'up' | 'down' }>;
+  nics: Array<{ guestIf: string; mac: string; model: string; tap: string; network: string; dhcp: boolean; addresses: string[]; link: 'up' | 'down'; impair?: string }>;
   gateway?: string;
   /** The QEMU monitor's `info network` (with `status --monitor`). */
   monitorNetwork?: string;
@@ -114,6 +115,7 @@ export async function labStatus(lab: string): Promise<LabStatus | null> {
         network: n.network,
         dhcp: n.dhcp,
         link: state.links?.[node.name]?.includes(n.index) ? ('down' as const) : ('up' as const),
+        ...((i) => (i ? { impair: describeImpairment(i) } : {}))(impairmentInForce(state, node.name, n)),
         addresses: n.dhcp && lanNets.has(n.network)
           ? (fromGuest.get(n.mac) ?? [])
           : n.dhcp

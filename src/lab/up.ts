@@ -427,6 +427,8 @@ async function applyChange(running: LabState, next: ResolvedLab, opts: UpOptions
   for (const n of [...change.removeNodes, ...change.restartNodes]) delete state.guests[n];
   // A removed or restarted node's NICs come back plugged in (QEMU starts with every link up).
   if (state.links) state.links = Object.fromEntries(Object.entries(state.links).filter(([n]) => !change.removeNodes.includes(n) && !change.restartNodes.includes(n)));
+  // Their impairments are the topology's again.
+  if (state.impair) state.impair = Object.fromEntries(Object.entries(state.impair).filter(([n]) => !change.removeNodes.includes(n) && !change.restartNodes.includes(n)));
   const ctx: ExecContext = { runner: opts.runner, lab: next, state, live, reporter, readyTimeoutMs: opts.readyTimeoutMs ?? 120_000, slots: new Slots(bootWindow(opts)) };
   const done: Step[] = [];
   let current: Step | undefined;

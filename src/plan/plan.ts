@@ -20,9 +20,11 @@ import type { Action, GuestSnapshot, PassedFile, PlanContext, Step, StopHow } fr
 import { shellQuote } from '../render/shell.js';
 
 export { shellQuote };
-import { bridgeLines, bridgeUpLine, ownerMarker, tapLines } from '../render/ipbatch.js';
+import { bridgeLines, bridgeUpLine, neighborLines, ownerMarker, tapLines } from '../render/ipbatch.js';
 import { needsGuard, renderGuardRuleset } from '../render/guard.js';
 import { renderLinkBatch } from '../render/ipbatch.js';
+import { ifbName, labImpairments, NETEM_HINT } from '../render/impair.js';
+import { describeImpairment } from '../topology/impair.js';
 import { kindOf } from '../guest/kinds.js';
 import { labKeySteps } from '../guest/image-node.js';
 import type { ResolvedLab, ResolvedNode } from '../topology/model.js';
@@ -67,6 +69,8 @@ export function planUp(lab: ResolvedLab, ctx: PlanContext): Step[] {
     do: { kind: 'exec', argv: ['ip', '-n', lab.netns, '-batch', '-'], input: batch },
     // No undo of its own: deleting the namespace removes every link inside it.
   });
+  const impaired = labImpairments(lab);
+  if (impaired.tc.length) steps.push(impairStep(lab.netns, impaired));
   if (needsGuard(lab))
     steps.push({
       title: 'load anti-spoofing and DHCP guard rules on the bridges (one nft transaction)',
@@ -225,7 +229,11 @@ export function planChange(running: ResolvedLab, next: ResolvedLab, c: ChangeSet
   for (const name of [...c.removeNodes, ...c.restartNodes]) {
     const node = oldNodes.get(name)!;
     steps.push({ title: `stop ${name}`, do: { kind: 'stop-guest', node: name, stop: kindOf(node).stop } });
-    const taps = node.nics.filter((n) => n.kind === 'bridge').map((n) => `link delete dev ${n.tap}`);
+    const taps = [
+      ...node.nics.filter((n) => n.kind === 'bridge').map((n) => `link delete dev ${n.tap}`),
+      // A NIC's ifb is no port of anything: it goes by itself.
+      ...node.nics.filter((n) => n.impair && n.impair.direction !== 'ingress').map((n) => `link delete dev ${ifbName(running.name, name, n.index)}`),
+    ];
     if (taps.length) steps.push({ title: `remove ${name}'s taps`, do: { kind: 'exec', argv: ['ip', '-n', ns, '-batch', '-'], input: taps.join('\n') + '\n' } });
     steps.push({ title: `remove ${name}'s run directory`, do: { kind: 'rmtree', path: nodeDir(running.name, name) } });
   }
@@ -241,9 +249,13 @@ export function planChange(running: ResolvedLab, next: ResolvedLab, c: ChangeSet
     for (const nic of newNodes.get(name)!.nics.filter((n) => n.kind === 'bridge'))
       batch.push(...tapLines(nic.tap, bridgeOf.get(nic.network)!, String(ctx.guestIds.uid), mark));
   for (const net of added) batch.push(bridgeUpLine(net));
+  const startingNodes = { ...next, nodes: [...c.addNodes, ...c.restartNodes].map((n) => newNodes.get(n)!) };
+  const impaired = labImpairments(startingNodes);
+  batch.push(...neighborLines(startingNodes), ...impaired.ip);
   if (batch.length) {
     const undo = [
       ...[...c.addNodes, ...c.restartNodes].flatMap((name) => newNodes.get(name)!.nics.filter((n) => n.kind === 'bridge').map((n) => `link delete dev ${n.tap}`)),
+      ...impaired.ip.filter((l) => l.startsWith('link add name ')).map((l) => `link delete dev ${l.split(' ')[3]}`),
       ...c.addNetworks.map((name) => `link delete dev ${bridgeOf.get(name)!}`),
     ];
     steps.push({
@@ -252,6 +264,7 @@ export function planChange(running: ResolvedLab, next: ResolvedLab, c: ChangeSet
       undo: { kind: 'exec', argv: ['ip', '-n', ns, '-batch', '-'], input: undo.join('\n') + '\n' },
     });
   }
+  if (impaired.tc.length) steps.push(impairStep(ns, impaired));
   if (needsGuard(running) || needsGuard(next))
     steps.push({
       title: 'replace the anti-spoofing and DHCP guard rules (one nft transaction)',
@@ -306,4 +319,15 @@ function describe(a: Action): string {
     default:
       return a.kind;
   }
+}
+
+/** The step that impairs NICs (one tc -batch in the lab namespace); its hint says what a kernel without netem lacks. */
+function impairStep(ns: string, impaired: ReturnType<typeof labImpairments>): Step {
+  const what = impaired.nics.map(({ node, nic }) => `${node.name} NIC ${nic.index} (${describeImpairment(nic.impair!)})`).join('; ');
+  return {
+    title: `impair ${impaired.nics.length} NIC${impaired.nics.length === 1 ? '' : 's'}: ${what} (one tc -batch)`,
+    // No undo of its own: the qdiscs go with the taps, the ifbs with the namespace.
+    do: { kind: 'exec', argv: ['ip', 'netns', 'exec', ns, 'tc', '-batch', '-'], input: impaired.tc.join('\n') + '\n' },
+    hint: NETEM_HINT,
+  };
 }

@@ -1,6 +1,7 @@
 // The resolved lab model: what normalization produces and everything downstream consumes.
 import type { Cidr } from './ipv4.js';
 import type { DiskBus, NicModel } from './schema.js';
+import type { Impairment } from './impair.js';
 
 /** bridge: a switch (optional host address); isolated: a switch, no host side; nat/routed: the host side is the
  * gateway and the lab's uplink carries the traffic out (masqueraded, or routed as is); socket: a QEMU point-to-point link. */
@@ -86,6 +87,8 @@ export interface ResolvedNic {
   dhcp: boolean;
   /** Where each address was written in the topology (for messages). */
   addressPaths?: Array<Array<string | number>>;
+  /** Link impairments on the NIC's tap (bridge NICs only). */
+  impair?: Impairment;
 }
 
 export interface RouterConfig {

@@ -1,5 +1,6 @@
 // Normalization: defaults, derived names and MACs, parsed addresses. Pure; collects issues instead of throwing.
 import { createHash } from 'node:crypto';
+import { resolveImpairment } from './impair.js';
 import path from 'node:path';
 import type { InputIssue } from '../errors.js';
 import { formatIPv4, networkOf, parseCidr, parseIPv4, parseMac, type Cidr } from './ipv4.js';
@@ -229,6 +230,7 @@ export function normalize(topo: Topology, issues: InputIssue[], opts: NormalizeO
           if (nic[key] !== undefined)
             issues.push({ path: formatPath([...path, key]), message: `user-mode NICs always get ${USER_NET.address} and have no tap; remove "${key}"` });
         if (nic.dhcp) issues.push({ path: formatPath([...path, 'dhcp']), message: 'a user-mode NIC gets 10.0.2.15 from QEMU itself; remove "dhcp"' });
+        if (nic.impair) issues.push({ path: formatPath([...path, 'impair']), message: 'impairments go on a tap: a user-mode NIC has none (put the NIC on a network)' });
         return {
           index,
           dhcp: false,
@@ -247,6 +249,9 @@ export function normalize(topo: Topology, issues: InputIssue[], opts: NormalizeO
       const addressPaths: Array<Array<string | number>> = [];
       if (kind === 'socket' && nic.tap !== undefined)
         issues.push({ path: formatPath([...path, 'tap']), message: 'NICs on a socket network have no tap; remove "tap"' });
+      if (kind === 'socket' && nic.impair)
+        issues.push({ path: formatPath([...path, 'impair']), message: 'impairments go on a tap: a NIC on a socket network has none (use a bridge network)' });
+      const impair = kind === 'bridge' ? resolveImpairment(nic.impair) : undefined;
       if (nic.dhcp && net && onLan(net) && nic.ip !== undefined)
         issues.push({ path: formatPath([...path, 'ip']), message: `the LAN's DHCP server chooses the address on ${net.mode} network "${net.name}"; remove "ip" (or "dhcp" for a static address)` });
       if (nic.dhcp && net && !net.dhcp && !onLan(net))
@@ -265,6 +270,7 @@ export function normalize(topo: Topology, issues: InputIssue[], opts: NormalizeO
         tap: kind === 'bridge' ? (nic.tap ?? deriveIfName('t-', name, `-${index}`)) : '',
         addresses: parseAddressList(nic.ip, net?.subnet, [...path, 'ip'], issues, addressPaths, !net),
         addressPaths,
+        ...(impair ? { impair } : {}),
       };
     });
     let gateway: number | undefined;

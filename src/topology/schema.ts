@@ -1,5 +1,6 @@
 // The topology file's schema: the single source of truth for validation and the generated JSON Schema.
 import { z } from 'zod';
+import { IMPAIR_DIRECTIONS, parseRate, parseShare, parseTime } from './impair.js';
 import { NAME_PATTERN } from './names.js';
 
 export { NIC_MODELS, type NicModel } from './nic-models.js';
@@ -59,6 +60,46 @@ export const UserNetSchema = z.strictObject({
   hostfwd: z.array(HostFwdSchema).max(64).default([]).describe('host port forwards into the guest'),
 });
 
+// Link impairments of a NIC: each value checked where it is written (the numbers are in impair.ts).
+const time = (what: string) =>
+  z
+    .string()
+    .max(16)
+    .refine((t) => parseTime(t) !== undefined, { error: `${what} is a time like 20ms, 500us or 1s` })
+    .refine((t) => (parseTime(t) ?? 0) <= 60_000_000, { error: `${what} is at most 60s` });
+const share = (what: string) =>
+  z
+    .string()
+    .max(16)
+    .refine((t) => parseShare(t) !== undefined, { error: `${what} is a share like 1% or 0.5%` })
+    .refine((t) => (parseShare(t) ?? 0) <= 100, { error: `${what} is at most 100%` });
+
+/** The `impair` block of a NIC in a topology file (and of `qnet impair`'s options). */
+export const ImpairSchema = z
+  .strictObject({
+    delay: time('delay').optional().describe('added latency, e.g. 20ms'),
+    jitter: time('jitter').optional().describe('random variation of the delay, e.g. 5ms (needs delay)'),
+    loss: share('loss').optional().describe('share of packets dropped, e.g. 1%'),
+    rate: z
+      .string()
+      .max(16)
+      .refine((t) => parseRate(t) !== undefined, { error: 'rate is a rate like 10mbit, 512kbit or 1gbit' })
+      .refine((t) => (parseRate(t) ?? 0) >= 8000, { error: 'rate is at least 8kbit' })
+      .optional()
+      .describe('bandwidth limit, e.g. 10mbit'),
+    duplicate: share('duplicate').optional().describe('share of packets sent twice, e.g. 0.5%'),
+    corrupt: share('corrupt').optional().describe('share of packets with a bit flipped, e.g. 0.1%'),
+    direction: z
+      .enum(IMPAIR_DIRECTIONS)
+      .default('egress')
+      .describe('from the guest\'s side: egress (what it sends, the default), ingress (what it receives) or both'),
+  })
+  .refine((i) => i.jitter === undefined || i.delay !== undefined, { error: 'jitter needs a delay', path: ['jitter'] });
+
+
+
+export type ImpairInput = z.input<typeof ImpairSchema>;
+
 export const NicSchema = z.strictObject({
   network: z.string().max(64).optional().describe('name of the network this NIC joins'),
   user: UserNetSchema.optional().describe(
@@ -75,6 +116,9 @@ export const NicSchema = z.strictObject({
     .union([ipv4Text, z.array(ipv4Text).max(LIMITS.addressesPerNic)])
     .optional()
     .describe('static IPv4 address(es), "a.b.c.d/len" or "a.b.c.d" (prefix from the network subnet)'),
+  impair: ImpairSchema.optional().describe(
+    'impair this NIC\'s link (netem and tbf on its tap): delay, jitter, loss, rate, duplicate, corrupt; direction from the guest\'s side',
+  ),
 });
 
 export const NetworkSchema = z.strictObject({

@@ -1,6 +1,7 @@
 // End-to-end: watching and breaking a running lab. `qnet capture` of a tap, a network's bridge and a user-mode NIC
 // (QEMU's filter-dump), stopped by its count, by Ctrl-C and by the lab going down, leaving no process; `qnet link`
-// pulls and plugs a NIC's cable (the guest sees its carrier go). Real guests under TCG, in the lab's namespace.
+// pulls and plugs a NIC's cable (the guest sees its carrier go); impairments declared and changed live (tbf for a
+// rate, netem where the kernel has it). Real guests under TCG, in the lab's namespace.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -43,7 +44,7 @@ describe('capture and link state on a running lab', () => {
       name: lab,
       networks: { lan: { subnet: '10.93.0.0/24', address: '10.93.0.1' } },
       nodes: {
-        p: { nics: [{ network: 'lan', ip: '10.93.0.2' }, { user: {} }] },
+        p: { nics: [{ network: 'lan', ip: '10.93.0.2', impair: { rate: '200mbit', direction: 'both' } }, { user: {} }] },
         q: { nics: [{ network: 'lan', ip: '10.93.0.3' }] },
       },
     });
@@ -121,6 +122,68 @@ describe('capture and link state on a running lab', () => {
     assert.doesNotMatch((await qnet(['status', lab])).stdout, /link down/);
   });
 
+  // Traffic control on a tap, read back from the lab namespace.
+  const qdiscs = (dev: string) => JSON.parse(spawnSync('ip', ['netns', 'exec', `qnet-${lab}`, 'tc', '-j', 'qdisc', 'show', 'dev', dev], { encoding: 'utf8' }).stdout || '[]') as Array<{ kind: string }>;
+  const netemHere = () => {
+    const ns = `qnet-e2e-netem-${process.pid}`;
+    spawnSync('ip', ['netns', 'add', ns]);
+    spawnSync('ip', ['-n', ns, 'link', 'add', 'a', 'type', 'veth', 'peer', 'name', 'b']);
+    const ok = spawnSync('ip', ['netns', 'exec', ns, 'tc', 'qdisc', 'add', 'dev', 'a', 'root', 'netem', 'delay', '1ms']).status === 0;
+    spawnSync('ip', ['netns', 'delete', ns]);
+    return ok;
+  };
+  // Mbit/s from q's iperf3 client to p's server (q sends) or the other way (-R: q receives), 2 s.
+  const iperf = async (reverse: boolean) => {
+    await exec('p', 'pgrep iperf3 >/dev/null || iperf3 -s -D');
+    const r = await exec('q', `iperf3 -c 10.93.0.2 -t 2 -J ${reverse ? '-R' : ''}`);
+    return (JSON.parse(r.stdout) as { end: { sum_received: { bits_per_second: number } } }).end.sum_received.bits_per_second / 1e6;
+  };
+
+  test('an impairment declared in the topology is in force from up (tbf on the tap and on its ifb), and --clear takes it off', async () => {
+    const st = JSON.parse((await qnet(['status', lab, '--json'])).stdout) as { nodes: Array<{ name: string; nics: Array<{ impair?: string }> }> };
+    assert.equal(st.nodes[0]!.nics[0]!.impair, 'rate 200mbit, both');
+    assert.match((await qnet(['status', lab])).stdout, /impairments in force: p eth0: rate 200mbit, both/);
+    assert.deepEqual(qdiscs('t-p-0').map((q) => q.kind).sort(), ['ingress', 'tbf']);
+    const c = await qnet(['impair', lab, 'p:0', '--clear']);
+    assert.equal(c.code, 0, c.stderr);
+    assert.match(c.stderr, /p eth0: no impairment/);
+    assert.ok(!qdiscs('t-p-0').some((q) => q.kind === 'tbf' || q.kind === 'ingress'), JSON.stringify(qdiscs('t-p-0')));
+    assert.doesNotMatch((await qnet(['status', lab])).stdout, /impairments in force/);
+  });
+
+  test('qnet impair --rate limits what the guest sends (egress, through its ifb) or receives (ingress), live', async () => {
+    const free = await iperf(false);
+    assert.equal((await qnet(['impair', lab, 'q', '--rate', '2mbit'])).code, 0);
+    const sent = await iperf(false);
+    const received = await iperf(true);
+    assert.ok(sent < 3 && free > 4 * sent, `q sends at ${sent.toFixed(2)} Mbit/s limited to 2mbit (free: ${free.toFixed(1)})`);
+    assert.ok(received > 4 * sent, `q still receives at ${received.toFixed(1)} Mbit/s (egress only)`);
+    assert.equal((await qnet(['impair', lab, 'q', '--rate', '2mbit', '--direction', 'ingress'])).code, 0);
+    assert.ok((await iperf(true)) < 3, 'now what q receives is limited');
+    assert.ok((await iperf(false)) > 4 * sent, 'and what it sends is not');
+    assert.equal((await qnet(['impair', lab, 'q', '--clear'])).code, 0);
+  });
+
+  test('delay and loss: netem where the kernel has it (RTT rises by the delay, 100% loss stops ping), else refused with what is missing', async () => {
+    const rtt = async () => Number(/= [\d.]+\/([\d.]+)\//.exec((await exec('p', 'ping -c 5 -i 0.2 -q 10.93.0.3')).stdout)![1]);
+    if (netemHere()) {
+      const before = await rtt();
+      assert.equal((await qnet(['impair', lab, 'q', '--delay', '100ms'])).code, 0);
+      const after = await rtt();
+      assert.ok(after - before > 80 && after - before < 180, `RTT ${before} -> ${after} ms with 100ms on what q sends`);
+      assert.equal((await qnet(['impair', lab, 'q', '--loss', '100%'])).code, 0);
+      assert.notEqual((await exec('p', 'ping -c 2 -W 1 10.93.0.3', false)).code, 0);
+    } else {
+      const r = await qnet(['impair', lab, 'q', '--delay', '100ms']);
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, /q eth0: the impairment could not be set [\s\S]*it has none now[\s\S]*netem \(CONFIG_NET_SCH_NETEM, `modprobe sch_netem`\)/);
+      assert.ok(!qdiscs('t-q-0').some((q) => q.kind === 'ingress' || q.kind === 'netem'), 'nothing is left on the tap');
+      assert.match((await qnet(['doctor'])).stdout, /impairments \(tc\)\s+ok\s+this kernel lacks netem/);
+    }
+    assert.equal((await qnet(['impair', lab, 'q', '--clear'])).code, 0);
+    await exec('p', 'ping -c 1 -W 5 10.93.0.3');
+  });
+
   test('bad references, states and filters are bad input (exit 2) and change nothing', async () => {
     for (const [args, re] of [
       [['link', lab, 'nosuch:0', 'down'], /no node "nosuch"/],
@@ -130,6 +193,11 @@ describe('capture and link state on a running lab', () => {
       [['capture', lab, 'q', '--filter', 'icmp and'], /--filter "icmp and": /],
       [['capture', lab, 'q', '--count', '0'], /--count: expected a whole number/],
       [['capture', 'no-such-lab', 'q'], /no lab named "no-such-lab" is up/],
+      [['impair', lab, 'q', '--delay', 'fast'], /q eth0: --delay: delay is a time like 20ms/],
+      [['impair', lab, 'q', '--loss', '150%'], /--loss: loss is at most 100%/],
+      [['impair', lab, 'p:1', '--delay', '1ms'], /p eth1: impairments go on a tap, and a user-mode NIC has none/],
+      [['impair', lab, 'q'], /say what to impair/],
+      [['impair', lab, 'q', '--clear', '--delay', '1ms'], /--clear takes no other impairment/],
     ] as const) {
       const r = await qnet([...args]);
       assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);

@@ -1,0 +1,50 @@
+// `qnet impair`: change a NIC's impairments on a running lab, without restarting anything: what was in force on
+// its tap (and its ifb) is taken off, the new one put on. What is in force is kept in the lab's state file (over
+// what the topology declared) so that `status` shows it; a restarted node comes back as its topology says.
+import { RuntimeError, UserError } from '../errors.js';
+import { RealRunner, type CommandRunner } from '../host/run.js';
+import { clearImpairment, nicImpairment, NETEM_HINT } from '../render/impair.js';
+import { describeImpairment, resolveImpairment, type Impairment } from '../topology/impair.js';
+import { ImpairSchema, type ImpairInput } from '../topology/schema.js';
+import type { ResolvedNic, ResolvedNode } from '../topology/model.js';
+import { nicName, resolveNicRef } from './nicref.js';
+import { readState, writeState } from './state.js';
+
+/** Sets (or with `clear`, removes) a NIC's impairments on a running lab; resolves with what is in force now. */
+export async function setImpairment(labName: string, ref: string, input: ImpairInput | 'clear', runner: CommandRunner = new RealRunner()): Promise<string> {
+  const state = await readState(labName);
+  if (!state || state.status !== 'up') throw new UserError(`no lab named "${labName}" is up (see \`qnet status\`)`);
+  const { node, nic } = resolveNicRef(state.lab, ref);
+  const where = `${node.name} ${nicName(node, nic)}`;
+  if (nic.kind !== 'bridge') throw new UserError(`${where}: impairments go on a tap, and a ${nic.kind === 'user' ? 'user-mode NIC' : 'NIC on a socket network'} has none`);
+  let next: Impairment | undefined;
+  if (input !== 'clear') {
+    const parsed = ImpairSchema.safeParse(input);
+    if (!parsed.success) throw new UserError(`${where}: ${parsed.error.issues.map((i) => `${i.path.length ? `--${String(i.path[0])}: ` : ''}${i.message}`).join('; ')}`);
+    next = resolveImpairment(parsed.data);
+    if (!next) throw new UserError(`${where}: say what to impair (--delay, --jitter, --loss, --rate, --duplicate, --corrupt), or --clear`);
+  }
+  await apply(runner, state.lab.netns, labName, node, nic, next);
+  const now = (await readState(labName)) ?? state;
+  const impair = { ...(now.impair ?? {}) };
+  impair[node.name] = { ...(impair[node.name] ?? {}), [String(nic.index)]: next ?? null };
+  await writeState({ ...now, impair });
+  return `${where}: ${next ? describeImpairment(next) : 'no impairment'}`;
+}
+
+// Takes off what is on the NIC (nothing there is fine), then puts the new impairment on; on failure, none is left.
+async function apply(runner: CommandRunner, ns: string, lab: string, node: ResolvedNode, nic: ResolvedNic, next: Impairment | undefined): Promise<void> {
+  const off = clearImpairment(lab, node.name, nic);
+  await runner.run(['ip', 'netns', 'exec', ns, 'tc', '-force', '-batch', '-'], { input: off.tc.join('\n') + '\n', allowFail: true });
+  await runner.run(['ip', '-n', ns, '-force', '-batch', '-'], { input: off.ip.join('\n') + '\n', allowFail: true });
+  if (!next) return;
+  const on = nicImpairment(lab, node.name, nic, next);
+  try {
+    if (on.ip.length) await runner.run(['ip', '-n', ns, '-batch', '-'], { input: on.ip.join('\n') + '\n' });
+    await runner.run(['ip', 'netns', 'exec', ns, 'tc', '-batch', '-'], { input: on.tc.join('\n') + '\n' });
+  } catch (e) {
+    await runner.run(['ip', 'netns', 'exec', ns, 'tc', '-force', '-batch', '-'], { input: off.tc.join('\n') + '\n', allowFail: true });
+    await runner.run(['ip', '-n', ns, '-force', '-batch', '-'], { input: off.ip.join('\n') + '\n', allowFail: true });
+    throw new RuntimeError(`${node.name} ${nicName(node, nic)}: the impairment could not be set (${(e as Error).message.trim()}); it has none now.\n${NETEM_HINT}`);
+  }
+}
