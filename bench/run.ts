@@ -242,6 +242,10 @@ async function qnetLab(lab: ReturnType<typeof guestsLab>, opts: { cold?: boolean
     const downMs = opts.downBefore ? await downAsBefore(lab) : await timed(async () => (d = await cli(['down', lab.name], opts.qnet)));
     if (d.code !== 0) throw new Error(`qnet down ${lab.name} failed: ${d.stderr}`);
     return { upMs, downMs, boots: guests.map((g) => (g.bootSeconds ?? 0) * 1000), restored: guests.filter((g) => g.start === 'restored').length };
+  } catch (e) {
+    // A failed measurement leaves nothing running (a 250-guest lab left up starved everything after it).
+    await cli(['down', lab.name], opts.qnet);
+    throw e;
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -327,8 +327,15 @@ export async function main(argv: string[]): Promise<number> {
       if (byName && !state) throw new UserError(`no lab named "${target}" is up, and no file "${target}" exists`);
       const lab = state ? state.lab : await loadTopology(target);
       const status = state ? await labStatus(lab.name) : null;
-      const states = status ? Object.fromEntries(status.nodes.map((n) => [n.name, n.state])) : undefined;
-      const text = await drawLab(lab, format, states);
+      const live = status
+        ? {
+            states: Object.fromEntries(status.nodes.map((n) => [n.name, n.state])),
+            nics: Object.fromEntries(
+              status.nodes.map((n) => [n.name, Object.fromEntries(n.nics.map((x, i) => [i, { ...(x.link === 'down' ? { link: 'down' as const } : {}), ...(x.impair ? { impair: x.impair } : {}) }]))]),
+            ),
+          }
+        : undefined;
+      const text = await drawLab(lab, format, live);
       if (o.out && o.out !== '-') {
         await writeFile(o.out, text);
         process.stderr.write(`${green('✓')} wrote the ${format} graph of lab ${lab.name} to ${o.out}\n`);

@@ -121,6 +121,7 @@ export async function capture(labName: string, target: string, opts: CaptureOpti
   let lines = 0;
   let stopped = 'ended' as CaptureSummary['stopped'];
   let cleanup: () => Promise<void> = async () => {};
+  let feedStream: net.Socket | undefined;
   let child: ChildProcess;
   const args = tcpdumpArgs(src.kind === 'iface' ? { iface: src.iface } : 'stdin', { pcap, ...(opts.count !== undefined ? { count: opts.count } : {}), ...(opts.filter ? { filter: opts.filter } : {}) });
   if (src.kind === 'iface') {
@@ -129,6 +130,7 @@ export async function capture(labName: string, target: string, opts: CaptureOpti
   } else {
     const feed = await filterDump(labName, src);
     cleanup = feed.stop;
+    feedStream = feed.stream;
     child = spawn('tcpdump', args, { stdio: ['pipe', 'pipe', 'pipe'] });
     child.stdin!.on('error', () => {});
     feed.stream.pipe(child.stdin!);
@@ -165,6 +167,8 @@ export async function capture(labName: string, target: string, opts: CaptureOpti
   process.off('SIGINT', onSignal);
   process.off('SIGTERM', onSignal);
   await cleanup();
+  // QEMU's end is closed by now (filter removed, or QEMU gone); ours goes too, whatever is left unread.
+  feedStream?.destroy();
   await new Promise<void>((resolve) => (toFile ? out.end(resolve) : resolve()));
   const packets = pcap ? counter.packets : lines;
   if (stopped === 'ended') {

@@ -2,7 +2,7 @@
 // formats of src/render/graph.ts; SVG drawn by Graphviz from the DOT.
 import { spawn } from 'node:child_process';
 import { RuntimeError, UserError } from '../errors.js';
-import { labGraph, renderDot, renderMermaid, type NodeState } from '../render/graph.js';
+import { labGraph, renderDot, renderMermaid, type LiveLab } from '../render/graph.js';
 import type { ResolvedLab } from '../topology/model.js';
 
 export const GRAPH_FORMATS = ['svg', 'dot', 'mermaid', 'json'] as const;
@@ -21,9 +21,9 @@ export function graphFormat(format: string | undefined, out: string | undefined)
   return 'dot';
 }
 
-/** The lab drawn in `format`; `states` (a running lab) colours each node by its state. */
-export async function drawLab(lab: ResolvedLab, format: GraphFormat, states?: Record<string, NodeState>): Promise<string> {
-  const g = labGraph(lab, states);
+/** The lab drawn in `format`; `live` (a running lab) adds node states, pulled links and impairments. */
+export async function drawLab(lab: ResolvedLab, format: GraphFormat, live?: LiveLab): Promise<string> {
+  const g = labGraph(lab, live);
   if (format === 'json') return JSON.stringify(g, null, 2) + '\n';
   if (format === 'mermaid') return renderMermaid(g);
   const dot = renderDot(g);

@@ -1,6 +1,8 @@
 // Pure rendering of a lab as plain shell scripts in the seed's spirit: ifup (namespace, bridges, taps),
 // start (one QEMU command per guest), ifdown (stop guests, remove everything), plus each guest's config.
 import path from 'node:path';
+import { labImpairments, nicImpairment } from './impair.js';
+import { describeImpairment } from '../topology/impair.js';
 import { shellQuote } from './shell.js';
 import type { ResolvedLab } from '../topology/model.js';
 import { hasBridge } from '../topology/model.js';
@@ -49,6 +51,11 @@ export function renderShellExport(lab: ResolvedLab, o: ShellExportOptions): Reco
       ifup.push(ip(`tuntap add dev ${nic.tap} mode tap user ${o.user}`), ip(`link set dev ${nic.tap} alias ${mark}`), ip(`link set dev ${nic.tap} master ${bridgeOf.get(nic.network)}`), ip(`link set dev ${nic.tap} up`));
     }
   for (const net of lab.networks.filter((n) => hasBridge(n))) ifup.push(ip(`link set dev ${net.bridge} up`));
+  // Impaired NICs: the same ifb devices and traffic control as `qnet up` (netem needs the kernel's sch_netem).
+  for (const { node, nic } of labImpairments(lab).nics) {
+    const r = nicImpairment(lab.name, node.name, nic, nic.impair!);
+    ifup.push('', `# ${node.name} eth${nic.index}: ${describeImpairment(nic.impair!)}`, ...r.ip.map(ip), ...r.tc.map((l) => `ip netns exec ${ns} tc ${l}`));
+  }
 
   const start: string[] = [header(lab.name, 'start: the guests (QEMU as the unprivileged user, seccomp on)'), `cd ${shellQuote(o.dir)}`];
   const files: Record<string, string> = {};

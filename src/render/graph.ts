@@ -37,6 +37,15 @@ export interface GraphNic {
   addresses: string[];
   dhcp: boolean;
   tap?: string;
+  /** Only for a running lab: the cable pulled by `qnet link`, the impairment in force. */
+  link?: 'down';
+  impair?: string;
+}
+
+/** What a graph of a running lab adds: each node's state, and per NIC (by node, then position) link and impairment. */
+export interface LiveLab {
+  states: Record<string, NodeState>;
+  nics?: Record<string, Record<number, { link?: 'down'; impair?: string }>>;
 }
 
 export type GraphLink =
@@ -61,8 +70,9 @@ export interface LabGraph {
   hosts: GraphHost[];
 }
 
-/** The graph of a lab; with `states`, each node's state in the running lab. */
-export function labGraph(lab: ResolvedLab, states?: Record<string, NodeState>): LabGraph {
+/** The graph of a lab; with `live`, what the running lab adds (node states, links pulled, impairments). */
+export function labGraph(lab: ResolvedLab, live?: LiveLab): LabGraph {
+  const states = live?.states;
   const nic = (node: ResolvedNode, n: ResolvedNic): GraphNic => ({
     node: node.name,
     nic: n.index,
@@ -73,6 +83,8 @@ export function labGraph(lab: ResolvedLab, states?: Record<string, NodeState>): 
     addresses: n.kind === 'user' ? [USER_NET.address] : n.addresses.map(formatCidr),
     dhcp: n.dhcp,
     ...(n.kind === 'bridge' ? { tap: n.tap } : {}),
+    ...(live?.nics?.[node.name]?.[n.index]?.link ? { link: 'down' as const } : {}),
+    ...(live?.nics?.[node.name]?.[n.index]?.impair ? { impair: live.nics[node.name]![n.index]!.impair! } : {}),
   });
   const links: GraphLink[] = [];
   const socketEnds = new Map<string, GraphNic[]>();
@@ -117,7 +129,7 @@ export function labGraph(lab: ResolvedLab, states?: Record<string, NodeState>): 
 // What an edge says of a NIC: its name, addresses (or DHCP) and MAC.
 function nicLabel(n: GraphNic): string[] {
   const addr = n.addresses.length ? n.addresses.join(', ') : '';
-  return [n.ifname, n.dhcp ? `dhcp${addr ? ` (${addr})` : ''}` : addr, n.mac].filter(Boolean);
+  return [n.ifname, n.dhcp ? `dhcp${addr ? ` (${addr})` : ''}` : addr, n.mac, n.link ? 'LINK DOWN' : '', n.impair ? `impaired: ${n.impair}` : ''].filter(Boolean);
 }
 
 function networkLabel(n: GraphNetwork): string[] {
@@ -151,7 +163,7 @@ export function renderDot(g: LabGraph): string {
     out.push(`  ${dotId('net', h.network)} -- ${dotId('host', h.network)} [style=dashed];`);
   }
   for (const l of g.links) {
-    if (l.kind === 'network') out.push(`  ${dotId('node', l.nic.node)} -- ${dotId('net', l.network)} [label=${dq(nicLabel(l.nic))}];`);
+    if (l.kind === 'network') out.push(`  ${dotId('node', l.nic.node)} -- ${dotId('net', l.network)} [label=${dq(nicLabel(l.nic))}${l.nic.link ? ', style=dotted, color="#c62828"' : ''}];`);
     else if (l.kind === 'socket')
       out.push(`  ${dotId('node', l.a.node)} -- ${dotId('node', l.b.node)} [label=${dq([`${l.network} (socket)`])}, taillabel=${dq(nicLabel(l.a))}, headlabel=${dq(nicLabel(l.b))}, style=bold];`);
     else {

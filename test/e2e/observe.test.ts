@@ -115,6 +115,8 @@ describe('capture and link state on a running lab', () => {
     const st = JSON.parse((await qnet(['status', lab, '--json'])).stdout) as { nodes: Array<{ name: string; nics: Array<{ link: string }> }> };
     assert.deepEqual(st.nodes.map((n) => [n.name, n.nics.map((x) => x.link)]), [['p', ['up', 'up']], ['q', ['down']]]);
     assert.match((await qnet(['status', lab])).stdout, /eth0 \(link down\)/);
+    const g = JSON.parse((await qnet(['graph', lab, '--format', 'json'])).stdout) as { links: Array<{ kind: string; nic: { node: string; link?: string } }> };
+    assert.deepEqual(g.links.filter((l) => l.kind === 'network').map((l) => [l.nic.node, l.nic.link]), [['p', undefined], ['q', 'down']]);
     const up = await qnet(['link', lab, 'q', 'up']);
     assert.equal(up.code, 0, up.stderr);
     assert.equal((await exec('q', 'cat /sys/class/net/eth0/carrier')).stdout.trim(), '1');

@@ -65,12 +65,14 @@ test('the seed lab: roles, NIC names, addresses and MACs on the edges', () => {
   assert.ok(g.links.some((l) => l.kind === 'user' && l.nic.node === 'deb1' && l.nic.ifname === 'eth0'));
 });
 
-test('a running lab: each node carries its state, and DOT colours it', () => {
-  const g = labGraph(example('seed-lab.yaml'), { deb1: 'running', deb2: 'stopped' });
+test('a running lab: each node carries its state (DOT colours it), each NIC its pulled cable and impairment', () => {
+  const g = labGraph(example('seed-lab.yaml'), { states: { deb1: 'running', deb2: 'stopped' }, nics: { deb2: { 0: { link: 'down', impair: 'delay 20ms, egress' } } } });
   assert.deepEqual(g.nodes.map((n) => n.state), ['running', 'stopped', 'unknown']);
   const dot = renderDot(g);
   assert.match(dot, /"node:deb1" \[label="deb1\\nrouter\\nrunning".*color="#2e7d32"/);
   assert.match(renderMermaid(g), /node_deb2\("deb2<br\/>host<br\/>stopped"\)/);
+  // A pulled cable and an impairment show on the NIC's edge.
+  assert.match(dot, /"node:deb2" -- "net:lan" \[label="eth0\\n192\.168\.1\.2\/24\\nde:ad:be:ef:00:02\\nLINK DOWN\\nimpaired: delay 20ms, egress", style=dotted/);
 });
 
 test('names that DOT or Mermaid would read as syntax are escaped', () => {

@@ -8,6 +8,7 @@ import { describeImpairment, parseRate, parseShare, parseTime } from '../../src/
 import { parseTopology } from '../../src/topology/load.js';
 import { golden } from './golden.js';
 import { formatPlan, planUp, type PlanContext } from '../../src/plan/plan.js';
+import { renderShellExport } from '../../src/render/export-sh.js';
 
 const lab = (impair: string, extra = '') =>
   parseTopology(
@@ -87,4 +88,12 @@ test('the plan: the ifbs in the link batch, then one tc -batch step, before any 
   assert.ok(tc > titles.findIndex((t) => /one ip -batch/.test(t)) && tc < titles.findIndex((t) => /^(start|restore|boot) /.test(t)), titles.join('\n'));
   assert.match(steps[tc]!.hint!, /netem \(CONFIG_NET_SCH_NETEM/);
   golden('plan-impair.txt', formatPlan(steps) + '\n');
+});
+
+test('the shell export carries the same ifb and traffic control in ifup.sh', () => {
+  const files = renderShellExport(lab('{ rate: 1mbit, direction: both }'), { image: { kernel: '/k', initrd: '/i', cmdline: 'c' }, accel: 'tcg', user: 'qnet', dir: '/x' });
+  const ifup = files['ifup.sh']!;
+  assert.match(ifup, /# a eth0: rate 1mbit, both\nip -n qnet-imp link add name qi[0-9a-f]{8} type ifb\n/);
+  assert.match(ifup, /\nip netns exec qnet-imp tc qdisc replace dev t-a-0 root handle 1: tbf rate 1000000bit burst 3200b limit 6400b\n/);
+  assert.match(ifup, /\nip netns exec qnet-imp tc filter add dev t-a-0 parent ffff: protocol all prio 1 u32 match u32 0 0 action mirred egress redirect dev qi[0-9a-f]{8}\n/);
 });
