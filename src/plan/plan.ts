@@ -20,7 +20,7 @@ import type { Action, GuestSnapshot, PassedFile, PlanContext, Step, StopHow } fr
 import { shellQuote } from '../render/shell.js';
 
 export { shellQuote };
-import { bridgeLines, bridgeUpLine, neighborLines, ownerMarker, tapLines } from '../render/ipbatch.js';
+import { bridgeLines, bridgeUpLine, ownerMarker, tapLines } from '../render/ipbatch.js';
 import { needsGuard, renderGuardRuleset } from '../render/guard.js';
 import { renderLinkBatch } from '../render/ipbatch.js';
 import { ifbName, labImpairments, NETEM_HINT } from '../render/impair.js';
@@ -251,7 +251,7 @@ export function planChange(running: ResolvedLab, next: ResolvedLab, c: ChangeSet
   for (const net of added) batch.push(bridgeUpLine(net));
   const startingNodes = { ...next, nodes: [...c.addNodes, ...c.restartNodes].map((n) => newNodes.get(n)!) };
   const impaired = labImpairments(startingNodes);
-  batch.push(...neighborLines(startingNodes), ...impaired.ip);
+  batch.push(...impaired.ip);
   if (batch.length) {
     const undo = [
       ...[...c.addNodes, ...c.restartNodes].flatMap((name) => newNodes.get(name)!.nics.filter((n) => n.kind === 'bridge').map((n) => `link delete dev ${n.tap}`)),

@@ -1,5 +1,5 @@
 // Pure rendering of the lab's links as one `ip -batch` script, run inside the lab namespace.
-import { formatCidr, formatIPv4, overlaps } from '../topology/ipv4.js';
+import { formatCidr } from '../topology/ipv4.js';
 import type { ResolvedLab, ResolvedNetwork } from '../topology/model.js';
 import { hasBridge } from '../topology/model.js';
 import { labImpairments } from './impair.js';
@@ -47,27 +47,7 @@ export function renderLinkBatch(lab: ResolvedLab, user: string): string {
   for (const node of lab.nodes)
     for (const nic of node.nics.filter((n) => n.kind === 'bridge')) out.push(...tapLines(nic.tap, bridgeOf.get(nic.network)!, user, mark));
   for (const net of bridged) out.push(bridgeUpLine(net));
-  out.push(...neighborLines(lab));
   // The ifb devices of NICs whose guest's sending is impaired (their tc lines run right after this batch).
   out.push(...labImpairments(lab).ip);
   return out.join('\n') + '\n';
-}
-
-/**
- * The host side's neighbour entries for every static guest address on a network where the host has an address:
- * "stale", so the kernel sends to the guest at once and confirms the entry by unicast later, instead of broadcasting
- * an ARP request to every guest of the network first. Under TCG every broadcast wakes every guest: 32 pings at once
- * into a network of 250 guests, each resolved by broadcast, kept the guests too busy to answer for minutes.
- */
-export function neighborLines(lab: ResolvedLab): string[] {
-  const out: string[] = [];
-  const byName = new Map(lab.networks.map((n) => [n.name, n]));
-  for (const node of lab.nodes)
-    for (const nic of node.nics) {
-      const net = nic.kind === 'bridge' ? byName.get(nic.network) : undefined;
-      if (!net?.address || !hasBridge(net)) continue;
-      for (const a of nic.addresses)
-        if (a.ip !== net.address.ip && overlaps({ ip: a.ip, prefix: 32 }, net.address)) out.push(`neigh replace ${formatIPv4(a.ip)} lladdr ${nic.mac} dev ${net.bridge} nud stale`);
-    }
-  return out;
 }
