@@ -3,7 +3,7 @@
 // interface, so QEMU's filter-dump writes its packets into a FIFO qnet reads and hands to tcpdump. Either way
 // tcpdump applies the filter and the count and writes pcap (or text); qnet passes it on, counting the packets.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, constants, existsSync, openSync, unlinkSync } from 'node:fs';
+import { closeSync, constants, createWriteStream, existsSync, openSync, unlinkSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import type { Writable } from 'node:stream';
@@ -14,7 +14,7 @@ import { nodeFiles } from '../render/qemu.js';
 import { hasBridge, type ResolvedLab } from '../topology/model.js';
 import { nicName, resolveNicRef } from './nicref.js';
 import { PcapCounter } from './pcap.js';
-import { readState } from './state.js';
+import { readState, upState } from './state.js';
 
 export interface CaptureOptions {
   /** Write pcap to this file, or to stdout with "-"; absent: one line of text per packet on stdout. */
@@ -99,8 +99,7 @@ async function checkFilter(filter: string[]): Promise<void> {
 
 /** Captures until the count, Ctrl-C (SIGINT/SIGTERM) or the lab going down; resolves with the summary. */
 export async function capture(labName: string, target: string, opts: CaptureOptions): Promise<CaptureSummary> {
-  const state = await readState(labName);
-  if (!state || state.status !== 'up') throw new UserError(`no lab named "${labName}" is up (see \`qnet status\`)`);
+  const state = await upState(labName);
   const src = captureSource(state.lab, target, opts.network);
   if (opts.count !== undefined && (!Number.isInteger(opts.count) || opts.count < 1)) throw new UserError(`--count: expected a whole number of packets (1 or more), got ${opts.count}`);
   await checkFilter(opts.filter ?? []);
@@ -114,7 +113,6 @@ export async function capture(labName: string, target: string, opts: CaptureOpti
     } catch (e) {
       throw new UserError(`-w ${opts.write}: cannot write it (${(e as Error).message})`);
     }
-    const { createWriteStream } = await import('node:fs');
     out = createWriteStream('', { fd: fileFd });
   }
   const counter = new PcapCounter();

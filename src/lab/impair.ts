@@ -8,12 +8,11 @@ import { describeImpairment, resolveImpairment, type Impairment } from '../topol
 import { ImpairSchema, type ImpairInput } from '../topology/schema.js';
 import type { ResolvedNic, ResolvedNode } from '../topology/model.js';
 import { nicName, resolveNicRef } from './nicref.js';
-import { readState, writeState } from './state.js';
+import { updateState, upState } from './state.js';
 
 /** Sets (or with `clear`, removes) a NIC's impairments on a running lab; resolves with what is in force now. */
 export async function setImpairment(labName: string, ref: string, input: ImpairInput | 'clear', runner: CommandRunner = new RealRunner()): Promise<string> {
-  const state = await readState(labName);
-  if (!state || state.status !== 'up') throw new UserError(`no lab named "${labName}" is up (see \`qnet status\`)`);
+  const state = await upState(labName);
   const { node, nic } = resolveNicRef(state.lab, ref);
   const where = `${node.name} ${nicName(node, nic)}`;
   if (nic.kind !== 'bridge') throw new UserError(`${where}: impairments go on a tap, and a ${nic.kind === 'user' ? 'user-mode NIC' : 'NIC on a socket network'} has none`);
@@ -25,10 +24,7 @@ export async function setImpairment(labName: string, ref: string, input: ImpairI
     if (!next) throw new UserError(`${where}: say what to impair (--delay, --jitter, --loss, --rate, --duplicate, --corrupt), or --clear`);
   }
   await apply(runner, state.lab.netns, labName, node, nic, next);
-  const now = (await readState(labName)) ?? state;
-  const impair = { ...(now.impair ?? {}) };
-  impair[node.name] = { ...(impair[node.name] ?? {}), [String(nic.index)]: next ?? null };
-  await writeState({ ...now, impair });
+  await updateState(state, (now) => ({ ...now, impair: { ...(now.impair ?? {}), [node.name]: { ...(now.impair?.[node.name] ?? {}), [String(nic.index)]: next ?? null } } }));
   return `${where}: ${next ? describeImpairment(next) : 'no impairment'}`;
 }
 

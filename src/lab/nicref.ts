@@ -1,7 +1,9 @@
 // NODE[:NIC] references on the command line (qnet link, capture, impair): a node, and one of its NICs by position
 // or by the name the guest gives it (eth1; nic1 for image nodes).
 import { UserError } from '../errors.js';
-import type { ResolvedLab, ResolvedNic, ResolvedNode } from '../topology/model.js';
+import { nicName, type ResolvedLab, type ResolvedNic, type ResolvedNode } from '../topology/model.js';
+
+export { nicName };
 
 /** The node and NIC a reference names; a lone NODE means its only NIC. UserError (exit 2) naming what exists otherwise. */
 export function resolveNicRef(lab: ResolvedLab, ref: string): { node: ResolvedNode; nic: ResolvedNic } {
@@ -19,9 +21,4 @@ export function resolveNicRef(lab: ResolvedLab, ref: string): { node: ResolvedNo
   const nic = byIndex ?? node.nics.find((n) => nicName(node, n) === which);
   if (!nic) throw new UserError(`"${ref}": ${node.name} has no NIC "${which}" (its NICs: ${names.join(', ')}, or 0..${node.nics.length - 1})`);
   return { node, nic };
-}
-
-/** The name a NIC has in the guest: eth<position> in the built-in guest; image nodes' OS names its own (nic<position>). */
-export function nicName(node: ResolvedNode, nic: ResolvedNic): string {
-  return node.image ? `nic${nic.index}` : `eth${nic.index}`;
 }

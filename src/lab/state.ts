@@ -5,6 +5,7 @@ import type { ResolvedLab } from '../topology/model.js';
 import type { Impairment } from '../topology/impair.js';
 import type { LanUplink } from '../render/lan.js';
 import { labDir } from '../dirs.js';
+import { UserError } from '../errors.js';
 
 export interface LabState {
   version: 1;
@@ -38,6 +39,18 @@ export async function readState(lab: string): Promise<LabState | null> {
   } catch {
     return null;
   }
+}
+
+/** The state of a lab that is up; a UserError (exit 2) when it is not. */
+export async function upState(lab: string): Promise<LabState> {
+  const state = await readState(lab);
+  if (!state || state.status !== 'up') throw new UserError(`no lab named "${lab}" is up (see \`qnet status\`)`);
+  return state;
+}
+
+/** Changes a lab's state file as read now (another qnet may have written it since the caller read it). */
+export async function updateState(state: LabState, change: (now: LabState) => LabState): Promise<void> {
+  await writeState(change((await readState(state.lab.name)) ?? state));
 }
 
 /** Writes a lab's state atomically (write then rename). */

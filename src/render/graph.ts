@@ -2,7 +2,7 @@
 // as Graphviz DOT (which `dot -Tsvg` turns into a picture), as Mermaid (which GitHub and many editors draw), or as
 // JSON for other tools.
 import { formatCidr, formatIPv4 } from '../topology/ipv4.js';
-import { USER_NET, type NetworkMode, type ResolvedLab, type ResolvedNic, type ResolvedNode } from '../topology/model.js';
+import { nicName, USER_NET, type NetworkMode, type ResolvedLab, type ResolvedNic, type ResolvedNode } from '../topology/model.js';
 
 /** Where a node stands when the graph is of a running lab. */
 export type NodeState = 'running' | 'stopped' | 'unknown';
@@ -76,8 +76,7 @@ export function labGraph(lab: ResolvedLab, live?: LiveLab): LabGraph {
   const nic = (node: ResolvedNode, n: ResolvedNic): GraphNic => ({
     node: node.name,
     nic: n.index,
-    // The built-in guest names its NICs eth<position>; an image's OS names them itself.
-    ifname: node.image ? `nic${n.index}` : `eth${n.index}`,
+    ifname: nicName(node, n),
     mac: n.mac,
     model: n.model,
     addresses: n.kind === 'user' ? [USER_NET.address] : n.addresses.map(formatCidr),

@@ -12,6 +12,11 @@ export function hasBridge(net: { mode: NetworkMode }): boolean {
   return net.mode !== 'socket';
 }
 
+/** The name a NIC has in the guest: eth<position> in the built-in guest; an image's OS names its own (nic<position>). */
+export function nicName(node: { image?: unknown }, nic: { index: number }): string {
+  return node.image ? `nic${nic.index}` : `eth${nic.index}`;
+}
+
 /** True for networks whose guests are on a host interface's LAN (bridged or MAC-NATed). */
 export function onLan(net: { mode: NetworkMode }): boolean {
   return net.mode === 'bridged' || net.mode === 'macnat';
