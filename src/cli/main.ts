@@ -61,7 +61,8 @@ export async function main(argv: string[]): Promise<number> {
     .option('--timeout <seconds>', 'how long to wait for the guests to be ready (default 180; 600 when the lab has image nodes)')
     .option('--parallel <n>', 'at most n guests booting at once, the next as soon as one is ready (default: cores + 1; 0: no limit); restored guests do not count')
     .option('--cold', 'boot every guest: do not start guests from the saved state of their shape, nor save one')
-    .action(async (file: string, o: { dryRun?: boolean; accel: AccelChoice; timeout?: string; parallel?: string; cold?: boolean }) => {
+    .option('--check', 'once the lab is up, run its declared checks (`checks:`); exit 1 naming each that fails (the lab stays up)')
+    .action(async (file: string, o: { dryRun?: boolean; accel: AccelChoice; timeout?: string; parallel?: string; cold?: boolean; check?: boolean }) => {
       const { loadTopology } = await import('../topology/load.js');
       const { prepareChange, prepareUp, up } = await import('../lab/up.js');
       const { formatChange, isEmpty } = await import('../plan/change.js');
@@ -96,6 +97,18 @@ export async function main(argv: string[]): Promise<number> {
       const r = await up(lab, { runner, reporter, accel: o.accel, source: file, readyTimeoutMs: timeout * 1000, ...boot });
       for (const n of r.state.lab.nodes) if (n.image?.vnc) process.stderr.write(`· ${n.name}'s screen: ${vncHint(r.state.lab.name, n)}\n`);
       process.stderr.write(`${green('✓')} lab ${lab.name} is up in ${fmtMs(r.ms)}; \`qnet status ${lab.name}\`, \`qnet down ${lab.name}\`\n`);
+      if (o.check) {
+        const { checkLab } = await import('../lab/check.js');
+        const { declaredText } = await import('./check.js');
+        if (!lab.checks?.length) return void process.stderr.write(`${yellow('warning:')} --check: ${file} declares no checks (\`checks:\`)\n`);
+        const report = await checkLab(lab.name, { declaredOnly: true });
+        process.stdout.write(declaredText(report.declared));
+        const failed = report.declared.filter((d) => !d.ok);
+        if (failed.length) {
+          process.stderr.write(`${red('✗')} ${failed.length} of ${report.declared.length} declared checks failed: ${failed.map((f) => f.label).join('; ')} (the lab is up: \`qnet check ${lab.name}\` for the whole matrix)\n`);
+          code = 1;
+        } else process.stderr.write(`${green('✓')} all ${report.declared.length} declared checks passed in ${fmtMs(report.ms)}\n`);
+      }
     });
 
   program
@@ -307,6 +320,37 @@ export async function main(argv: string[]): Promise<number> {
       const { clear, direction, ...values } = o;
       if (clear && Object.keys(values).length) throw new UserError('impair: --clear takes no other impairment');
       process.stderr.write(`${green('✓')} ${await setImpairment(lab, ref, clear ? 'clear' : { ...values, direction }, runner)}\n`);
+    });
+
+  program
+    .command('check')
+    .description('who reaches whom: every pair of endpoints predicted by the reachability model and measured from inside the guests (ping, TCP); exit 1 where they disagree or a declared check fails')
+    .argument('<target>', 'lab name (a running lab: predicted and measured) or topology file (with --predict)')
+    .option('--predict', 'only the prediction, from the topology (no lab needed)')
+    .addOption(new Option('--only <probe>', 'one kind of probe').choices(['ping', 'tcp']))
+    .option('--as-declared', 'predict from the topology as written, not as `qnet link` and `qnet impair` have changed it')
+    .option('--json', 'machine-readable output')
+    .action(async (target: string, o: { predict?: boolean; only?: 'ping' | 'tcp'; asDeclared?: boolean; json?: boolean }) => {
+      const { readState } = await import('../lab/state.js');
+      const probes = o.only ? [o.only] : (['ping', 'tcp'] as const);
+      const byName = NAME_PATTERN.test(target) && !existsSync(target);
+      if (o.predict) {
+        const { loadTopology } = await import('../topology/load.js');
+        const { predict } = await import('../check/model.js');
+        const { liveFacts, predictDeclared } = await import('../lab/check.js');
+        const { printPrediction } = await import('./check.js');
+        const state = byName ? await readState(target) : null;
+        if (byName && !state) throw new UserError(`no lab named "${target}" is up, and no file "${target}" exists`);
+        const lab = state ? state.lab : await loadTopology(target);
+        const live = state ? await liveFacts(state, { asDeclared: !!o.asDeclared }) : {};
+        code = printPrediction(lab.name, predict(lab, live), predictDeclared(lab), probes, !!o.json);
+        return;
+      }
+      if (!byName) throw new UserError(`"${target}" is a file: \`qnet check FILE --predict\` predicts from it; measuring needs a running lab (\`qnet up ${target}\`, then \`qnet check LAB\`)`);
+      const { checkLab } = await import('../lab/check.js');
+      const { printReport } = await import('./check.js');
+      const report = await checkLab(target, { ...(o.only ? { only: o.only } : {}), asDeclared: !!o.asDeclared, progress: o.json ? undefined : (l) => process.stderr.write(`· ${l}\n`) });
+      code = printReport(report, probes, !!o.json);
     });
 
   program

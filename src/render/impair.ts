@@ -30,6 +30,8 @@ function tbfArgs(rateBps: number): string[] {
 
 /** `tc -batch` lines that put an impairment on device `dev` (its root): netem, tbf, or netem with tbf under it. */
 export function qdiscLines(dev: string, i: Impairment): string[] {
+  // Everything lost: a FIFO of length 0 drops each packet (exact, and needs no netem; nothing else then matters).
+  if ((i.lossPct ?? 0) >= 100) return [`qdisc replace dev ${dev} root handle 1: pfifo limit 0`];
   const netem = netemArgs(i);
   if (netem.length && i.rateBps !== undefined)
     return [`qdisc replace dev ${dev} root handle 1: netem ${netem.join(' ')}`, `qdisc replace dev ${dev} parent 1:1 handle 10: tbf ${tbfArgs(i.rateBps).join(' ')}`];

@@ -56,8 +56,9 @@ export function resolveImpairment(
   return Object.keys(out).length > 1 ? out : undefined;
 }
 
-/** True when the impairment needs netem (everything but a rate, which tbf does). */
+/** True when the impairment needs netem (everything but a rate, which tbf does, and 100% loss, a FIFO of length 0). */
 export function needsNetem(i: Impairment): boolean {
+  if ((i.lossPct ?? 0) >= 100) return false;
   return [i.delayUs, i.jitterUs, i.lossPct, i.duplicatePct, i.corruptPct].some((v) => v !== undefined);
 }
 

@@ -8,6 +8,7 @@ import type { ResolvedLab } from './model.js';
 import { normalize, type NormalizeOptions } from './normalize.js';
 import { formatPath } from './paths.js';
 import { checkRules } from './rules.js';
+import { resolveChecks } from '../check/declared.js';
 import { TopologySchema } from './schema.js';
 
 export const MAX_TOPOLOGY_BYTES = 1024 * 1024;
@@ -97,6 +98,8 @@ export function validateTopology(data: unknown, source = 'topology', opts: Norma
   const issues: InputIssue[] = [];
   const lab = normalize(parsed.data, issues, opts);
   checkRules(lab, issues);
+  // Declared checks name endpoints of the reachability model (pure, in check/): resolved once the rest holds.
+  if (!issues.length) issues.push(...resolveChecks(lab).issues);
   if (issues.length) throw new UserError(formatIssues(source, issues), issues);
   return lab;
 }

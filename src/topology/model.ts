@@ -162,6 +162,15 @@ export interface ResolvedNode {
   image?: ImageSpec;
 }
 
+/** A declared expectation (`checks:`), its references as written (resolved by check/declared.ts). */
+export interface DeclaredCheck {
+  from: string;
+  to: string;
+  probe: 'ping' | 'tcp';
+  port?: number;
+  expect: 'pass' | 'fail';
+}
+
 export interface ResolvedLab {
   name: string;
   /** The network namespace the lab lives in. */
@@ -169,6 +178,8 @@ export interface ResolvedLab {
   networks: ResolvedNetwork[];
   nodes: ResolvedNode[];
   forwards: PortForward[];
+  /** Declared expectations (absent when there are none). */
+  checks?: DeclaredCheck[];
 }
 
 export const NETNS_PREFIX = 'qnet-';

@@ -13,6 +13,7 @@ import {
   onLan,
   usesUplink,
   type PortForward,
+  type DeclaredCheck,
   type ResolvedLab,
   type ResolvedNetwork,
   type ResolvedNic,
@@ -344,5 +345,11 @@ export function normalize(topo: Topology, issues: InputIssue[], opts: NormalizeO
     else forwards.push({ proto: f.proto, host: f.host, node: f.node, port: f.port, address: nic.addresses[0]!.ip });
   });
 
-  return { name: topo.name, netns: `${NETNS_PREFIX}${topo.name}`, networks, nodes, forwards };
+  const checks: DeclaredCheck[] = topo.checks.map((c) => ({
+    from: c.from,
+    to: c.to,
+    ...(c.tcp !== undefined ? { probe: 'tcp' as const, port: c.tcp } : { probe: 'ping' as const }),
+    expect: c.expect,
+  }));
+  return { name: topo.name, netns: `${NETNS_PREFIX}${topo.name}`, networks, nodes, forwards, ...(checks.length ? { checks } : {}) };
 }

@@ -256,6 +256,17 @@ export const NodeSchema = z.strictObject({
     .describe('make this node a router: forwarding, masquerade, FORWARD accept from the masqueraded networks'),
 });
 
+/** One declared expectation: a probe from a node (or `host`, `upstream`) to an endpoint, and whether it must pass. */
+export const CheckSchema = z
+  .strictObject({
+    from: z.string().min(1).max(64).describe('a node, "host" (the lab namespace) or "upstream" (the host beyond the uplink)'),
+    to: z.string().min(1).max(100).describe('a node (its first address), NODE:NIC (eth1, or nic1 on image nodes), "host:NETWORK" (the host side) or "upstream"'),
+    ping: z.literal(true, { error: 'ping is true (or leave it out)' }).optional().describe('an ICMP echo'),
+    tcp: port('tcp').optional().describe('a TCP connection to this port (qnet listens there for the check)'),
+    expect: z.enum(['pass', 'fail']).default('pass'),
+  })
+  .refine((c) => (c.ping === undefined) !== (c.tcp === undefined), { error: 'a check is either "ping: true" or "tcp: PORT"' });
+
 export const TopologySchema = z.strictObject({
   name: z
     .string()
@@ -278,6 +289,11 @@ export const TopologySchema = z.strictObject({
     .max(256)
     .default([])
     .describe('host ports forwarded to nodes on nat or routed networks (only these)'),
+  checks: z
+    .array(CheckSchema)
+    .max(256)
+    .default([])
+    .describe('expectations checked by `qnet check` and `qnet up --check`: { from, to, ping: true | tcp: PORT, expect: pass | fail }'),
   nodes: z
     .record(objectName('node'), NodeSchema)
     .refine((r) => Object.keys(r).length >= 1, { error: 'a lab has at least one node' })

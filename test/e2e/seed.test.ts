@@ -14,15 +14,18 @@ test('qnet demo passes every check and leaves nothing behind', async () => {
   const r = await qnet(['demo']);
   assert.equal(r.code, 0, r.stdout + r.stderr);
   for (const check of [
-    /deb2 → deb3 ping \(192\.168\.1\.3\)\s+pass/,
-    /deb3 → deb2 ping \(192\.168\.1\.2\)\s+pass/,
-    /deb2 → deb1 ping \(192\.168\.1\.254\)\s+pass/,
+    // The seed lab's declared checks (examples/seed-lab.yaml), measured in the guests as `qnet check` does.
+    /deb2 → deb3 \(192\.168\.1\.3\) ping, expect pass\s+pass .*measured reached \(2\/2 replies\)/,
+    /deb3 → deb2 \(192\.168\.1\.2\) ping, expect pass\s+pass/,
+    /deb2 → deb1 \(192\.168\.1\.254\) ping, expect pass\s+pass/,
+    /deb3 → upstream tcp 80, expect pass\s+pass .*measured reached \(connected\); predicted via deb1 \(router\), deb1's user-mode NAT/,
+    /deb2 → upstream ping, expect fail\s+pass .*measured not reached \(0\/2 replies\); predicted not: ICMP through deb1's user-mode NAT/,
     /deb3 fetches http:\/\/10\.0\.2\.2:8080\/ through deb1's NAT\s+pass .*not 192\.168\.1\.3/,
     /deb1 masqueraded it \(nft counter on its uplink\)\s+pass/,
   ])
     assert.match(r.stdout, check);
   assert.doesNotMatch(r.stdout, /FAIL/);
-  assert.match(r.stdout, /all 5 checks passed/);
+  assert.match(r.stdout, /all 7 checks passed/);
   assert.deepEqual(await snapshot(), before0);
 });
 

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { labImpairments, nicImpairment, qdiscLines } from '../../src/render/impair.js';
 import { renderLinkBatch } from '../../src/render/ipbatch.js';
-import { describeImpairment, parseRate, parseShare, parseTime } from '../../src/topology/impair.js';
+import { describeImpairment, needsNetem, parseRate, parseShare, parseTime } from '../../src/topology/impair.js';
 import { parseTopology } from '../../src/topology/load.js';
 import { golden } from './golden.js';
 import { formatPlan, planUp, type PlanContext } from '../../src/plan/plan.js';
@@ -61,10 +61,16 @@ test('resolved: numbers and the direction (egress by default); an empty block im
 test('tc lines: netem alone, tbf alone, netem with tbf under it', () => {
   assert.deepEqual(qdiscLines('t', { direction: 'ingress', delayUs: 20000 }), ['qdisc replace dev t root handle 1: netem delay 20000us']);
   assert.deepEqual(qdiscLines('t', { direction: 'ingress', rateBps: 10_000_000 }), ['qdisc replace dev t root handle 1: tbf rate 10000000bit burst 12500b limit 62500b']);
-  assert.deepEqual(qdiscLines('t', { direction: 'ingress', lossPct: 100, rateBps: 8000 }), [
-    'qdisc replace dev t root handle 1: netem loss 100%',
+  assert.deepEqual(qdiscLines('t', { direction: 'ingress', lossPct: 50, rateBps: 8000 }), [
+    'qdisc replace dev t root handle 1: netem loss 50%',
     'qdisc replace dev t parent 1:1 handle 10: tbf rate 8000bit burst 3200b limit 6400b',
   ]);
+});
+
+test('100% loss is a FIFO of length 0 (drops every packet; no netem needed), whatever else is asked', () => {
+  assert.deepEqual(qdiscLines('t', { direction: 'ingress', lossPct: 100, rateBps: 8000, delayUs: 1000 }), ['qdisc replace dev t root handle 1: pfifo limit 0']);
+  assert.equal(needsNetem({ direction: 'both', lossPct: 100, delayUs: 1000 }), false);
+  assert.equal(needsNetem({ direction: 'both', lossPct: 99.9 }), true);
 });
 
 test('each direction: ingress on the tap, egress through the NIC\'s ifb, both on both (golden)', () => {

@@ -1,0 +1,252 @@
+// `qnet check`: the reachability matrix of a running lab, predicted by the model and measured from inside the
+// guests (ping and a TCP connection to a port qnet listens on), and the lab's declared checks.
+import { spawn, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { RuntimeError } from '../errors.js';
+import { RealRunner } from '../host/run.js';
+import { AgentClient } from '../qemu/agent.js';
+import { nodeFiles } from '../render/qemu.js';
+import { uplinkHostIf } from '../render/uplink.js';
+import { nodeDir } from '../dirs.js';
+import { formatIPv4, parseIPv4 } from '../topology/ipv4.js';
+import { impairmentInForce } from '../topology/impair.js';
+import { usesUplink, type ResolvedLab } from '../topology/model.js';
+import { predict, predictOne, PROBE_UPSTREAM, type Destination, type LiveFacts, type Prediction, type Probe } from '../check/model.js';
+import { resolveChecks, type ResolvedCheck } from '../check/declared.js';
+import { CHECK_PORT, LISTEN_ARG, listenScript, parseProbeOutput, probeKey, probeScript, stopScript, type ProbeSpec } from '../check/scripts.js';
+import type { Measured } from '../check/matrix.js';
+import { guestAddresses } from './exec.js';
+import { labLeases } from './leases.js';
+import { upState, type LabState } from './state.js';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const LISTENER = path.join(here, 'check-listener.js');
+/** Guests probed at once: each runs all of its row's probes together (measured: 4 keeps a 2-core host responsive). */
+const PARALLEL = 4;
+
+export interface CheckOptions {
+  only?: Probe;
+  /** Predict from the topology as written, not as `qnet link` and `qnet impair` changed it. */
+  asDeclared?: boolean;
+  /** Measure only the declared checks (what `up --check` does), not the whole matrix. */
+  declaredOnly?: boolean;
+  progress?: (line: string) => void;
+}
+
+export interface DeclaredResult {
+  label: string;
+  expect: 'pass' | 'fail';
+  predicted: { ok: boolean; via: string; reason?: string };
+  measured?: Measured;
+  /** The measured result (or, without a measurement, the predicted one) meets the expectation. */
+  ok: boolean;
+}
+
+export interface CheckReport {
+  lab: string;
+  prediction: Prediction;
+  /** Measured results by "from|to|probe". */
+  measured: Map<string, Measured>;
+  declared: DeclaredResult[];
+  ms: number;
+}
+
+/** What qnet knows of a running lab beyond its topology (links, impairments, leases, the uplink's address). */
+export async function liveFacts(state: LabState, opts: { asDeclared?: boolean } = {}): Promise<LiveFacts> {
+  const lab = state.lab;
+  const leases: Record<string, Record<number, number>> = {};
+  for (const l of await labLeases(lab.name).catch(() => [])) {
+    for (const node of lab.nodes)
+      for (const nic of node.nics)
+        if (nic.mac === l.mac.toLowerCase() && nic.network === l.network) (leases[node.name] ??= {})[nic.index] = parseIPv4(l.ip)!;
+  }
+  // DHCP from a LAN's own server (bridged, macnat) leaves no lease with qnet: the guest agent knows the address.
+  await Promise.all(
+    lab.nodes.map(async (node) => {
+      const missing = node.nics.filter((nic) => nic.dhcp && nic.kind === 'bridge' && !nic.addresses[0] && leases[node.name]?.[nic.index] === undefined);
+      if (!missing.length) return;
+      const byMac = await guestAddresses(lab.name, node.name).catch(() => new Map<string, string[]>());
+      for (const nic of missing) {
+        const a = byMac.get(nic.mac)?.[0];
+        if (a) (leases[node.name] ??= {})[nic.index] = parseIPv4(a.split('/')[0]!)!;
+      }
+    }),
+  );
+  const facts: LiveFacts = { leases };
+  const up = await uplinkAddress(lab);
+  if (up !== undefined) facts.upstream = up;
+  if (!opts.asDeclared) {
+    facts.linksDown = state.links ?? {};
+    facts.impairment = (node, nic) => impairmentInForce(state, node.name, nic);
+  }
+  return facts;
+}
+
+// The host's address on the lab's uplink veth (100.64.x.y, chosen at `up`).
+async function uplinkAddress(lab: ResolvedLab): Promise<number | undefined> {
+  if (!lab.networks.some(usesUplink)) return undefined;
+  const r = await new RealRunner().run(['ip', '-j', '-4', 'addr', 'show', 'dev', uplinkHostIf(lab.name)], { allowFail: true });
+  try {
+    const a = (JSON.parse(r.stdout || '[]') as Array<{ addr_info?: Array<{ local: string }> }>)[0]?.addr_info?.[0]?.local;
+    return a ? (parseIPv4(a) ?? undefined) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+const cellKey = (from: string, to: string, probe: Probe) => `${from}|${to}|${probe}`;
+
+/** Predicts and measures a running lab's matrix (and its declared checks). */
+export async function checkLab(labName: string, opts: CheckOptions = {}): Promise<CheckReport> {
+  const t0 = Date.now();
+  const state = await upState(labName);
+  const lab = state.lab;
+  const live = await liveFacts(state, opts);
+  const prediction = predict(lab, live);
+  const { checks } = resolveChecks(lab, live);
+  const probes = opts.only ? [opts.only] : (['ping', 'tcp'] as Probe[]);
+
+  // What each source probes: every applicable cell of the matrix (or only the declared checks), de-duplicated.
+  type Job = { key: string; spec: ProbeSpec };
+  const jobs = new Map<string, Job[]>();
+  const want = (from: string, key: string, spec: ProbeSpec) => {
+    const list = jobs.get(from) ?? [];
+    list.push({ key, spec });
+    jobs.set(from, list);
+  };
+  const byId = new Map(prediction.destinations.map((d) => [d.id, d]));
+  const target = (d: Destination, probe: Probe, port = CHECK_PORT): ProbeSpec =>
+    probe === 'ping' ? { probe, ip: formatIPv4(d.ip) } : { probe, ip: formatIPv4(d.ip), port: d.port ?? port };
+  if (!opts.declaredOnly)
+    for (const c of prediction.cells)
+      if (c.predicted && probes.includes(c.probe) && !byId.get(c.to)!.dhcp) want(c.from, cellKey(c.from, c.to, c.probe), target(byId.get(c.to)!, c.probe));
+  checks.forEach((c, i) => want(c.source.id, `declared|${i}`, target(c.destination, c.check.probe, c.check.port)));
+
+  // Listeners: in every guest that is probed by TCP, in the lab namespace, on the host's end of the uplink.
+  const ports = new Map<string, Set<number>>(); // destination place -> ports
+  const addPort = (place: string, port: number) => ports.set(place, (ports.get(place) ?? new Set()).add(port));
+  const placeOf = (d: Destination) => (d.kind === 'node' ? `node:${d.node}` : d.kind === 'host' || (d.kind === 'upstream' && !live.upstream) ? 'labns' : d.kind === 'upstream' ? 'root' : '');
+  for (const list of jobs.values())
+    for (const j of list) {
+      if (j.spec.probe !== 'tcp') continue;
+      const d = j.key.startsWith('declared|') ? checks[Number(j.key.split('|')[1])]!.destination : byId.get(j.key.split('|')[1]!)!;
+      if (d.kind === 'forward') addPort(`node:${d.node}`, lab.forwards.find((f) => f.host === d.port)!.port);
+      else if (d.kind === 'hostfwd') {
+        const node = lab.nodes.find((n) => n.name === d.node)!;
+        addPort(`node:${d.node}`, node.nics.flatMap((n) => n.hostfwd).find((h) => h.host === d.port)!.guest);
+      } else addPort(placeOf(d), j.spec.port!);
+    }
+  const say = opts.progress ?? (() => {});
+  const measured = new Map<string, Measured>();
+  const children: ChildProcess[] = [];
+  const started: string[] = [];
+  const unreachableAgent = new Map<string, string>();
+  let probeAddr = false;
+  const runner = new RealRunner();
+  try {
+    const total = [...jobs.values()].reduce((n, l) => n + l.length, 0);
+    say(`${total} probes from ${jobs.size} sources; listening on TCP ${[...new Set([...ports.values()].flatMap((s) => [...s]))].join(', ') || '(none)'}`);
+    if (!live.upstream && prediction.destinations.some((d) => d.kind === 'upstream')) {
+      await runner.run(['ip', '-n', lab.netns, 'addr', 'add', `${PROBE_UPSTREAM}/32`, 'dev', 'lo']);
+      probeAddr = true;
+    }
+    await bounded([...ports.entries()].filter(([p]) => p.startsWith('node:')), PARALLEL, async ([p, set]) => {
+      const node = p.slice(5);
+      try {
+        await guestSh(lab.name, node, listenScript([...set]), 20_000, [LISTEN_ARG]);
+        started.push(node);
+      } catch (e) {
+        unreachableAgent.set(node, (e as Error).message.split('\n')[0]!);
+      }
+    });
+    const nsListen = (ns: string | undefined, addrs: string[]) => {
+      if (!addrs.length) return Promise.resolve();
+      const argv = ns ? ['ip', 'netns', 'exec', ns, process.execPath, LISTENER, ...addrs] : [process.execPath, LISTENER, ...addrs];
+      return listen(argv, children);
+    };
+    const labnsAddrs: string[] = [];
+    for (const d of prediction.destinations)
+      if (d.kind === 'host' || (d.kind === 'upstream' && !live.upstream)) for (const port of ports.get('labns') ?? []) labnsAddrs.push(`${formatIPv4(d.ip)}:${port}`);
+    await nsListen(lab.netns, labnsAddrs);
+    if (live.upstream !== undefined) await nsListen(undefined, [...(ports.get('root') ?? [])].map((port) => `${formatIPv4(live.upstream!)}:${port}`));
+
+    await bounded([...jobs.entries()], PARALLEL, async ([from, list]) => {
+      const specs = [...new Map(list.map((j) => [probeKey(j.spec), j.spec])).values()];
+      let out: string;
+      try {
+        if (from === 'host' || from === 'upstream') {
+          const argv = from === 'host' ? ['ip', 'netns', 'exec', lab.netns, 'busybox', 'sh', '-c', probeScript(specs, { busybox: true })] : ['busybox', 'sh', '-c', probeScript(specs, { busybox: true })];
+          out = (await runner.run(argv, { allowFail: true, timeoutMs: 60_000 })).stdout;
+        } else {
+          const why = unreachableAgent.get(from);
+          if (why) throw new RuntimeError(why);
+          out = await guestSh(lab.name, from, probeScript(specs), 60_000);
+        }
+      } catch (e) {
+        for (const j of list) measured.set(j.key, { ok: false, skipped: `not measured: ${(e as Error).message.split('\n')[0]}` });
+        return;
+      }
+      const results = parseProbeOutput(out);
+      for (const j of list) {
+        const r = results.get(probeKey(j.spec));
+        const d = j.key.startsWith('declared|') ? checks[Number(j.key.split('|')[1])]!.destination : byId.get(j.key.split('|')[1]!)!;
+        const deaf = j.spec.probe === 'tcp' && d.kind === 'node' && unreachableAgent.has(d.node!);
+        measured.set(j.key, !r ? { ok: false, skipped: 'not measured: no result' } : deaf ? { ok: r.ok, skipped: `not measured: no listener in ${d.node} (${unreachableAgent.get(d.node!)})` } : r);
+      }
+      say(`${from}: ${list.length} probes done`);
+    });
+  } finally {
+    for (const c of children) c.kill('SIGTERM');
+    await Promise.all(started.map((node) => guestSh(lab.name, node, stopScript(), 10_000).catch(() => '')));
+    if (probeAddr) await runner.run(['ip', '-n', lab.netns, 'addr', 'del', `${PROBE_UPSTREAM}/32`, 'dev', 'lo'], { allowFail: true });
+  }
+  const declared = checks.map((c, i): DeclaredResult => declaredResult(lab, c, live, measured.get(`declared|${i}`)));
+  for (const [k, v] of [...measured]) if (k.startsWith('declared|')) measured.delete(k);
+  return { lab: lab.name, prediction, measured, declared, ms: Date.now() - t0 };
+}
+
+function declaredResult(lab: ResolvedLab, c: ResolvedCheck, live: LiveFacts, m?: Measured): DeclaredResult {
+  const v = predictOne(lab, c.source, c.destination, c.check.probe, live) ?? { ok: false, via: '', hops: [], reason: 'the probe does not apply' };
+  const want = c.check.expect === 'pass';
+  const ok = m && !m.skipped ? m.ok === want : v.ok === want && !m?.skipped;
+  return { label: c.label, expect: c.check.expect, predicted: { ok: v.ok, via: v.via, ...(v.reason ? { reason: v.reason } : {}) }, ...(m ? { measured: m } : {}), ok };
+}
+
+/** The declared checks of a topology as the model predicts them (no lab needed). */
+export function predictDeclared(lab: ResolvedLab): DeclaredResult[] {
+  return resolveChecks(lab).checks.map((c) => declaredResult(lab, c, {}));
+}
+
+// Runs a shell script in a guest through its agent; its stdout.
+async function guestSh(lab: string, node: string, script: string, timeoutMs: number, args: string[] = []): Promise<string> {
+  const files = nodeFiles(nodeDir(lab, node));
+  const agent = await AgentClient.connect(files.agent, 10_000);
+  try {
+    const r = await agent.exec(['sh', '-c', script, 'sh', ...args], { timeoutMs });
+    return r.stdout.toString();
+  } finally {
+    agent.close();
+  }
+}
+
+// Starts a listener process and waits for it to bind.
+function listen(argv: string[], children: ChildProcess[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(argv[0]!, argv.slice(1), { stdio: ['pipe', 'pipe', 'pipe'] });
+    children.push(child);
+    let err = '';
+    child.stderr!.on('data', (d) => (err += d));
+    child.stdout!.on('data', (d: Buffer) => {
+      if (d.toString().includes('listening')) resolve();
+    });
+    child.once('exit', (code) => reject(new RuntimeError(`check listener exited (${code}): ${err.trim()}`)));
+  });
+}
+
+async function bounded<T>(items: T[], n: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let i = 0;
+  await Promise.all(Array.from({ length: Math.min(n, items.length) }, async () => {
+    while (i < items.length) await fn(items[i++]!);
+  }));
+}
