@@ -24,6 +24,7 @@ import { labSnapshots } from '../src/lab/snapshot.js';
 import { Libvirt, LV_NET, LV_TAG } from './libvirt.js';
 import { defaultBootWindow } from '../src/lab/slots.js';
 import { imageSection, imagesMarkdown } from './images.js';
+import { checkMarkdown, checkSection } from './check.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const QNET = path.join(ROOT, 'bin', 'qnet.js');
@@ -495,11 +496,24 @@ async function main(): Promise<void> {
       process.stdout.write([...r.boot, '', ...r.mem, '', ...r.down, '', ...r.trims, ...(r.libvirt ? ['', `virt-install: ${r.libvirt.text}`] : []), '', `section: ${fmt(r.ms)}`].join('\n') + '\n');
       return;
     }
+    if (only === 'check') {
+      // --only check: also replaces the check section of BENCHMARKS.md (it says when it was measured).
+      const c = await checkSection(ROOT, { reps: quick ? 1 : 3, log, fmt });
+      const md = checkMarkdown(c, new Date().toISOString().slice(0, 16).replace('T', ' '));
+      process.stdout.write(md);
+      const file = path.join(ROOT, 'BENCHMARKS.md');
+      const text = readFileSync(file, 'utf8');
+      const at = text.indexOf('## Reachability: `qnet check`');
+      const next = at < 0 ? -1 : text.indexOf('\n## ', at + 5);
+      const anchor = text.indexOf('## CLI start-up');
+      writeFileSync(file, at >= 0 ? text.slice(0, at) + md + text.slice(next + 1) : text.slice(0, anchor) + md + text.slice(anchor));
+      return;
+    }
     if (only === 'ram') {
       process.stdout.write((await sharedVsCopied()).join('\n') + '\n');
       return;
     }
-    if (!['plumbing', 'labs', 'libvirt', 'throughput'].includes(only)) throw new Error(`--only: unknown section "${only}" (plumbing, ram, labs, libvirt, throughput, images, cli)`);
+    if (!['plumbing', 'labs', 'libvirt', 'throughput'].includes(only)) throw new Error(`--only: unknown section "${only}" (plumbing, ram, labs, libvirt, throughput, images, check, cli)`);
     // --only libvirt: the labs rows with the libvirt columns, without the waves, the idle samples and the 100 guests.
     const l = only === 'labs' ? await labs(withLibvirt) : only === 'libvirt' ? await labs(true, false) : undefined;
     const out = only === 'plumbing' ? await plumbing() : only === 'throughput' ? await throughput() : [...l!.rows, '', ...l!.hundred, '', ...l!.waves, '', ...l!.boot, '', ...l!.mem];
@@ -517,6 +531,8 @@ async function main(): Promise<void> {
   const tp = await throughput();
   log('bench: image nodes');
   const img = await imageSection(imageOpts);
+  log('bench: check');
+  const chk = await checkSection(ROOT, { reps: quick ? 1 : 3, log, fmt });
   log('bench: CLI start-up');
   const startup = await cliStartup(ROOT, { log, cell });
   const labsHead = withLibvirt
@@ -613,7 +629,7 @@ iperf3 from the guest image: g0 sends to g1 across the lab's bridge; the figure 
 ${tp.join('\n')}
 
 ${imagesMarkdown(img, { quick, withLibvirt, fmt })}
-## CLI start-up
+${checkMarkdown(chk)}## CLI start-up
 
 A command as a user types it: a new \`node bin/qnet.js …\` process each time, wall time until it exits, ${10} runs
 after one to warm the page cache. "Before": the CLI of ${BEFORE_REV} (the last version that loaded every module at

@@ -39,6 +39,8 @@ export interface Verdict {
   via: string;
   hops: string[];
   reason?: string;
+  /** The probe (or its answer) would leave this machine by the host's default route: qnet never sends it. */
+  leaves?: true;
 }
 
 export interface Cell {
@@ -103,7 +105,15 @@ interface Walk {
   notes: string[];
 }
 
-class Lost extends Error {}
+class Lost extends Error {
+  /** The packet would leave this machine (by the host's own default route): such a probe is never sent. */
+  constructor(
+    message: string,
+    readonly leaves = false,
+  ) {
+    super(message);
+  }
+}
 
 /** The lab as the model sees it: lookups over the topology and the live facts. */
 class World {
@@ -317,8 +327,14 @@ export function predictOne(lab: ResolvedLab, src: Source, dst: Destination, prob
     return verdict(w, walk, true);
   } catch (e) {
     if (!(e instanceof Lost)) throw e;
-    return verdict(w, walk, false, e.message);
+    return { ...verdict(w, walk, false, e.message), ...(e.leaves ? { leaves: true } : {}) };
   }
+}
+
+// True when a packet the lab namespace sends to `dst` would go out of the machine (uplink, then the host's default).
+function leavesFromLabns(w: World, dst: number): boolean {
+  if (!w.uplink || w.local({ t: 'labns' }, dst) || w.hostSides().some((n) => contains(n.address!, dst))) return false;
+  return !(dst === w.upstream || w.lab.networks.some((n) => usesUplink(n) && n.subnet && contains(n.subnet, dst)));
 }
 
 function verdict(w: World, walk: Walk, ok: boolean, reason?: string): Verdict {
@@ -433,7 +449,12 @@ function forward(w: World, place: Place, pkt: Packet, walk: Walk, origin: boolea
         return { place: { t: 'labns' }, pkt };
       }
       const net = w.lab.networks.find((n) => usesUplink(n) && n.subnet && contains(n.subnet, pkt.dst));
-      if (!net) throw new Lost(`the host has no route to ${formatIPv4(pkt.dst)} (it routes only the lab's nat and routed subnets)`);
+      if (!net) {
+        const on = w.lab.networks.find((n) => (n.subnet ?? n.address) && contains((n.subnet ?? n.address)!, pkt.dst));
+        const what = on ? `${on.name} (${formatCidr({ ip: networkOf((on.subnet ?? on.address)!), prefix: (on.subnet ?? on.address)!.prefix })}, a ${on.mode} network)` : formatIPv4(pkt.dst);
+        // The host sends it by its own default route, out of the machine: predicted lost to the lab, and never probed.
+        throw new Lost(`the host has no route to ${what}: it routes only the lab's nat and routed subnets (the packet would leave this machine)`, true);
+      }
       if (!origin) throw new Lost(`the host does not forward ${formatIPv4(pkt.src)} back into the lab`);
       walk.hops.push('the host → the uplink');
       return { place: { t: 'labns' }, pkt };
@@ -445,7 +466,9 @@ function forward(w: World, place: Place, pkt: Packet, walk: Walk, origin: boolea
           walk.hops.push(`${node.name}'s user-mode NAT answers itself`);
           return { place, pkt, done: true };
         }
-      } else if (pkt.probe === 'ping') throw new Lost(`ICMP through ${node.name}'s user-mode NAT (QEMU's slirp carries TCP and UDP, not ICMP)`);
+      } else if (pkt.probe === 'ping')
+        // slirp then tries the UDP echo port of the destination from the lab namespace: never probed if that leaves.
+        throw new Lost(`ICMP through ${node.name}'s user-mode NAT (QEMU's slirp carries TCP and UDP, not ICMP)`, leavesFromLabns(w, pkt.dst));
       if (pkt.src !== USER_IP)
         throw new Lost(`${node.name}'s user-mode NAT cannot answer ${formatIPv4(pkt.src)}: it reaches only ${USER_NET.address.split('/')[0]} (masquerade out of ${nicName(node, nic)} on ${node.name} is missing)`);
       walk.notes.push(`${node.name}'s user-mode NAT`);

@@ -190,7 +190,8 @@ export async function main(argv: string[]): Promise<number> {
         '\n' +
           table(
             ['CHECK', 'RESULT', 'TIME', 'DETAIL'],
-            checks.map((c) => [c.name, c.ok ? green('pass') : red('FAIL'), fmtMs(c.ms), c.detail]),
+            // Checks measured together (the declared ones, in one batch) show the batch's time once, on the first.
+            checks.map((c, i) => [c.name, c.ok ? green('pass') : red('FAIL'), c.batch && checks[i - 1]?.batch === c.batch ? '' : fmtMs(c.ms), c.detail]),
           ) +
           '\n',
       );

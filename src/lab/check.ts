@@ -95,6 +95,7 @@ async function uplinkAddress(lab: ResolvedLab): Promise<number | undefined> {
   }
 }
 
+const NOT_SENT = "not probed: it would leave this machine by the host's default route";
 const cellKey = (from: string, to: string, probe: Probe) => `${from}|${to}|${probe}`;
 
 /** Predicts and measures a running lab's matrix (and its declared checks). */
@@ -110,6 +111,7 @@ export async function checkLab(labName: string, opts: CheckOptions = {}): Promis
   // What each source probes: every applicable cell of the matrix (or only the declared checks), de-duplicated.
   type Job = { key: string; spec: ProbeSpec };
   const jobs = new Map<string, Job[]>();
+  const measured = new Map<string, Measured>();
   const want = (from: string, key: string, spec: ProbeSpec) => {
     const list = jobs.get(from) ?? [];
     list.push({ key, spec });
@@ -120,8 +122,15 @@ export async function checkLab(labName: string, opts: CheckOptions = {}): Promis
     probe === 'ping' ? { probe, ip: formatIPv4(d.ip) } : { probe, ip: formatIPv4(d.ip), port: d.port ?? port };
   if (!opts.declaredOnly)
     for (const c of prediction.cells)
-      if (c.predicted && probes.includes(c.probe) && !byId.get(c.to)!.dhcp) want(c.from, cellKey(c.from, c.to, c.probe), target(byId.get(c.to)!, c.probe));
-  checks.forEach((c, i) => want(c.source.id, `declared|${i}`, target(c.destination, c.check.probe, c.check.port)));
+      if (c.predicted && probes.includes(c.probe) && !byId.get(c.to)!.dhcp) {
+        // Safety: a probe whose packets (or answers) would leave this machine is never sent.
+        if (c.predicted.leaves) measured.set(cellKey(c.from, c.to, c.probe), { ok: false, skipped: NOT_SENT });
+        else want(c.from, cellKey(c.from, c.to, c.probe), target(byId.get(c.to)!, c.probe));
+      }
+  checks.forEach((c, i) => {
+    if (predictOne(lab, c.source, c.destination, c.check.probe, live)?.leaves) measured.set(`declared|${i}`, { ok: false, skipped: NOT_SENT });
+    else want(c.source.id, `declared|${i}`, target(c.destination, c.check.probe, c.check.port));
+  });
 
   // Listeners: in every guest that is probed by TCP, in the lab namespace, on the host's end of the uplink.
   const ports = new Map<string, Set<number>>(); // destination place -> ports
@@ -138,7 +147,6 @@ export async function checkLab(labName: string, opts: CheckOptions = {}): Promis
       } else addPort(placeOf(d), j.spec.port!);
     }
   const say = opts.progress ?? (() => {});
-  const measured = new Map<string, Measured>();
   const children: ChildProcess[] = [];
   const started: string[] = [];
   const unreachableAgent = new Map<string, string>();
@@ -209,7 +217,8 @@ export async function checkLab(labName: string, opts: CheckOptions = {}): Promis
 function declaredResult(lab: ResolvedLab, c: ResolvedCheck, live: LiveFacts, m?: Measured): DeclaredResult {
   const v = predictOne(lab, c.source, c.destination, c.check.probe, live) ?? { ok: false, via: '', hops: [], reason: 'the probe does not apply' };
   const want = c.check.expect === 'pass';
-  const ok = m && !m.skipped ? m.ok === want : v.ok === want && !m?.skipped;
+  // Not measured: a probe never sent for safety is judged by the prediction; one that could not be measured fails.
+  const ok = m && !m.skipped ? m.ok === want : v.ok === want && (!m || m.skipped === NOT_SENT);
   return { label: c.label, expect: c.check.expect, predicted: { ok: v.ok, via: v.via, ...(v.reason ? { reason: v.reason } : {}) }, ...(m ? { measured: m } : {}), ok };
 }
 

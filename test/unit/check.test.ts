@@ -107,6 +107,25 @@ test('nat and routed networks: the host beyond the uplink, and port forwards fro
   assert.match(cell(np, 'upstream', 'deb:eth1', 'ping')!.reason!, /the host has no route to 10\.78\.0\.3/);
 });
 
+test('safety: every probe whose packets or answers would leave the machine by the host\'s default route is marked', () => {
+  const l = validateTopology({
+    name: 'leak',
+    networks: { north: { mode: 'nat', subnet: '10.71.0.0/24', address: '10.71.0.1' }, south: { subnet: '10.72.0.0/24', address: '10.72.0.1' }, iso: { mode: 'isolated', subnet: '10.73.0.0/24' } },
+    nodes: {
+      n: { nics: [{ network: 'north', ip: '10.71.0.11' }] },
+      s: { gateway: '10.72.0.1', nics: [{ network: 'south', ip: '10.72.0.11' }, { network: 'iso', ip: '10.73.0.11' }] },
+      u: { nics: [{ user: {} }, { network: 'north', ip: '10.71.0.12' }], gateway: '10.0.2.2' },
+    },
+  });
+  const p = predict(l);
+  const leaves = p.cells.filter((c) => c.predicted?.leaves).map((c) => `${c.from} → ${c.to} ${c.probe}`);
+  // The host routes only north back into the lab: from it to south, and its answers to south, would leave; so
+  // would n's packets to iso (the lab namespace sends what it has no route for to the host).
+  for (const x of ['upstream → s:eth0 ping', 's → upstream tcp', 'n → s:eth1 ping', 'host → s:eth1 tcp']) assert.ok(leaves.includes(x), `${x} in ${leaves.join(', ')}`);
+  for (const x of ['n → upstream ping', 'upstream → n tcp', 'n → s:eth0 ping']) assert.ok(!leaves.includes(x), x);
+  for (const c of p.cells) if (c.predicted?.leaves) assert.equal(c.predicted.ok, false);
+});
+
 test('anti-spoofing: an answer that leaves by another NIC than the address it answers for is dropped on a filtered network', () => {
   const yaml = (mode: string) => `name: spoof
 networks:
@@ -216,7 +235,7 @@ test('the probe scripts: every probe at once, results parsed back; listeners by 
   const s = probeScript([{ probe: 'ping', ip: '10.0.0.1' }, { probe: 'tcp', ip: '10.0.0.2', port: 47007 }], { busybox: true });
   assert.match(s, /^p 10\.0\.0\.1 &$/m);
   assert.match(s, /^t 10\.0\.0\.2 47007 &$/m);
-  assert.match(s, /busybox ping -c 2 -w 3/);
+  assert.match(s, /busybox ping -c 2 -w 3 -W 2/);
   assert.match(s, /\nwait\n$/);
   const r = parseProbeOutput('ping 10.0.0.1 0\ntcp 10.0.0.2 47007 ok\nping 10.0.0.3 2\njunk\n');
   assert.deepEqual([...r.entries()], [
