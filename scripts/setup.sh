@@ -12,8 +12,10 @@ pkgs=(qemu-system-x86 iproute2 nftables dnsmasq-base busybox-static cpio kmod ut
 pkgs+=(qemu-utils xorriso openssh-client socat ovmf mmdebstrap fdisk e2fsprogs)
 # `qnet graph --format svg`: Graphviz draws the DOT qnet renders.
 pkgs+=(graphviz)
-# `npm run bench` also measures the host's own veth-to-veth throughput with iperf3.
+# `npm run bench` also measures the host's own veth-to-veth throughput with iperf3; `npm test` drives the web view
+# in a real browser (Debian's chromium, headless, through puppeteer-core).
 if [ "${1:-}" = --bench ]; then pkgs+=(iperf3); fi
+if [ "${1:-}" = --test ]; then pkgs+=(chromium); fi
 need_pkgs=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f '${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || need_pkgs+=("$p")

@@ -19,6 +19,25 @@ async function warn(lab: ResolvedLab): Promise<void> {
   for (const w of labWarnings(lab)) process.stderr.write(`${yellow('warning:')} ${w}\n`);
 }
 
+/** `qnet web`: serves until SIGINT or SIGTERM; with `lab`, opens the page on it (xdg-open where there is a display). */
+async function serveWeb(listen: string, lab?: string): Promise<number> {
+  const { isLoopback, parseListen, startWeb } = await import('../web/server.js');
+  const where = parseListen(listen);
+  if (!isLoopback(where.host))
+    process.stderr.write(`${yellow('warning:')} listening on ${where.host}, not loopback: anyone who can reach it and has the token can type into the guests' root consoles\n`);
+  const web = await startWeb({ listen });
+  const url = `${web.loginUrl}${lab ? `#lab=${lab}` : ''}`;
+  process.stderr.write(`${green('✓')} qnet web on ${web.url}; open ${url}\n  (the token is in the URL once; the page keeps it in a cookie). Ctrl-C stops it\n`);
+  if (lab && (process.env.DISPLAY || process.env.WAYLAND_DISPLAY)) spawn('xdg-open', [url], { stdio: 'ignore', detached: true }).on('error', () => {}).unref();
+  await new Promise<void>((resolve) => {
+    process.once('SIGINT', resolve);
+    process.once('SIGTERM', resolve);
+  });
+  await web.close();
+  process.stderr.write('qnet web stopped\n');
+  return 0;
+}
+
 /** Runs the CLI with the given arguments and returns the exit code. */
 export async function main(argv: string[]): Promise<number> {
   const program = new Command();
@@ -62,7 +81,8 @@ export async function main(argv: string[]): Promise<number> {
     .option('--parallel <n>', 'at most n guests booting at once, the next as soon as one is ready (default: cores + 1; 0: no limit); restored guests do not count')
     .option('--cold', 'boot every guest: do not start guests from the saved state of their shape, nor save one')
     .option('--check', 'once the lab is up, run its declared checks (`checks:`); exit 1 naming each that fails (the lab stays up)')
-    .action(async (file: string, o: { dryRun?: boolean; accel: AccelChoice; timeout?: string; parallel?: string; cold?: boolean; check?: boolean }) => {
+    .option('--web', 'once the lab is up, serve the web view (as `qnet web`) and open it on this lab; until Ctrl-C (the lab stays up)')
+    .action(async (file: string, o: { dryRun?: boolean; accel: AccelChoice; timeout?: string; parallel?: string; cold?: boolean; check?: boolean; web?: boolean }) => {
       const { loadTopology } = await import('../topology/load.js');
       const { prepareChange, prepareUp, up } = await import('../lab/up.js');
       const { formatChange, isEmpty } = await import('../plan/change.js');
@@ -108,6 +128,10 @@ export async function main(argv: string[]): Promise<number> {
           process.stderr.write(`${red('✗')} ${failed.length} of ${report.declared.length} declared checks failed: ${failed.map((f) => f.label).join('; ')} (the lab is up: \`qnet check ${lab.name}\` for the whole matrix)\n`);
           code = 1;
         } else process.stderr.write(`${green('✓')} all ${report.declared.length} declared checks passed in ${fmtMs(report.ms)}\n`);
+      }
+      if (o.web) {
+        const c = await serveWeb('127.0.0.1:8707', lab.name);
+        if (c) code = c;
       }
     });
 
@@ -324,6 +348,14 @@ export async function main(argv: string[]): Promise<number> {
     });
 
   program
+    .command('web')
+    .description('serve a page of the running labs: each lab drawn live, consoles and screens in the browser, capture, link, impair and check; until Ctrl-C')
+    .option('--listen <host:port>', 'address to listen on (any address but loopback exposes root consoles to whoever has the token: a warning is printed)', '127.0.0.1:8707')
+    .action(async (o: { listen: string }) => {
+      code = await serveWeb(o.listen);
+    });
+
+  program
     .command('check')
     .description('who reaches whom: every pair of endpoints predicted by the reachability model and measured from inside the guests (ping, TCP); exit 1 where they disagree or a declared check fails')
     .argument('<target>', 'lab name (a running lab: predicted and measured) or topology file (with --predict)')
@@ -363,7 +395,7 @@ export async function main(argv: string[]): Promise<number> {
     .action(async (target: string, o: { format?: string; out?: string }) => {
       const { readState } = await import('../lab/state.js');
       const { loadTopology } = await import('../topology/load.js');
-      const { drawLab, graphFormat } = await import('../lab/graph.js');
+      const { drawLab, graphFormat, liveOf } = await import('../lab/graph.js');
       const { labStatus } = await import('../lab/status.js');
       const { writeFile } = await import('node:fs/promises');
       const format = graphFormat(o.format, o.out);
@@ -372,14 +404,7 @@ export async function main(argv: string[]): Promise<number> {
       if (byName && !state) throw new UserError(`no lab named "${target}" is up, and no file "${target}" exists`);
       const lab = state ? state.lab : await loadTopology(target);
       const status = state ? await labStatus(lab.name) : null;
-      const live = status
-        ? {
-            states: Object.fromEntries(status.nodes.map((n) => [n.name, n.state])),
-            nics: Object.fromEntries(
-              status.nodes.map((n) => [n.name, Object.fromEntries(n.nics.map((x, i) => [i, { ...(x.link === 'down' ? { link: 'down' as const } : {}), ...(x.impair ? { impair: x.impair } : {}) }]))]),
-            ),
-          }
-        : undefined;
+      const live = status ? liveOf(status) : undefined;
       const text = await drawLab(lab, format, live);
       if (o.out && o.out !== '-') {
         await writeFile(o.out, text);

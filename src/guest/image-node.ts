@@ -144,8 +144,9 @@ function blockdev(name: string, driver: string, set: number, opts: { readOnly?: 
 
 /**
  * QEMU's arguments for an image node and the files it is handed as descriptors (fd 4 on: fd 3 is a saved state's).
- * The base is opened read-only by qnet and given to QEMU with "backing": null, so QEMU can neither write it nor
- * follow a backing file named in it; the overlay names the base, but QEMU uses the node given here.
+ * The base is opened read-only by qnet and given to QEMU with "backing": null (formats that can have one), so QEMU
+ * can neither write it nor follow a backing file named in it; the overlay names the base, but QEMU uses the node
+ * given here.
  */
 export function renderImageQemuArgs(
   lab: ResolvedLab,
@@ -169,7 +170,10 @@ export function renderImageQemuArgs(
   const machine = machineWithMemory(`${img.machine}${uefi ? ',pflash0=fw-code,pflash1=fw-vars' : ''}`, memory);
   const args = [...commonArgs({ node, files, accel: ctx.accel, machine, reboot: true, display: !!img.vnc }), ...memoryArgs(node, memory)];
   const base = pass(img.path, false, 'base');
-  args.push(...base.add, '-blockdev', blockdev('base', img.format, base.set, { readOnly: true, backing: null }));
+  // Only formats that can name a backing file take "backing" (QEMU refuses the option on raw, vdi and vhdx: a raw
+  // base failed to start before this).
+  const canBack = img.format === 'qcow2' || img.format === 'vmdk';
+  args.push(...base.add, '-blockdev', blockdev('base', img.format, base.set, { readOnly: true, ...(canBack ? { backing: null } : {}) }));
   if (o.layer) {
     // Restored: the disk as its shape's saver had it at the snapshot point (read-only), under this node's overlay.
     const layer = pass(o.layer, false, 'layer');

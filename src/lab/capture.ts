@@ -28,6 +28,8 @@ export interface CaptureOptions {
   stdout: Writable;
   /** Progress and tcpdump's own messages. */
   stderr: Writable;
+  /** Stops the capture (as Ctrl-C does on the command line; the web view's "N seconds", or its client gone). */
+  signal?: AbortSignal;
 }
 
 /** What a capture was of, how it ended and what it got. */
@@ -153,6 +155,8 @@ export async function capture(labName: string, target: string, opts: CaptureOpti
   };
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
+  if (opts.signal?.aborted) onSignal();
+  opts.signal?.addEventListener('abort', onSignal, { once: true });
   // tcpdump in the lab namespace keeps it (and its taps) alive after `down` deletes its name: watch for that.
   const gone = setInterval(() => {
     if (src.kind === 'iface' && !existsSync(`/run/netns/${state.lab.netns}`)) {
@@ -164,6 +168,7 @@ export async function capture(labName: string, target: string, opts: CaptureOpti
   clearInterval(gone);
   process.off('SIGINT', onSignal);
   process.off('SIGTERM', onSignal);
+  opts.signal?.removeEventListener('abort', onSignal);
   await cleanup();
   // QEMU's end is closed by now (filter removed, or QEMU gone); ours goes too, whatever is left unread.
   feedStream?.destroy();

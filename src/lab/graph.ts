@@ -4,6 +4,7 @@ import { spawn } from 'node:child_process';
 import { RuntimeError, UserError } from '../errors.js';
 import { labGraph, renderDot, renderMermaid, type LiveLab } from '../render/graph.js';
 import type { ResolvedLab } from '../topology/model.js';
+import type { LabStatus } from './status.js';
 
 export const GRAPH_FORMATS = ['svg', 'dot', 'mermaid', 'json'] as const;
 export type GraphFormat = (typeof GRAPH_FORMATS)[number];
@@ -19,6 +20,21 @@ export function graphFormat(format: string | undefined, out: string | undefined)
   if (ext && byExt[ext]) return byExt[ext];
   if (out && out !== '-') throw new UserError(`--out ${out}: say the format with --format (${GRAPH_FORMATS.join(', ')}); the extension does not tell`);
   return 'dot';
+}
+
+/** What a running lab's status adds to its graph: node states, pulled links, impairments, DHCP leases. */
+export function liveOf(status: LabStatus): LiveLab {
+  return {
+    states: Object.fromEntries(status.nodes.map((n) => [n.name, n.state])),
+    nics: Object.fromEntries(
+      status.nodes.map((n) => [
+        n.name,
+        Object.fromEntries(
+          n.nics.map((x, i) => [i, { ...(x.link === 'down' ? { link: 'down' as const } : {}), ...(x.impair ? { impair: x.impair } : {}), ...(x.dhcp && x.addresses.length ? { lease: x.addresses[0]! } : {}) }]),
+        ),
+      ]),
+    ),
+  };
 }
 
 /** The lab drawn in `format`; `live` (a running lab) adds node states, pulled links and impairments. */

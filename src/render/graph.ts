@@ -45,7 +45,7 @@ export interface GraphNic {
 /** What a graph of a running lab adds: each node's state, and per NIC (by node, then position) link and impairment. */
 export interface LiveLab {
   states: Record<string, NodeState>;
-  nics?: Record<string, Record<number, { link?: 'down'; impair?: string }>>;
+  nics?: Record<string, Record<number, { link?: 'down'; impair?: string; lease?: string }>>;
 }
 
 export type GraphLink =
@@ -79,7 +79,8 @@ export function labGraph(lab: ResolvedLab, live?: LiveLab): LabGraph {
     ifname: nicName(node, n),
     mac: n.mac,
     model: n.model,
-    addresses: n.kind === 'user' ? [USER_NET.address] : n.addresses.map(formatCidr),
+    // A DHCP NIC of a running lab shows its lease (as it appears).
+    addresses: n.kind === 'user' ? [USER_NET.address] : live?.nics?.[node.name]?.[n.index]?.lease ? [live.nics[node.name]![n.index]!.lease!] : n.addresses.map(formatCidr),
     dhcp: n.dhcp,
     ...(n.kind === 'bridge' ? { tap: n.tap } : {}),
     ...(live?.nics?.[node.name]?.[n.index]?.link ? { link: 'down' as const } : {}),

@@ -40,6 +40,7 @@ const FORBIDDEN: Record<string, string[]> = {
   qemu: ['lab', 'cli', 'web'],
   guest: ['lab', 'cli', 'web'],
   lab: ['cli', 'web'],
+  web: ['cli'],
   '': ['cli', 'web', 'host', 'qemu', 'lab'],
 };
 // Guest kinds are planned by the pure planner: the modules it imports from guest/ must be pure too.

@@ -1,0 +1,187 @@
+// End-to-end: `qnet web` on a running seed lab, in a real browser (Debian's chromium, headless, driven by
+// puppeteer-core): the drawing shows the three nodes and the bridge; deb2's console opens in the page and answers
+// `hostname`; deb3's QEMU killed turns deb3 dead on the drawing within seconds; deb1's LAN cable pulled from the
+// page makes ping fail in deb2's console. Security: no token, 401; a foreign Origin's WebSocket, refused; a foreign
+// Host, 421; path traversal, 404; a malformed impairment from the page, 400 and nothing changed; no CORS header.
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import puppeteer, { type Browser, type Page } from 'puppeteer-core';
+import { WebSocket } from 'ws';
+import { parse } from 'yaml';
+import { QNET, ROOT, labName, qnet, snapshot, writeTopology, type HostSnapshot } from './helpers.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+
+// A raw request (no URL normalisation, so "/../" reaches the server as written).
+function raw(port: number, p: string, headers: Record<string, string> = {}, method = 'GET', body?: string): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port, path: p, method, headers: { Host: `127.0.0.1:${port}`, ...headers } }, (res) => {
+      let b = '';
+      res.on('data', (d) => (b += d));
+      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body: b }));
+    });
+    req.once('error', reject);
+    req.end(body);
+  });
+}
+
+describe('qnet web on the seed lab', () => {
+  const lab = labName('web');
+  const screenLab = labName('webvnc');
+  let before0: HostSnapshot;
+  let web: ChildProcess;
+  let port = 0;
+  let token = '';
+  let browser: Browser;
+  let page: Page;
+  const shots = mkdtempSync(path.join(tmpdir(), 'qnet-e2e-shot-'));
+  const cookie = () => `qnet_token=${token}`;
+
+  before(async () => {
+    before0 = await snapshot();
+    const seed = parse(readFileSync(path.join(ROOT, 'examples', 'seed-lab.yaml'), 'utf8')) as Record<string, unknown>;
+    const up = await qnet(['up', writeTopology({ ...seed, name: lab })]);
+    assert.equal(up.code, 0, up.stderr);
+    // A node with a screen: a blank disk (SeaBIOS finds nothing to boot and says so on the screen).
+    const file = writeTopology({ name: screenLab, nodes: { pc: { image: 'blank.raw', memory: 128, config: 'none', ready: 'none', display: 'vnc' } } });
+    writeFileSync(path.join(path.dirname(file), 'blank.raw'), Buffer.alloc(1 << 20));
+    const up2 = await qnet(['up', file]);
+    assert.equal(up2.code, 0, up2.stderr);
+    web = spawn(process.execPath, [QNET, 'web', '--listen', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let err = '';
+    await new Promise<void>((resolve, reject) => {
+      web.stderr!.on('data', (d) => {
+        err += d;
+        const m = /open http:\/\/127\.0\.0\.1:(\d+)\/\?token=([0-9a-f]+)/.exec(err);
+        if (m) {
+          port = Number(m[1]);
+          token = m[2]!;
+          resolve();
+        }
+      });
+      web.once('exit', (c) => reject(new Error(`qnet web exited ${c}: ${err}`)));
+    });
+    browser = await puppeteer.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'] });
+    page = await browser.newPage();
+    await page.setViewport({ width: 1400, height: 1000 });
+  });
+  after(async () => {
+    await browser?.close();
+    web?.kill('SIGINT');
+    if (web && web.exitCode === null) await new Promise((r) => web.once('exit', r));
+    await qnet(['down', lab]);
+    await qnet(['down', screenLab]);
+    rmSync(shots, { recursive: true, force: true });
+    assert.deepEqual(await snapshot(), before0);
+  });
+
+  test('security: the token, Host, Origin, static files, bad input', async () => {
+    for (const p of ['/', '/api/labs', `/api/labs/${lab}`, '/static/app.js']) assert.equal((await raw(port, p)).status, 401, p);
+    assert.equal((await raw(port, '/?token=0000')).status, 401, 'a wrong token');
+    const login = await raw(port, `/?token=${token}`);
+    assert.equal(login.status, 303);
+    assert.equal(login.headers.location, '/');
+    assert.match(String(login.headers['set-cookie']), /^qnet_token=[0-9a-f]+; HttpOnly; SameSite=Strict; Path=\/$/);
+    const labs = await raw(port, '/api/labs', { Cookie: cookie() });
+    assert.equal(labs.status, 200);
+    assert.ok((JSON.parse(labs.body) as Array<{ lab: string }>).some((l) => l.lab === lab));
+    assert.equal(labs.headers['access-control-allow-origin'], undefined, 'no CORS');
+    assert.equal((await raw(port, '/api/labs', { Cookie: cookie(), Host: `evil.example:${port}` })).status, 421, 'DNS rebinding');
+    for (const p of ['/static/../package.json', '/static/%2e%2e/package.json', '/static/..%2f..%2fetc%2fpasswd', '/vendor/xterm/../../../package.json', '/../../etc/passwd', '/static/%2e%2e%5cpackage.json'])
+      assert.equal((await raw(port, p, { Cookie: cookie() })).status, 404, p);
+    // A malformed impairment is bad input, as on the command line, and nothing changes.
+    const bad = await raw(port, `/api/labs/${lab}/impair`, { Cookie: cookie(), 'Content-Type': 'application/json', Origin: `http://127.0.0.1:${port}` }, 'POST', JSON.stringify({ nic: 'deb3', impair: { delay: 'fast' } }));
+    assert.equal(bad.status, 400);
+    assert.match(JSON.parse(bad.body).error, /impair\.delay: delay is a time like 20ms, 500us or 1s/);
+    assert.equal((await raw(port, `/api/labs/${lab}/impair`, { Cookie: cookie(), 'Content-Type': 'text/plain' }, 'POST', '{}')).status, 415, 'no form can post');
+    assert.equal((await raw(port, `/api/labs/${lab}/link`, { Cookie: cookie(), 'Content-Type': 'application/json', Origin: 'http://evil.example' }, 'POST', '{"nic":"deb3","state":"down"}')).status, 403);
+    const st = await qnet(['status', lab, '--json']);
+    assert.doesNotMatch(st.stdout, /"impair"|"link": "down"/, 'nothing was changed');
+    // WebSockets: the Origin must be this server's; the token is needed.
+    const wsStatus = (headers: Record<string, string>) =>
+      new Promise<number>((resolve) => {
+        const ws = new WebSocket(`ws://127.0.0.1:${port}/ws/console/${lab}/deb2`, { headers });
+        ws.once('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0));
+        ws.once('open', () => {
+          ws.close();
+          resolve(101);
+        });
+        ws.once('error', () => {});
+      });
+    assert.equal(await wsStatus({ Cookie: cookie(), Origin: 'http://evil.example' }), 403, 'cross-site WebSocket hijacking refused');
+    assert.equal(await wsStatus({ Origin: `http://127.0.0.1:${port}` }), 401);
+    assert.equal(await wsStatus({ Cookie: cookie(), Origin: `http://127.0.0.1:${port}` }), 101);
+  });
+
+  test('in the browser: the drawing, a console, a guest dying, a cable pulled', async () => {
+    await page.goto(`http://127.0.0.1:${port}/?token=${token}#lab=${lab}`);
+    assert.equal(new URL(page.url()).search, '', 'the token left the address bar');
+    await page.waitForSelector('#drawing svg g.node[data-node="deb3"][data-state="running"]', { timeout: 20_000 });
+    const titles = await page.$$eval('#drawing svg g.node title', (ts) => ts.map((t) => t.textContent));
+    for (const t of ['node:deb1', 'node:deb2', 'node:deb3', 'net:lan']) assert.ok(titles.includes(t), `${t} in ${titles.join(', ')}`);
+    assert.match(await page.$eval('#drawing svg', (s) => s.textContent ?? ''), /kbr0/);
+
+    // deb2's console: click its node, type hostname, read it back.
+    await page.click('#drawing g.node[data-node="deb2"]');
+    await page.waitForSelector('.console[data-console="deb2"] .xterm-rows');
+    const rows = (node: string) => page.$$eval(`.console[data-console="${node}"] .xterm-rows > div`, (ds) => ds.map((d) => (d.textContent ?? '').trim()));
+    const until = async (what: () => Promise<boolean>, ms: number, why: string) => {
+      const end = Date.now() + ms;
+      while (Date.now() < end) {
+        if (await what()) return;
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      assert.fail(why);
+    };
+    await page.focus('.console[data-console="deb2"] textarea');
+    await page.keyboard.type('hostname\n');
+    await until(async () => (await rows('deb2')).includes('deb2'), 15_000, `deb2 answered hostname: ${(await rows('deb2')).join(' | ')}`);
+
+    // deb3's QEMU killed: the drawing turns it dead.
+    const st = JSON.parse((await qnet(['status', lab, '--json'])).stdout) as { nodes: Array<{ name: string; pid: number }> } | Array<{ nodes: Array<{ name: string; pid: number }> }>;
+    const nodes = Array.isArray(st) ? st[0]!.nodes : st.nodes;
+    const pid = nodes.find((n) => n.name === 'deb3')!.pid;
+    const t = Date.now();
+    process.kill(pid, 'SIGKILL');
+    await page.waitForSelector('#drawing g.node[data-node="deb3"][data-state="stopped"]', { timeout: 10_000 });
+    const dead = Date.now() - t;
+    assert.ok(dead < 10_000, `deb3 shown dead after ${dead} ms`);
+
+    // deb1's LAN cable pulled from the page: deb2 can no longer ping it.
+    await page.click('#drawing g.node[data-node="deb1"]');
+    await page.waitForSelector('.console[data-console="deb1"]');
+    await page.waitForSelector('#nics tr[data-nic="1"] button.link-toggle[data-state="down"]');
+    await page.click('#nics tr[data-nic="1"] button.link-toggle');
+    await page.waitForFunction(() => document.querySelector('#message')?.textContent === 'deb1 eth1: link down', { timeout: 10_000 });
+    await page.waitForSelector('#nics tr[data-nic="1"] button.link-toggle[data-state="up"]', { timeout: 10_000 });
+    await page.focus('.console[data-console="deb2"] textarea');
+    await page.keyboard.type('ping -c 2 -W 1 192.168.1.254\n');
+    await until(async () => (await rows('deb2')).some((r) => /2 packets transmitted, 0 packets received, 100% packet loss/.test(r)), 20_000, `ping failed in deb2's console: ${(await rows('deb2')).slice(-6).join(' | ')}`);
+    const shot = path.join(shots, 'web.png');
+    await page.screenshot({ path: shot, fullPage: true });
+    assert.ok(existsSync(shot) && readFileSync(shot).subarray(1, 4).toString() === 'PNG');
+    // The page's own request with a malformed impairment: 400 with the message, nothing changed.
+    const r = await page.evaluate(async (l: string) => {
+      const res = await fetch(`/api/labs/${l}/impair`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ nic: 'deb2', impair: { loss: '150%' } }) });
+      return { status: res.status, body: await res.json() };
+    }, lab);
+    assert.equal(r.status, 400);
+    assert.match(r.body.error, /impair\.loss: loss is at most 100%/);
+  });
+
+  test('in the browser: an image node\'s screen over VNC (noVNC)', async () => {
+    await page.goto(`http://127.0.0.1:${port}/#lab=${screenLab}`);
+    await page.waitForSelector('#drawing svg g.node[data-node="pc"][data-state="running"]', { timeout: 20_000 });
+    await page.click('#drawing g.node[data-node="pc"]');
+    await page.waitForSelector('#open-vnc:not([hidden])');
+    await page.click('#open-vnc');
+    await page.waitForSelector('.console[data-screen="pc"][data-connected="yes"] canvas', { timeout: 20_000 });
+    const size = await page.$eval('.console[data-screen="pc"] canvas', (c) => [(c as HTMLCanvasElement).width, (c as HTMLCanvasElement).height]);
+    assert.ok(size[0]! >= 320 && size[1]! >= 200, `the guest's screen is drawn (${size.join('×')})`);
+  });
+});
