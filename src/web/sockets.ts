@@ -33,6 +33,10 @@ async function runningNode(lab: string, node: string) {
 
 /** Joins a browser to a node's serial console. */
 export async function bridgeConsole(ws: WebSocket, lab: string, node: string): Promise<void> {
+  // The browser may leave while this is still looking: then it never joins (a viewer that closed before it joined
+  // would hold QEMU's console forever).
+  let left = false;
+  ws.once('close', () => (left = true));
   const found = await runningNode(lab, node);
   if (!found) return void ws.close(4404, `no node ${node} in a running lab ${lab}`);
   const files = nodeFiles(nodeDir(lab, node));
@@ -52,6 +56,7 @@ export async function bridgeConsole(ws: WebSocket, lab: string, node: string): P
   } catch {
     /* no log yet */
   }
+  if (left) return;
   const key = `${lab}/${node}`;
   let hub = hubs.get(key);
   if (!hub) {
@@ -83,9 +88,12 @@ export async function bridgeConsole(ws: WebSocket, lab: string, node: string): P
 
 /** Joins a browser (noVNC) to an image node's VNC screen. */
 export async function bridgeVnc(ws: WebSocket, lab: string, node: string): Promise<void> {
+  let left = false;
+  ws.once('close', () => (left = true));
   const found = await runningNode(lab, node);
   if (!found?.node.image?.vnc) return void ws.close(4404, `${node} has no screen (display: vnc)`);
   const { imageNodeFiles } = await import('../guest/image-node.js');
+  if (left) return;
   const sock = net.connect(imageNodeFiles(lab, found.node).vnc);
   sock.on('data', (d) => ws.send(d, { binary: true }));
   ws.on('message', (d: Buffer) => sock.write(d));

@@ -11,7 +11,7 @@ import { parse } from 'yaml';
 import { ROOT, labName, qnet, snapshot, writeTopology, type HostSnapshot } from './helpers.js';
 
 interface Json {
-  cells: Array<{ from: string; to: string; probe: string; mark: string; measured: { ok: boolean } | null }>;
+  cells: Array<{ from: string; to: string; probe: string; mark: string; measured: { ok: boolean; skipped?: string } | null; predicted: { via: string } | null }>;
   disagreements: Array<{ from: string; to: string; probe: string; predicted: { ok: boolean; via: string; hops: string[]; reason?: string }; measured: { ok: boolean } }>;
   declared: Array<{ label: string; ok: boolean }>;
   ms: number;
@@ -132,6 +132,35 @@ test('up --check exits 1 naming the declared check that fails; check of a file p
     assert.equal((await qnet(['status', lab])).code, 0, 'the lab stays up for a look');
     assert.equal((await qnet(['check', 'no-such-lab'])).code, 2);
     assert.equal((await qnet(['check', file])).code, 2, 'a file without --predict: measuring needs the lab by name');
+  } finally {
+    await qnet(['down', lab]);
+  }
+  assert.deepEqual(await snapshot(), before0);
+});
+
+test('a nat lab: the upstream is the host beyond the uplink; a port forward and a user-mode hostfwd are measured through', async () => {
+  const lab = labName('fwdchk');
+  const before0 = await snapshot();
+  const file = writeTopology({
+    name: lab,
+    networks: { n: { mode: 'nat', subnet: '10.67.0.0/24', address: '10.67.0.1' } },
+    forwards: [{ host: 18080, node: 'a', port: 8080 }],
+    nodes: {
+      a: { nics: [{ network: 'n', ip: '10.67.0.10' }] },
+      u: { gateway: '10.67.0.1', nics: [{ user: { hostfwd: [{ host: 2222, guest: 22 }] } }, { network: 'n', ip: '10.67.0.11' }] },
+    },
+  });
+  try {
+    assert.equal((await qnet(['up', file])).code, 0);
+    const r = await qnet(['check', lab, '--json']);
+    const j = JSON.parse(r.stdout) as Json;
+    assert.equal(r.code, 0, JSON.stringify(j.disagreements));
+    const cell = (from: string, to: string, probe: string) => j.cells.find((c) => c.from === from && c.to === to && c.probe === probe)!;
+    assert.equal(cell('upstream', 'forward:18080', 'tcp').measured?.ok, true, 'the host reaches a:8080 through its forward');
+    assert.equal(cell('host', 'hostfwd:2222', 'tcp').measured?.ok, true, "the lab namespace reaches u:22 through u's hostfwd");
+    assert.equal(cell('a', 'upstream', 'ping').measured?.ok, true);
+    assert.match(cell('a', 'upstream', 'ping').predicted!.via, /via the host's NAT \(n\)/);
+    assert.equal(j.cells.filter((c) => c.measured?.skipped).length, 0, 'nothing here would leave the machine');
   } finally {
     await qnet(['down', lab]);
   }

@@ -1,6 +1,7 @@
 // End-to-end: `qnet web` on a running seed lab, in a real browser (Debian's chromium, headless, driven by
 // puppeteer-core): the drawing shows the three nodes and the bridge; deb2's console opens in the page and answers
-// `hostname`; deb3's QEMU killed turns deb3 dead on the drawing within seconds; deb1's LAN cable pulled from the
+// `hostname`; a pcap downloaded while it pings; an impairment set and cleared from the form (and shown on the
+// drawing); check run from the page; deb3's QEMU killed turns deb3 dead on the drawing within seconds; deb1's LAN cable pulled from the
 // page makes ping fail in deb2's console. Security: no token, 401; a foreign Origin's WebSocket, refused; a foreign
 // Host, 421; path traversal, 404; a malformed impairment from the page, 400 and nothing changed; no CORS header.
 import assert from 'node:assert/strict';
@@ -72,11 +73,20 @@ describe('qnet web on the seed lab', () => {
   });
   after(async () => {
     await browser?.close();
-    web?.kill('SIGINT');
-    if (web && web.exitCode === null) await new Promise((r) => web.once('exit', r));
+    // Ctrl-C stops it promptly: nothing it opened (consoles, event streams, captures) keeps it alive.
+    let stopped = false;
+    if (web && web.exitCode === null) {
+      web.kill('SIGINT');
+      stopped = await new Promise<boolean>((resolve) => {
+        const t = setTimeout(() => resolve(false), 5000);
+        web.once('exit', () => (clearTimeout(t), resolve(true)));
+      });
+      if (!stopped) web.kill('SIGKILL');
+    }
     await qnet(['down', lab]);
     await qnet(['down', screenLab]);
     rmSync(shots, { recursive: true, force: true });
+    assert.ok(stopped, 'qnet web exits within 5 s of SIGINT');
     assert.deepEqual(await snapshot(), before0);
   });
 
@@ -141,6 +151,36 @@ describe('qnet web on the seed lab', () => {
     await page.focus('.console[data-console="deb2"] textarea');
     await page.keyboard.type('hostname\n');
     await until(async () => (await rows('deb2')).includes('deb2'), 15_000, `deb2 answered hostname: ${(await rows('deb2')).join(' | ')}`);
+
+    // A capture from the page while deb2 pings deb1: a pcap of 4 packets.
+    const pcap = page.evaluate(async (l: string) => {
+      const res = await fetch(`/api/labs/${l}/capture?target=deb2&count=4&seconds=20`);
+      const b = new Uint8Array(await res.arrayBuffer());
+      return { status: res.status, type: res.headers.get('content-type'), size: b.length, magic: [...b.subarray(0, 4)] };
+    }, lab);
+    await new Promise((r) => setTimeout(r, 1500));
+    await page.keyboard.type('ping -c 4 192.168.1.254\n');
+    const got = await pcap;
+    assert.equal(got.status, 200);
+    assert.equal(got.type, 'application/vnd.tcpdump.pcap');
+    assert.deepEqual(got.magic, [0xd4, 0xc3, 0xb2, 0xa1], 'a pcap file (little-endian magic)');
+    assert.ok(got.size > 24 + 4 * 16, `4 packets in ${got.size} bytes`);
+
+    // An impairment set and cleared from the page's form: the drawing says so on deb2's edge.
+    await page.click('#drawing g.node[data-node="deb2"]');
+    await page.waitForSelector('#impair-form select[name=nic] option[value="deb2:0"]');
+    await page.type('#impair-form input[name=rate]', '1mbit');
+    await page.click('#impair-form button[type=submit]');
+    await page.waitForFunction(() => document.querySelector('#message')?.textContent === 'deb2 eth0: rate 1mbit, egress', { timeout: 10_000 });
+    await page.waitForFunction(() => /impaired: rate 1mbit, egress/.test(document.querySelector('#drawing svg')?.textContent ?? ''), { timeout: 10_000 });
+    await page.click('#impair-clear');
+    await page.waitForFunction(() => document.querySelector('#message')?.textContent === 'deb2 eth0: no impairment', { timeout: 10_000 });
+    await page.waitForFunction(() => !/impaired:/.test(document.querySelector('#drawing svg')?.textContent ?? ''), { timeout: 10_000 });
+
+    // check from the page: its matrix, agreeing everywhere.
+    await page.click('#run-check');
+    await page.waitForFunction(() => /prediction and measurement agree everywhere/.test(document.querySelector('#check-out')?.textContent ?? ''), { timeout: 60_000 });
+    assert.match(await page.$eval('#check-out', (e) => e.textContent ?? ''), /^deb2 +✓✓ +-- +✓✓ +✓✓ +✗✓$/m);
 
     // deb3's QEMU killed: the drawing turns it dead.
     const st = JSON.parse((await qnet(['status', lab, '--json'])).stdout) as { nodes: Array<{ name: string; pid: number }> } | Array<{ nodes: Array<{ name: string; pid: number }> }>;

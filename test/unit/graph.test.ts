@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, test } from 'node:test';
-import { drawLab, graphFormat } from '../../src/lab/graph.js';
+import { drawLab, graphFormat, liveOf } from '../../src/lab/graph.js';
 import { labGraph, renderDot, renderMermaid } from '../../src/render/graph.js';
 import { parseTopology } from '../../src/topology/load.js';
 import { golden, ROOT } from './golden.js';
@@ -73,6 +73,18 @@ test('a running lab: each node carries its state (DOT colours it), each NIC its 
   assert.match(renderMermaid(g), /node_deb2\("deb2<br\/>host<br\/>stopped"\)/);
   // A pulled cable and an impairment show on the NIC's edge.
   assert.match(dot, /"node:deb2" -- "net:lan" \[label="eth0\\n192\.168\.1\.2\/24\\nde:ad:be:ef:00:02\\nLINK DOWN\\nimpaired: delay 20ms, egress", style=dotted/);
+});
+
+test('a running lab: a DHCP NIC shows its lease on its edge once it has one (liveOf, from the status)', () => {
+  const lab = example('nat-dhcp.yaml');
+  const node = lab.nodes.find((n) => n.nics.some((c) => c.dhcp && !c.addresses.length))!;
+  const nic = node.nics.find((c) => c.dhcp && !c.addresses.length)!;
+  const before = renderDot(labGraph(lab, { states: {} }));
+  assert.match(before, /\\ndhcp\\n/);
+  const live = liveOf({
+    nodes: [{ name: node.name, state: 'running', nics: node.nics.map((c) => ({ guestIf: `eth${c.index}`, mac: c.mac, model: c.model, tap: c.tap, network: c.network, dhcp: c.dhcp, addresses: c === nic ? ['10.0.0.77/24'] : [], link: 'up' as const })), kind: 'builtin' as const }],
+  } as never);
+  assert.match(renderDot(labGraph(lab, live)), /dhcp \(10\.0\.0\.77\/24\)/);
 });
 
 test('names that DOT or Mermaid would read as syntax are escaped', () => {
