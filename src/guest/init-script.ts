@@ -186,6 +186,7 @@ while read -r kind a b c; do
     # ping-checks another address) would fail the lease; a fresh udhcpc, a few times over, rides that out.
     dhcp) ok=0; for t in 1 2 3 4 5 6; do udhcpc -i "$a" -t 10 -T 1 -A 1 -n -x "hostname:$HOST" -s /etc/qnet/udhcpc >/dev/null 2>&1 && { ok=1; break; }; done
       [ "$ok" = 1 ] || { say "ERROR no DHCP lease on $a"; fail=1; } ;;
+    arp) arp -s "$a" "$b" || fail=1 ;;
     route) ip route add "$a" via "$b" || fail=1 ;;
     host) echo "$b $a" >> /etc/hosts ;;
     dns) echo "nameserver $a" >> /etc/resolv.conf ;;

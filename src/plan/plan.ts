@@ -20,7 +20,7 @@ import type { Action, GuestSnapshot, PassedFile, PlanContext, Step, StopHow } fr
 import { shellQuote } from '../render/shell.js';
 
 export { shellQuote };
-import { bridgeLines, bridgeUpLine, ownerMarker, tapLines } from '../render/ipbatch.js';
+import { bridgeLines, bridgeUpLine, neighLines, ownerMarker, tapLines } from '../render/ipbatch.js';
 import { needsGuard, renderGuardRuleset } from '../render/guard.js';
 import { renderLinkBatch } from '../render/ipbatch.js';
 import { ifbName, labImpairments, NETEM_HINT } from '../render/impair.js';
@@ -234,7 +234,9 @@ export function planChange(running: ResolvedLab, next: ResolvedLab, c: ChangeSet
       // A NIC's ifb is no port of anything: it goes by itself.
       ...node.nics.filter((n) => n.impair && n.impair.direction !== 'ingress').map((n) => `link delete dev ${ifbName(running.name, name, n.index)}`),
     ];
-    if (taps.length) steps.push({ title: `remove ${name}'s taps`, do: { kind: 'exec', argv: ['ip', '-n', ns, '-batch', '-'], input: taps.join('\n') + '\n' } });
+    // Its host-side neighbour entries go too (a removed node's address may come back with another MAC).
+    taps.push(...neighLines(running, [node], 'del'));
+    if (taps.length) steps.push({ title: `remove ${name}'s taps`, do: { kind: 'exec', argv: ['ip', '-n', ns, '-force', '-batch', '-'], input: taps.join('\n') + '\n' } });
     steps.push({ title: `remove ${name}'s run directory`, do: { kind: 'rmtree', path: nodeDir(running.name, name) } });
   }
   const oldNets = new Map(running.networks.map((n) => [n.name, n]));
@@ -243,12 +245,13 @@ export function planChange(running: ResolvedLab, next: ResolvedLab, c: ChangeSet
   const mark = ownerMarker(next.name);
   const batch: string[] = [];
   const added = c.addNetworks.map((name) => next.networks.find((n) => n.name === name)!);
-  for (const net of added) batch.push(...bridgeLines(net, mark));
+  for (const net of added) batch.push(...bridgeLines(net, mark, next.name));
   const bridgeOf = new Map(next.networks.map((n) => [n.name, n.bridge]));
   for (const name of [...c.addNodes, ...c.restartNodes])
     for (const nic of newNodes.get(name)!.nics.filter((n) => n.kind === 'bridge'))
       batch.push(...tapLines(nic.tap, bridgeOf.get(nic.network)!, String(ctx.guestIds.uid), mark));
   for (const net of added) batch.push(bridgeUpLine(net));
+  batch.push(...neighLines(next, [...c.addNodes, ...c.restartNodes].map((n) => newNodes.get(n)!), 'replace'));
   const startingNodes = { ...next, nodes: [...c.addNodes, ...c.restartNodes].map((n) => newNodes.get(n)!) };
   const impaired = labImpairments(startingNodes);
   batch.push(...impaired.ip);

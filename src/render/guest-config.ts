@@ -3,6 +3,7 @@ import { formatCidr, formatIPv4 } from '../topology/ipv4.js';
 import type { ResolvedLab, ResolvedNode } from '../topology/model.js';
 import { defaultGateway, hostsEntries, nicDns } from './guest-net.js';
 import { NIC_MODELS } from '../topology/nic-models.js';
+import { bridgeMac, fixedHostSide } from './ipbatch.js';
 
 /** Kernel modules a router guest loads (the rest of netfilter comes in as their dependencies). */
 export const ROUTER_MODULES = ['nft_chain_nat', 'nft_masq', 'nft_ct'];
@@ -47,7 +48,7 @@ export function guestIfName(index: number): string {
 }
 
 /**
- * Renders the directives for one node: `hostname`, `module`, `nic MAC NAME`, `addr NAME CIDR`,
+ * Renders the directives for one node: `hostname`, `module`, `nic MAC NAME`, `addr NAME CIDR`, `arp IP MAC`,
  * `route DEST VIA`, `host NAME IP`, `snapshot`. Every value has been validated, so none carries spaces or shell syntax.
  */
 export function renderGuestConfig(lab: ResolvedLab, node: ResolvedNode, opts: { snapshot?: boolean } = {}): string {
@@ -61,6 +62,11 @@ export function renderGuestConfig(lab: ResolvedLab, node: ResolvedNode, opts: { 
   for (const nic of node.nics) {
     if (nic.dhcp) lines.push(`dhcp ${guestIfName(nic.index)}`);
     else for (const a of nic.addresses) lines.push(`addr ${guestIfName(nic.index)} ${formatCidr(a)}`);
+  }
+  // The host side's MAC is fixed (see ipbatch.ts): the guest knows it without an ARP broadcast to every guest.
+  for (const nic of node.nics) {
+    const net = lab.networks.find((n) => n.name === nic.network);
+    if (nic.kind === 'bridge' && !nic.dhcp && nic.addresses.length && net && fixedHostSide(net)) lines.push(`arp ${formatIPv4(net.address!.ip)} ${bridgeMac(lab.name, net.name)}`);
   }
   const gw = defaultGateway(lab, node);
   if (gw !== undefined) lines.push(`route default ${gw}`);

@@ -1,7 +1,9 @@
 // Pure rendering of the lab's links as one `ip -batch` script, run inside the lab namespace.
 import { formatCidr } from '../topology/ipv4.js';
 import type { ResolvedLab, ResolvedNetwork } from '../topology/model.js';
-import { hasBridge } from '../topology/model.js';
+import { createHash } from 'node:crypto';
+import { formatIPv4 } from '../topology/ipv4.js';
+import { hasBridge, onLan, type ResolvedNode } from '../topology/model.js';
 import { labImpairments } from './impair.js';
 
 /** The alias every link of a lab carries: its ownership marker. */
@@ -14,14 +16,46 @@ export function markerLab(alias: string | undefined): string | null {
   return /^qnet:lab=([a-z0-9-]+)$/.exec(alias ?? '')?.[1] ?? null;
 }
 
+/** True for networks whose host side (an address on the lab's bridge) qnet gives a fixed MAC, so that the built-in
+ * guests and the host side know each other without ARP: bridge (with an address), nat and routed networks. */
+export function fixedHostSide(net: ResolvedNetwork): boolean {
+  return hasBridge(net) && !onLan(net) && net.mode !== 'isolated' && net.address !== undefined;
+}
+
+/** The MAC of a network's bridge, derived from lab and network (locally administered, unicast). */
+export function bridgeMac(lab: string, network: string): string {
+  const h = createHash('sha256').update(`bridge/${lab}/${network}`).digest();
+  return ['02', ...[...h.subarray(0, 5)].map((b) => b.toString(16).padStart(2, '0'))].join(':');
+}
+
+/**
+ * Permanent neighbour entries on the host side for the static addresses of built-in guests (`op` replace), or
+ * their removal (del). Measured: the first ping of each of 100 guests took 14.1–14.7 s while every ARP broadcast
+ * was flooded to every guest, 0.97 s with permanent entries on both sides (the guests get theirs by `arp`).
+ */
+export function neighLines(lab: ResolvedLab, nodes: ResolvedNode[], op: 'replace' | 'del'): string[] {
+  const nets = new Map(lab.networks.map((n) => [n.name, n]));
+  const out: string[] = [];
+  for (const node of nodes) {
+    if (node.image) continue; // image nodes: their OS may change its MAC or not answer at first (see the notes)
+    for (const nic of node.nics) {
+      const net = nets.get(nic.network);
+      if (nic.kind !== 'bridge' || nic.dhcp || !net || !fixedHostSide(net)) continue;
+      for (const a of nic.addresses)
+        out.push(op === 'replace' ? `neigh replace ${formatIPv4(a.ip)} lladdr ${nic.mac} dev ${net.bridge} nud permanent` : `neigh del ${formatIPv4(a.ip)} dev ${net.bridge}`);
+    }
+  }
+  return out;
+}
+
 /** Batch lines that create a bridge (down; brought up by `bridgeUpLine` after its ports). */
-export function bridgeLines(net: ResolvedNetwork, mark: string): string[] {
+export function bridgeLines(net: ResolvedNetwork, mark: string, lab?: string): string[] {
   // A bridged network's spanning tree runs on the host bridge, where the LAN is; the lab side is a plain switch.
   const stp = net.mode !== 'bridged' && net.stp.enabled;
   const opts = stp ? `stp_state 1 forward_delay ${Math.round(net.stp.forwardDelay * 100)} hello_time ${Math.round(net.stp.helloTime * 100)}` : `stp_state 0 forward_delay ${net.mode === 'bridged' ? 0 : Math.round(net.stp.forwardDelay * 100)}`;
   return [
     `link add name ${net.bridge} type bridge ${opts}`,
-    `link set dev ${net.bridge} alias ${mark}`,
+    `link set dev ${net.bridge} alias ${mark}${lab && fixedHostSide(net) ? ` address ${bridgeMac(lab, net.name)}` : ''}`,
     ...(net.address ? [`addr add ${formatCidr(net.address)} dev ${net.bridge}`] : []),
   ];
 }
@@ -43,10 +77,11 @@ export function renderLinkBatch(lab: ResolvedLab, user: string): string {
   const out: string[] = [`link set dev lo alias ${mark} up`];
   const bridgeOf = new Map(lab.networks.map((n) => [n.name, n.bridge]));
   const bridged = lab.networks.filter((n) => hasBridge(n));
-  for (const net of bridged) out.push(...bridgeLines(net, mark));
+  for (const net of bridged) out.push(...bridgeLines(net, mark, lab.name));
   for (const node of lab.nodes)
     for (const nic of node.nics.filter((n) => n.kind === 'bridge')) out.push(...tapLines(nic.tap, bridgeOf.get(nic.network)!, user, mark));
   for (const net of bridged) out.push(bridgeUpLine(net));
+  out.push(...neighLines(lab, lab.nodes, 'replace'));
   // The ifb devices of NICs whose guest's sending is impaired (their tc lines run right after this batch).
   out.push(...labImpairments(lab).ip);
   return out.join('\n') + '\n';

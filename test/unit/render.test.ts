@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { nodeDir } from '../../src/dirs.js';
 import { formatPlan, planUp, shellQuote, type PlanContext } from '../../src/plan/plan.js';
 import { renderGuestConfig } from '../../src/render/guest-config.js';
-import { ownerMarker, renderLinkBatch } from '../../src/render/ipbatch.js';
+import { bridgeMac, ownerMarker, renderLinkBatch } from '../../src/render/ipbatch.js';
 import { nodeFiles, renderGuestCommand, type GuestImage } from '../../src/render/qemu.js';
 import { golden } from './golden.js';
 import { parseTopology } from '../../src/topology/load.js';
@@ -65,7 +65,7 @@ describe('renderLinkBatch', () => {
     const lines = batch.trimEnd().split('\n');
     const mark = ownerMarker('seed');
     assert.ok(lines.includes('link add name kbr0 type bridge stp_state 0 forward_delay 0'));
-    assert.ok(lines.includes(`link set dev kbr0 alias ${mark}`));
+    assert.ok(lines.includes(`link set dev kbr0 alias ${mark} address ${bridgeMac('seed', 'lan')}`));
     assert.ok(lines.includes('addr add 192.168.1.100/24 dev kbr0'));
     for (const tap of ['ktap1', 'ktap2', 'ktap3']) {
       const add = lines.indexOf(`tuntap add dev ${tap} mode tap user qnet`);
@@ -73,8 +73,14 @@ describe('renderLinkBatch', () => {
       const set = lines.indexOf(`link set dev ${tap} alias ${mark} master kbr0 up`);
       assert.ok(add >= 0 && add < set, `${tap}: created, then marked, enslaved and up`);
     }
-    // The bridge comes up last, after its ports.
-    assert.equal(lines.at(-1), 'link set dev kbr0 up');
+    // The bridge comes up after its ports; then the built-in guests' permanent neighbour entries (no ARP broadcast).
+    const upAt = lines.indexOf('link set dev kbr0 up');
+    assert.ok(upAt > lines.indexOf('link set dev ktap3 alias ' + mark + ' master kbr0 up'));
+    assert.deepEqual(lines.slice(upAt + 1), [
+      'neigh replace 192.168.1.254 lladdr de:ad:be:ef:00:01 dev kbr0 nud permanent',
+      'neigh replace 192.168.1.2 lladdr de:ad:be:ef:00:02 dev kbr0 nud permanent',
+      'neigh replace 192.168.1.3 lladdr de:ad:be:ef:00:03 dev kbr0 nud permanent',
+    ]);
     assert.ok(batch.endsWith('\n'));
   });
 
