@@ -122,6 +122,7 @@ class World {
   readonly upstream: number;
   readonly labnsLocal: Set<number>;
   private readonly standIn = new Map<string, number>();
+  private readonly sides: ResolvedNetwork[];
 
   constructor(
     readonly lab: ResolvedLab,
@@ -130,7 +131,8 @@ class World {
     this.nets = new Map(lab.networks.map((n) => [n.name, n]));
     this.uplink = lab.networks.some(usesUplink);
     this.upstream = live.upstream ?? parseIPv4(this.uplink ? UPLINK_STANDIN : PROBE_UPSTREAM)!;
-    this.labnsLocal = new Set(this.hostSides().map((n) => n.address!.ip));
+    this.sides = lab.networks.filter((n) => n.address !== undefined && n.mode !== 'isolated' && n.mode !== 'socket' && n.mode !== 'bridged' && n.mode !== 'macnat');
+    this.labnsLocal = new Set(this.sides.map((n) => n.address!.ip));
     // The lab's end of the uplink is the host's address + 1 (see render/uplink.ts); without one, the stand-in
     // for "beyond the lab" sits on the lab namespace's loopback.
     this.labnsLocal.add(this.uplink ? this.upstream + 1 : this.upstream);
@@ -151,7 +153,7 @@ class World {
 
   /** Networks on which the lab namespace has an address of its own. */
   hostSides(): ResolvedNetwork[] {
-    return this.lab.networks.filter((n) => n.address !== undefined && n.mode !== 'isolated' && n.mode !== 'socket' && n.mode !== 'bridged' && n.mode !== 'macnat');
+    return this.sides;
   }
 
   /** The addresses of a NIC: static, its lease, or a stand-in from its DHCP range. */
@@ -251,7 +253,11 @@ class World {
 
 /** The endpoints a lab has: the probe sources and destinations, in a stable order. */
 export function endpoints(lab: ResolvedLab, live: LiveFacts = {}): { sources: Source[]; destinations: Destination[] } {
-  const w = new World(lab, live);
+  return endpointsIn(new World(lab, live));
+}
+
+function endpointsIn(w: World): { sources: Source[]; destinations: Destination[] } {
+  const { lab, live } = w;
   const sources: Source[] = lab.nodes.map((n) => ({ id: n.name, kind: 'node', node: n.name }));
   if (w.hostSides().length || lab.nodes.some((n) => n.nics.some((c) => c.kind === 'user'))) sources.push({ id: 'host', kind: 'host' });
   if (w.uplink) sources.push({ id: 'upstream', kind: 'upstream' });
@@ -291,7 +297,12 @@ function startPlace(w: World, src: Source): Place {
 
 /** Predicts one probe from a source to a destination. */
 export function predictOne(lab: ResolvedLab, src: Source, dst: Destination, probe: Probe, live: LiveFacts = {}): Verdict | null {
-  const w = new World(lab, live);
+  return probeIn(new World(lab, live), src, dst, probe);
+}
+
+// One probe in a lab as the model sees it (one World serves every probe of a matrix).
+function probeIn(w: World, src: Source, dst: Destination, probe: Probe): Verdict | null {
+  const lab = w.lab;
   if (dst.kind === 'forward' || dst.kind === 'hostfwd') {
     // A forward is a host port: it is for the side it listens on (the host for `forwards`, the lab namespace's
     // loopback for a user-mode NIC's hostfwd), and carries no ping.
@@ -318,16 +329,16 @@ export function predictOne(lab: ResolvedLab, src: Source, dst: Destination, prob
       walk.notes.push(`${node.name}'s hostfwd`);
       arrive(w, { t: 'node', node }, nic, { src: USER_GW, dst: USER_IP, probe }, walk);
       if (w.lossAll(node, nic, 'egress')) throw new Lost(`100% loss on ${w.ifName(node, nic)} (egress)`);
-      return verdict(w, walk, true);
+      return verdict(walk, true);
     }
     const pkt: Packet = { src: sourceAddress(w, start, target), dst: target, probe };
     const reached = send(w, start, pkt, walk, true);
     walk.hops.push('↩');
     reply(w, reached.place, { src: reached.pkt.dst, dst: reached.pkt.src, probe }, walk);
-    return verdict(w, walk, true);
+    return verdict(walk, true);
   } catch (e) {
     if (!(e instanceof Lost)) throw e;
-    return { ...verdict(w, walk, false, e.message), ...(e.leaves ? { leaves: true } : {}) };
+    return { ...verdict(walk, false, e.message), ...(e.leaves ? { leaves: true } : {}) };
   }
 }
 
@@ -337,11 +348,10 @@ function leavesFromLabns(w: World, dst: number): boolean {
   return !(dst === w.upstream || w.lab.networks.some((n) => usesUplink(n) && n.subnet && contains(n.subnet, dst)));
 }
 
-function verdict(w: World, walk: Walk, ok: boolean, reason?: string): Verdict {
+function verdict(walk: Walk, ok: boolean, reason?: string): Verdict {
   const ways = [...new Set([...walk.routers.map((r) => `via ${r}`), ...walk.notes])];
   const segs = new Set(walk.hops.filter((h) => h.startsWith('[')).map((h) => h.slice(1, -1)));
   const via = ways.length ? ways.join(', ') : segs.size === 1 ? `same segment ${[...segs][0]}` : 'direct';
-  void w;
   return { ok, via, hops: walk.hops, ...(reason ? { reason } : {}) };
 }
 
@@ -515,9 +525,10 @@ function reply(w: World, place: Place, pkt: Packet, walk: Walk): void {
 
 /** Predicts every probe between every ordered pair of endpoints. */
 export function predict(lab: ResolvedLab, live: LiveFacts = {}): Prediction {
-  const { sources, destinations } = endpoints(lab, live);
+  const w = new World(lab, live);
+  const { sources, destinations } = endpointsIn(w);
   const cells: Cell[] = [];
-  for (const s of sources) for (const d of destinations) for (const probe of PROBES) cells.push({ from: s.id, to: d.id, probe, predicted: predictOne(lab, s, d, probe, live) });
+  for (const s of sources) for (const d of destinations) for (const probe of PROBES) cells.push({ from: s.id, to: d.id, probe, predicted: probeIn(w, s, d, probe) });
   return { sources, destinations, cells };
 }
 
@@ -528,4 +539,3 @@ export function destinationAddress(d: Destination): string {
   return d.dhcp ? 'DHCP' : formatIPv4(d.ip);
 }
 
-export { formatCidr, networkOf };

@@ -5,10 +5,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { RuntimeError } from '../errors.js';
 import { RealRunner } from '../host/run.js';
-import { AgentClient } from '../qemu/agent.js';
-import { nodeFiles } from '../render/qemu.js';
 import { uplinkHostIf } from '../render/uplink.js';
-import { nodeDir } from '../dirs.js';
 import { formatIPv4, parseIPv4 } from '../topology/ipv4.js';
 import { impairmentInForce } from '../topology/impair.js';
 import { usesUplink, type ResolvedLab } from '../topology/model.js';
@@ -16,7 +13,7 @@ import { predict, predictOne, PROBE_UPSTREAM, type Destination, type LiveFacts, 
 import { resolveChecks, type ResolvedCheck } from '../check/declared.js';
 import { CHECK_PORT, LISTEN_ARG, listenScript, parseProbeOutput, probeKey, probeScript, stopScript, type ProbeSpec } from '../check/scripts.js';
 import type { Measured } from '../check/matrix.js';
-import { guestAddresses } from './exec.js';
+import { execInGuest, guestAddresses } from './exec.js';
 import { labLeases } from './leases.js';
 import { upState, type LabState } from './state.js';
 
@@ -109,12 +106,12 @@ export async function checkLab(labName: string, opts: CheckOptions = {}): Promis
   const probes = opts.only ? [opts.only] : (['ping', 'tcp'] as Probe[]);
 
   // What each source probes: every applicable cell of the matrix (or only the declared checks), de-duplicated.
-  type Job = { key: string; spec: ProbeSpec };
+  type Job = { key: string; spec: ProbeSpec; dest: Destination };
   const jobs = new Map<string, Job[]>();
   const measured = new Map<string, Measured>();
-  const want = (from: string, key: string, spec: ProbeSpec) => {
+  const want = (from: string, key: string, spec: ProbeSpec, dest: Destination) => {
     const list = jobs.get(from) ?? [];
-    list.push({ key, spec });
+    list.push({ key, spec, dest });
     jobs.set(from, list);
   };
   const byId = new Map(prediction.destinations.map((d) => [d.id, d]));
@@ -125,11 +122,11 @@ export async function checkLab(labName: string, opts: CheckOptions = {}): Promis
       if (c.predicted && probes.includes(c.probe) && !byId.get(c.to)!.dhcp) {
         // Safety: a probe whose packets (or answers) would leave this machine is never sent.
         if (c.predicted.leaves) measured.set(cellKey(c.from, c.to, c.probe), { ok: false, skipped: NOT_SENT });
-        else want(c.from, cellKey(c.from, c.to, c.probe), target(byId.get(c.to)!, c.probe));
+        else want(c.from, cellKey(c.from, c.to, c.probe), target(byId.get(c.to)!, c.probe), byId.get(c.to)!);
       }
   checks.forEach((c, i) => {
     if (predictOne(lab, c.source, c.destination, c.check.probe, live)?.leaves) measured.set(`declared|${i}`, { ok: false, skipped: NOT_SENT });
-    else want(c.source.id, `declared|${i}`, target(c.destination, c.check.probe, c.check.port));
+    else want(c.source.id, `declared|${i}`, target(c.destination, c.check.probe, c.check.port), c.destination);
   });
 
   // Listeners: in every guest that is probed by TCP, in the lab namespace, on the host's end of the uplink.
@@ -139,7 +136,7 @@ export async function checkLab(labName: string, opts: CheckOptions = {}): Promis
   for (const list of jobs.values())
     for (const j of list) {
       if (j.spec.probe !== 'tcp') continue;
-      const d = j.key.startsWith('declared|') ? checks[Number(j.key.split('|')[1])]!.destination : byId.get(j.key.split('|')[1]!)!;
+      const d = j.dest;
       if (d.kind === 'forward') addPort(`node:${d.node}`, lab.forwards.find((f) => f.host === d.port)!.port);
       else if (d.kind === 'hostfwd') {
         const node = lab.nodes.find((n) => n.name === d.node)!;
@@ -198,7 +195,7 @@ export async function checkLab(labName: string, opts: CheckOptions = {}): Promis
       const results = parseProbeOutput(out);
       for (const j of list) {
         const r = results.get(probeKey(j.spec));
-        const d = j.key.startsWith('declared|') ? checks[Number(j.key.split('|')[1])]!.destination : byId.get(j.key.split('|')[1]!)!;
+        const d = j.dest;
         const deaf = j.spec.probe === 'tcp' && d.kind === 'node' && unreachableAgent.has(d.node!);
         measured.set(j.key, !r ? { ok: false, skipped: 'not measured: no result' } : deaf ? { ok: r.ok, skipped: `not measured: no listener in ${d.node} (${unreachableAgent.get(d.node!)})` } : r);
       }
@@ -210,7 +207,7 @@ export async function checkLab(labName: string, opts: CheckOptions = {}): Promis
     if (probeAddr) await runner.run(['ip', '-n', lab.netns, 'addr', 'del', `${PROBE_UPSTREAM}/32`, 'dev', 'lo'], { allowFail: true });
   }
   const declared = checks.map((c, i): DeclaredResult => declaredResult(lab, c, live, measured.get(`declared|${i}`)));
-  for (const [k, v] of [...measured]) if (k.startsWith('declared|')) measured.delete(k);
+  for (const k of [...measured.keys()]) if (k.startsWith('declared|')) measured.delete(k);
   return { lab: lab.name, prediction, measured, declared, ms: Date.now() - t0 };
 }
 
@@ -227,16 +224,9 @@ export function predictDeclared(lab: ResolvedLab): DeclaredResult[] {
   return resolveChecks(lab).checks.map((c) => declaredResult(lab, c, {}));
 }
 
-// Runs a shell script in a guest through its agent; its stdout.
+// Runs a shell script in a guest through its agent (as `qnet exec` does); its stdout.
 async function guestSh(lab: string, node: string, script: string, timeoutMs: number, args: string[] = []): Promise<string> {
-  const files = nodeFiles(nodeDir(lab, node));
-  const agent = await AgentClient.connect(files.agent, 10_000);
-  try {
-    const r = await agent.exec(['sh', '-c', script, 'sh', ...args], { timeoutMs });
-    return r.stdout.toString();
-  } finally {
-    agent.close();
-  }
+  return (await execInGuest(lab, node, ['sh', '-c', script, 'sh', ...args], { timeoutMs })).stdout.toString();
 }
 
 // Starts a listener process and waits for it to bind.

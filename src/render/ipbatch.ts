@@ -49,13 +49,13 @@ export function neighLines(lab: ResolvedLab, nodes: ResolvedNode[], op: 'replace
 }
 
 /** Batch lines that create a bridge (down; brought up by `bridgeUpLine` after its ports). */
-export function bridgeLines(net: ResolvedNetwork, mark: string, lab?: string): string[] {
+export function bridgeLines(net: ResolvedNetwork, mark: string, lab: string): string[] {
   // A bridged network's spanning tree runs on the host bridge, where the LAN is; the lab side is a plain switch.
   const stp = net.mode !== 'bridged' && net.stp.enabled;
   const opts = stp ? `stp_state 1 forward_delay ${Math.round(net.stp.forwardDelay * 100)} hello_time ${Math.round(net.stp.helloTime * 100)}` : `stp_state 0 forward_delay ${net.mode === 'bridged' ? 0 : Math.round(net.stp.forwardDelay * 100)}`;
   return [
     `link add name ${net.bridge} type bridge ${opts}`,
-    `link set dev ${net.bridge} alias ${mark}${lab && fixedHostSide(net) ? ` address ${bridgeMac(lab, net.name)}` : ''}`,
+    `link set dev ${net.bridge} alias ${mark}${fixedHostSide(net) ? ` address ${bridgeMac(lab, net.name)}` : ''}`,
     ...(net.address ? [`addr add ${formatCidr(net.address)} dev ${net.bridge}`] : []),
   ];
 }
