@@ -1,5 +1,5 @@
 // Declared expectations (`checks:` in the topology), resolved to the model's endpoints and judged (pure).
-import { nicName, type DeclaredCheck, type ResolvedLab } from '../topology/model.js';
+import { nicName, subInterfaceName, type DeclaredCheck, type ResolvedLab } from '../topology/model.js';
 import { destinationAddress, endpoints, predictOne, type Destination, type LiveFacts, type Source, type Verdict } from './model.js';
 
 /** A declared check with its endpoints found. */
@@ -63,7 +63,10 @@ function findDestination(lab: ResolvedLab, destinations: Destination[], ref: str
   const own = destinations.filter((d) => d.kind === 'node' && d.node === node.name);
   if (m[2] === undefined) return own[0] ?? `${node.name} has no address on a lab network to reach it by`;
   const nic = node.nics.find((n) => nicName(node, n) === m[2] || String(n.index) === m[2]);
-  if (!nic) return `${node.name} has no NIC "${m[2]}" (its NICs: ${node.nics.map((n) => nicName(node, n)).join(', ')})`;
+  // A VLAN sub-interface (r1:eth0.10): its first address.
+  const sub = node.nics.flatMap((n) => (n.vlans ?? []).map((v) => subInterfaceName(nicName(node, n), v.id))).find((x) => x === m[2]);
+  if (sub) return own.find((d) => d.id === ref || d.id === `${ref}#1`) ?? `${node.name} ${sub} has no address to reach it by`;
+  if (!nic) return `${node.name} has no NIC "${m[2]}" (its NICs: ${[...node.nics.map((n) => nicName(node, n)), ...node.nics.flatMap((n) => (n.vlans ?? []).map((v) => subInterfaceName(nicName(node, n), v.id)))].join(', ')})`;
   return own.find((d) => d.nic === nic.index) ?? `${node.name} ${nicName(node, nic)} has no address on a lab network to reach it by`;
 }
 

@@ -5,7 +5,8 @@
 // host beyond the uplink, QEMU's user-mode NAT (TCP and UDP only, answers only its guest's 10.0.2.15),
 // anti-spoofing on the bridges, links pulled down and 100% loss.
 import { contains, formatCidr, formatIPv4, networkOf, parseCidr, parseIPv4, type Cidr } from '../topology/ipv4.js';
-import { nicName, onLan, USER_NET, usesUplink, type ResolvedLab, type ResolvedNetwork, type ResolvedNic, type ResolvedNode } from '../topology/model.js';
+import { nicName, onLan, subInterfaceName, USER_NET, usesUplink, type ResolvedLab, type ResolvedNetwork, type ResolvedNic, type ResolvedNode } from '../topology/model.js';
+import { describePort, hostSegment, segmentLabel, segmentOf, UNTAGGED } from '../topology/vlan.js';
 import type { Impairment } from '../topology/impair.js';
 
 export type Probe = 'ping' | 'tcp';
@@ -205,29 +206,45 @@ class World {
   }
 
   /** The route a node takes to `dst`: the NIC and the next hop (longest prefix; connected before static). */
-  route(node: ResolvedNode, dst: number): { nic: ResolvedNic; via: number } | undefined {
-    let best: { nic: ResolvedNic; via: number; prefix: number } | undefined;
-    const consider = (prefix: number, nic: ResolvedNic, via: number) => {
-      if (!best || prefix > best.prefix) best = { nic, via, prefix };
+  route(node: ResolvedNode, dst: number): { nic: ResolvedNic; via: number; tag?: number } | undefined {
+    let best: { nic: ResolvedNic; via: number; prefix: number; tag?: number } | undefined;
+    const consider = (prefix: number, nic: ResolvedNic, via: number, tag?: number) => {
+      if (!best || prefix > best.prefix) best = { nic, via, prefix, ...(tag !== undefined ? { tag } : {}) };
     };
     for (const nic of node.nics) for (const a of this.addrs(node, nic)) if (contains(a, dst)) consider(a.prefix, nic, dst);
-    const onLink = (via: number) => node.nics.find((nic) => this.addrs(node, nic).some((a) => contains(a, via)));
+    // VLAN sub-interfaces: the same NIC, frames tagged with the sub-interface's VLAN.
+    for (const nic of node.nics) for (const v of nic.vlans ?? []) for (const a of v.addresses) if (contains(a, dst)) consider(a.prefix, nic, dst, v.id);
+    const onLink = (via: number): { nic: ResolvedNic; tag?: number } | undefined => {
+      const nic = node.nics.find((n) => this.addrs(node, n).some((a) => contains(a, via)));
+      if (nic) return { nic };
+      for (const n of node.nics) for (const v of n.vlans ?? []) if (v.addresses.some((a) => contains(a, via))) return { nic: n, tag: v.id };
+      return undefined;
+    };
     for (const r of node.routes ?? []) {
-      const nic = onLink(r.via);
-      if (nic && contains(r.to, dst)) consider(r.to.prefix, nic, r.via);
+      const on = onLink(r.via);
+      if (on && contains(r.to, dst)) consider(r.to.prefix, on.nic, r.via, on.tag);
     }
     if (!best) {
       const gw = this.gateway(node);
-      const nic = gw !== undefined ? onLink(gw) : undefined;
-      if (gw !== undefined && nic) best = { nic, via: gw, prefix: 0 };
+      const on = gw !== undefined ? onLink(gw) : undefined;
+      if (gw !== undefined && on) best = { nic: on.nic, via: gw, prefix: 0, ...(on.tag !== undefined ? { tag: on.tag } : {}) };
     }
     return best;
+  }
+
+  /** The addresses of a NIC's VLAN sub-interface. */
+  subAddrs(nic: ResolvedNic, tag: number): Cidr[] {
+    return nic.vlans?.find((v) => v.id === tag)?.addresses ?? [];
   }
 
   local(place: Place, ip: number): boolean {
     switch (place.t) {
       case 'node':
-        return contains(LOOPBACK, ip) || place.node.nics.some((nic) => nic.kind !== 'user' && this.addrs(place.node, nic).some((a) => a.ip === ip)) || (ip === USER_IP && place.node.nics.some((n) => n.kind === 'user'));
+        return (
+          contains(LOOPBACK, ip) ||
+          place.node.nics.some((nic) => nic.kind !== 'user' && (this.addrs(place.node, nic).some((a) => a.ip === ip) || (nic.vlans ?? []).some((v) => v.addresses.some((a) => a.ip === ip)))) ||
+          (ip === USER_IP && place.node.nics.some((n) => n.kind === 'user'))
+        );
       case 'labns':
         return contains(LOOPBACK, ip) || this.labnsLocal.has(ip);
       case 'root':
@@ -278,6 +295,13 @@ function endpointsIn(w: World): { sources: Source[]; destinations: Destination[]
         });
       });
   }
+  for (const node of lab.nodes)
+    for (const nic of node.nics)
+      for (const v of nic.vlans ?? [])
+        v.addresses.forEach((a, i, all) => {
+          const base = `${node.name}:${subInterfaceName(nicName(node, nic), v.id)}`;
+          destinations.push({ id: all.length > 1 ? `${base}#${i + 1}` : base, kind: 'node', node: node.name, nic: nic.index, network: nic.network, ip: a.ip });
+        });
   for (const net of w.hostSides()) destinations.push({ id: `host:${net.name}`, kind: 'host', network: net.name, ip: net.address!.ip });
   if (sources.some((s) => s.kind === 'host')) destinations.push({ id: 'upstream', kind: 'upstream', ip: w.upstream });
   for (const f of lab.forwards)
@@ -360,7 +384,7 @@ function sourceAddress(w: World, place: Place, dst: number): number {
   if (place.t === 'node') {
     const r = w.route(place.node, dst);
     if (!r) throw new Lost(noRoute(w, place.node, dst));
-    return w.addrs(place.node, r.nic)[0]?.ip ?? 0;
+    return (r.tag !== undefined ? w.subAddrs(r.nic, r.tag) : w.addrs(place.node, r.nic))[0]?.ip ?? 0;
   }
   if (place.t === 'labns') {
     const net = w.hostSides().find((n) => contains(n.address!, dst) || (n.subnet && contains(n.subnet, dst)));
@@ -436,7 +460,7 @@ function forward(w: World, place: Place, pkt: Packet, walk: Walk, origin: boolea
       const net = w.nets.get(nic.network)!;
       if (net.antispoof && !node.router && !w.addrs(node, nic).some((a) => a.ip === pkt.src) && !(nic.dhcp && net.subnet && contains(net.subnet, pkt.src)))
         throw new Lost(`anti-spoofing on ${net.name} drops ${node.name}'s packet from ${formatIPv4(pkt.src)} (not ${nicName(node, nic)}'s address)`);
-      return segment(w, net, r.via, pkt, walk, { node, nic });
+      return segment(w, net, r.via, pkt, walk, { node, nic, ...(r.tag !== undefined ? { tag: r.tag } : {}) });
     }
     case 'labns': {
       if (!origin && !w.uplink) throw new Lost(`the lab namespace does not forward (the lab has no nat or routed network) ${formatIPv4(pkt.src)} → ${formatIPv4(pkt.dst)}`);
@@ -493,19 +517,27 @@ function forward(w: World, place: Place, pkt: Packet, walk: Walk, origin: boolea
   }
 }
 
-// Across an L2 segment (a bridge network or a socket link) to whoever owns the next hop.
-function segment(w: World, net: ResolvedNetwork, via: number, pkt: Packet, walk: Walk, from?: { node: ResolvedNode; nic: ResolvedNic }): { place: Place; pkt: Packet } {
-  walk.hops.push(`[${net.name}]`);
-  if (!from && w.hostSides().includes(net) && net.address!.ip === via) return { place: { t: 'labns' }, pkt };
+// Across an L2 segment (a bridge network, one of its VLANs, a link or a socket link) to whoever owns the next hop.
+function segment(w: World, net: ResolvedNetwork, via: number, pkt: Packet, walk: Walk, from?: { node: ResolvedNode; nic: ResolvedNic; tag?: number }): { place: Place; pkt: Packet } {
+  // The VLAN the frame is switched in (on a plain network: untagged, or the guest's own tag carried as it is).
+  const seg = from ? segmentOf(net, from.nic, from.tag) : hostSegment(net);
+  if (seg === null) {
+    const port = from!.nic.port!;
+    throw new Lost(`the switch of ${net.name} drops ${from!.node.name}'s ${from!.tag !== undefined ? `frames tagged ${from!.tag}` : 'untagged frames'} (its port: ${describePort(port)})`);
+  }
+  walk.hops.push(net.vlans || seg !== UNTAGGED ? `[${net.name} ${segmentLabel(seg)}]` : `[${net.name}]`);
+  const hostHere = w.hostSides().includes(net) && net.address!.ip === via && hostSegment(net) === seg;
+  if (!from && hostHere) return { place: { t: 'labns' }, pkt };
   for (const node of w.lab.nodes)
     for (const nic of node.nics) {
       if (nic.kind === 'user' || nic.network !== net.name || (from && from.node === node && from.nic === nic)) continue;
-      if (!w.addrs(node, nic).some((a) => a.ip === via)) continue;
+      const owns = (segmentOf(net, nic) === seg && w.addrs(node, nic).some((a) => a.ip === via)) || (nic.vlans ?? []).some((v) => segmentOf(net, nic, v.id) === seg && v.addresses.some((a) => a.ip === via));
+      if (!owns) continue;
       return { place: arrive(w, { t: 'node', node }, nic, pkt, walk, false).place, pkt };
     }
-  if (from && w.hostSides().includes(net) && net.address!.ip === via) return { place: { t: 'labns' }, pkt };
+  if (from && hostHere) return { place: { t: 'labns' }, pkt };
   const what = via === pkt.dst ? formatIPv4(via) : `the next hop ${formatIPv4(via)}`;
-  throw new Lost(`nobody on ${net.name} has ${what}${net.mode === 'isolated' ? ' (an isolated network has no host side)' : ''}`);
+  throw new Lost(`nobody on ${net.name}${net.vlans || seg !== UNTAGGED ? ` (${segmentLabel(seg)})` : ''} has ${what}${net.mode === 'isolated' ? ' (an isolated network has no host side)' : ''}`);
 }
 
 // A packet enters a node through a NIC: its link and its ingress loss decide.

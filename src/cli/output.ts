@@ -40,7 +40,10 @@ export function renderStatus(s: LabStatus): string {
             nic?.model ?? '',
             nic?.tap ?? '',
             nic?.network ?? '',
-            nic ? `${nic.addresses.join(' ')}${nic.dhcp ? (nic.addresses.length ? ' (dhcp)' : 'dhcp, no lease yet') : ''}` : '',
+            nic
+              ? `${nic.addresses.join(' ')}${nic.dhcp ? (nic.addresses.length ? ' (dhcp)' : 'dhcp, no lease yet') : ''}${nic.port ? ` [${nic.port}]` : ''}` +
+                (nic.vlans ?? []).map((v) => ` ${v.name}: ${v.addresses.join(' ') || '-'}`).join('')
+              : '',
           ]),
         ),
       ),
@@ -51,9 +54,9 @@ export function renderStatus(s: LabStatus): string {
         ['NETWORK', 'BRIDGE', 'SUBNET', 'HOST ADDRESS', 'TAPS'],
         s.networks.map((n) => [
           n.name,
-          (n.bridge ?? `(${n.mode} link)`) + (n.present ? '' : ' (missing)'),
-          n.subnet ?? '-',
-          n.address ?? (n.uplink ? `${n.mode} on ${n.uplink}` : '-'),
+          (n.bridge ? `${n.bridge}${n.vlans ? ' (VLANs)' : ''}` : n.mode === 'link' ? '(link: tc mirred)' : `(${n.mode} link)`) + (n.present ? '' : ' (missing)'),
+          [n.subnet, ...Object.entries(n.vlans?.subnets ?? {}).map(([id, c]) => `VLAN ${id} ${c}`)].filter(Boolean).join(', ') || '-',
+          (n.address ?? (n.uplink ? `${n.mode} on ${n.uplink}` : '-')) + (n.address && n.vlans ? ` (VLAN ${n.vlans.host})` : ''),
           n.taps.join(' ') || '-',
         ]),
       ),

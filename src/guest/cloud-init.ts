@@ -4,7 +4,7 @@
 import { createHash } from 'node:crypto';
 import { stringify } from 'yaml';
 import { formatCidr, formatIPv4 } from '../topology/ipv4.js';
-import type { ResolvedLab, ResolvedNode } from '../topology/model.js';
+import { nicName, subInterfaceName, type ResolvedLab, type ResolvedNode } from '../topology/model.js';
 import { defaultGateway, hostsEntries, nicDns } from '../render/guest-net.js';
 import { contains } from '../topology/ipv4.js';
 
@@ -37,6 +37,7 @@ export function renderNetworkConfig(lab: ResolvedLab, node: ResolvedNode): strin
   const gw = defaultGateway(lab, node);
   const dns = nicDns(lab, node);
   const ethernets: Record<string, unknown> = {};
+  const vlans: Record<string, unknown> = {};
   for (const nic of node.nics) {
     const net = nets.get(nic.network);
     // The id is opaque (the match decides): qnet's own name for the NIC, so messages and files line up.
@@ -56,8 +57,20 @@ export function renderNetworkConfig(lab: ResolvedLab, node: ResolvedNode): strin
     // No IPv6 router advertisements in a lab: waiting for them held systemd-networkd-wait-online 13 s a boot.
     e['accept-ra'] = false;
     ethernets[`eth${nic.index}`] = e;
+    // VLAN sub-interfaces on it, named as qnet names them (nic0.10); the default route goes where its gateway is.
+    for (const v of nic.vlans ?? []) {
+      const sub: Record<string, unknown> = { id: v.id, link: `eth${nic.index}`, dhcp4: false };
+      if (v.addresses.length) sub.addresses = v.addresses.map(formatCidr);
+      const subRoutes: Array<{ to: string; via: string }> = [];
+      const onSub = (ip: string) => v.addresses.some((a) => contains(a, ipToNum(ip)));
+      if (gw !== undefined && onSub(gw) && !routes.some((r) => r.to === '0.0.0.0/0')) subRoutes.push({ to: '0.0.0.0/0', via: gw });
+      for (const r of node.routes ?? []) if (onSub(formatIPv4(r.via))) subRoutes.push({ to: formatCidr(r.to), via: formatIPv4(r.via) });
+      if (subRoutes.length) sub.routes = subRoutes;
+      sub['accept-ra'] = false;
+      vlans[subInterfaceName(nicName(node, nic), v.id)] = sub;
+    }
   }
-  return stringify({ version: 2, ethernets }, { lineWidth: 0 });
+  return stringify({ version: 2, ethernets, ...(Object.keys(vlans).length ? { vlans } : {}) }, { lineWidth: 0 });
 }
 
 function ipToNum(ip: string): number {

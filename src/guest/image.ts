@@ -10,7 +10,7 @@ import { aptCandidates } from '../host/apt.js';
 import { cacheRoot } from '../dirs.js';
 import type { GuestImage } from '../render/qemu.js';
 import { NIC_MODELS } from '../topology/nic-models.js';
-import { BOOT, INIT, INITTAB, LAZY_WRAPPER, PROFILE, UDHCPC } from './init-script.js';
+import { BOOT, INIT, INITTAB, LAZY_WRAPPER, MODPROBE, PROFILE, UDHCPC } from './init-script.js';
 import { loadOrder, parseAliases, parseModulesDep, parseSoftdeps } from './modules.js';
 import { parseLdd } from './libs.js';
 
@@ -28,6 +28,11 @@ export const IMAGE_MODULES = [
   'nft_chain_nat',
   'nft_masq',
   'nft_ct',
+  // VLAN sub-interfaces (loaded on nodes that have them); a bridge and bonding for labs of switches and routers
+  // talking STP or LACP to each other (loaded by `modprobe` in the guest).
+  '8021q',
+  'bridge',
+  'bonding',
 ];
 
 /**
@@ -169,7 +174,7 @@ export async function ensureImage(run: CommandRunner, progress: Progress = () =>
   // Asking apt for its candidate versions costs seconds: do it at most once a day (and on every `image build`),
   // as long as nothing local that goes into the image changed.
   const bb = await busyboxVersion(run);
-  const localKey = imageKey({ BUILDER_VERSION, bb, GUEST_DEBS, INIT, INITTAB, PROFILE, BOOT, UDHCPC, LAZY_WRAPPER, IMAGE_MODULES, KERNEL_CMDLINE });
+  const localKey = imageKey({ BUILDER_VERSION, bb, GUEST_DEBS, INIT, INITTAB, PROFILE, BOOT, UDHCPC, MODPROBE, LAZY_WRAPPER, IMAGE_MODULES, KERNEL_CMDLINE });
   const currentPath = path.join(cacheRoot(), 'images', 'current.json');
   if (!force && !recheck) {
     try {
@@ -193,7 +198,7 @@ async function ensureImageChecked(run: CommandRunner, progress: Progress, force:
   const kernelVersion = versions[pkg]!;
   const debVersions: Record<string, string> = {};
   for (const d of GUEST_DEBS) debVersions[d.pkg] = versions[d.pkg]!;
-  const inputs = { BUILDER_VERSION, pkg, kernelVersion, bbVersion, debVersions, GUEST_DEBS, INIT, INITTAB, PROFILE, BOOT, UDHCPC, LAZY_WRAPPER, IMAGE_MODULES, KERNEL_CMDLINE };
+  const inputs = { BUILDER_VERSION, pkg, kernelVersion, bbVersion, debVersions, GUEST_DEBS, INIT, INITTAB, PROFILE, BOOT, UDHCPC, MODPROBE, LAZY_WRAPPER, IMAGE_MODULES, KERNEL_CMDLINE };
   const key = imageKey(inputs);
   const dir = path.join(cacheRoot(), 'images', key);
   const manifestPath = path.join(dir, 'manifest.json');
@@ -284,6 +289,8 @@ async function ensureImageChecked(run: CommandRunner, progress: Progress, force:
       ['etc/profile', PROFILE, 0o644],
       ['etc/qnet/boot', BOOT, 0o755],
       ['etc/qnet/udhcpc', UDHCPC, 0o755],
+      // Before busybox's own applet links, which never replace a file: `modprobe` for the modules the image has.
+      ['sbin/modprobe', MODPROBE, 0o755],
       ['etc/hosts', '127.0.0.1 localhost\n', 0o644],
       ['etc/passwd', 'root:x:0:0:root:/root:/bin/sh\n', 0o644],
       ['etc/group', 'root:x:0:\n', 0o644],

@@ -67,6 +67,17 @@ done
 LD_LIBRARY_PATH="$d/lib" exec "$d/bin/@BIN@" "$@"
 `;
 
+/** /sbin/modprobe: loads modules the image carries (as the boot script does), their dependencies first. */
+export const MODPROBE = `#!/bin/sh
+for m in "$@"; do
+  case "$m" in -*) continue ;; esac
+  m=$(echo "$m" | tr - _)
+  o=/lib/modules/order/$m
+  [ -r "$o" ] || { echo "modprobe: module $m is not in this image; it has: $(ls /lib/modules/order | tr '\\n' ' ')" >&2; exit 1; }
+  for d in $(cat "$o"); do [ -d "/sys/module/$d" ] || insmod "/lib/modules/$d.ko" || exit 1; done
+done
+`;
+
 /** /etc/profile for the console shell. */
 export const PROFILE = `export PS1='\\h:\\w# '
 export PATH=/sbin:/usr/sbin:/bin:/usr/bin
@@ -187,6 +198,7 @@ while read -r kind a b c; do
     dhcp) ok=0; for t in 1 2 3 4 5 6; do udhcpc -i "$a" -t 10 -T 1 -A 1 -n -x "hostname:$HOST" -s /etc/qnet/udhcpc >/dev/null 2>&1 && { ok=1; break; }; done
       [ "$ok" = 1 ] || { say "ERROR no DHCP lease on $a"; fail=1; } ;;
     arp) arp -s "$a" "$b" || fail=1 ;;
+    vlan) ip link add link "$a" name "$a.$b" type vlan id "$b" && ip link set "$a.$b" up || fail=1 ;;
     route) ip route add "$a" via "$b" || fail=1 ;;
     host) echo "$b $a" >> /etc/hosts ;;
     dns) echo "nameserver $a" >> /etc/resolv.conf ;;

@@ -7,7 +7,7 @@
 // is up. Images qnet did not make carry no mark, so nothing of this is assumed about them.
 import { formatCidr, formatIPv4 } from '../topology/ipv4.js';
 import { contains } from '../topology/ipv4.js';
-import type { ResolvedLab, ResolvedNode } from '../topology/model.js';
+import { nicName, subInterfaceName, type ResolvedLab, type ResolvedNode } from '../topology/model.js';
 import { defaultGateway, nicDns } from '../render/guest-net.js';
 import { renderHosts, renderRouterLines, type SeedKeys } from './cloud-init.js';
 import { CONTROL_PORT } from './init-script.js';
@@ -164,8 +164,21 @@ export function renderNetworkdFiles(lab: ResolvedLab, node: ResolvedNode): Array
     if (server !== undefined) lines.push(`DNS=${server}`, ...(net?.dhcp ? [`Domains=${lab.name}`] : []));
     if (gw !== undefined && !nic.dhcp && onThis(gw)) lines.push(`Gateway=${gw}`);
     for (const r of node.routes ?? []) if (onThis(formatIPv4(r.via))) lines.push('', '[Route]', `Destination=${formatCidr(r.to)}`, `Gateway=${formatIPv4(r.via)}`);
-    return { name: `10-qnet-eth${nic.index}.network`, content: lines.join('\n') + '\n' };
-  });
+    // Its VLAN sub-interfaces: made by networkd from a .netdev each, attached here, addressed by their own file.
+    for (const v of nic.vlans ?? []) lines.splice(lines.indexOf('[Network]') + 1, 0, `VLAN=${subInterfaceName(nicName(node, nic), v.id)}`);
+    const subs = (nic.vlans ?? []).flatMap((v) => {
+      const name = subInterfaceName(nicName(node, nic), v.id);
+      const onSub = (ip: string) => v.addresses.some((a) => contains(a, num(ip)));
+      const net = ['[Match]', `Name=${name}`, '', '[Network]', 'LinkLocalAddressing=no', 'IPv6AcceptRA=no', ...v.addresses.map((a) => `Address=${formatCidr(a)}`)];
+      if (gw !== undefined && !nic.dhcp && onSub(gw) && !onThis(gw)) net.push(`Gateway=${gw}`);
+      for (const r of node.routes ?? []) if (onSub(formatIPv4(r.via))) net.push('', '[Route]', `Destination=${formatCidr(r.to)}`, `Gateway=${formatIPv4(r.via)}`);
+      return [
+        { name: `10-qnet-${name}.netdev`, content: ['[NetDev]', `Name=${name}`, 'Kind=vlan', '', '[VLAN]', `Id=${v.id}`, ''].join('\n') },
+        { name: `11-qnet-${name}.network`, content: net.join('\n') + '\n' },
+      ];
+    });
+    return [{ name: `10-qnet-eth${nic.index}.network`, content: lines.join('\n') + '\n' }, ...subs];
+  }).flat();
 }
 
 /** What a node is told besides its keys: fresh per node and per up (machine-id, randomness). */

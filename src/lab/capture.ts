@@ -60,6 +60,12 @@ export function captureSource(lab: ResolvedLab, target: string, network = false)
         `"${target}": lab ${lab.name} has no ${network ? 'network' : 'node or network'} of that name (nodes: ${lab.nodes.map((n) => n.name).join(', ')}; networks: ${lab.networks.map((n) => n.name).join(', ')})`,
       );
     if (hasBridge(net)) return { kind: 'iface', iface: net.bridge, what: `network ${net.name}` };
+    // A link's first tap sees all of it: what its guest sends as it enters, what the other sends as it leaves.
+    if (net.mode === 'link') {
+      const end = lab.nodes.flatMap((n) => n.nics.filter((x) => x.network === net.name && x.peerTap).map((x) => ({ n, x })))[0];
+      if (!end) throw new UserError(`network ${net.name} has no NIC to capture`);
+      return { kind: 'iface', iface: end.x.tap, what: `network ${net.name} (at ${end.n.name} ${nicName(end.n, end.x)})` };
+    }
     // A socket network is a link between two NICs: the first one's traffic is all of it.
     const end = lab.nodes.flatMap((n) => n.nics.filter((x) => x.kind === 'socket' && x.network === net.name).map((x) => ({ n, x })))[0];
     if (!end) throw new UserError(`network ${net.name} has no NIC to capture`);

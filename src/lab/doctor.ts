@@ -78,6 +78,9 @@ export async function doctor(run: CommandRunner): Promise<Finding[]> {
     const netem = veth && (await tc('qdisc add dev a root handle 1: netem delay 1ms'));
     const tbf = veth && (await tc('qdisc replace dev b root handle 1: tbf rate 1mbit burst 3200b limit 6400b'));
     const ifb = (await run.run(['ip', '-n', ns, 'link', 'add', 'name', 'i', 'type', 'ifb'], { allowFail: true })).code === 0;
+    // VLAN-aware networks (the bridge's VLAN filtering), and link networks (an ingress redirect from tap to tap).
+    const vlans = (await run.run(['ip', '-n', ns, 'link', 'add', 'name', 'v0', 'type', 'bridge', 'vlan_filtering', '1'], { allowFail: true })).code === 0;
+    const mirred = veth && (await tc('qdisc add dev a handle ffff: ingress')) && (await tc('filter add dev a parent ffff: protocol all prio 1 u32 match u32 0 0 action mirred egress redirect dev b'));
     await run.run(['ip', 'netns', 'delete', ns], { allowFail: true });
     out.push({ check: 'network namespaces', ok: true, detail: 'usable' });
     out.push({ check: 'bridges', ok: br, detail: br ? 'usable' : 'cannot create', ...(br ? {} : { fix: 'modprobe bridge' }) });
@@ -85,6 +88,9 @@ export async function doctor(run: CommandRunner): Promise<Finding[]> {
     // Optional: only labs with impairments need them, and `up` says what is missing when one does.
     const lacking = [netem ? '' : 'netem (delay, jitter, loss, duplicate, corrupt: CONFIG_NET_SCH_NETEM, modprobe sch_netem)', tbf ? '' : 'tbf (rate)', ifb ? '' : 'ifb (what a guest sends)'].filter(Boolean);
     out.push({ check: 'impairments (tc)', ok: true, detail: lacking.length ? `this kernel lacks ${lacking.join(', ')}` : 'netem, tbf and ifb usable' });
+    // Optional too: only labs with such networks need them, and `up` refuses those labs with the reason.
+    out.push({ check: 'VLANs (bridge VLAN filtering)', ok: true, detail: vlans ? 'usable' : 'this kernel has no bridge VLAN filtering (CONFIG_BRIDGE_VLAN_FILTERING, CONFIG_VLAN_8021Q): networks with "vlans" cannot be made here' });
+    out.push({ check: 'links (tc ingress, u32, mirred)', ok: true, detail: mirred ? 'usable' : 'this kernel lacks the ingress qdisc, u32 or mirred: link networks cannot be made here' });
     out.push({ check: 'nftables bridge family', ok: nftBridge, detail: nftBridge ? 'usable' : 'not available', ...(nftBridge ? {} : { fix: 'modprobe nf_tables nft_bridge (anti-spoofing needs it)' }) });
   } else out.push({ check: 'network namespaces', ok: false, detail: 'cannot create', fix: 'run as root on a kernel with network namespaces' });
   // Acceleration: the device alone proves nothing; the cached probe says whether a guest really booted.

@@ -23,14 +23,29 @@ export async function setImpairment(labName: string, ref: string, input: ImpairI
     next = resolveImpairment(parsed.data);
     if (!next) throw new UserError(`${where}: say what to impair (--delay, --jitter, --loss, --rate, --duplicate, --corrupt), or --clear`);
   }
-  await apply(runner, state.lab.netns, labName, node, nic, next);
+  const inForce = (n: ResolvedNode, c: ResolvedNic): Impairment | undefined => {
+    const live = state.impair?.[n.name]?.[String(c.index)];
+    return live === null ? undefined : (live ?? c.impair);
+  };
+  if (nic.peerTap && next) {
+    // What this guest sends and what its peer receives are one queue, on the peer's tap: one impairment at most.
+    const peer = state.lab.nodes.flatMap((n) => n.nics.filter((c) => c.tap === nic.peerTap).map((c) => ({ n, c })))[0];
+    const theirs = peer && inForce(peer.n, peer.c);
+    if (peer && theirs && ((next.direction !== 'ingress' && theirs.direction !== 'egress') || (next.direction !== 'egress' && theirs.direction !== 'ingress')))
+      throw new UserError(
+        `${where}: on link network "${nic.network}" what one end sends is what the other receives, and ${peer.n.name} ${nicName(peer.n, peer.c)} has ${describeImpairment(theirs)}: clear it first (or impair the other direction)`,
+      );
+  }
+  await apply(runner, state.lab.netns, labName, node, nic, next, inForce(node, nic));
   await updateState(state, (now) => ({ ...now, impair: { ...(now.impair ?? {}), [node.name]: { ...(now.impair?.[node.name] ?? {}), [String(nic.index)]: next ?? null } } }));
   return `${where}: ${next ? describeImpairment(next) : 'no impairment'}`;
 }
 
 // Takes off what is on the NIC (nothing there is fine), then puts the new impairment on; on failure, none is left.
-async function apply(runner: CommandRunner, ns: string, lab: string, node: ResolvedNode, nic: ResolvedNic, next: Impairment | undefined): Promise<void> {
-  const off = clearImpairment(lab, node.name, nic);
+async function apply(runner: CommandRunner, ns: string, lab: string, node: ResolvedNode, nic: ResolvedNic, next: Impairment | undefined, previous: Impairment | undefined): Promise<void> {
+  // A link's end: what was in force comes off, and on a failure what was just tried (the queues it took).
+  const off = clearImpairment(lab, node.name, nic, previous);
+  const undo = nic.peerTap && next ? clearImpairment(lab, node.name, nic, next) : off;
   await runner.run(['ip', 'netns', 'exec', ns, 'tc', '-force', '-batch', '-'], { input: off.tc.join('\n') + '\n', allowFail: true });
   await runner.run(['ip', '-n', ns, '-force', '-batch', '-'], { input: off.ip.join('\n') + '\n', allowFail: true });
   if (!next) return;
@@ -39,8 +54,8 @@ async function apply(runner: CommandRunner, ns: string, lab: string, node: Resol
     if (on.ip.length) await runner.run(['ip', '-n', ns, '-batch', '-'], { input: on.ip.join('\n') + '\n' });
     await runner.run(['ip', 'netns', 'exec', ns, 'tc', '-batch', '-'], { input: on.tc.join('\n') + '\n' });
   } catch (e) {
-    await runner.run(['ip', 'netns', 'exec', ns, 'tc', '-force', '-batch', '-'], { input: off.tc.join('\n') + '\n', allowFail: true });
-    await runner.run(['ip', '-n', ns, '-force', '-batch', '-'], { input: off.ip.join('\n') + '\n', allowFail: true });
+    await runner.run(['ip', 'netns', 'exec', ns, 'tc', '-force', '-batch', '-'], { input: undo.tc.join('\n') + '\n', allowFail: true });
+    await runner.run(['ip', '-n', ns, '-force', '-batch', '-'], { input: undo.ip.join('\n') + '\n', allowFail: true });
     throw new RuntimeError(`${node.name} ${nicName(node, nic)}: the impairment could not be set (${(e as Error).message.trim()}); it has none now.\n${NETEM_HINT}`);
   }
 }

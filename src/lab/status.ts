@@ -2,7 +2,8 @@
 import { RealRunner } from '../host/run.js';
 import { isAlive, markerOf, processMarker } from '../qemu/process.js';
 import { formatCidr, formatIPv4 } from '../topology/ipv4.js';
-import { NETNS_PREFIX, hasBridge, onLan, type NetworkMode } from '../topology/model.js';
+import { NETNS_PREFIX, hasBridge, nicName, onLan, subInterfaceName, type NetworkMode } from '../topology/model.js';
+import { describePort } from '../topology/vlan.js';
 import { guestInterfaces } from './exec.js';
 import { stat } from 'node:fs/promises';
 import { imageNodeFiles } from '../guest/image-node.js';
@@ -23,7 +24,21 @@ export interface NodeStatus {
   cpus?: number;
   /** Addresses: static ones, or for DHCP NICs the address of their current lease. */
   /** link: the NIC's cable as `qnet link` left it (up unless pulled). */
-  nics: Array<{ guestIf: string; mac: string; model: string; tap: string; network: string; dhcp: boolean; addresses: string[]; link: 'up' | 'down'; impair?: string }>;
+  nics: Array<{
+    guestIf: string;
+    mac: string;
+    model: string;
+    tap: string;
+    network: string;
+    dhcp: boolean;
+    addresses: string[];
+    link: 'up' | 'down';
+    impair?: string;
+    /** Its port on a VLAN-aware network ("access 10", "trunk 10,20 native 1"). */
+    port?: string;
+    /** VLAN sub-interfaces in the guest, with their addresses. */
+    vlans?: Array<{ name: string; id: number; addresses: string[] }>;
+  }>;
   gateway?: string;
   /** The QEMU monitor's `info network` (with `status --monitor`). */
   monitorNetwork?: string;
@@ -41,7 +56,18 @@ export interface LabStatus {
   createdAt?: string;
   source?: string;
   services: Array<{ name: string; pid: number; state: 'running' | 'dead' }>;
-  networks: Array<{ name: string; mode: NetworkMode; bridge?: string; subnet?: string; address?: string; uplink?: string; present: boolean; taps: string[] }>;
+  networks: Array<{
+    name: string;
+    mode: NetworkMode;
+    bridge?: string;
+    subnet?: string;
+    address?: string;
+    uplink?: string;
+    present: boolean;
+    taps: string[];
+    /** A VLAN-aware network: the host side's VLAN and the subnets per VLAN. */
+    vlans?: { host: number; subnets: Record<string, string> };
+  }>;
   nodes: NodeStatus[];
   leftovers: string[];
 }
@@ -116,6 +142,10 @@ export async function labStatus(lab: string): Promise<LabStatus | null> {
         dhcp: n.dhcp,
         link: state.links?.[node.name]?.includes(n.index) ? ('down' as const) : ('up' as const),
         ...((i) => (i ? { impair: describeImpairment(i) } : {}))(impairmentInForce(state, node.name, n)),
+        ...(n.port ? { port: describePort(n.port) } : {}),
+        ...(n.vlans?.length
+          ? { vlans: n.vlans.map((v) => ({ name: subInterfaceName(node.image ? nicName(node, n) : `eth${n.index}`, v.id), id: v.id, addresses: v.addresses.map(formatCidr) })) }
+          : {}),
         addresses: n.dhcp && lanNets.has(n.network)
           ? (fromGuest.get(n.mac) ?? [])
           : n.dhcp
@@ -125,6 +155,7 @@ export async function labStatus(lab: string): Promise<LabStatus | null> {
       ...(node.gateway !== undefined ? { gateway: formatIPv4(node.gateway) } : {}),
     };
   }));
+  const linkTaps = (net: string) => state.lab.nodes.flatMap((x) => x.nics.filter((c) => c.network === net && c.peerTap).map((c) => c.tap));
   const networks = state.lab.networks.map((n) => ({
     name: n.name,
     mode: n.mode,
@@ -132,12 +163,14 @@ export async function labStatus(lab: string): Promise<LabStatus | null> {
     ...(n.subnet ? { subnet: formatCidr(n.subnet) } : {}),
     ...(n.address ? { address: formatCidr(n.address) } : {}),
     ...(n.uplink ? { uplink: n.uplink } : {}),
-    // A socket link has no device on the host: it is there while both of its guests run.
-    present:
-      hasBridge(n)
-        ? links.has(n.bridge)
+    ...(n.vlans ? { vlans: { host: n.vlans.host, subnets: Object.fromEntries(Object.entries(n.vlans.subnets).map(([k, c]) => [k, formatCidr(c)])) } } : {}),
+    // A socket link has no device on the host: it is there while both of its guests run. A link is its two taps.
+    present: hasBridge(n)
+      ? links.has(n.bridge)
+      : n.mode === 'link'
+        ? linkTaps(n.name).every((t) => links.has(t))
         : nodes.filter((x) => x.nics.some((c) => c.network === n.name)).every((x) => x.state === 'running'),
-    taps: hasBridge(n) ? [...links].filter(([, l]) => l.master === n.bridge).map(([name]) => name) : [],
+    taps: hasBridge(n) ? [...links].filter(([, l]) => l.master === n.bridge).map(([name]) => name) : n.mode === 'link' ? linkTaps(n.name).filter((t) => links.has(t)) : [],
   }));
   // Helper daemons (dnsmasq): their death is shown, never silently repaired.
   const services: LabStatus['services'] = [];

@@ -2,6 +2,8 @@
 import { chmod, chown, copyFile, mkdir, readFile, rm, rmdir, writeFile } from 'node:fs/promises';
 import type net from 'node:net';
 import path from 'node:path';
+import { bridgeVlanFiltering } from '../host/kernel.js';
+import { usesVlans, VLAN_HINT } from '../render/l2.js';
 import { RuntimeError } from '../errors.js';
 import { ensureImage } from '../guest/image.js';
 import type { CommandRunner } from '../host/run.js';
@@ -145,6 +147,11 @@ export async function up(input: ResolvedLab, opts: UpOptions): Promise<UpResult>
   }
   const prepared = await prepareUp(input, opts);
   const { steps, accel, image, lan, lab } = prepared;
+  // A VLAN-aware network needs the kernel's bridge VLAN filtering: said before anything of the lab is made.
+  if (usesVlans(lab) && !(await bridgeVlanFiltering(opts.runner))) {
+    const nets = lab.networks.filter((n) => n.vlans).map((n) => n.name);
+    throw new RuntimeError(`network${nets.length > 1 ? 's' : ''} ${nets.join(', ')} ${nets.length > 1 ? 'have' : 'has'} "vlans", and this kernel cannot make a bridge VLAN-aware: nothing was made.\n${VLAN_HINT}`);
+  }
   const state: LabState = {
     version: 1,
     lab,

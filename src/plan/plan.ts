@@ -20,14 +20,15 @@ import type { Action, GuestSnapshot, PassedFile, PlanContext, Step, StopHow } fr
 import { shellQuote } from '../render/shell.js';
 
 export { shellQuote };
-import { bridgeLines, bridgeUpLine, neighLines, ownerMarker, tapLines } from '../render/ipbatch.js';
+import { bridgeLines, bridgeUpLine, neighLines, ownerMarker, tapLines, tapMaster } from '../render/ipbatch.js';
+import { linkLines, vlanLines } from '../render/l2.js';
 import { needsGuard, renderGuardRuleset } from '../render/guard.js';
 import { renderLinkBatch } from '../render/ipbatch.js';
 import { ifbName, labImpairments, NETEM_HINT } from '../render/impair.js';
 import { describeImpairment } from '../topology/impair.js';
 import { kindOf } from '../guest/kinds.js';
 import { labKeySteps } from '../guest/image-node.js';
-import type { ResolvedLab, ResolvedNode } from '../topology/model.js';
+import type { ResolvedLab, ResolvedNetwork, ResolvedNode } from '../topology/model.js';
 import { hasBridge, onLan } from '../topology/model.js';
 import {
   lanHostBridge,
@@ -69,6 +70,7 @@ export function planUp(lab: ResolvedLab, ctx: PlanContext): Step[] {
     do: { kind: 'exec', argv: ['ip', '-n', lab.netns, '-batch', '-'], input: batch },
     // No undo of its own: deleting the namespace removes every link inside it.
   });
+  steps.push(...l2Steps(lab.netns, lab, lab.networks, lab.nodes, false));
   const impaired = labImpairments(lab);
   if (impaired.tc.length) steps.push(impairStep(lab.netns, impaired));
   if (needsGuard(lab))
@@ -249,7 +251,7 @@ export function planChange(running: ResolvedLab, next: ResolvedLab, c: ChangeSet
   const bridgeOf = new Map(next.networks.map((n) => [n.name, n.bridge]));
   for (const name of [...c.addNodes, ...c.restartNodes])
     for (const nic of newNodes.get(name)!.nics.filter((n) => n.kind === 'bridge'))
-      batch.push(...tapLines(nic.tap, bridgeOf.get(nic.network)!, String(ctx.guestIds.uid), mark));
+      batch.push(...tapLines(nic.tap, tapMaster(next, nic.network), String(ctx.guestIds.uid), mark));
   for (const net of added) batch.push(bridgeUpLine(net));
   batch.push(...neighLines(next, [...c.addNodes, ...c.restartNodes].map((n) => newNodes.get(n)!), 'replace'));
   const startingNodes = { ...next, nodes: [...c.addNodes, ...c.restartNodes].map((n) => newNodes.get(n)!) };
@@ -267,6 +269,7 @@ export function planChange(running: ResolvedLab, next: ResolvedLab, c: ChangeSet
       undo: { kind: 'exec', argv: ['ip', '-n', ns, '-batch', '-'], input: undo.join('\n') + '\n' },
     });
   }
+  steps.push(...l2Steps(ns, next, added, startingNodes.nodes, true));
   if (impaired.tc.length) steps.push(impairStep(ns, impaired));
   if (needsGuard(running) || needsGuard(next))
     steps.push({
@@ -325,6 +328,34 @@ function describe(a: Action): string {
 }
 
 /** The step that impairs NICs (one tc -batch in the lab namespace); its hint says what a kernel without netem lacks. */
+/**
+ * The VLANs of VLAN-aware networks (their host sides, the given nodes' taps: one `bridge -batch`) and the
+ * transparent links the given nodes are on (one `tc -batch`; `reset` first when a link's end is made again).
+ */
+function l2Steps(ns: string, lab: ResolvedLab, networks: ResolvedNetwork[], nodes: ResolvedNode[], reset: boolean): Step[] {
+  const steps: Step[] = [];
+  const vlans = vlanLines(lab, networks, nodes);
+  if (vlans.length)
+    steps.push({
+      title: `set the VLANs of ${vlans.length} port${vlans.length === 1 ? '' : 's'} (one bridge -batch)`,
+      do: { kind: 'exec', argv: ['ip', 'netns', 'exec', ns, 'bridge', '-batch', '-'], input: vlans.join('\n') + '\n' },
+    });
+  const links = linkLines(lab, nodes);
+  if (reset && links.reset.length)
+    steps.push({
+      title: 'take the old redirects off the links whose ends are made again',
+      do: { kind: 'exec', argv: ['ip', 'netns', 'exec', ns, 'tc', '-force', '-batch', '-'], input: links.reset.join('\n') + '\n' },
+    });
+  if (links.tc.length) {
+    const n = new Set(nodes.flatMap((x) => x.nics.filter((c) => c.peerTap).map((c) => c.network))).size;
+    steps.push({
+      title: `join the taps of ${n} link${n === 1 ? '' : 's'} end to end (tc mirred, one tc -batch)`,
+      do: { kind: 'exec', argv: ['ip', 'netns', 'exec', ns, 'tc', '-batch', '-'], input: links.tc.join('\n') + '\n' },
+    });
+  }
+  return steps;
+}
+
 function impairStep(ns: string, impaired: ReturnType<typeof labImpairments>): Step {
   const what = impaired.nics.map(({ node, nic }) => `${node.name} NIC ${nic.index} (${describeImpairment(nic.impair!)})`).join('; ');
   return {

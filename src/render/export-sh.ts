@@ -2,6 +2,8 @@
 // start (one QEMU command per guest), ifdown (stop guests, remove everything), plus each guest's config.
 import path from 'node:path';
 import { labImpairments, nicImpairment } from './impair.js';
+import { linkLines, vlanBridgeOptions, vlanLines } from './l2.js';
+import { tapMaster } from './ipbatch.js';
 import { describeImpairment } from '../topology/impair.js';
 import { shellQuote } from './shell.js';
 import type { ResolvedLab } from '../topology/model.js';
@@ -42,15 +44,21 @@ export function renderShellExport(lab: ResolvedLab, o: ShellExportOptions): Reco
   const ifup: string[] = [header(lab.name, 'ifup: the namespace, bridges and taps'), `ip netns add ${ns}`, ip('link set dev lo up'), ip(`link set dev lo alias ${mark}`)];
   const bridgeOf = new Map(lab.networks.map((n) => [n.name, n.bridge]));
   for (const net of lab.networks.filter((n) => hasBridge(n))) {
-    ifup.push('', `# ${net.name}: the L2 switch`, ip(`link add name ${net.bridge} type bridge stp_state 0 forward_delay 0`), ip(`link set dev ${net.bridge} alias ${mark}`));
+    ifup.push('', `# ${net.name}: the L2 switch${net.vlans ? ', VLAN-aware' : ''}`, ip(`link add name ${net.bridge} type bridge stp_state 0 forward_delay 0${vlanBridgeOptions(net)}`), ip(`link set dev ${net.bridge} alias ${mark}`));
     if (net.address) ifup.push(ip(`addr add ${formatCidr(net.address)} dev ${net.bridge}`));
   }
   for (const node of lab.nodes)
     for (const nic of node.nics.filter((n) => n.kind === 'bridge')) {
-      ifup.push('', `# ${node.name} eth${nic.index}: a tap owned by ${o.user}, a port of ${bridgeOf.get(nic.network)}`);
-      ifup.push(ip(`tuntap add dev ${nic.tap} mode tap user ${o.user}`), ip(`link set dev ${nic.tap} alias ${mark}`), ip(`link set dev ${nic.tap} master ${bridgeOf.get(nic.network)}`), ip(`link set dev ${nic.tap} up`));
+      const master = tapMaster(lab, nic.network);
+      ifup.push('', `# ${node.name} eth${nic.index}: a tap owned by ${o.user}, ${master ? `a port of ${bridgeOf.get(nic.network)}` : `one end of link ${nic.network}`}`);
+      ifup.push(ip(`tuntap add dev ${nic.tap} mode tap user ${o.user}`), ip(`link set dev ${nic.tap} alias ${mark}`), ...(master ? [ip(`link set dev ${nic.tap} master ${master}`)] : []), ip(`link set dev ${nic.tap} up`));
     }
   for (const net of lab.networks.filter((n) => hasBridge(n))) ifup.push(ip(`link set dev ${net.bridge} up`));
+  // VLANs of the VLAN-aware networks' ports, and the transparent links (each tap's sends redirected to the other).
+  const vlans = vlanLines(lab, lab.networks, lab.nodes);
+  if (vlans.length) ifup.push('', '# VLANs: access ports untagged in their VLAN, trunks tagged (native untagged), the host side "self"', ...vlans.map((l) => `ip netns exec ${ns} bridge ${l}`));
+  const links = linkLines(lab, lab.nodes).tc;
+  if (links.length) ifup.push('', '# links: everything each end sends leaves by the other end (tc mirred)', ...links.map((l) => `ip netns exec ${ns} tc ${l}`));
   // Impaired NICs: the same ifb devices and traffic control as `qnet up` (netem needs the kernel's sch_netem).
   for (const { node, nic } of labImpairments(lab).nics) {
     const r = nicImpairment(lab.name, node.name, nic, nic.impair!);

@@ -2,7 +2,8 @@
 // as Graphviz DOT (which `dot -Tsvg` turns into a picture), as Mermaid (which GitHub and many editors draw), or as
 // JSON for other tools.
 import { formatCidr, formatIPv4 } from '../topology/ipv4.js';
-import { nicName, USER_NET, type NetworkMode, type ResolvedLab, type ResolvedNic, type ResolvedNode } from '../topology/model.js';
+import { nicName, subInterfaceName, USER_NET, type NetworkMode, type ResolvedLab, type ResolvedNic, type ResolvedNode } from '../topology/model.js';
+import { describePort } from '../topology/vlan.js';
 
 /** Where a node stands when the graph is of a running lab. */
 export type NodeState = 'running' | 'stopped' | 'unknown';
@@ -25,6 +26,8 @@ export interface GraphNetwork {
   dhcp: boolean;
   /** bridged and macnat: the host interface whose LAN the guests join. */
   uplink?: string;
+  /** A VLAN-aware network: the host side's VLAN and the subnets per VLAN ("10 10.0.10.0/24"). */
+  vlans?: { host: number; subnets: string[] };
 }
 
 /** One end of a link: a node's NIC, as the guest names it, with its MAC and addresses. */
@@ -37,6 +40,10 @@ export interface GraphNic {
   addresses: string[];
   dhcp: boolean;
   tap?: string;
+  /** Its port on a VLAN-aware network ("access 10", "trunk 10,20 native 1"). */
+  port?: string;
+  /** Its VLAN sub-interfaces in the guest, with their addresses ("eth0.10 10.0.10.1/24"). */
+  vlans?: string[];
   /** Only for a running lab: the cable pulled by `qnet link`, the impairment in force. */
   link?: 'down';
   impair?: string;
@@ -51,8 +58,8 @@ export interface LiveLab {
 export type GraphLink =
   /** A NIC on a network's bridge. */
   | { kind: 'network'; network: string; nic: GraphNic }
-  /** A socket network: QEMU's point-to-point link between two NICs, no bridge. */
-  | { kind: 'socket'; network: string; a: GraphNic; b: GraphNic }
+  /** A socket network (QEMU's point-to-point link) or a link network (two taps end to end): no bridge. */
+  | { kind: 'socket'; mode: 'socket' | 'link'; network: string; a: GraphNic; b: GraphNic }
   /** A NIC on QEMU's user-mode stack (its own NAT to the host). */
   | { kind: 'user'; nic: GraphNic; hostfwd: string[] };
 
@@ -83,6 +90,8 @@ export function labGraph(lab: ResolvedLab, live?: LiveLab): LabGraph {
     addresses: n.kind === 'user' ? [USER_NET.address] : live?.nics?.[node.name]?.[n.index]?.lease ? [live.nics[node.name]![n.index]!.lease!] : n.addresses.map(formatCidr),
     dhcp: n.dhcp,
     ...(n.kind === 'bridge' ? { tap: n.tap } : {}),
+    ...(n.port ? { port: describePort(n.port) } : {}),
+    ...(n.vlans?.length ? { vlans: n.vlans.map((v) => `${subInterfaceName(nicName(node, n), v.id)}${v.addresses.length ? ` ${v.addresses.map(formatCidr).join(', ')}` : ''}`) } : {}),
     ...(live?.nics?.[node.name]?.[n.index]?.link ? { link: 'down' as const } : {}),
     ...(live?.nics?.[node.name]?.[n.index]?.impair ? { impair: live.nics[node.name]![n.index]!.impair! } : {}),
   });
@@ -91,10 +100,12 @@ export function labGraph(lab: ResolvedLab, live?: LiveLab): LabGraph {
   for (const node of lab.nodes)
     for (const n of node.nics) {
       if (n.kind === 'user') links.push({ kind: 'user', nic: nic(node, n), hostfwd: n.hostfwd.map((f) => `${f.proto} ${f.host}→${f.guest}`) });
-      else if (n.kind === 'socket') socketEnds.set(n.network, [...(socketEnds.get(n.network) ?? []), nic(node, n)]);
+      else if (n.kind === 'socket' || n.peerTap) socketEnds.set(n.network, [...(socketEnds.get(n.network) ?? []), nic(node, n)]);
       else links.push({ kind: 'network', network: n.network, nic: nic(node, n) });
     }
-  for (const [network, ends] of socketEnds) if (ends.length === 2) links.push({ kind: 'socket', network, a: ends[0]!, b: ends[1]! });
+  const modeOf = new Map(lab.networks.map((n) => [n.name, n.mode]));
+  for (const [network, ends] of socketEnds)
+    if (ends.length === 2) links.push({ kind: 'socket', mode: modeOf.get(network) === 'link' ? 'link' : 'socket', network, a: ends[0]!, b: ends[1]! });
   const hosts: GraphHost[] = [];
   for (const net of lab.networks) {
     if (net.mode === 'nat') hosts.push({ network: net.name, label: 'host (NAT out of the lab uplink)' });
@@ -111,11 +122,12 @@ export function labGraph(lab: ResolvedLab, live?: LiveLab): LabGraph {
       ...(states ? { state: states[n.name] ?? 'unknown' } : {}),
     })),
     networks: lab.networks
-      .filter((n) => n.mode !== 'socket')
+      .filter((n) => n.mode !== 'socket' && n.mode !== 'link')
       .map((n) => ({
         name: n.name,
         mode: n.mode,
         bridge: n.bridge,
+        ...(n.vlans ? { vlans: { host: n.vlans.host, subnets: Object.entries(n.vlans.subnets).map(([id, c]) => `${id} ${formatCidr(c)}`) } } : {}),
         ...(n.subnet ? { subnet: formatCidr(n.subnet) } : {}),
         ...(n.address ? { address: formatIPv4(n.address.ip) } : {}),
         dhcp: !!n.dhcp,
@@ -129,7 +141,7 @@ export function labGraph(lab: ResolvedLab, live?: LiveLab): LabGraph {
 // What an edge says of a NIC: its name, addresses (or DHCP) and MAC.
 function nicLabel(n: GraphNic): string[] {
   const addr = n.addresses.length ? n.addresses.join(', ') : '';
-  return [n.ifname, n.dhcp ? `dhcp${addr ? ` (${addr})` : ''}` : addr, n.mac, n.link ? 'LINK DOWN' : '', n.impair ? `impaired: ${n.impair}` : ''].filter(Boolean);
+  return [n.ifname, n.dhcp ? `dhcp${addr ? ` (${addr})` : ''}` : addr, ...(n.vlans ?? []), n.mac, n.port ?? '', n.link ? 'LINK DOWN' : '', n.impair ? `impaired: ${n.impair}` : ''].filter(Boolean);
 }
 
 function networkLabel(n: GraphNetwork): string[] {
@@ -137,6 +149,8 @@ function networkLabel(n: GraphNetwork): string[] {
     n.name,
     `${n.mode}${n.bridge ? ` · ${n.bridge}` : ''}`,
     n.subnet ? `${n.subnet}${n.address ? ` · host ${n.address}` : ''}` : '',
+    n.vlans ? `VLANs${n.address ? ` · host in VLAN ${n.vlans.host}` : ''}` : '',
+    ...(n.vlans?.subnets ?? []).map((x) => `VLAN ${x}`),
     n.dhcp ? 'DHCP + DNS' : '',
   ].filter(Boolean);
 }
@@ -165,7 +179,7 @@ export function renderDot(g: LabGraph): string {
   for (const l of g.links) {
     if (l.kind === 'network') out.push(`  ${dotId('node', l.nic.node)} -- ${dotId('net', l.network)} [label=${dq(nicLabel(l.nic))}${l.nic.link ? ', style=dotted, color="#c62828"' : ''}];`);
     else if (l.kind === 'socket')
-      out.push(`  ${dotId('node', l.a.node)} -- ${dotId('node', l.b.node)} [label=${dq([`${l.network} (socket)`])}, taillabel=${dq(nicLabel(l.a))}, headlabel=${dq(nicLabel(l.b))}, style=bold];`);
+      out.push(`  ${dotId('node', l.a.node)} -- ${dotId('node', l.b.node)} [label=${dq([`${l.network} (${l.mode})`])}, taillabel=${dq(nicLabel(l.a))}, headlabel=${dq(nicLabel(l.b))}, style=bold];`);
     else {
       const id = dotId('user', `${l.nic.node}:${l.nic.nic}`);
       out.push(`  ${id} [label=${dq(['user-mode NAT', USER_NET.subnet, ...l.hostfwd.map((f) => `forward ${f}`)])}, shape=note, style=filled, fillcolor="#fce4ec"];`);
@@ -189,7 +203,7 @@ export function renderMermaid(g: LabGraph): string {
   for (const h of g.hosts) out.push(`  ${mId('host', h.network)}>${mq([h.label])}]`, `  ${mId('net', h.network)} -.- ${mId('host', h.network)}`);
   for (const l of g.links) {
     if (l.kind === 'network') out.push(`  ${mId('node', l.nic.node)} ---|${mq(nicLabel(l.nic))}| ${mId('net', l.network)}`);
-    else if (l.kind === 'socket') out.push(`  ${mId('node', l.a.node)} ===|${mq([`${l.network} (socket)`, `${l.a.node} ${nicLabel(l.a).join(' ')}`, `${l.b.node} ${nicLabel(l.b).join(' ')}`])}| ${mId('node', l.b.node)}`);
+    else if (l.kind === 'socket') out.push(`  ${mId('node', l.a.node)} ===|${mq([`${l.network} (${l.mode})`, `${l.a.node} ${nicLabel(l.a).join(' ')}`, `${l.b.node} ${nicLabel(l.b).join(' ')}`])}| ${mId('node', l.b.node)}`);
     else {
       const id = mId('user', `${l.nic.node}:${l.nic.nic}`);
       out.push(`  ${id}>${mq(['user-mode NAT', USER_NET.subnet, ...l.hostfwd.map((f) => `forward ${f}`)])}]`, `  ${mId('node', l.nic.node)} -.-|${mq(nicLabel(l.nic))}| ${id}`);

@@ -1,9 +1,10 @@
 // Pure rendering of a node's boot configuration, as read by the built-in guest's boot script.
 import { formatCidr, formatIPv4 } from '../topology/ipv4.js';
-import type { ResolvedLab, ResolvedNode } from '../topology/model.js';
+import { subInterfaceName, type ResolvedLab, type ResolvedNode } from '../topology/model.js';
 import { defaultGateway, hostsEntries, nicDns } from './guest-net.js';
 import { NIC_MODELS } from '../topology/nic-models.js';
-import { bridgeMac, fixedHostSide } from './ipbatch.js';
+import { bridgeMac, fixedHostSide, meetsHostSide } from './ipbatch.js';
+import { contains } from '../topology/ipv4.js';
 
 /** Kernel modules a router guest loads (the rest of netfilter comes in as their dependencies). */
 export const ROUTER_MODULES = ['nft_chain_nat', 'nft_masq', 'nft_ct'];
@@ -48,13 +49,14 @@ export function guestIfName(index: number): string {
 }
 
 /**
- * Renders the directives for one node: `hostname`, `module`, `nic MAC NAME`, `addr NAME CIDR`, `arp IP MAC`,
+ * Renders the directives for one node: `hostname`, `module`, `nic MAC NAME`, `addr NAME CIDR`, `vlan NAME ID`, `arp IP MAC`,
  * `route DEST VIA`, `host NAME IP`, `snapshot`. Every value has been validated, so none carries spaces or shell syntax.
  */
 export function renderGuestConfig(lab: ResolvedLab, node: ResolvedNode, opts: { snapshot?: boolean } = {}): string {
   const lines: string[] = [`hostname ${node.name}`];
   const modules: string[] = [...new Set(node.nics.map((n) => NIC_MODELS[n.model].module))];
   if (node.router) modules.push(...ROUTER_MODULES);
+  if (node.nics.some((n) => n.vlans?.length)) modules.push('8021q');
   for (const m of modules) lines.push(`module ${m}`);
   // Stop at the snapshot point (drivers loaded, nothing of the node applied) until the host has saved the state.
   if (opts.snapshot) lines.push('snapshot');
@@ -62,11 +64,16 @@ export function renderGuestConfig(lab: ResolvedLab, node: ResolvedNode, opts: { 
   for (const nic of node.nics) {
     if (nic.dhcp) lines.push(`dhcp ${guestIfName(nic.index)}`);
     else for (const a of nic.addresses) lines.push(`addr ${guestIfName(nic.index)} ${formatCidr(a)}`);
+    // Its VLAN sub-interfaces (eth0.10), each made before its addresses.
+    for (const v of nic.vlans ?? []) {
+      lines.push(`vlan ${guestIfName(nic.index)} ${v.id}`);
+      for (const a of v.addresses) lines.push(`addr ${subInterfaceName(guestIfName(nic.index), v.id)} ${formatCidr(a)}`);
+    }
   }
   // The host side's MAC is fixed (see ipbatch.ts): the guest knows it without an ARP broadcast to every guest.
   for (const nic of node.nics) {
     const net = lab.networks.find((n) => n.name === nic.network);
-    if (nic.kind === 'bridge' && !nic.dhcp && nic.addresses.length && net && fixedHostSide(net)) lines.push(`arp ${formatIPv4(net.address!.ip)} ${bridgeMac(lab.name, net.name)}`);
+    if (nic.kind === 'bridge' && !nic.dhcp && net && fixedHostSide(net) && meetsHostSide(net, nic) && nic.addresses.some((a) => contains(net.address!, a.ip))) lines.push(`arp ${formatIPv4(net.address!.ip)} ${bridgeMac(lab.name, net.name)}`);
   }
   const gw = defaultGateway(lab, node);
   if (gw !== undefined) lines.push(`route default ${gw}`);

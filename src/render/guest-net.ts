@@ -34,7 +34,7 @@ export function nicDns(lab: ResolvedLab, node: ResolvedNode): Map<number, string
 export function hostsEntries(lab: ResolvedLab, node: ResolvedNode): Array<{ name: string; ip: string }> {
   const out: Array<{ name: string; ip: string }> = [];
   for (const other of lab.nodes) {
-    const first = other.nics.filter((n) => n.kind !== 'user').flatMap((n) => n.addresses)[0];
+    const first = other.nics.filter((n) => n.kind !== 'user').flatMap((n) => [...n.addresses, ...(n.vlans ?? []).flatMap((v) => v.addresses)])[0];
     if (first && other.name !== node.name) out.push({ name: other.name, ip: formatIPv4(first.ip) });
   }
   return out;

@@ -40,10 +40,18 @@ export function qdiscLines(dev: string, i: Impairment): string[] {
   return [];
 }
 
-/** What impairing one NIC takes: `ip -batch` lines (its ifb, when what the guest sends is impaired) and `tc -batch` lines. */
-export function nicImpairment(lab: string, node: string, nic: Pick<ResolvedNic, 'index' | 'tap'>, i: Impairment): { ip: string[]; tc: string[] } {
+/**
+ * What impairing one NIC takes: `ip -batch` lines (its ifb, when what the guest sends is impaired) and `tc -batch`
+ * lines. A link's end needs no ifb: what its guest sends leaves by the other end's tap, whose root takes it.
+ */
+export function nicImpairment(lab: string, node: string, nic: Pick<ResolvedNic, 'index' | 'tap' | 'peerTap'>, i: Impairment): { ip: string[]; tc: string[] } {
   const ip: string[] = [];
   const tc: string[] = [];
+  if (nic.peerTap) {
+    if (i.direction !== 'egress') tc.push(...qdiscLines(nic.tap, i));
+    if (i.direction !== 'ingress') tc.push(...qdiscLines(nic.peerTap, i));
+    return { ip, tc };
+  }
   if (i.direction !== 'egress') tc.push(...qdiscLines(nic.tap, i));
   if (i.direction !== 'ingress') {
     const ifb = ifbName(lab, node, nic.index);
@@ -57,8 +65,15 @@ export function nicImpairment(lab: string, node: string, nic: Pick<ResolvedNic, 
   return { ip, tc };
 }
 
-/** `ip -batch` and `tc -batch` lines that take a NIC's impairments off (each may find nothing: run with -force). */
-export function clearImpairment(lab: string, node: string, nic: Pick<ResolvedNic, 'index' | 'tap'>): { ip: string[]; tc: string[] } {
+/**
+ * `ip -batch` and `tc -batch` lines that take a NIC's impairments off (each may find nothing: run with -force). A
+ * link's end keeps its ingress qdisc (the redirect to its peer) and clears only the queues `previous` was on.
+ */
+export function clearImpairment(lab: string, node: string, nic: Pick<ResolvedNic, 'index' | 'tap' | 'peerTap'>, previous?: Impairment): { ip: string[]; tc: string[] } {
+  if (nic.peerTap) {
+    const d = previous?.direction;
+    return { ip: [], tc: [...(d && d !== 'egress' ? [`qdisc del dev ${nic.tap} root`] : []), ...(d && d !== 'ingress' ? [`qdisc del dev ${nic.peerTap} root`] : [])] };
+  }
   return { ip: [`link del dev ${ifbName(lab, node, nic.index)}`], tc: [`qdisc del dev ${nic.tap} root`, `qdisc del dev ${nic.tap} ingress`] };
 }
 

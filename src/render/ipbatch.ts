@@ -2,9 +2,11 @@
 import { formatCidr } from '../topology/ipv4.js';
 import type { ResolvedLab, ResolvedNetwork } from '../topology/model.js';
 import { createHash } from 'node:crypto';
-import { formatIPv4 } from '../topology/ipv4.js';
-import { hasBridge, onLan, type ResolvedNode } from '../topology/model.js';
+import { contains, formatIPv4 } from '../topology/ipv4.js';
+import { hostSegment, segmentOf } from '../topology/vlan.js';
+import { hasBridge, onLan, type ResolvedNic, type ResolvedNode } from '../topology/model.js';
 import { labImpairments } from './impair.js';
+import { vlanBridgeOptions } from './l2.js';
 
 /** The alias every link of a lab carries: its ownership marker. */
 export function ownerMarker(lab: string): string {
@@ -40,12 +42,17 @@ export function neighLines(lab: ResolvedLab, nodes: ResolvedNode[], op: 'replace
     if (node.image) continue; // image nodes: their OS may change its MAC or not answer at first (see the notes)
     for (const nic of node.nics) {
       const net = nets.get(nic.network);
-      if (nic.kind !== 'bridge' || nic.dhcp || !net || !fixedHostSide(net)) continue;
-      for (const a of nic.addresses)
+      if (nic.kind !== 'bridge' || nic.dhcp || !net || !fixedHostSide(net) || !meetsHostSide(net, nic)) continue;
+      for (const a of nic.addresses.filter((x) => contains(net.address!, x.ip)))
         out.push(op === 'replace' ? `neigh replace ${formatIPv4(a.ip)} lladdr ${nic.mac} dev ${net.bridge} nud permanent` : `neigh del ${formatIPv4(a.ip)} dev ${net.bridge}`);
     }
   }
   return out;
+}
+
+/** True when a NIC's untagged frames meet the network's host side (on a VLAN-aware network: the same VLAN). */
+export function meetsHostSide(net: ResolvedNetwork, nic: ResolvedNic): boolean {
+  return segmentOf(net, nic) === hostSegment(net);
 }
 
 /** Batch lines that create a bridge (down; brought up by `bridgeUpLine` after its ports). */
@@ -54,7 +61,7 @@ export function bridgeLines(net: ResolvedNetwork, mark: string, lab: string): st
   const stp = net.mode !== 'bridged' && net.stp.enabled;
   const opts = stp ? `stp_state 1 forward_delay ${Math.round(net.stp.forwardDelay * 100)} hello_time ${Math.round(net.stp.helloTime * 100)}` : `stp_state 0 forward_delay ${net.mode === 'bridged' ? 0 : Math.round(net.stp.forwardDelay * 100)}`;
   return [
-    `link add name ${net.bridge} type bridge ${opts}`,
+    `link add name ${net.bridge} type bridge ${opts}${vlanBridgeOptions(net)}`,
     `link set dev ${net.bridge} alias ${mark}${fixedHostSide(net) ? ` address ${bridgeMac(lab, net.name)}` : ''}`,
     ...(net.address ? [`addr add ${formatCidr(net.address)} dev ${net.bridge}`] : []),
   ];
@@ -65,21 +72,26 @@ export function bridgeUpLine(net: ResolvedNetwork): string {
   return `link set dev ${net.bridge} up`;
 }
 
-/** Batch lines that create a tap owned by `user`, mark it and make it a port of `bridge`. */
-export function tapLines(tap: string, bridge: string, user: string, mark: string): string[] {
+/** Batch lines that create a tap owned by `user`, mark it and make it a port of `bridge` (none: a link's end). */
+export function tapLines(tap: string, bridge: string | undefined, user: string, mark: string): string[] {
   // Marker, port and up in one `link set` (one netlink request instead of three: at 500 taps that is 1000 fewer).
-  return [`tuntap add dev ${tap} mode tap user ${user}`, `link set dev ${tap} alias ${mark} master ${bridge} up`];
+  return [`tuntap add dev ${tap} mode tap user ${user}`, `link set dev ${tap} alias ${mark}${bridge ? ` master ${bridge}` : ''} up`];
+}
+
+/** The bridge a NIC's tap is a port of (none for the ends of a link network). */
+export function tapMaster(lab: ResolvedLab, network: string): string | undefined {
+  const net = lab.networks.find((n) => n.name === network);
+  return net && hasBridge(net) ? net.bridge : undefined;
 }
 
 /** The commands that create every bridge and tap of the lab (taps owned by `user`), in one batch. */
 export function renderLinkBatch(lab: ResolvedLab, user: string): string {
   const mark = ownerMarker(lab.name);
   const out: string[] = [`link set dev lo alias ${mark} up`];
-  const bridgeOf = new Map(lab.networks.map((n) => [n.name, n.bridge]));
   const bridged = lab.networks.filter((n) => hasBridge(n));
   for (const net of bridged) out.push(...bridgeLines(net, mark, lab.name));
   for (const node of lab.nodes)
-    for (const nic of node.nics.filter((n) => n.kind === 'bridge')) out.push(...tapLines(nic.tap, bridgeOf.get(nic.network)!, user, mark));
+    for (const nic of node.nics.filter((n) => n.kind === 'bridge')) out.push(...tapLines(nic.tap, tapMaster(lab, nic.network), user, mark));
   for (const net of bridged) out.push(bridgeUpLine(net));
   out.push(...neighLines(lab, lab.nodes, 'replace'));
   // The ifb devices of NICs whose guest's sending is impaired (their tc lines run right after this batch).

@@ -5,10 +5,15 @@ import type { Impairment } from './impair.js';
 
 /** bridge: a switch (optional host address); isolated: a switch, no host side; nat/routed: the host side is the
  * gateway and the lab's uplink carries the traffic out (masqueraded, or routed as is); socket: a QEMU point-to-point link. */
-export type NetworkMode = 'bridge' | 'isolated' | 'nat' | 'routed' | 'socket' | 'bridged' | 'macnat';
+export type NetworkMode = 'bridge' | 'isolated' | 'nat' | 'routed' | 'socket' | 'link' | 'bridged' | 'macnat';
 
-/** True for networks that are a Linux bridge with taps (every mode but socket). */
+/** True for networks that are a Linux bridge with taps (every mode but socket and link). */
 export function hasBridge(net: { mode: NetworkMode }): boolean {
+  return net.mode !== 'socket' && net.mode !== 'link';
+}
+
+/** True for networks whose NICs have a tap in the lab namespace (bridges, and transparent links). */
+export function hasTaps(net: { mode: NetworkMode }): boolean {
   return net.mode !== 'socket';
 }
 
@@ -59,6 +64,26 @@ export interface ResolvedNetwork {
   uplink?: string;
   /** Spanning tree and timers of the bridge (bridged: of the host bridge the uplink is in). */
   stp: BridgeStp;
+  /** A VLAN-aware switch (the bridge's VLAN filtering): absent on a plain bridge. */
+  vlans?: NetworkVlans;
+}
+
+/** The VLANs of a VLAN-aware network: the host side's VLAN and the subnets declared per VLAN. */
+export interface NetworkVlans {
+  /** The VLAN the host side (the bridge's own port) is in. */
+  host: number;
+  /** Subnets declared per VLAN id ("10": 10.0.10.0/24). */
+  subnets: Record<string, Cidr>;
+}
+
+/** A NIC's port on a VLAN-aware switch: an access port of one VLAN, or a trunk (tagged VLANs, an untagged native one). */
+export type SwitchPort = { access: number } | { trunk: number[]; native?: number };
+
+/** A VLAN sub-interface the guest makes on a NIC (eth0.10): frames tagged with `id`. */
+export interface SubInterface {
+  id: number;
+  addresses: Cidr[];
+  addressPaths?: Array<Array<string | number>>;
 }
 
 /** A bridge's spanning-tree settings; times in seconds. */
@@ -94,6 +119,17 @@ export interface ResolvedNic {
   addressPaths?: Array<Array<string | number>>;
   /** Link impairments on the NIC's tap (bridge NICs only). */
   impair?: Impairment;
+  /** Its port on a VLAN-aware network (absent on plain bridges). */
+  port?: SwitchPort;
+  /** VLAN sub-interfaces in the guest (absent when none). */
+  vlans?: SubInterface[];
+  /** On a link network: the tap of the other end, which what this NIC's guest sends is redirected to. */
+  peerTap?: string;
+}
+
+/** The guest's name of a NIC's VLAN sub-interface ("eth0.10"). */
+export function subInterfaceName(base: string, id: number): string {
+  return `${base}.${id}`;
 }
 
 export interface RouterConfig {

@@ -21,7 +21,11 @@ import {
   type ImageSpec,
   type NodeRoute,
   type ReadySpec,
+  type NetworkVlans,
+  type SubInterface,
+  type SwitchPort,
 } from './model.js';
+import { describePort, segmentOf, segmentSubnet } from './vlan.js';
 import { parseSize } from './size.js';
 import { LIMITS, type Topology } from './schema.js';
 
@@ -135,6 +139,89 @@ function parseAddressList(
   return out;
 }
 
+type TopoNet = Topology['networks'][string];
+type TopoNic = TopoNode['nics'][number];
+
+/** The VLANs of a network with "vlans" (its host side's VLAN, its subnets per VLAN); problems appended to `issues`. */
+function normalizeVlans(name: string, net: TopoNet, issues: InputIssue[]): NetworkVlans | undefined {
+  const at = (...p: Array<string | number>) => formatPath(['networks', name, ...p]);
+  if (net.vlans === undefined || net.vlans === false) {
+    if (net.hostVlan !== undefined) issues.push({ path: at('hostVlan'), message: 'hostVlan is for a network with "vlans: true"' });
+    return undefined;
+  }
+  if (net.mode !== 'bridge' && net.mode !== 'isolated') {
+    issues.push({ path: at('vlans'), message: `VLANs are switched on bridge and isolated networks (this one is ${net.mode}); route between VLANs with a router node on a bridge network` });
+    return undefined;
+  }
+  if (net.hostVlan !== undefined && net.address === undefined)
+    issues.push({ path: at('hostVlan'), message: 'hostVlan places the host side in a VLAN: give the network an "address" (or remove hostVlan)' });
+  const subnets: Record<string, Cidr> = {};
+  if (typeof net.vlans === 'object')
+    for (const [key, v] of Object.entries(net.vlans)) {
+      const id = /^\d{1,4}$/.test(key) ? Number(key) : NaN;
+      if (!(id >= 1 && id <= 4094)) {
+        issues.push({ path: at('vlans', key), message: `"${key}" is not a VLAN id from 1 to 4094` });
+        continue;
+      }
+      if (v.subnet === undefined) continue;
+      const c = parseCidr(v.subnet);
+      if (!c || !v.subnet.includes('/')) issues.push({ path: at('vlans', key, 'subnet'), message: `"${v.subnet}" is not a subnet like 10.0.10.0/24` });
+      else if (networkOf(c) !== c.ip) issues.push({ path: at('vlans', key, 'subnet'), message: `${v.subnet} has host bits set; did you mean ${formatIPv4(networkOf(c))}/${c.prefix}?` });
+      else subnets[String(id)] = c;
+    }
+  return { host: net.hostVlan ?? 1, subnets };
+}
+
+/** A NIC's port on a VLAN-aware network (access 1 unless it says otherwise); problems appended to `issues`. */
+function switchPort(net: ResolvedNetwork, nic: TopoNic, path: Array<string | number>, issues: InputIssue[]): SwitchPort | undefined {
+  const at = (k: string) => formatPath([...path, k]);
+  if (!net.vlans) {
+    for (const key of ['vlan', 'trunk', 'native'] as const)
+      if (nic[key] !== undefined)
+        issues.push({ path: at(key), message: `network "${net.name}" is not VLAN-aware: give it "vlans: true" (or remove "${key}")` });
+    return undefined;
+  }
+  if (nic.vlan !== undefined && nic.trunk !== undefined) {
+    issues.push({ path: at('trunk'), message: 'a NIC is an access port ("vlan") or a trunk ("trunk"), not both' });
+    return undefined;
+  }
+  if (nic.native !== undefined && nic.trunk === undefined) issues.push({ path: at('native'), message: '"native" is the untagged VLAN of a trunk: give the NIC "trunk" too' });
+  if (nic.trunk === undefined) return { access: nic.vlan ?? 1 };
+  const seen = new Set<number>();
+  nic.trunk.forEach((id, i) => {
+    if (seen.has(id)) issues.push({ path: formatPath([...path, 'trunk', i]), message: `VLAN ${id} is listed twice` });
+    seen.add(id);
+  });
+  if (nic.native !== undefined && seen.has(nic.native))
+    issues.push({ path: at('native'), message: `VLAN ${nic.native} is both tagged ("trunk") and the untagged native VLAN; a VLAN is one or the other on a port` });
+  return { trunk: [...seen].sort((a, b) => a - b), ...(nic.native !== undefined ? { native: nic.native } : {}) };
+}
+
+/** A NIC's VLAN sub-interfaces in the guest, their addresses parsed; problems appended to `issues`. */
+function subInterfaces(net: ResolvedNetwork, nic: TopoNic, port: SwitchPort | undefined, path: Array<string | number>, issues: InputIssue[]): SubInterface[] | undefined {
+  if (!nic.vlans) return undefined;
+  const out: SubInterface[] = [];
+  const seen = new Set<number>();
+  nic.vlans.forEach((v, i) => {
+    const at = [...path, 'vlans', i];
+    if (seen.has(v.id)) {
+      issues.push({ path: formatPath([...at, 'id']), message: `this NIC already has a sub-interface for VLAN ${v.id}` });
+      return;
+    }
+    seen.add(v.id);
+    const segment = segmentOf(net, { ...(port ? { port } : {}) }, v.id);
+    if (segment === null && port)
+      issues.push({
+        path: formatPath([...at, 'id']),
+        message: `the switch drops frames tagged ${v.id} on this port (${describePort(port)}): ${'access' in port ? `make it a trunk ("trunk: [${v.id}]")` : `add ${v.id} to "trunk"`}`,
+      });
+    const addressPaths: Array<Array<string | number>> = [];
+    const addresses = parseAddressList(v.ip, segmentSubnet(net, segment), [...at, 'ip'], issues, addressPaths);
+    out.push({ id: v.id, addresses, addressPaths });
+  });
+  return out;
+}
+
 /** Turns a schema-valid topology into the resolved lab model; problems are appended to `issues`. */
 export function normalize(topo: Topology, issues: InputIssue[], opts: NormalizeOptions = {}): ResolvedLab {
   const baseDir = opts.baseDir ?? process.cwd();
@@ -151,12 +238,16 @@ export function normalize(topo: Topology, issues: InputIssue[], opts: NormalizeO
         });
       else subnet = c;
     }
-    const address = net.address === undefined ? [] : parseAddressList(net.address, subnet, ['networks', name, 'address'], issues);
+    // On a VLAN-aware network the host side's address lies in its VLAN's subnet (when that VLAN declares one).
+    const hostVlanSubnet = typeof net.vlans === 'object' ? parseCidr(net.vlans[String(net.hostVlan ?? 1)]?.subnet ?? '') ?? undefined : undefined;
+    const address = net.address === undefined ? [] : parseAddressList(net.address, hostVlanSubnet ?? subnet, ['networks', name, 'address'], issues);
     const at = (key: string) => formatPath(['networks', name, key]);
-    if (net.mode === 'socket') {
+    const pointToPoint = net.mode === 'socket' || net.mode === 'link';
+    if (pointToPoint) {
       for (const key of ['bridge', 'address', 'dhcp'] as const)
-        if (net[key] !== undefined) issues.push({ path: at(key), message: `a socket network has no bridge, so no ${key}` });
+        if (net[key] !== undefined) issues.push({ path: at(key), message: `a ${net.mode} network has no bridge, so no ${key}` });
     }
+    const vlans = normalizeVlans(name, net, issues);
     if (net.mode === 'isolated' && net.address !== undefined)
       issues.push({ path: at('address'), message: 'an isolated network has no host side; remove "address" (or use mode bridge)' });
     if ((net.mode === 'nat' || net.mode === 'routed') && (net.subnet === undefined || net.address === undefined))
@@ -173,10 +264,10 @@ export function normalize(topo: Topology, issues: InputIssue[], opts: NormalizeO
         issues.push({ path: at('dhcp'), message: `guests on a ${net.mode} network get addresses from the LAN's own DHCP server; remove "dhcp" and give the NICs "dhcp: true"` });
     } else if (net.uplink !== undefined)
       issues.push({ path: at('uplink'), message: `only bridged and macnat networks have an uplink (this one is ${net.mode})` });
-    if (net.mode === 'socket')
+    if (pointToPoint)
       for (const key of ['stp', 'forwardDelay', 'helloTime'] as const)
-        if (net[key] !== undefined) issues.push({ path: at(key), message: `a socket network has no bridge, so no ${key}` });
-    if (net.dhcp && net.address === undefined && net.mode !== 'socket' && !onLan(net))
+        if (net[key] !== undefined) issues.push({ path: at(key), message: `a ${net.mode} network has no bridge, so no ${key}` });
+    if (net.dhcp && net.address === undefined && !pointToPoint && !onLan(net))
       issues.push({ path: at('dhcp'), message: 'DHCP is served from the host side of the bridge: give the network an "address"' });
     let dhcp: ResolvedNetwork['dhcp'];
     if (net.dhcp) {
@@ -189,21 +280,22 @@ export function normalize(topo: Topology, issues: InputIssue[], opts: NormalizeO
         issues.push({ path: formatPath(['networks', name, 'dhcp', 'range']), message: `the range ends (${m![2]}) before it starts (${m![1]})` });
       else dhcp = { start, end, lease: net.dhcp.lease };
     }
-    if (net.mode === 'socket' && (net.antispoof || net.dhcpGuard))
-      issues.push({ path: at(net.antispoof ? 'antispoof' : 'dhcpGuard'), message: 'a socket link has no bridge to filter on' });
+    if (pointToPoint && (net.antispoof || net.dhcpGuard))
+      issues.push({ path: at(net.antispoof ? 'antispoof' : 'dhcpGuard'), message: `a ${net.mode} network has no bridge to filter on` });
     networks.push({
       name,
       mode: net.mode,
       // Filters default on wherever guests meet more than each other: a lab guest must not disturb a real LAN
       // (spoofed addresses, a rogue DHCP server) nor the host's own networks.
-      antispoof: net.mode !== 'socket' && (net.antispoof ?? (usesUplink(net) || onLan(net))),
-      dhcpGuard: net.mode !== 'socket' && (net.dhcpGuard ?? (net.dhcp !== undefined || onLan(net))),
+      antispoof: !pointToPoint && (net.antispoof ?? (usesUplink(net) || onLan(net))),
+      dhcpGuard: !pointToPoint && (net.dhcpGuard ?? (net.dhcp !== undefined || onLan(net))),
       ...(net.uplink !== undefined ? { uplink: net.uplink } : {}),
       stp: { enabled: net.stp ?? false, forwardDelay: net.forwardDelay ?? 0, helloTime: net.helloTime ?? 2 },
       ...(dhcp ? { dhcp } : {}),
-      bridge: net.mode === 'socket' ? '' : (net.bridge ?? deriveIfName('br-', name)),
+      bridge: pointToPoint ? '' : (net.bridge ?? deriveIfName('br-', name)),
       ...(subnet ? { subnet } : {}),
       ...(address[0] ? { address: address[0] } : {}),
+      ...(vlans ? { vlans } : {}),
     });
   }
   const byName = new Map(networks.map((n) => [n.name, n]));
@@ -227,6 +319,9 @@ export function normalize(topo: Topology, issues: InputIssue[], opts: NormalizeO
       if (!nic.user && nic.network === undefined)
         issues.push({ path: formatPath(path), message: 'a NIC needs "network: NAME" (a network of this lab) or "user: {}" (QEMU user-mode networking)' });
       if (nic.user) {
+        for (const key of ['vlan', 'trunk', 'native', 'vlans'] as const)
+          if (nic[key] !== undefined)
+            issues.push({ path: formatPath([...path, key]), message: `a user-mode NIC is no port of a switch and carries no VLANs; remove "${key}"` });
         for (const key of ['ip', 'tap'] as const)
           if (nic[key] !== undefined)
             issues.push({ path: formatPath([...path, key]), message: `user-mode NICs always get ${USER_NET.address} and have no tap; remove "${key}"` });
@@ -248,6 +343,9 @@ export function normalize(topo: Topology, issues: InputIssue[], opts: NormalizeO
       const net = byName.get(nic.network ?? '');
       const kind = net?.mode === 'socket' ? ('socket' as const) : ('bridge' as const);
       const addressPaths: Array<Array<string | number>> = [];
+      const port = net ? switchPort(net, nic, path, issues) : undefined;
+      const vlans = net ? subInterfaces(net, nic, port, path, issues) : undefined;
+      if (nic.vlans && kind === 'socket') issues.push({ path: formatPath([...path, 'vlans']), message: 'VLAN sub-interfaces need a tap: use a link network instead of socket' });
       if (kind === 'socket' && nic.tap !== undefined)
         issues.push({ path: formatPath([...path, 'tap']), message: 'NICs on a socket network have no tap; remove "tap"' });
       if (kind === 'socket' && nic.impair)
@@ -269,9 +367,12 @@ export function normalize(topo: Topology, issues: InputIssue[], opts: NormalizeO
         macDerived,
         model: nic.model,
         tap: kind === 'bridge' ? (nic.tap ?? deriveIfName('t-', name, `-${index}`)) : '',
-        addresses: parseAddressList(nic.ip, net?.subnet, [...path, 'ip'], issues, addressPaths, !net),
+        // In its VLAN's subnet (on a trunk without a native VLAN, where it is refused later, the network's).
+        addresses: parseAddressList(nic.ip, net ? (segmentSubnet(net, segmentOf(net, { ...(port ? { port } : {}) })) ?? (net.vlans ? net.subnet : undefined)) : undefined, [...path, 'ip'], issues, addressPaths, !net),
         addressPaths,
         ...(impair ? { impair } : {}),
+        ...(port ? { port } : {}),
+        ...(vlans?.length ? { vlans } : {}),
       };
     });
     let gateway: number | undefined;
@@ -316,6 +417,18 @@ export function normalize(topo: Topology, issues: InputIssue[], opts: NormalizeO
       while (taken.has(nic.mac)) nic.mac = deriveMac(topo.name, node.name, nic.index, ++attempt);
       taken.add(nic.mac);
     }
+
+  // Transparent links: exactly two NICs, each with a tap; what one guest sends is redirected to the other's tap.
+  for (const net of networks) {
+    if (net.mode !== 'link') continue;
+    const members = nodes.flatMap((n) => n.nics.filter((c) => c.kind === 'bridge' && c.network === net.name));
+    if (members.length !== 2) {
+      issues.push({ path: formatPath(['networks', net.name]), message: `a link network joins exactly two NICs; ${members.length} join it` });
+      continue;
+    }
+    members[0]!.peerTap = members[1]!.tap;
+    members[1]!.peerTap = members[0]!.tap;
+  }
 
   // Socket links: exactly two NICs; each gets a UDP port on the lab namespace's loopback and its peer's.
   networks.forEach((net, i) => {

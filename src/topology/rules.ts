@@ -6,6 +6,7 @@ import { contains, formatCidr, formatIPv4, isHostAddress, isUsableMac, networkOf
 import { USER_NET, type ResolvedLab } from './model.js';
 import { reachableFromLab } from './reach.js';
 import { formatPath } from './paths.js';
+import { hostSegment, segmentOf, segmentSubnet } from './vlan.js';
 
 const USER_SUBNET: Cidr = parseCidr(USER_NET.subnet)!;
 const RESERVED_IFNAMES = new Set(['lo', 'all', 'default']);
@@ -51,14 +52,17 @@ export function checkRules(lab: ResolvedLab, issues: InputIssue[]): void {
         else fwds.set(key, formatPath(path));
       });
 
-  // Subnets must not overlap: the lab namespace routes them all.
-  const withSubnet = lab.networks.filter((n) => n.subnet);
+  // Subnets must not overlap (a VLAN's subnet counts as one): the lab namespace routes them all.
+  const withSubnet: Array<{ subnet: Cidr; path: PropertyKey[] }> = [];
+  for (const n of lab.networks) {
+    if (n.subnet) withSubnet.push({ subnet: n.subnet, path: ['networks', n.name, 'subnet'] });
+    for (const [id, c] of Object.entries(n.vlans?.subnets ?? {})) withSubnet.push({ subnet: c, path: ['networks', n.name, 'vlans', id, 'subnet'] });
+  }
   for (let i = 0; i < withSubnet.length; i++)
     for (let j = i + 1; j < withSubnet.length; j++) {
       const a = withSubnet[i]!;
       const b = withSubnet[j]!;
-      if (overlaps(a.subnet!, b.subnet!))
-        add(['networks', b.name, 'subnet'], `${formatCidr(b.subnet!)} overlaps networks.${a.name}.subnet ${formatCidr(a.subnet!)}`);
+      if (overlaps(a.subnet, b.subnet)) add(b.path, `${formatCidr(b.subnet)} overlaps ${formatPath(a.path)} ${formatCidr(a.subnet)}`);
     }
 
   // Addresses: inside their subnet, usable, unique lab-wide.
@@ -72,7 +76,7 @@ export function checkRules(lab: ResolvedLab, issues: InputIssue[]): void {
     if (prior !== undefined) add(path, `${formatIPv4(c.ip)} is already used by ${prior}`);
     else ips.set(c.ip, formatPath(path));
   };
-  for (const net of lab.networks) if (net.address) claimIp(net.address, net.subnet, ['networks', net.name, 'address']);
+  for (const net of lab.networks) if (net.address) claimIp(net.address, segmentSubnet(net, hostSegment(net)), ['networks', net.name, 'address']);
 
   // DHCP ranges lie in their network's subnet.
   for (const net of lab.networks) {
@@ -117,9 +121,21 @@ export function checkRules(lab: ResolvedLab, issues: InputIssue[]): void {
         const known = lab.networks.map((n) => n.name).join(', ') || 'none';
         add([...path, 'network'], `unknown network "${nic.network}" (networks: ${known})`);
       }
+      const segment = net ? segmentOf(net, nic) : null;
+      if (net?.vlans && segment === null && nic.addresses.length && !nic.dhcp)
+        add([...path, 'ip'], `a trunk without "native" drops untagged frames, so this address is unreachable: put it on a sub-interface ("vlans") or give the trunk a native VLAN`);
+      if (net?.vlans && segment === null && nic.dhcp) add([...path, 'dhcp'], 'a trunk without "native" drops untagged frames, so DHCP cannot reach this NIC: give the trunk a native VLAN');
+      for (const v of nic.vlans ?? [])
+        v.addresses.forEach((c, i) => claimIp(c, net ? segmentSubnet(net, segmentOf(net, nic, v.id)) : undefined, v.addressPaths?.[i] ?? [...path, 'vlans']));
+      if (nic.impair && nic.peerTap) {
+        const peer = lab.nodes.flatMap((n) => n.nics.filter((c) => c.tap === nic.peerTap).map((c) => ({ n, c })))[0];
+        // What this guest sends and what its peer receives are one queue on the peer's tap: one impairment at most.
+        if (peer?.c.impair && nic.impair.direction !== 'ingress' && peer.c.impair.direction !== 'egress')
+          add([...path, 'impair'], `on link network "${nic.network}" what this NIC sends is what ${peer.n.name}'s NIC ${peer.c.index} receives: impair it on one end only (this one's egress or the other's ingress)`);
+      }
       nic.addresses.forEach((c, i) => {
         const where = nic.addressPaths?.[i] ?? [...path, 'ip'];
-        claimIp(c, net?.subnet, where);
+        claimIp(c, net ? segmentSubnet(net, segment) : undefined, where);
         // A static address inside the DHCP range could be handed to another guest as well.
         if (!nic.dhcp && net?.dhcp && c.ip >= net.dhcp.start && c.ip <= net.dhcp.end)
           add(where, `${formatIPv4(c.ip)} is inside networks.${net.name}.dhcp.range; dnsmasq could hand it out too (use "dhcp: true" for a static lease, or an address outside the range)`);
@@ -137,7 +153,7 @@ export function checkRules(lab: ResolvedLab, issues: InputIssue[]): void {
     (node.routes ?? []).forEach((r, i) => {
       const onLink = node.nics.some((nic) => {
         const subnet = netByName.get(nic.network)?.subnet;
-        return (subnet && contains(subnet, r.via)) || nic.addresses.some((a) => contains(a, r.via));
+        return (subnet && contains(subnet, r.via)) || nic.addresses.some((a) => contains(a, r.via)) || (nic.vlans ?? []).some((v) => v.addresses.some((a) => contains(a, r.via)));
       });
       if (!onLink) add(['nodes', node.name, 'routes', i, 'via'], `${formatIPv4(r.via)} is not on the subnet of any of this node's NICs`);
     });
@@ -154,7 +170,7 @@ export function checkRules(lab: ResolvedLab, issues: InputIssue[]): void {
     if (node.gateway !== undefined) {
       const onLink = node.nics.some((nic) => {
         const subnet = netByName.get(nic.network)?.subnet;
-        return (subnet && contains(subnet, node.gateway!)) || nic.addresses.some((a) => contains(a, node.gateway!));
+        return (subnet && contains(subnet, node.gateway!)) || nic.addresses.some((a) => contains(a, node.gateway!)) || (nic.vlans ?? []).some((v) => v.addresses.some((a) => contains(a, node.gateway!)));
       });
       const own = node.nics.some((nic) => nic.addresses.some((a) => a.ip === node.gateway));
       const notHost = node.nics.some((nic) => {

@@ -100,6 +100,23 @@ export const ImpairSchema = z
 
 export type ImpairInput = z.input<typeof ImpairSchema>;
 
+/** An IEEE 802.1Q VLAN id as a switch accepts it (0 and 4095 are reserved). */
+export const vlanId = (what: string) =>
+  z
+    .number({ error: `${what} is a VLAN id from 1 to 4094` })
+    .int({ error: `${what} is a VLAN id from 1 to 4094` })
+    .min(1, { error: `${what} is a VLAN id from 1 to 4094` })
+    .max(4094, { error: `${what} is a VLAN id from 1 to 4094` });
+
+/** A VLAN sub-interface in the guest (eth0.10 on eth0): tagged frames of that VLAN, with addresses of their own. */
+export const SubInterfaceSchema = z.strictObject({
+  id: vlanId('id').describe('the VLAN id: the guest tags what it sends from this sub-interface with it'),
+  ip: z
+    .union([ipv4Text, z.array(ipv4Text).max(LIMITS.addressesPerNic)])
+    .optional()
+    .describe('static IPv4 address(es) of the sub-interface, "a.b.c.d/len" (or without /len when its VLAN has a subnet)'),
+});
+
 export const NicSchema = z.strictObject({
   network: z.string().max(64).optional().describe('name of the network this NIC joins'),
   user: UserNetSchema.optional().describe(
@@ -119,16 +136,32 @@ export const NicSchema = z.strictObject({
   impair: ImpairSchema.optional().describe(
     'impair this NIC\'s link (netem and tbf on its tap): delay, jitter, loss, rate, duplicate, corrupt; direction from the guest\'s side',
   ),
+  vlan: vlanId('vlan')
+    .optional()
+    .describe('access port on a network with "vlans": the guest sends and receives untagged frames, which the switch puts in this VLAN (default 1)'),
+  trunk: z
+    .array(vlanId('trunk'))
+    .min(1, { error: 'a trunk carries at least one VLAN' })
+    .max(4094)
+    .optional()
+    .describe('trunk port on a network with "vlans": frames of these VLANs reach the guest tagged'),
+  native: vlanId('native').optional().describe('with "trunk": the VLAN of the trunk\'s untagged frames (none by default: untagged frames are dropped)'),
+  vlans: z
+    .array(SubInterfaceSchema)
+    .max(64)
+    .optional()
+    .describe('VLAN sub-interfaces the guest makes on this NIC (eth0.10 for id 10), each with its own addresses: the guest side of a trunk'),
 });
 
 export const NetworkSchema = z.strictObject({
   mode: z
-    .enum(['bridge', 'isolated', 'nat', 'routed', 'socket', 'bridged', 'macnat'])
+    .enum(['bridge', 'isolated', 'nat', 'routed', 'socket', 'link', 'bridged', 'macnat'])
     .default('bridge')
     .describe(
       'bridge: a Linux bridge with a tap per NIC (optional host address); isolated: a switch and nothing else; ' +
         'nat: the host side is the gateway and traffic is masqueraded out of the lab uplink; routed: the same without NAT, ' +
         'with a route to the subnet on the host; socket: a point-to-point QEMU socket link between exactly two NICs; ' +
+        'link: a transparent point-to-point link between exactly two NICs on taps in the lab namespace (every frame, LLDP, LACP and STP included; capture and impairments apply); ' +
         'bridged: guests are on the LAN of the host interface "uplink" as themselves (wired uplinks); ' +
         'macnat: the same for uplinks that cannot be bridged (Wi-Fi): every frame leaves with the uplink\'s MAC',
     ),
@@ -139,6 +172,14 @@ export const NetworkSchema = z.strictObject({
         'into a bridge of its own with the host\'s addresses and routes, or an existing bridge, which qnet joins)',
     ),
   stp: z.boolean().optional().describe('spanning tree protocol on the bridge (default off)'),
+  vlans: z
+    .union([
+      z.boolean(),
+      z.record(z.string().max(4), z.strictObject({ subnet: ipv4Text.optional().describe('the VLAN\'s IPv4 subnet "a.b.c.d/len": addresses in the VLAN must lie in it') })),
+    ])
+    .optional()
+    .describe('a VLAN-aware switch (the bridge\'s VLAN filtering): NICs are access ports ("vlan", default 1) or trunks ("trunk", "native"); true, or a map of VLAN id to {subnet}'),
+  hostVlan: vlanId('hostVlan').optional().describe('on a network with "vlans": the VLAN the host side ("address") sits in (default 1)'),
   forwardDelay: z
     .number()
     .min(0, { error: 'forwardDelay is 0 to 30 seconds' })
