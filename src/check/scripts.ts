@@ -20,6 +20,9 @@ export function listenScript(ports: number[]): string {
     'else',
     `  for p in ${list}; do nc -ll -p "$p" -e true </dev/null >/dev/null 2>&1 & echo $! >> ${PIDS}; done`,
     'fi',
+    // Started is not listening: a probe sent right after `up` met a port not yet bound (a restored guest starts
+    // a program slowly). Wait (at most 5 s a port) until each one listens on every address.
+    `for p in ${list}; do h=$(printf '%04X' "$p"); n=0; while ! grep -q ":$h 00000000:0000 0A" /proc/net/tcp 2>/dev/null && [ $n -lt 50 ]; do sleep 0.1; n=$((n+1)); done; done`,
     'echo started',
   ].join('\n');
 }

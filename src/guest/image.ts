@@ -10,12 +10,12 @@ import { aptCandidates } from '../host/apt.js';
 import { cacheRoot } from '../dirs.js';
 import type { GuestImage } from '../render/qemu.js';
 import { NIC_MODELS } from '../topology/nic-models.js';
-import { BOOT, INIT, INITTAB, LAZY_WRAPPER, MODPROBE, PROFILE, UDHCPC } from './init-script.js';
+import { BOOT, INIT, INITTAB, LAZY_WRAPPER, PROFILE, UDHCPC } from './init-script.js';
 import { loadOrder, parseAliases, parseModulesDep, parseSoftdeps } from './modules.js';
 import { parseLdd } from './libs.js';
 
 /** Bump when the layout of the image changes in a way its other inputs do not show. */
-const BUILDER_VERSION = 5;
+const BUILDER_VERSION = 6;
 
 /** Modules the image carries: the boot essentials and a driver per NIC model. */
 export const IMAGE_MODULES = [
@@ -29,7 +29,7 @@ export const IMAGE_MODULES = [
   'nft_masq',
   'nft_ct',
   // VLAN sub-interfaces (loaded on nodes that have them); a bridge and bonding for labs of switches and routers
-  // talking STP or LACP to each other (loaded by `modprobe` in the guest).
+  // talking STP or LACP to each other (`modprobe bonding` in the guest: busybox's, from the modules.dep below).
   '8021q',
   'bridge',
   'bonding',
@@ -174,7 +174,7 @@ export async function ensureImage(run: CommandRunner, progress: Progress = () =>
   // Asking apt for its candidate versions costs seconds: do it at most once a day (and on every `image build`),
   // as long as nothing local that goes into the image changed.
   const bb = await busyboxVersion(run);
-  const localKey = imageKey({ BUILDER_VERSION, bb, GUEST_DEBS, INIT, INITTAB, PROFILE, BOOT, UDHCPC, MODPROBE, LAZY_WRAPPER, IMAGE_MODULES, KERNEL_CMDLINE });
+  const localKey = imageKey({ BUILDER_VERSION, bb, GUEST_DEBS, INIT, INITTAB, PROFILE, BOOT, UDHCPC, LAZY_WRAPPER, IMAGE_MODULES, KERNEL_CMDLINE });
   const currentPath = path.join(cacheRoot(), 'images', 'current.json');
   if (!force && !recheck) {
     try {
@@ -198,7 +198,7 @@ async function ensureImageChecked(run: CommandRunner, progress: Progress, force:
   const kernelVersion = versions[pkg]!;
   const debVersions: Record<string, string> = {};
   for (const d of GUEST_DEBS) debVersions[d.pkg] = versions[d.pkg]!;
-  const inputs = { BUILDER_VERSION, pkg, kernelVersion, bbVersion, debVersions, GUEST_DEBS, INIT, INITTAB, PROFILE, BOOT, UDHCPC, MODPROBE, LAZY_WRAPPER, IMAGE_MODULES, KERNEL_CMDLINE };
+  const inputs = { BUILDER_VERSION, pkg, kernelVersion, bbVersion, debVersions, GUEST_DEBS, INIT, INITTAB, PROFILE, BOOT, UDHCPC, LAZY_WRAPPER, IMAGE_MODULES, KERNEL_CMDLINE };
   const key = imageKey(inputs);
   const dir = path.join(cacheRoot(), 'images', key);
   const manifestPath = path.join(dir, 'manifest.json');
@@ -235,6 +235,11 @@ async function ensureImageChecked(run: CommandRunner, progress: Progress, force:
     }
     for (const n of needed)
       await copyFile(path.join(kx, 'lib/modules', kver, deps.get(n)!.file), path.join(root, 'lib/modules', `${n}.ko`));
+    // modules.dep for busybox's modprobe in the guest (`modprobe bonding`): each module with what it needs, the
+    // first to load last (as depmod writes it), by absolute path (they all lie flat in /lib/modules).
+    await mkdir(path.join(root, 'lib/modules', kver), { recursive: true });
+    const depLines = [...needed].sort().map((n) => `/lib/modules/${n}.ko:${loadOrder(index, n).slice(0, -1).reverse().map((d) => ` /lib/modules/${d}.ko`).join('')}`);
+    await writeFile(path.join(root, 'lib/modules', kver, 'modules.dep'), depLines.join('\n') + '\n');
     // Dynamic binaries from their packages, with the shared libraries ldd resolves: from the unpacked packages
     // when one of them ships it (libnftables, libiperf, libsctp), otherwise from this (Debian) host.
     const unpacked: string[] = [];
@@ -289,8 +294,6 @@ async function ensureImageChecked(run: CommandRunner, progress: Progress, force:
       ['etc/profile', PROFILE, 0o644],
       ['etc/qnet/boot', BOOT, 0o755],
       ['etc/qnet/udhcpc', UDHCPC, 0o755],
-      // Before busybox's own applet links, which never replace a file: `modprobe` for the modules the image has.
-      ['sbin/modprobe', MODPROBE, 0o755],
       ['etc/hosts', '127.0.0.1 localhost\n', 0o644],
       ['etc/passwd', 'root:x:0:0:root:/root:/bin/sh\n', 0o644],
       ['etc/group', 'root:x:0:\n', 0o644],

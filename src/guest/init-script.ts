@@ -67,17 +67,6 @@ done
 LD_LIBRARY_PATH="$d/lib" exec "$d/bin/@BIN@" "$@"
 `;
 
-/** /sbin/modprobe: loads modules the image carries (as the boot script does), their dependencies first. */
-export const MODPROBE = `#!/bin/sh
-for m in "$@"; do
-  case "$m" in -*) continue ;; esac
-  m=$(echo "$m" | tr - _)
-  o=/lib/modules/order/$m
-  [ -r "$o" ] || { echo "modprobe: module $m is not in this image; it has: $(ls /lib/modules/order | tr '\\n' ' ')" >&2; exit 1; }
-  for d in $(cat "$o"); do [ -d "/sys/module/$d" ] || insmod "/lib/modules/$d.ko" || exit 1; done
-done
-`;
-
 /** /etc/profile for the console shell. */
 export const PROFILE = `export PS1='\\h:\\w# '
 export PATH=/sbin:/usr/sbin:/bin:/usr/bin

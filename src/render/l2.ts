@@ -36,19 +36,21 @@ export function vlanLines(lab: ResolvedLab, networks: ResolvedNetwork[], nodes: 
  * guest sends (entering its tap) is redirected out of the other's tap, untouched. A bridge would not do: it never
  * forwards pause frames (01:80:c2:00:00:01) nor LACP's slow protocols (…:02), whatever its group_fwd_mask says (the
  * kernel refuses those bits), passes LLDP (…:0e) only with that mask, and learns and floods; a mirred pair carries
- * every frame and is all a point-to-point wire is. With `reset`, each tap's ingress qdisc is deleted first (run
- * those lines with -force): a tap made again for a restarted node leaves its peer's redirect pointing at nothing.
+ * every frame and is all a point-to-point wire is. `reset`: the ingress qdiscs to delete first on the ends that
+ * stay, when the other end's tap is made again for a restarted node (their redirect points at the old tap).
  */
 export function linkLines(lab: ResolvedLab, nodes: ResolvedNode[]): { reset: string[]; tc: string[] } {
   const reset: string[] = [];
   const tc: string[] = [];
   const wanted = new Set(nodes.flatMap((n) => n.nics.filter((c) => c.peerTap).map((c) => c.network)));
+  const starting = new Set(nodes.map((n) => n.name));
   for (const net of lab.networks) {
     if (net.mode !== 'link' || !wanted.has(net.name)) continue;
     for (const node of lab.nodes)
       for (const nic of node.nics) {
         if (nic.network !== net.name || !nic.peerTap) continue;
-        reset.push(`qdisc del dev ${nic.tap} ingress`);
+        // Only an end that stays has an old redirect to take off (a restarted node's tap is new).
+        if (!starting.has(node.name)) reset.push(`qdisc del dev ${nic.tap} ingress`);
         tc.push(
           `qdisc add dev ${nic.tap} handle ffff: ingress`,
           `filter add dev ${nic.tap} parent ffff: protocol all prio 1 u32 match u32 0 0 action mirred egress redirect dev ${nic.peerTap}`,
