@@ -14,7 +14,6 @@ import { readState } from '../src/lab/state.js';
 import { nodeDir } from '../src/dirs.js';
 import { nodeFiles } from '../src/render/qemu.js';
 import { QmpClient } from '../src/qemu/qmp.js';
-import { connectControl } from '../src/qemu/control.js';
 import { stringify } from 'yaml';
 import { BEFORE_REV, buildRev, cliStartup } from './cli.js';
 import { ensureImage } from '../src/guest/image.js';
@@ -253,8 +252,8 @@ async function qnetLab(lab: ReturnType<typeof guestsLab>, opts: { cold?: boolean
 }
 
 /**
- * `down` as qnet did it before built-in guests were stopped at once: a power-off request on each guest's control
- * port, then the wait for its QEMU to exit (its monitor closing), all guests at once; then the rest of `qnet down`.
+ * `down` as qnet did it before built-in guests were stopped at once: a power-off in each guest (asked through its
+ * agent), then the wait for its QEMU to exit (its monitor closing), all guests at once; then the rest of `qnet down`.
  */
 async function downAsBefore(lab: ReturnType<typeof guestsLab>): Promise<number> {
   return timed(async () => {
@@ -262,10 +261,10 @@ async function downAsBefore(lab: ReturnType<typeof guestsLab>): Promise<number> 
       lab.nodes.map(async (n) => {
         const files = nodeFiles(nodeDir(lab.name, n.name));
         const qmp = await QmpClient.connect(files.qmp, 2000);
-        const ctl = await connectControl(files.control, 2000);
-        ctl.write('poweroff\n');
+        // The guest's own power-off, as its control port's "poweroff" ran it (the guest now looks at that port
+        // less and less often while nobody speaks, so the request goes through its agent, which answers at once).
+        void execInGuest(lab.name, n.name, ['poweroff', '-f'], { timeoutMs: 3000 }).catch(() => {});
         await Promise.race([qmp.closed, new Promise((r) => setTimeout(r, 3000))]);
-        ctl.destroy();
         qmp.close();
       }),
     );
@@ -572,7 +571,7 @@ at once, readiness by pinging in a loop). qnet three ways: with the saved state 
 \`up\` after the first does: each guest restored from it), the first \`up\` of a shape (one guest boots and is
 saved at its snapshot point, the others are restored from it once saved), and \`--cold\` (every guest boots).
 Teardown: \`node bin/qnet.js down LAB\` (its defaults: built-in guests are quit at once, they have no disk) vs
-\`down\` as it was until this version (a power-off request on each guest's control port and the wait for its QEMU
+\`down\` as it was until this version (a power-off in each guest, asked through its agent, and the wait for its QEMU
 to exit, then the rest) vs killing the QEMUs and deleting the namespace.
 
 ${labsHead}

@@ -198,15 +198,20 @@ done < /etc/qnet/config
 read -r up rest < /proc/uptime
 if [ "$fail" = 0 ]; then say "READY $HOST $up"; else say "ERROR configuration failed"; fi
 # Control loop: the host sends one command a line; EOF means the host is not connected. The pause between
-# looks is a read with a timeout on a FIFO that never speaks: a builtin, so an idle guest forks nothing.
+# looks is a read with a timeout on a FIFO that never speaks: a builtin, so an idle guest forks nothing. It
+# doubles while nobody speaks, up to 30 s (qnet itself says nothing here after READY): a look every second cost an
+# idle guest 0.2 % of a host core under TCG, more than everything else it does (measured: 0.34 % -> 0.15 %).
 ( exec 4<>/run/qnet-idle
+  t=1
   while :; do
     while read -r cmd <&3; do
+      t=1
       case "$cmd" in
         poweroff) say "BYE"; poweroff -f ;;
         ping) say "PONG" ;;
       esac
     done
-    read -r -t 1 idle <&4
+    read -r -t $t idle <&4
+    t=$((t * 2)); [ $t -gt 30 ] && t=30
   done ) &
 `;
