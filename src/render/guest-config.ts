@@ -43,6 +43,18 @@ export function renderRouterRuleset(lab: ResolvedLab, node: ResolvedNode): strin
   ].join('\n');
 }
 
+/**
+ * The kernel modules a built-in guest loads before its snapshot point: its NICs' drivers, netfilter on routers,
+ * 8021q where it has VLAN sub-interfaces. Part of a node's shape: a guest restored from another's state has what
+ * that one loaded.
+ */
+export function guestModules(node: ResolvedNode): string[] {
+  const modules: string[] = [...new Set(node.nics.map((n) => NIC_MODELS[n.model].module))];
+  if (node.router) modules.push(...ROUTER_MODULES);
+  if (node.nics.some((n) => n.vlans?.length)) modules.push('8021q');
+  return modules;
+}
+
 /** The guest interface name of NIC `index` (stable, in declaration order). */
 export function guestIfName(index: number): string {
   return `eth${index}`;
@@ -54,10 +66,7 @@ export function guestIfName(index: number): string {
  */
 export function renderGuestConfig(lab: ResolvedLab, node: ResolvedNode, opts: { snapshot?: boolean } = {}): string {
   const lines: string[] = [`hostname ${node.name}`];
-  const modules: string[] = [...new Set(node.nics.map((n) => NIC_MODELS[n.model].module))];
-  if (node.router) modules.push(...ROUTER_MODULES);
-  if (node.nics.some((n) => n.vlans?.length)) modules.push('8021q');
-  for (const m of modules) lines.push(`module ${m}`);
+  for (const m of guestModules(node)) lines.push(`module ${m}`);
   // Stop at the snapshot point (drivers loaded, nothing of the node applied) until the host has saved the state.
   if (opts.snapshot) lines.push('snapshot');
   for (const nic of node.nics) lines.push(`nic ${nic.mac} ${guestIfName(nic.index)}`);

@@ -2,6 +2,7 @@
 import { CONTROL_PORT, FW_CFG_NAME, FW_CFG_NFT } from '../guest/init-script.js';
 import { USER_NET, type ResolvedNode } from '../topology/model.js';
 import { NIC_MODELS } from '../topology/nic-models.js';
+import { guestModules } from './guest-config.js';
 
 export type Accel = 'kvm' | 'tcg';
 
@@ -200,7 +201,8 @@ export function snapshotShape(node: ResolvedNode, image: GuestImage, accel: Acce
   // Image nodes run the user's own OS, which has no snapshot point of qnet's: they always boot.
   if (node.image || node.nics.some((n) => n.kind !== 'bridge')) return undefined;
   const canonical: ResolvedNode = { ...node, name: 'node', nics: node.nics.map((n) => ({ ...n, mac: '52:54:00:00:00:00', tap: 'tap' })) };
-  return JSON.stringify(renderQemuArgs({ node: canonical, files: nodeFiles('/node'), image, accel, memory: 'template-source' }));
+  // The devices, and the drivers the guest loaded before its snapshot point (a VLAN node has 8021q).
+  return JSON.stringify({ argv: renderQemuArgs({ node: canonical, files: nodeFiles('/node'), image, accel, memory: 'template-source' }), modules: guestModules(node) });
 }
 
 /**

@@ -17,6 +17,7 @@ import { labGraph, renderDot } from '../../src/render/graph.js';
 import { predict } from '../../src/check/model.js';
 import { parseTopology } from '../../src/topology/load.js';
 import { segmentOf } from '../../src/topology/vlan.js';
+import { snapshotShape } from '../../src/render/qemu.js';
 import { UserError } from '../../src/errors.js';
 import { golden, ROOT } from './golden.js';
 
@@ -67,6 +68,13 @@ describe('VLAN-aware networks', () => {
     assert.match(conf, /^vlan eth0 10\naddr eth0\.10 10\.0\.10\.1\/24\nvlan eth0 20\naddr eth0\.20 10\.0\.20\.1\/24$/m);
     // Access hosts know nothing of VLANs.
     assert.doesNotMatch(renderGuestConfig(lab, lab.nodes.find((n) => n.name === 'a')!), /vlan|8021q/);
+  });
+  test('a node with VLAN sub-interfaces is a shape of its own (its guest loaded 8021q before its snapshot point)', () => {
+    const two = parseTopology(`name: s\nnetworks:\n  n: {}\nnodes:\n  p: {nics: [{network: n, ip: 10.0.0.1/24}]}\n  q: {nics: [{network: n, ip: 10.0.0.2/24, vlans: [{id: 5, ip: 10.5.0.2/24}]}]}\n`, 's');
+    const img = { kernel: '/k', initrd: '/i', cmdline: 'c', key: 'x' };
+    const [p, q] = two.nodes.map((n) => snapshotShape(n, img, 'tcg'));
+    assert.notEqual(p, q);
+    assert.match(q!, /"modules":\["virtio_net","8021q"\]/);
   });
   test('image nodes: netplan vlans (cloud-init) and networkd .netdev files (the resume hook)', () => {
     const img = { ...lab, nodes: lab.nodes.map((n) => (n.name === 'r1' ? { ...n, image: { path: '/x.qcow2', bus: 'virtio' as const, persist: false, config: 'cloud-init' as const, ready: { kind: 'agent' as const }, readyDefault: true, machine: 'q35' as const, firmware: 'bios' as const } } : n)) };
