@@ -125,6 +125,9 @@ export function checkRules(lab: ResolvedLab, issues: InputIssue[]): void {
       if (net?.vlans && segment === null && nic.addresses.length && !nic.dhcp)
         add([...path, 'ip'], `a trunk without "native" drops untagged frames, so this address is unreachable: put it on a sub-interface ("vlans") or give the trunk a native VLAN`);
       if (net?.vlans && segment === null && nic.dhcp) add([...path, 'dhcp'], 'a trunk without "native" drops untagged frames, so DHCP cannot reach this NIC: give the trunk a native VLAN');
+      // qnet's DHCP server answers on the host side's VLAN only.
+      else if (net?.vlans && net.dhcp && nic.dhcp && segment !== net.vlans.host)
+        add([...path, 'dhcp'], `networks.${net.name} serves DHCP in VLAN ${net.vlans.host} (its host side's), and this NIC is in VLAN ${segment}: put it in VLAN ${net.vlans.host} or give it an address`);
       for (const v of nic.vlans ?? [])
         v.addresses.forEach((c, i) => claimIp(c, net ? segmentSubnet(net, segmentOf(net, nic, v.id)) : undefined, v.addressPaths?.[i] ?? [...path, 'vlans']));
       if (nic.impair && nic.peerTap) {

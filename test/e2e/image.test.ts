@@ -1,7 +1,8 @@
 // End-to-end: image nodes with a real Debian 12 image made by `qnet image create debian` (GRUB, systemd,
 // cloud-init, netplan + networkd, qemu-guest-agent, sshd). One lab of three Debian guests serves most assertions
 // (each boot costs a minute under TCG): overlays of one base, cloud-init's configuration read back, every kind of
-// readiness, ssh, ACPI power-off, a kept disk across down/up and --purge; then the virtual hardware options, a port
+// readiness, ssh, ACPI power-off, a kept disk across down/up and --purge, qnet's VLAN switch tried on Debian's kernel;
+// then the virtual hardware options, a port
 // in use, and a SIGKILLed up. Every test leaves the host as it found it.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -10,7 +11,11 @@ import { stringify } from 'yaml';
 import net from 'node:net';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { debianImage, labName, qnet, QNET, sha256, sh, snapshot, writeTopology, type HostSnapshot } from './helpers.js';
+import { debianImage, labName, qnet, QNET, ROOT, sha256, sh, snapshot, writeTopology, type HostSnapshot } from './helpers.js';
+import { parseTopology } from '../../src/topology/load.js';
+import { renderLinkBatch } from '../../src/render/ipbatch.js';
+import { vlanLines } from '../../src/render/l2.js';
+import { formatCidr, formatIPv4 } from '../../src/topology/ipv4.js';
 
 let image: Awaited<ReturnType<typeof debianImage>>;
 let baseSum: string;
@@ -78,6 +83,53 @@ describe('three Debian guests on overlays of one base', () => {
     assert.match(r.stdout, /from b \(10\.61\.0\.12\)/);
     const back = await qnet(['exec', lab, 'b', '--', 'ping', '-c', '2', '-W', '5', 'a']);
     assert.equal(back.code, 0, back.stdout + back.stderr);
+  });
+
+  // This host's kernel has no bridge VLAN filtering; Debian 12's has. So qnet's VLAN switch as it renders it for
+  // examples/vlans.yaml (the link batch and the bridge -batch, unchanged but for veths standing in for the taps) is
+  // built inside guest a, in namespaces of its own, with a namespace per node holding the other end of its veth
+  // (with the node's MAC, which the host side knows), its addresses, its VLAN sub-interfaces and routes: the
+  // kernel's semantics of the lines qnet writes, tried.
+  test("qnet's VLAN switch (examples/vlans.yaml as rendered) works on Debian's kernel: r1 routes VLAN 10 to 20, 30 stays apart", async () => {
+    const vl = parseTopology(readFileSync(path.join(ROOT, 'examples', 'vlans.yaml'), 'utf8'), 'vlans.yaml');
+    const batch = renderLinkBatch(vl, '0')
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => l.replace(/^tuntap add dev (\S+) mode tap user \S+$/, 'link add $1 type veth peer name $1p'));
+    const lines = ['set -e', 'ip netns add qv', `ip -n qv -batch - <<'EOF'`, ...batch, 'EOF', `ip netns exec qv bridge -batch - <<'EOF'`, ...vlanLines(vl, vl.networks, vl.nodes), 'EOF'];
+    for (const node of vl.nodes) {
+      const nic = node.nics[0]!;
+      const ns = `n${node.name}`;
+      lines.push(`ip netns add ${ns}`, `ip -n qv link set ${nic.tap}p netns ${ns}`, `ip -n ${ns} link set ${nic.tap}p name eth0 address ${nic.mac} up`);
+      for (const a of nic.addresses) lines.push(`ip -n ${ns} addr add ${formatCidr(a)} dev eth0`);
+      for (const v of nic.vlans ?? []) {
+        lines.push(`ip -n ${ns} link add link eth0 name eth0.${v.id} type vlan id ${v.id}`, `ip -n ${ns} link set eth0.${v.id} up`);
+        for (const a of v.addresses) lines.push(`ip -n ${ns} addr add ${formatCidr(a)} dev eth0.${v.id}`);
+      }
+      if (node.gateway !== undefined) lines.push(`ip -n ${ns} route add default via ${formatIPv4(node.gateway)}`);
+      if (node.router) lines.push(`ip netns exec ${ns} sysctl -qw net.ipv4.ip_forward=1`);
+    }
+    const ping = (ns: string, ip: string, want: boolean) => `if ip netns exec n${ns} ping -c 1 -W 2 ${ip} >/dev/null; then echo "${ns} ${ip} ${want ? 'ok' : 'UNEXPECTED'}"; else echo "${ns} ${ip} ${want ? 'MISSED' : 'ok'}"; fi`;
+    lines.push(
+      'set +e',
+      ping('a', '10.0.10.254', true), // the host side, in VLAN 10
+      ping('a', '10.0.20.2', true), // b, through r1's sub-interfaces
+      ping('b', '10.0.10.2', true),
+      ping('a', '10.0.30.2', false), // c: VLAN 30, nobody routes it
+      ping('b', '10.0.10.254', false), // the host side is in VLAN 10 and routes nothing
+      'ip netns exec qv bridge -j vlan show > /tmp/qv.json',
+      'for n in qv na nb nc nr1; do ip netns delete $n; done',
+      'cat /tmp/qv.json; rm -f /tmp/qv.json',
+    );
+    const r = await qnet(['exec', lab, 'a', '--', 'sh', '-c', lines.join('\n')]);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    const results = r.stdout.split('\n').filter((l) => /^\w+ [\d.]+ /.test(l));
+    assert.deepEqual(results, ['a 10.0.10.254 ok', 'a 10.0.20.2 ok', 'b 10.0.10.2 ok', 'a 10.0.30.2 ok', 'b 10.0.10.254 ok'], r.stdout + r.stderr);
+    // The kernel holds the ports as qnet wrote them: r1's trunk tagged 10 and 20, a untagged in 10 (its pvid).
+    const ports = JSON.parse(r.stdout.slice(r.stdout.indexOf('['))) as Array<{ ifname: string; vlans: Array<{ vlan: number; flags?: string[] }> }>;
+    const of = (n: string) => ports.find((p) => p.ifname === vl.nodes.find((x) => x.name === n)!.nics[0]!.tap)!.vlans;
+    assert.deepEqual(of('r1').map((v) => [v.vlan, v.flags ?? []]), [[10, []], [20, []]]);
+    assert.deepEqual(of('a').map((v) => [v.vlan, v.flags ?? []]), [[10, ['PVID', 'Egress Untagged']]]);
   });
 
   test('cloud-init applied hostname, addresses, gateway, routes, DNS, /etc/hosts and the user-data', async () => {
