@@ -3,8 +3,7 @@ import { formatCidr, formatIPv4 } from '../topology/ipv4.js';
 import { subInterfaceName, type ResolvedLab, type ResolvedNode } from '../topology/model.js';
 import { defaultGateway, hostsEntries, nicDns } from './guest-net.js';
 import { NIC_MODELS } from '../topology/nic-models.js';
-import { bridgeMac, fixedHostSide, meetsHostSide } from './ipbatch.js';
-import { contains } from '../topology/ipv4.js';
+import { bridgeMac, hostSideAddresses } from './ipbatch.js';
 
 /** Kernel modules a router guest loads (the rest of netfilter comes in as their dependencies). */
 export const ROUTER_MODULES = ['nft_chain_nat', 'nft_masq', 'nft_ct'];
@@ -82,7 +81,7 @@ export function renderGuestConfig(lab: ResolvedLab, node: ResolvedNode, opts: { 
   // The host side's MAC is fixed (see ipbatch.ts): the guest knows it without an ARP broadcast to every guest.
   for (const nic of node.nics) {
     const net = lab.networks.find((n) => n.name === nic.network);
-    if (nic.kind === 'bridge' && !nic.dhcp && net && fixedHostSide(net) && meetsHostSide(net, nic) && nic.addresses.some((a) => contains(net.address!, a.ip))) lines.push(`arp ${formatIPv4(net.address!.ip)} ${bridgeMac(lab.name, net.name)}`);
+    if (net && hostSideAddresses(net, nic).length) lines.push(`arp ${formatIPv4(net.address!.ip)} ${bridgeMac(lab.name, net.name)}`);
   }
   const gw = defaultGateway(lab, node);
   if (gw !== undefined) lines.push(`route default ${gw}`);

@@ -1,6 +1,7 @@
 // Pure rendering of the lab's links as one `ip -batch` script, run inside the lab namespace.
 import { formatCidr } from '../topology/ipv4.js';
 import type { ResolvedLab, ResolvedNetwork } from '../topology/model.js';
+import type { Cidr } from '../topology/ipv4.js';
 import { createHash } from 'node:crypto';
 import { contains, formatIPv4 } from '../topology/ipv4.js';
 import { hostSegment, segmentOf } from '../topology/vlan.js';
@@ -42,17 +43,21 @@ export function neighLines(lab: ResolvedLab, nodes: ResolvedNode[], op: 'replace
     if (node.image) continue; // image nodes: their OS may change its MAC or not answer at first (see the notes)
     for (const nic of node.nics) {
       const net = nets.get(nic.network);
-      if (nic.kind !== 'bridge' || nic.dhcp || !net || !fixedHostSide(net) || !meetsHostSide(net, nic)) continue;
-      for (const a of nic.addresses.filter((x) => contains(net.address!, x.ip)))
+      if (!net) continue;
+      for (const a of hostSideAddresses(net, nic))
         out.push(op === 'replace' ? `neigh replace ${formatIPv4(a.ip)} lladdr ${nic.mac} dev ${net.bridge} nud permanent` : `neigh del ${formatIPv4(a.ip)} dev ${net.bridge}`);
     }
   }
   return out;
 }
 
-/** True when a NIC's untagged frames meet the network's host side (on a VLAN-aware network: the same VLAN). */
-export function meetsHostSide(net: ResolvedNetwork, nic: ResolvedNic): boolean {
-  return segmentOf(net, nic) === hostSegment(net);
+/**
+ * The static addresses by which a NIC meets its network's fixed host side (see `fixedHostSide`): on its subnet and,
+ * on a VLAN-aware network, in its VLAN. Those get neighbour entries on both sides instead of ARP.
+ */
+export function hostSideAddresses(net: ResolvedNetwork, nic: ResolvedNic): Cidr[] {
+  if (nic.kind !== 'bridge' || nic.dhcp || !fixedHostSide(net) || segmentOf(net, nic) !== hostSegment(net)) return [];
+  return nic.addresses.filter((a) => contains(net.address!, a.ip));
 }
 
 /** Batch lines that create a bridge (down; brought up by `bridgeUpLine` after its ports). */
