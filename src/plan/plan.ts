@@ -255,7 +255,14 @@ export function planChange(running: ResolvedLab, next: ResolvedLab, c: ChangeSet
   for (const net of added) batch.push(bridgeUpLine(net));
   batch.push(...neighLines(next, [...c.addNodes, ...c.restartNodes].map((n) => newNodes.get(n)!), 'replace'));
   const startingNodes = { ...next, nodes: [...c.addNodes, ...c.restartNodes].map((n) => newNodes.get(n)!) };
-  const impaired = labImpairments(startingNodes);
+  // A link end that stays may be impaired on the other end's tap (what its guest sends queues there): a tap made
+  // again for a restarted node needs that impairment put back too.
+  const newTaps = new Set(startingNodes.nodes.flatMap((n) => n.nics.map((x) => x.tap)));
+  const peersImpairedOnNewTaps = next.nodes
+    .filter((n) => !startingNodes.nodes.includes(n))
+    .map((n) => ({ ...n, nics: n.nics.filter((x) => x.impair && x.impair.direction !== 'ingress' && x.peerTap && newTaps.has(x.peerTap)) }))
+    .filter((n) => n.nics.length);
+  const impaired = labImpairments({ ...next, nodes: [...startingNodes.nodes, ...peersImpairedOnNewTaps] });
   batch.push(...impaired.ip);
   if (batch.length) {
     const undo = [

@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, test } from 'node:test';
-import { formatPlan, planUp } from '../../src/plan/plan.js';
+import { formatPlan, planChange, planUp } from '../../src/plan/plan.js';
+import { diffLabs } from '../../src/plan/change.js';
 import { renderGuestConfig } from '../../src/render/guest-config.js';
 import { renderLinkBatch } from '../../src/render/ipbatch.js';
 import { linkLines, vlanLines } from '../../src/render/l2.js';
@@ -166,6 +167,17 @@ describe('transparent links', () => {
     assert.equal(both.length, 2);
     assert.deepEqual(clearImpairment('links', 'r3', r3, r3.impair).tc, [`qdisc del dev ${nic('r2', 1).tap} root`]);
     assert.ok(!clearImpairment('links', 'r3', r3, { ...r3.impair!, direction: 'both' }).tc.some((l) => l.includes('ingress')));
+  });
+  test("a restarted link end gets back the other end's impairment that queues on its new tap", () => {
+    const text = readFileSync(path.join(ROOT, 'examples', 'links.yaml'), 'utf8');
+    const next = parseTopology(text.replace('  r2:\n    router: {}', '  r2:\n    memory: 136\n    router: {}'), 'links.yaml');
+    const c = diffLabs(lab, next);
+    assert.deepEqual(c.restartNodes, ['r2']);
+    const plan = formatPlan(planChange(lab, next, c, CTX));
+    // r3's egress (rate 10mbit) queues on r2's tap t-r2-1, made again: it is put back; r2's own NICs have none.
+    assert.match(plan, /impair 1 NIC: r3 NIC 0 \(rate 10mbit, egress\)[\s\S]*qdisc replace dev t-r2-1 root handle 1: tbf rate 10000000bit/);
+    // And r1's end and r3's end, which stay, lose their redirect to the old taps before both links are joined again.
+    assert.match(plan, /take the old redirects off[\s\S]*qdisc del dev t-r1-0 ingress\n[\s\S]*qdisc del dev t-r3-0 ingress/);
   });
   test('tags cross a link: sub-interfaces meet their VLAN at the other end', () => {
     const p = predict(lab);
