@@ -77,20 +77,39 @@ test('only a saved node is told to stop at the snapshot point; a restored one st
 });
 
 test('the guest finds its NICs by position after the snapshot point and takes its own MACs, clock and configuration', () => {
-  const at = BOOT.indexOf('if grep -qx snapshot');
-  assert.ok(at > 0);
-  const before = BOOT.slice(0, at);
+  const def = BOOT.indexOf('configure() {');
+  const at = BOOT.indexOf('if has snapshot; then');
+  assert.ok(def > 0 && at > def);
+  const before = BOOT.slice(0, def);
+  const configure = BOOT.slice(def, BOOT.indexOf('\n}\n', def));
   const after = BOOT.slice(at);
   // Nothing of the node is applied before the snapshot point: no hostname, no addresses, no link up.
   assert.doesNotMatch(before, /kernel\/hostname|addr add|set "\$b" up|address "\$a"/);
   // NICs are named by position before it (eth<index>, the same for the whole shape)...
   assert.match(before, /ip link set "qn\$i" name "\$b"/);
   // ...and after it the guest takes this run's clock, its configuration from the control port (up to "end"; fw_cfg
-  // is read again only for a router's ruleset), and its MACs.
+  // is read again only for a router's ruleset), then applies it (its MACs among it).
   assert.match(after, /date -u -s "@\$2"/);
   assert.match(after, /\[ "\$line" = end \] && break/);
-  assert.match(after, /grep -qx nft \/etc\/qnet\/config; then rmmod qemu_fw_cfg/);
-  assert.match(after, /ip link set "\$b" address "\$a"/);
+  assert.match(after, /if has nft; then rmmod qemu_fw_cfg/);
+  assert.match(after, /configure \) &/);
+  assert.match(configure, /kernel\/hostname/);
+  assert.match(configure, /ip link set "\$b" address "\$a"/);
+});
+
+test('a restored guest starts as few programs as it can: the control loop and the console shell exist at the snapshot point', () => {
+  const at = BOOT.indexOf('if has snapshot; then');
+  const before = BOOT.slice(0, at);
+  const after = BOOT.slice(at);
+  // The control loop is forked before the snapshot point and serves the port only once the node is configured.
+  assert.match(before, /\( exec 4<>\/run\/qnet-idle\n {2}read -r go <&4/);
+  assert.match(BOOT, /say "READY \$HOST \$up"[^\n]*\n[^\n]*\n {2}echo go > \/run\/qnet-idle/);
+  // The snapshot point is reached in the background once init's console shell waits at its prompt.
+  assert.match(after, /\[ "\$comm" = "\(sh\)" \] && \[ "\$state" = S \]/);
+  assert.ok(after.indexOf('say "SNAPSHOT"') > after.indexOf('"(sh)"'));
+  // After the restore: lines go to the port without a process between, and no grep (a program) is started.
+  assert.ok(after.indexOf('SYNC=1') < after.indexOf('say "SNAPSHOT"'));
+  assert.doesNotMatch(after, /grep/);
 });
 
 test('saved states are named after their image; those of another image and partial files of dead saves go', async () => {
