@@ -145,13 +145,14 @@ export async function up(input: ResolvedLab, opts: UpOptions): Promise<UpResult>
     if (running?.status === 'up') return applyChange(running, await inspectLabImages(opts.runner, input, opts.source), opts);
     throw new RuntimeError(`lab "${input.name}" is already up (or left over: ${existing.what.join(', ')}); run \`qnet down ${input.name}\` first`);
   }
-  const prepared = await prepareUp(input, opts);
-  const { steps, accel, image, lan, lab } = prepared;
-  // A VLAN-aware network needs the kernel's bridge VLAN filtering: said before anything of the lab is made.
-  if (usesVlans(lab) && !(await bridgeVlanFiltering(opts.runner))) {
-    const nets = lab.networks.filter((n) => n.vlans).map((n) => n.name);
+  // A VLAN-aware network needs the kernel's bridge VLAN filtering: said before anything of the lab is made or
+  // prepared (the image, the accelerator's probe, the saved states).
+  if (usesVlans(input) && !(await bridgeVlanFiltering(opts.runner))) {
+    const nets = input.networks.filter((n) => n.vlans).map((n) => n.name);
     throw new RuntimeError(`network${nets.length > 1 ? 's' : ''} ${nets.join(', ')} ${nets.length > 1 ? 'have' : 'has'} "vlans", and this kernel cannot make a bridge VLAN-aware: nothing was made.\n${VLAN_HINT}`);
   }
+  const prepared = await prepareUp(input, opts);
+  const { steps, accel, image, lan, lab } = prepared;
   const state: LabState = {
     version: 1,
     lab,
