@@ -280,7 +280,8 @@ export class Libvirt {
       this.virsh(['net-start', NETWORK]);
       lab.nodes.forEach((node, i) => {
         const conf = path.join(g, `${node.name}.conf`);
-        writeFileSync(conf, renderGuestConfig(lab, node));
+        // Without qnet's `arp` line (the MAC of qnet's bridges, not libvirt's): found by ARP, as the script side's.
+        writeFileSync(conf, renderGuestConfig(lab, node).replace(/^arp .*\n/gm, ''));
         writeFileSync(path.join(g, `${node.name}.xml`), domainXml(domains[i]!, node.nics[0]!.mac, g, image.cmdline, conf));
         this.virsh(['define', path.join(g, `${node.name}.xml`)]);
         this.virsh(['start', domains[i]!]);
