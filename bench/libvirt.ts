@@ -9,7 +9,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, openSync, closeSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { renderGuestConfig } from '../src/render/guest-config.js';
+import { scriptGuestConfig } from './script-config.js';
 import type { ResolvedLab } from '../src/topology/model.js';
 
 /** Prefix of everything the libvirt side creates: namespace, directory, network, bridge, domains. */
@@ -280,8 +280,7 @@ export class Libvirt {
       this.virsh(['net-start', NETWORK]);
       lab.nodes.forEach((node, i) => {
         const conf = path.join(g, `${node.name}.conf`);
-        // Without qnet's `arp` line (the MAC of qnet's bridges, not libvirt's): found by ARP, as the script side's.
-        writeFileSync(conf, renderGuestConfig(lab, node).replace(/^arp .*\n/gm, ''));
+        writeFileSync(conf, scriptGuestConfig(lab, node));
         writeFileSync(path.join(g, `${node.name}.xml`), domainXml(domains[i]!, node.nics[0]!.mac, g, image.cmdline, conf));
         this.virsh(['define', path.join(g, `${node.name}.xml`)]);
         this.virsh(['start', domains[i]!]);

@@ -21,6 +21,7 @@ import { execInGuest } from '../src/lab/exec.js';
 import { cacheRoot } from '../src/dirs.js';
 import { labSnapshots } from '../src/lab/snapshot.js';
 import { Libvirt, LV_NET, LV_TAG } from './libvirt.js';
+import { scriptGuestConfig } from './script-config.js';
 import { defaultBootWindow } from '../src/lab/slots.js';
 import { imageSection, imagesMarkdown } from './images.js';
 import { checkMarkdown, checkSection } from './check.js';
@@ -177,14 +178,10 @@ async function plainScript(n: number, image: { kernel: string; initrd: string; c
   const dir = mkdtempSync('/tmp/qnet-bench-');
   chmodSync(dir, 0o755);
   const lab = guestsLab('plain', n);
-  const { renderGuestConfig } = await import('../src/render/guest-config.js');
   const procs: ReturnType<typeof spawn>[] = [];
-  // A failure part-way leaves nothing behind: the guests killed, the namespace and the directory removed.
-  const clean = async () => {
+  const killGuests = async () => {
     for (const p of procs) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
     await Promise.all(procs.map((p) => new Promise((r) => (p.exitCode !== null || p.signalCode !== null ? r(null) : p.once('exit', r)))));
-    spawnSync('ip', ['netns', 'delete', ns], { stdio: 'ignore' });
-    rmSync(dir, { recursive: true, force: true });
   };
   try {
     const t0 = process.hrtime.bigint();
@@ -197,9 +194,7 @@ async function plainScript(n: number, image: { kernel: string; initrd: string; c
       sh(['ip', '-n', ns, 'link', 'set', `tap${i}`, 'master', 'kbr0']);
       sh(['ip', '-n', ns, 'link', 'set', `tap${i}`, 'up']);
       const conf = path.join(dir, `${node.name}.conf`);
-      // Without qnet's `arp` line: the guest's permanent entry names the MAC qnet gives its bridges, which a plain
-      // script's bridge does not have (its guests find the host side by ARP, as any would).
-      writeFileSync(conf, renderGuestConfig(lab, node).replace(/^arp .*\n/gm, ''));
+      writeFileSync(conf, scriptGuestConfig(lab, node));
       procs.push(spawn('ip', ['netns', 'exec', ns, 'qemu-system-x86_64', '-machine', 'accel=tcg', '-m', '128', '-display', 'none', '-kernel', image.bzImage, '-initrd', image.initrd,
         '-append', image.cmdline, '-fw_cfg', `name=opt/qnet/config,file=${conf}`, '-netdev', `tap,id=n0,ifname=tap${i},script=no,downscript=no`,
         '-device', `virtio-net-pci,netdev=n0,mac=${node.nics[0]!.mac}`, '-serial', 'null'], { stdio: 'ignore' }));
@@ -207,14 +202,16 @@ async function plainScript(n: number, image: { kernel: string; initrd: string; c
     await waitPing(ns, lab.nodes.map((x) => `10.99.0.${10 + lab.nodes.indexOf(x)}`), 300_000);
     const upMs = Number(process.hrtime.bigint() - t0) / 1e6;
     const downMs = await timed(async () => {
-      for (const p of procs) p.kill('SIGKILL');
-      await Promise.all(procs.map((p) => new Promise((r) => (p.exitCode !== null ? r(null) : p.once('exit', r)))));
+      await killGuests();
       sh(['ip', 'netns', 'delete', ns]);
     });
     rmSync(dir, { recursive: true, force: true });
     return { upMs, downMs };
   } catch (e) {
-    await clean();
+    // A failure part-way leaves nothing behind: the guests killed, the namespace and the directory removed.
+    await killGuests();
+    spawnSync('ip', ['netns', 'delete', ns], { stdio: 'ignore' });
+    rmSync(dir, { recursive: true, force: true });
     throw e;
   }
 }

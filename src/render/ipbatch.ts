@@ -1,9 +1,7 @@
 // Pure rendering of the lab's links as one `ip -batch` script, run inside the lab namespace.
-import { formatCidr } from '../topology/ipv4.js';
-import type { ResolvedLab, ResolvedNetwork } from '../topology/model.js';
-import type { Cidr } from '../topology/ipv4.js';
 import { createHash } from 'node:crypto';
-import { contains, formatIPv4 } from '../topology/ipv4.js';
+import { contains, formatCidr, formatIPv4, type Cidr } from '../topology/ipv4.js';
+import type { ResolvedLab, ResolvedNetwork } from '../topology/model.js';
 import { hostSegment, segmentOf } from '../topology/vlan.js';
 import { hasBridge, onLan, type ResolvedNic, type ResolvedNode } from '../topology/model.js';
 import { labImpairments } from './impair.js';
