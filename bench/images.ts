@@ -25,6 +25,7 @@ import { ensureImage } from '../src/guest/image.js';
 import { dropSnapshot, labSnapshots } from '../src/lab/snapshot.js';
 import { labDir, stateRoot } from '../src/dirs.js';
 import { nodeFiles } from '../src/render/qemu.js';
+import { CLI_REMOVED_SPLIT, stoppedHow } from './stopped.js';
 import { ensureVirtinst, Libvirt, LV_TAG, type LvImageGuest, type LvSeed } from './libvirt.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -229,16 +230,6 @@ function makeSeeds(lab: ResolvedLab, dir: string): Record<string, Seed> {
   return seeds;
 }
 
-/** How each guest stopped, from down's list of what it removed ("guest d0 (powered off)"): "3 powered off". */
-function stoppedHow(removed: string[]): string {
-  const counts = new Map<string, number>();
-  for (const r of removed) {
-    const m = /^guest \S+ \((.+)\)$/.exec(r);
-    if (m) counts.set(m[1]!, (counts.get(m[1]!) ?? 0) + 1);
-  }
-  return [...counts].map(([how, k]) => `${k} ${how}`).join(', ') || 'no guest stopped';
-}
-
 /** A qnet lab from `up()` to ready, optionally sampled at idle, then taken down by the library or by the CLI. */
 async function qnetSide(
   held: Held,
@@ -285,7 +276,7 @@ async function qnetSide(
       downMs = since(d0);
       if (r.code !== 0) throw new Error(`qnet down ${lab.name}: exit ${r.code}: ${r.stderr.trim()}`);
       const removed = /removed (.*)$/m.exec(r.stderr.replace(/\x1b\[[0-9;]*m/g, ''))?.[1] ?? '';
-      stopped = stoppedHow(removed.split(/, (?=guest |namespace |run directory )/));
+      stopped = stoppedHow(removed.split(CLI_REMOVED_SPLIT));
     }
     const restored = lab.nodes.filter((n) => state.guests[n.name]?.start === 'restored').length;
     return { wholeMs, guests, ...(sample ? { sample } : {}), downMs, stopped, restored };
