@@ -21,7 +21,7 @@ import { shellQuote } from '../render/shell.js';
 
 export { shellQuote };
 import { bridgeLines, bridgeUpLine, neighLines, ownerMarker, tapLines, tapMaster } from '../render/ipbatch.js';
-import { linkLines, vlanLines } from '../render/l2.js';
+import { fdbLines, linkLines, vlanLines } from '../render/l2.js';
 import { needsGuard, renderGuardRuleset } from '../render/guard.js';
 import { renderLinkBatch } from '../render/ipbatch.js';
 import { ifbName, labImpairments, NETEM_HINT } from '../render/impair.js';
@@ -342,11 +342,16 @@ function describe(a: Action): string {
 function l2Steps(ns: string, lab: ResolvedLab, networks: ResolvedNetwork[], nodes: ResolvedNode[], reset: boolean): Step[] {
   const steps: Step[] = [];
   const vlans = vlanLines(lab, networks, nodes);
-  if (vlans.length)
+  const fdb = fdbLines(lab, nodes);
+  if (vlans.length || fdb.length) {
+    const ports = vlans.length ? `set the VLANs of ${vlans.length} port${vlans.length === 1 ? '' : 's'}` : '';
+    const macs = fdb.length ? `tie ${fdb.length} guest MAC${fdb.length === 1 ? '' : 's'} to ${fdb.length === 1 ? 'its bridge port' : 'their bridge ports'}` : '';
     steps.push({
-      title: `set the VLANs of ${vlans.length} port${vlans.length === 1 ? '' : 's'} (one bridge -batch)`,
-      do: { kind: 'exec', argv: ['ip', 'netns', 'exec', ns, 'bridge', '-batch', '-'], input: vlans.join('\n') + '\n' },
+      title: `${[ports, macs].filter(Boolean).join(' and ')} (one bridge -batch)`,
+      // No undo of its own: the entries go with their taps.
+      do: { kind: 'exec', argv: ['ip', 'netns', 'exec', ns, 'bridge', '-batch', '-'], input: [...vlans, ...fdb].join('\n') + '\n' },
     });
+  }
   const links = linkLines(lab, nodes);
   if (reset && links.reset.length)
     steps.push({

@@ -2,7 +2,7 @@
 // start (one QEMU command per guest), ifdown (stop guests, remove everything), plus each guest's config.
 import path from 'node:path';
 import { labImpairments, nicImpairment } from './impair.js';
-import { linkLines, vlanBridgeOptions, vlanLines } from './l2.js';
+import { fdbLines, linkLines, vlanBridgeOptions, vlanLines } from './l2.js';
 import { tapMaster } from './ipbatch.js';
 import { describeImpairment } from '../topology/impair.js';
 import { shellQuote } from './shell.js';
@@ -57,6 +57,8 @@ export function renderShellExport(lab: ResolvedLab, o: ShellExportOptions): Reco
   // VLANs of the VLAN-aware networks' ports, and the transparent links (each tap's sends redirected to the other).
   const vlans = vlanLines(lab, lab.networks, lab.nodes);
   if (vlans.length) ifup.push('', '# VLANs: access ports untagged in their VLAN, trunks tagged (native untagged), the host side "self"', ...vlans.map((l) => `ip netns exec ${ns} bridge ${l}`));
+  const fdb = fdbLines(lab, lab.nodes);
+  if (fdb.length) ifup.push('', "# each guest's MAC tied to its bridge port: a silent guest's first frames are not flooded to every port", ...fdb.map((l) => `ip netns exec ${ns} bridge ${l}`));
   const links = linkLines(lab, lab.nodes).tc;
   if (links.length) ifup.push('', '# links: everything each end sends leaves by the other end (tc mirred)', ...links.map((l) => `ip netns exec ${ns} tc ${l}`));
   // Impaired NICs: the same ifb devices and traffic control as `qnet up` (netem needs the kernel's sch_netem).

@@ -5,7 +5,32 @@ import { rmSync } from 'node:fs';
 import { consoleRun } from '../../src/qemu/serial.js';
 import { nodeDir } from '../../src/dirs.js';
 import { nodeFiles } from '../../src/render/qemu.js';
-import { labName, qnet, snapshot, writeTopology, type HostSnapshot } from './helpers.js';
+import { spawn } from 'node:child_process';
+import { labName, qnet, sh, snapshot, writeTopology, type HostSnapshot } from './helpers.js';
+
+// A tcpdump on `dev` in `ns`, listening when this resolves; stop() ends it and resolves with the packets it saw.
+async function captureOn(ns: string, dev: string, filter: string): Promise<{ stop: () => Promise<number> }> {
+  const p = spawn('ip', ['netns', 'exec', ns, 'tcpdump', '-i', dev, '-n', '-l', '-p', filter], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  p.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<void>((r) => p.once('close', () => r()));
+  await new Promise<void>((resolve, reject) => {
+    p.stderr.on('data', (d: Buffer) => {
+      err += d.toString();
+      if (/listening on/.test(err)) resolve();
+    });
+    p.once('close', () => reject(new Error(`tcpdump on ${dev} ended: ${err}`)));
+  });
+  return {
+    stop: async () => {
+      await new Promise((r) => setTimeout(r, 300)); // what is in flight arrives
+      p.kill('SIGINT');
+      await exited;
+      return out.split('\n').filter((l) => l.trim()).length;
+    },
+  };
+}
 
 describe('a lab of two guests on one bridge', () => {
   const lab = labName('pair');
@@ -71,6 +96,22 @@ describe('a lab of two guests on one bridge', () => {
       const files = nodeFiles(nodeDir(lab, n.name));
       for (const sock of [files.qmp, files.console, files.control]) assert.equal(statSync(sock).mode & 0o077, 0, `${sock} is private`);
     }
+  });
+
+  test("each guest's MAC is tied to its bridge port: the host's first frames to a guest go out of its tap alone", async () => {
+    const ns = `qnet-${lab}`;
+    const fdb = sh(['bridge', '-n', ns, 'fdb', 'show', 'br', 'kbr0']).stdout;
+    assert.match(fdb, /^de:ad:be:ef:00:02 dev ktap2 master kbr0 static$/m, fdb);
+    assert.match(fdb, /^de:ad:be:ef:00:03 dev ktap3 master kbr0 static$/m, fdb);
+    // Whatever the bridge has learned goes, as if both guests had been silent since their start: only the static
+    // entries say where deb2 is. Then the host pings deb2 once; a capture on each tap counts what went out of it.
+    sh(['bridge', '-n', ns, 'fdb', 'flush', 'dev', 'kbr0', 'dynamic']);
+    const [on2, on3] = await Promise.all(['ktap2', 'ktap3'].map((tap) => captureOn(ns, tap, 'icmp and dst host 192.168.7.2')));
+    const ping = sh(['ip', 'netns', 'exec', ns, 'busybox', 'ping', '-c', '1', '-W', '3', '192.168.7.2'], false);
+    const [to2, to3] = await Promise.all([on2!.stop(), on3!.stop()]);
+    assert.equal(ping.code, 0, ping.stdout + ping.stderr);
+    assert.equal(to2, 1, "deb2's tap carried the echo request");
+    assert.equal(to3, 0, "deb3's tap carried nothing of it (a bridge that has not learned deb2's MAC floods it there)");
   });
 
   test('the guests ping each other in both directions, checked from inside', async () => {

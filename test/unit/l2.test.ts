@@ -9,7 +9,7 @@ import { formatPlan, planChange, planUp } from '../../src/plan/plan.js';
 import { diffLabs } from '../../src/plan/change.js';
 import { renderGuestConfig } from '../../src/render/guest-config.js';
 import { renderLinkBatch } from '../../src/render/ipbatch.js';
-import { linkLines, vlanLines } from '../../src/render/l2.js';
+import { fdbLines, linkLines, vlanLines } from '../../src/render/l2.js';
 import { clearImpairment, labImpairments, nicImpairment } from '../../src/render/impair.js';
 import { renderShellExport } from '../../src/render/export-sh.js';
 import { renderNetworkConfig } from '../../src/guest/cloud-init.js';
@@ -235,5 +235,42 @@ describe('VLAN and link rules: exit 2 with the path, before anything is made', (
       problems(`name: t\nnetworks:\n  l: {mode: link}\nnodes:\n  a: {nics: [{network: l, impair: {rate: 1mbit}}]}\n  b: {nics: [{network: l, impair: {rate: 2mbit}}]}\n`),
       [],
     );
+  });
+});
+
+describe("guests' MACs tied to their bridge ports", () => {
+  test('one static entry per NIC on a bridge; none for link ends, socket NICs or VLAN-aware networks', () => {
+    const lab = parseTopology(
+      [
+        'name: pins',
+        'networks:',
+        '  lan: { subnet: 10.1.0.0/24, address: 10.1.0.1 }',
+        '  wire: { mode: link }',
+        '  sw: { vlans: { 10: { subnet: 10.0.10.0/24 } } }',
+        'nodes:',
+        '  a: { nics: [ { network: lan, ip: 10.1.0.2, mac: "02:00:00:00:00:0a" }, { network: wire }, { network: sw, vlan: 10, ip: 10.0.10.2 } ] }',
+        '  b: { nics: [ { network: lan, ip: 10.1.0.3, mac: "02:00:00:00:00:0b" }, { network: wire } ] }',
+      ].join('\n'),
+      'pins.yaml',
+    );
+    const tap = (n: string) => lab.nodes.find((x) => x.name === n)!.nics[0]!.tap;
+    assert.deepEqual(fdbLines(lab, lab.nodes), [`fdb replace 02:00:00:00:00:0a dev ${tap('a')} master static`, `fdb replace 02:00:00:00:00:0b dev ${tap('b')} master static`]);
+    assert.deepEqual(fdbLines(lab, lab.nodes.filter((n) => n.name === 'b')), [`fdb replace 02:00:00:00:00:0b dev ${tap('b')} master static`]);
+    // In the plan: after the links are made, with the VLANs in the same bridge -batch; a change ties only its new nodes.
+    const plan = formatPlan(planUp(lab, CTX));
+    assert.match(plan, /\d+\. set the VLANs of \d+ ports? and tie 2 guest MACs to their bridge ports \(one bridge -batch\)\n\s+\$ ip netns exec qnet-pins bridge -batch -/);
+    // The shell export makes the same entries.
+    const ifup = renderShellExport(lab, { image: CTX.image, accel: 'tcg', user: 'qnet', dir: '/x' })['ifup.sh']!;
+    assert.ok(ifup.includes(`ip netns exec qnet-pins bridge fdb replace 02:00:00:00:00:0a dev ${tap('a')} master static`), ifup);
+  });
+  test('a change ties the MACs of the nodes it starts, and only theirs', () => {
+    const base = ['name: grow', 'networks:', '  lan: { subnet: 10.1.0.0/24, address: 10.1.0.1 }', 'nodes:', '  a: { nics: [ { network: lan, ip: 10.1.0.2 } ] }'];
+    const before = parseTopology(base.join('\n'), 'grow.yaml');
+    const after = parseTopology([...base, '  b: { nics: [ { network: lan, ip: 10.1.0.3 } ] }'].join('\n'), 'grow.yaml');
+    const plan = formatPlan(planChange(before, after, diffLabs(before, after), CTX));
+    const b = after.nodes.find((n) => n.name === 'b')!.nics[0]!;
+    assert.match(plan, /tie 1 guest MAC to its bridge port \(one bridge -batch\)/);
+    assert.ok(plan.includes(`fdb replace ${b.mac} dev ${b.tap} master static`), plan);
+    assert.ok(!plan.includes(`fdb replace ${before.nodes[0]!.nics[0]!.mac}`), plan);
   });
 });
