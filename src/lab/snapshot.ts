@@ -227,12 +227,15 @@ export async function copySparse(from: string, to: string): Promise<number> {
     const size = (await src.stat()).size;
     await dst.truncate(size);
     const buf = Buffer.alloc(2 ** 20);
+    // Zero chunks found by a native compare (memcmp): a byte-by-byte JS scan of a 512 MiB Debian template took 1.3-2.1 s
+    // here, the copy itself (dd conv=sparse) 0.14 s.
+    const zero = Buffer.alloc(buf.length);
     let written = 0;
     for (let off = 0; off < size; off += buf.length) {
       const { bytesRead } = await src.read(buf, 0, Math.min(buf.length, size - off), off);
       if (!bytesRead) break;
       const chunk = buf.subarray(0, bytesRead);
-      if (chunk.some((b) => b !== 0)) {
+      if (!chunk.equals(zero.subarray(0, bytesRead))) {
         await dst.write(chunk, 0, bytesRead, off);
         written += bytesRead;
       }

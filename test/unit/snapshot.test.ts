@@ -135,3 +135,28 @@ test('saved states are named after their image; those of another image and parti
     rmSync(root, { recursive: true, force: true });
   }
 });
+
+test('a RAM copy keeps every byte, leaves holes for zero blocks and counts only what it wrote, a short last block too', async () => {
+  const { copySparse } = await import('../../src/lab/snapshot.js');
+  const { mkdtempSync, rmSync, statSync, writeFileSync } = await import('node:fs');
+  const os = await import('node:os');
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'qnet-copy-'));
+  try {
+    const MiB = 2 ** 20;
+    // Blocks: data, zeros, zeros, one byte set at the end of a block, zeros, then a short block with data.
+    const src = Buffer.alloc(5 * MiB + 4096);
+    src.fill(7, 0, MiB);
+    src[4 * MiB - 1] = 1;
+    src[5 * MiB + 100] = 9;
+    writeFileSync(path.join(dir, 'in'), src);
+    const written = await copySparse(path.join(dir, 'in'), path.join(dir, 'out'));
+    const out = readFileSync(path.join(dir, 'out'));
+    assert.ok(out.equals(src), 'the copy differs from its source');
+    assert.equal(written, 2 * MiB + 4096, 'bytes written: the data blocks and the short last one, no zero block');
+    const st = statSync(path.join(dir, 'out'));
+    assert.equal(st.mode & 0o777, 0o600);
+    assert.ok(st.blocks * 512 <= 2 * MiB + 4096 + 64 * 1024, `the zero blocks are holes (${st.blocks * 512} bytes allocated)`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
