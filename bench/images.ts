@@ -548,7 +548,7 @@ ${r.boot.join('\n')}
 
 The same image, the 10 nodes as a user writes them (no user-data of their own), so that qnet configures them
 with its resume hook instead of cloud-init (qnet image create puts it in the image; cloud-init stays out of those
-boots). \`qnet up FILE\` with its defaults (at most cores + 1 nodes booting at once; restored ones do not count),
+boots). \`qnet up FILE\` with its defaults (at most cores + 1 nodes booting or resuming at once),
 timed to its return with every node ready (READY, then the guest agent), and \`qnet down LAB\`: every later up
 (each node restored from the saved state of the shape and its disk, twice), the first up of the shape (one node boots
 and is saved at the hook's snapshot point, nine are restored once it is), and \`--cold\` (every node boots, no saved

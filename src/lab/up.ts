@@ -21,7 +21,7 @@ import { nodeFiles, withIncoming, type Accel } from '../render/qemu.js';
 import { dropSnapshot, labSnapshots, ramOf, saveGuestState, touchSnapshot } from './snapshot.js';
 import { sealedTemplate } from './template.js';
 import { closeSync, existsSync, openSync } from 'node:fs';
-import { defaultBootWindow, Slots } from './slots.js';
+import { defaultBootWindow, Slots, takesBootSlot } from './slots.js';
 import type { ResolvedLab } from '../topology/model.js';
 import { resolveAccel, type AccelChoice } from './accel.js';
 import { claimHostForwarding, hostForwardingOnByHost, releaseHostForwarding } from '../host/forwarding.js';
@@ -70,8 +70,11 @@ export interface Live {
   services: Map<string, number>;
   /** Guests being saved at their snapshot point: settles once the state is saved (or could not be) and the guest resumed. */
   snapshots: Map<string, Promise<void>>;
-  /** Each started guest's readiness (as its kind waits for it), begun at its start: resolves with a note. */
-  ready: Map<string, Promise<string>>;
+  /**
+   * Each started guest's readiness (as its kind waits for it), begun at its start: resolves with a note and when it
+   * was ready (the wait step may come to it later, once every guest is started).
+   */
+  ready: Map<string, Promise<{ note: string; at: number }>>;
   /** The sealed RAM templates restored guests map, by `.ram` file: one each per run, closed at its end. */
   templates: Map<string, Promise<number>>;
 }
@@ -226,7 +229,7 @@ export interface ExecContext {
   live: Live;
   reporter: Reporter;
   readyTimeoutMs: number;
-  /** Slots for guests that boot (a restored guest takes none): each is held from the start until READY. */
+  /** Slots for guests that boot and restored image nodes (see takesBootSlot): each held from the start until READY. */
   slots?: Slots;
 }
 
@@ -256,9 +259,8 @@ export async function execute(a: Action, ctx: ExecContext): Promise<void> {
       if (!node) throw new RuntimeError(`${a.node}: not a node of lab ${ctx.lab.name}`);
       const files = nodeFiles(nodeDir(ctx.lab.name, a.node));
       const env = { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', ...a.env };
-      // A guest that boots takes a slot until it is ready (or fails); a restored one is light and takes none.
-      const boots = a.snapshot?.mode !== 'restore' || !existsSync(a.snapshot.path);
-      if (boots && ctx.slots?.full) ctx.reporter.info(`${a.node} starts when one of the ${ctx.slots.limit} guests booting now is ready`);
+      const boots = takesBootSlot({ restoring: a.snapshot?.mode === 'restore' && existsSync(a.snapshot.path), image: !!node.image });
+      if (boots && ctx.slots?.full) ctx.reporter.info(`${a.node} starts when one of the ${ctx.slots.limit} guests starting now is ready`);
       if (boots) await ctx.slots?.acquire();
       let g: Awaited<ReturnType<typeof startFromSnapshot>>;
       // Files QEMU gets as descriptors, opened here: the unprivileged QEMU never opens (nor may write) a user's base.
@@ -279,7 +281,7 @@ export async function execute(a: Action, ctx: ExecContext): Promise<void> {
       try {
         await writeState(ctx.state);
         // Readiness is awaited from the start (the window's slot is given back when it settles); wait-ready reports it.
-        const ready = awaitReady(kindOf(node).ready(ctx.lab, node), { lab: ctx.lab.name, netns: ctx.lab.netns, node: a.node, files, control: ch, timeoutMs: ctx.readyTimeoutMs });
+        const ready = awaitReady(kindOf(node).ready(ctx.lab, node), { lab: ctx.lab.name, netns: ctx.lab.netns, node: a.node, files, control: ch, timeoutMs: ctx.readyTimeoutMs }).then((note) => ({ note, at: Date.now() }));
         ready.catch(() => {});
         ctx.live.ready.set(a.node, ready);
         if (boots) void ready.catch(() => {}).finally(() => ctx.slots?.release());
@@ -313,8 +315,9 @@ export async function execute(a: Action, ctx: ExecContext): Promise<void> {
             const node = ctx.lab.nodes.find((n) => n.name === name);
             if (!ready || !node) throw new RuntimeError(`${name}: not started`);
             let note: string;
+            let at: number;
             try {
-              note = await ready;
+              ({ note, at } = await ready);
             } catch (e) {
               // The run directory goes with the rollback: keep the guest's last words in the message.
               const log = await readFile(nodeFiles(nodeDir(ctx.lab.name, name)).consoleLog, 'utf8').catch(() => '');
@@ -323,9 +326,9 @@ export async function execute(a: Action, ctx: ExecContext): Promise<void> {
               throw new RuntimeError(`${(e as Error).message}\n  ${name} was waiting for ${what}${tail ? `\n  ${name} console (last lines):\n    ${tail}` : ''}`);
             }
             const g = ctx.state.guests[name];
-            const secs = (Date.now() - Date.parse(g?.startedAt ?? new Date(t0).toISOString())) / 1000;
+            const secs = (at - Date.parse(g?.startedAt ?? new Date(t0).toISOString())) / 1000;
             if (g) {
-              g.readyAt = new Date().toISOString();
+              g.readyAt = new Date(at).toISOString();
               g.bootSeconds = Math.round(secs * 10) / 10;
             }
             const how = g?.start === 'restored' ? 'restored from the saved state and configured' : node.image ? `booted its image, ready (${node.image.ready.kind})` : 'booted and configured';

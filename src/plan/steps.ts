@@ -78,8 +78,9 @@ export interface PlanContext {
   /** The uplinks of bridged and macnat networks, by network name (observed). */
   lan?: Record<string, LanUplink>;
   /**
-   * At most this many guests boot at once; the next starts as soon as one is ready (0: no limit). Guests restored
-   * from a saved state do not count. Carried out by the executor; here only for the plan's text.
+   * At most this many guests boot at once; the next starts as soon as one is ready (0: no limit). Built-in guests
+   * restored from a saved state do not count, restored image nodes do. Carried out by the executor; here only for
+   * the plan's text.
    */
   parallel?: number;
   /**

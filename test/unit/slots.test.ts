@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { defaultBootWindow, Slots } from '../../src/lab/slots.js';
+import { defaultBootWindow, Slots, takesBootSlot } from '../../src/lab/slots.js';
 import { planUp, type PlanContext } from '../../src/plan/plan.js';
 import { parseTopology } from '../../src/topology/load.js';
 import os from 'node:os';
@@ -49,4 +49,11 @@ test('slots: at most N held; a release hands the slot to the longest waiter; 0 m
   for (let i = 0; i < 50; i++) await free.acquire();
   assert.equal(free.inUse, 50);
   assert.equal(defaultBootWindow(), os.cpus().length + 1);
+});
+
+test('a boot takes a slot of the window, so does a restored image node; a restored built-in guest does not', () => {
+  assert.equal(takesBootSlot({ restoring: false, image: false }), true);
+  assert.equal(takesBootSlot({ restoring: false, image: true }), true);
+  assert.equal(takesBootSlot({ restoring: true, image: true }), true);
+  assert.equal(takesBootSlot({ restoring: true, image: false }), false);
 });
