@@ -110,6 +110,8 @@ export async function labStatus(lab: string): Promise<LabStatus | null> {
         : new Map<string, { name: string; addresses: string[] }>();
     const fromGuest = new Map([...ifs].map(([mac, i]) => [mac, i.addresses]));
     const files = node.image ? imageNodeFiles(lab, node) : undefined;
+    // A restored node runs on its overlay of the disk saved with its shape's state; the other is its boot's, unused.
+    const overlay = files && (g?.start === 'restored' ? files.restored : files.overlay);
     return {
       name: node.name,
       state: g ? (alive ? 'running' : 'stopped') : 'unknown',
@@ -119,13 +121,13 @@ export async function labStatus(lab: string): Promise<LabStatus | null> {
       memory: node.memory,
       cpus: node.cpus,
       kind: node.image ? 'image' : 'builtin',
-      ...(node.image && files
+      ...(node.image && overlay
         ? {
             image: {
               base: node.image.path,
               ...(node.image.format ? { format: node.image.format } : {}),
-              overlay: files.overlay,
-              ...(await stat(files.overlay).then((st) => ({ overlayBytes: st.blocks * 512 }), () => ({}))),
+              overlay,
+              ...(await stat(overlay).then((st) => ({ overlayBytes: st.blocks * 512 }), () => ({}))),
               persist: node.image.persist,
               config: node.image.config,
               ready: node.image.ready.kind,

@@ -93,6 +93,9 @@ describe('Debian nodes restored from the saved state of their shape', () => {
     assert.equal(again.code, 0, again.stderr);
     const state = await readState(lab);
     assert.deepEqual(nodes.map((n) => state!.guests[n]!.start), ['restored', 'restored', 'restored']);
+    // status names the overlay each restored node runs on (on the saved disk), not its boot's unused one.
+    const st = JSON.parse((await qnet(['status', lab, '--json'])).stdout) as { nodes: Array<{ name: string; image: { overlay: string; overlayBytes: number } }> };
+    for (const n of nodes) assert.match(st.nodes.find((x) => x.name === n)!.image.overlay, new RegExp(`/${n}/restored\\.qcow2$`));
     assert.deepEqual(await distinct('hostname'), nodes);
     assert.match(await run('r1', 'ping -c 1 -W 5 r2'), /from r2 /);
   });
