@@ -19,7 +19,7 @@ import { findMarkedProcesses } from '../src/qemu/process.js';
 import { ensureDebianImage, type DebianImageOptions } from '../src/guest/debian-image.js';
 import { MASKED_UNITS } from '../src/guest/debian-recipe.js';
 import { renderSeed, type Seed } from '../src/guest/cloud-init.js';
-import { imageNodeFiles } from '../src/guest/image-node.js';
+import { IMAGE_TB_MIB, imageNodeFiles } from '../src/guest/image-node.js';
 import { inspectLabImages } from '../src/guest/image-check.js';
 import { ensureImage } from '../src/guest/image.js';
 import { dropSnapshot, labSnapshots } from '../src/lab/snapshot.js';
@@ -329,7 +329,7 @@ async function scriptSide(held: Held, prefix: string, lab: ResolvedLab, base: st
       started.push(process.hrtime.bigint());
       procs.push(
         spawn('ip', [
-          'netns', 'exec', ns, 'qemu-system-x86_64', '-accel', 'tcg,tb-size=32', '-m', String(MEMORY),
+          'netns', 'exec', ns, 'qemu-system-x86_64', '-accel', `tcg,tb-size=${IMAGE_TB_MIB}`, '-m', String(MEMORY),
           '-hda', path.join(dir, `${node.name}.qcow2`), '-cdrom', path.join(dir, `${node.name}-seed.iso`),
           '-display', 'none', '-serial', `file:${path.join(dir, `${node.name}.serial.log`)}`,
           '-netdev', `tap,id=n0,ifname=tap${i},script=no,downscript=no`, '-device', `virtio-net-pci,netdev=n0,mac=${node.nics[0]!.mac}`,
@@ -519,20 +519,20 @@ export function imagesMarkdown(r: ImageRows, o: { quick: boolean; withLibvirt: b
   const lvText = !o.withLibvirt
     ? 'virt-install was not run (`--with-libvirt` was not given).'
     : r.libvirt?.ok
-      ? `With \`--with-libvirt\`, also \`virt-install --import --cloud-init meta-data=…,user-data=…,network-config=…\` (Debian's virtinst, in the bench's private libvirtd, qemu:///system, \`--virt-type qemu --osinfo\` as below, \`--memory ${MEMORY} --vcpus 1\`, the same seed files, \`--disk\` an overlay of a copy of the image, bus virtio, \`--network\` model virtio with the node's MAC on an isolated libvirt network, the agent's channel, \`--serial file\`, the TCG cache set to 32 MiB with \`--xml ./features/tcg/tb-cache=32\`), one virt-install after the other as a loop would; each guest timed from its \`qemu-img create\` and virt-install until "qnet: READY" in its serial file. its domains: ${r.libvirt.text}.`
+      ? `With \`--with-libvirt\`, also \`virt-install --import --cloud-init meta-data=…,user-data=…,network-config=…\` (Debian's virtinst, in the bench's private libvirtd, qemu:///system, \`--virt-type qemu --osinfo\` as below, \`--memory ${MEMORY} --vcpus 1\`, the same seed files, \`--disk\` an overlay of a copy of the image, bus virtio, \`--network\` model virtio with the node's MAC on an isolated libvirt network, the agent's channel, \`--serial file\`, the TCG cache set to ${IMAGE_TB_MIB} MiB as qnet's image nodes with \`--xml ./features/tcg/tb-cache=${IMAGE_TB_MIB}\`), one virt-install after the other as a loop would; each guest timed from its \`qemu-img create\` and virt-install until "qnet: READY" in its serial file. its domains: ${r.libvirt.text}.`
       : `virt-install: ${r.libvirt?.text ?? 'not measured'}.`;
   return `## Image nodes: a real Debian 12 guest, first boot
 
 The Debian image \`qnet image create debian\` makes (cached by the bench; every guest on a qcow2 overlay of its own,
 the image itself never written), configured by qnet's cloud-init seed (each node given an empty user-data of its
 own, which keeps qnet's resume hook out: the same cloud-init boot on every side; the hook is measured below), ${MEMORY} MiB, one vCPU, one virtio NIC on a
-bridge with a host address (${NET}.1/24, static addresses .10 on), under TCG with a 32 MiB translation cache.
+bridge with a host address (${NET}.1/24, static addresses .10 on), under TCG with a ${IMAGE_TB_MIB} MiB translation cache (what qnet gives image nodes).
 Ready means the same signal on every side: qnet-ready.service, which runs after cloud-init's final stage, saying
 READY. qnet (the library \`up()\`, default readiness: READY on its virtio-serial port, then the guest agent
 answering) is timed from the call until it returns; each guest from the start of its QEMU to the moment qnet
 recorded it ready (\`startedAt\`/\`readyAt\` in the state file). The plain script does what a person does by hand:
 \`ssh-keygen\`, the same seed (qnet's renderSeed) packed with \`xorriso -as mkisofs -V cidata -J -r\`, a namespace with
-a bridge and taps, \`qemu-img create -f qcow2 -F qcow2 -b BASE\`, then \`qemu-system-x86_64 -accel tcg,tb-size=32 -m
+a bridge and taps, \`qemu-img create -f qcow2 -F qcow2 -b BASE\`, then \`qemu-system-x86_64 -accel tcg,tb-size=${IMAGE_TB_MIB} -m
 ${MEMORY} -hda overlay -cdrom seed.iso -display none -serial file:LOG -netdev tap -device virtio-net-pci\` per guest,
 all at once (QEMU's default machine and CPU otherwise), ready when its serial log shows "qnet: READY" (the same
 unit echoes it to /dev/console, which is ttyS0). The script's QEMU also has the guest agent's virtio-serial port:

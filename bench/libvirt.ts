@@ -11,6 +11,7 @@ import { chmodSync, copyFileSync, existsSync, mkdirSync, openSync, closeSync, re
 import path from 'node:path';
 import { scriptGuestConfig } from './script-config.js';
 import type { ResolvedLab } from '../src/topology/model.js';
+import { IMAGE_TB_MIB } from '../src/guest/image-node.js';
 
 /** Prefix of everything the libvirt side creates: namespace, directory, network, bridge, domains. */
 export const LV_TAG = 'qnetbench-lv';
@@ -341,7 +342,7 @@ export class Libvirt {
           '--channel', 'unix,target.type=virtio,target.name=org.qemu.guest_agent.0',
           '--graphics', 'none', '--serial', `file,path=${serial}`,
           // TCG's translation cache as qnet's and the script's (libvirt 8.0 on: <features><tcg><tb-cache>).
-          '--xml', './features/tcg/tb-cache=32', '--xml', './features/tcg/tb-cache/@unit=MiB',
+          '--xml', `./features/tcg/tb-cache=${IMAGE_TB_MIB}`, '--xml', './features/tcg/tb-cache/@unit=MiB',
           '--noautoconsole',
         ]);
         guests.push({ node: node.name, domain: domains[i]!, serial, overlay, calledAt });

@@ -18,7 +18,7 @@ import { layerOf, RESUME_FW_CFG, RESUME_SERIAL, usesResumeHook } from './resume-
 export const AGENT_PORT = 'org.qemu.guest_agent.0';
 
 /** TCG translation cache of an image node, MiB (see renderImageQemuArgs: a real OS runs far more distinct code than the built-in guest). */
-const IMAGE_TB_MIB = 128;
+export const IMAGE_TB_MIB = 128;
 
 /** The files of an image node: its run directory's, and its disk (in the run directory, or kept with persist). */
 export interface ImageNodeFiles extends NodeFiles {
