@@ -259,16 +259,16 @@ export async function execute(a: Action, ctx: ExecContext): Promise<void> {
       if (!node) throw new RuntimeError(`${a.node}: not a node of lab ${ctx.lab.name}`);
       const files = nodeFiles(nodeDir(ctx.lab.name, a.node));
       const env = { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', ...a.env };
-      const boots = takesBootSlot({ restoring: a.snapshot?.mode === 'restore' && existsSync(a.snapshot.path), image: !!node.image });
-      if (boots && ctx.slots?.full) ctx.reporter.info(`${a.node} starts when one of the ${ctx.slots.limit} guests starting now is ready`);
-      if (boots) await ctx.slots?.acquire();
+      const slotted = takesBootSlot({ restoring: a.snapshot?.mode === 'restore' && existsSync(a.snapshot.path), image: !!node.image });
+      if (slotted && ctx.slots?.full) ctx.reporter.info(`${a.node} starts when one of the ${ctx.slots.limit} guests starting now is ready`);
+      if (slotted) await ctx.slots?.acquire();
       let g: Awaited<ReturnType<typeof startFromSnapshot>>;
       // Files QEMU gets as descriptors, opened here: the unprivileged QEMU never opens (nor may write) a user's base.
       const fds = (a.fds ?? []).map((f) => openSync(f.path, f.write ? 'r+' : 'r'));
       try {
         g = await startFromSnapshot(a, env, files, ctx, fds);
       } catch (e) {
-        if (boots) ctx.slots?.release();
+        if (slotted) ctx.slots?.release();
         throw e;
       } finally {
         for (const fd of fds) closeSync(fd);
@@ -284,14 +284,14 @@ export async function execute(a: Action, ctx: ExecContext): Promise<void> {
         const ready = awaitReady(kindOf(node).ready(ctx.lab, node), { lab: ctx.lab.name, netns: ctx.lab.netns, node: a.node, files, control: ch, timeoutMs: ctx.readyTimeoutMs }).then((note) => ({ note, at: Date.now() }));
         ready.catch(() => {});
         ctx.live.ready.set(a.node, ready);
-        if (boots) void ready.catch(() => {}).finally(() => ctx.slots?.release());
+        if (slotted) void ready.catch(() => {}).finally(() => ctx.slots?.release());
         if (a.snapshot?.mode === 'save') {
           const saved = saveAtSnapshotPoint(ch, files, a.snapshot.path, a.node, ctx, a.snapshot.disk);
           saved.catch(() => {});
           ctx.live.snapshots.set(a.node, saved);
         }
       } catch (e) {
-        if (boots && !ctx.live.ready.has(a.node)) ctx.slots?.release();
+        if (slotted && !ctx.live.ready.has(a.node)) ctx.slots?.release();
         await stopGuest(g.pid, files, { acpi: false, graceMs: 0 }); // this step is not "done", so rollback would not stop it
         throw e;
       }
