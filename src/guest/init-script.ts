@@ -67,6 +67,27 @@ done
 LD_LIBRARY_PATH="$d/lib" exec "$d/bin/@BIN@" "$@"
 `;
 
+/**
+ * What a built-in guest waiting at its snapshot point is told: "resume EPOCH" (this host's clock, in seconds), its
+ * configuration up to "end", its `host` lines moved after it as /etc/hosts lines ("end BYTES", then BYTES of them).
+ * The guest's shell reads a line one byte per system call and appends a name with an open and a close: every guest
+ * knows every node's name, so that cost grew with the lab's size in every guest; one `head -c` copies them at once.
+ * 250 guests up, `qnet up` as typed, taken in turn: QEMU CPU per guest 0.86 and 0.93 s -> 0.59 and 0.73 s, the whole
+ * up 118.8 and 133.0 s -> 85.0 and 108.9 s. (head reads ahead of what it prints: nothing else may follow on the
+ * port until the guest says READY, and qnet sends nothing there before it.)
+ */
+export function renderResumeMessage(config: string, epoch: number): string {
+  const lines = config.split('\n').filter((l) => l !== '');
+  const hosts = lines.filter((l) => l.startsWith('host ')).map((l) => {
+    const [, name, ip] = l.split(' ');
+    return `${ip} ${name}\n`;
+  });
+  const rest = lines.filter((l) => !l.startsWith('host '));
+  const names = hosts.join('');
+  // Without its last newline: the control channel ends what it sends with one.
+  return [`resume ${epoch}`, ...rest, ...(names ? [`end ${Buffer.byteLength(names)}`, names.slice(0, -1)] : ['end'])].join('\n');
+}
+
 /** /etc/profile for the console shell. */
 export const PROFILE = `export PS1='\\h:\\w# '
 export PATH=/sbin:/usr/sbin:/bin:/usr/bin
@@ -231,10 +252,15 @@ if has snapshot; then
     set -- $cmd
     [ -n "$2" ] && date -u -s "@$2" >/dev/null
     # This node's configuration follows on the port, up to "end": cheaper than reading fw_cfg again, which means
-    # reloading its driver (the module loader, cold under TCG after a restore).
-    : > /etc/qnet/config
-    while read -r line <&3; do [ "$line" = end ] && break; echo "$line" >> /etc/qnet/config; done
-    if [ "$line" != end ]; then say "ERROR no configuration after resume"; exit 0; fi
+    # reloading its driver (the module loader, cold under TCG after a restore). Its names for /etc/hosts come after
+    # "end BYTES", copied by one program: the shell reads a line a byte per system call (see renderResumeMessage).
+    exec 5> /etc/qnet/config
+    line=
+    while read -r line <&3; do case "$line" in end|"end "*) break ;; esac; echo "$line" >&5; done
+    exec 5>&-
+    case "$line" in end|"end "*) ;; *) say "ERROR no configuration after resume"; exit 0 ;; esac
+    set -- $line
+    if [ "\${2:-0}" -gt 0 ] && ! head -c "$2" <&3 >> /etc/hosts; then say "ERROR no names after resume"; exit 0; fi
     # A router's ruleset is still read from fw_cfg: the driver lists the items of the QEMU it runs in now.
     if has nft; then rmmod qemu_fw_cfg 2>/dev/null; load qemu_fw_cfg; fi
     configure ) &

@@ -12,6 +12,7 @@ import { planChange, planUp, type Action, type Step } from '../plan/plan.js';
 import type { GuestSnapshot } from '../plan/steps.js';
 import { ControlChannel } from '../qemu/control.js';
 import { kindOf } from '../guest/kinds.js';
+import { renderResumeMessage } from '../guest/init-script.js';
 import { awaitReady, describeWait } from './ready.js';
 import { inspectLabImages } from '../guest/image-check.js';
 import { observeImages, writeResumeConfig, writeSeed } from './images.js';
@@ -509,7 +510,7 @@ async function startFromSnapshot(
         // receiving the newcomers' announcements (quadratic in the guests of a network).
         await g.qmp.execute('migrate-set-parameters', { 'announce-rounds': 0 });
         await g.qmp.execute('migrate-incoming', { uri: 'fd:3' });
-        const lines = resumeLines(files.config);
+        const lines = resumeLines(files.config, a.node, ctx);
         lines.catch(() => {});
         await waitRestored(g, files);
         // It waits at its snapshot point: its clock and configuration are this run's, told the moment it runs.
@@ -561,7 +562,7 @@ async function saveAtSnapshotPoint(ch: ControlChannel, files: ReturnType<typeof 
   } catch (e) {
     ctx.reporter.info(`${node}: ${(e as Error).message}; guests of its shape boot instead`);
   }
-  ch.send(await resumeLines(files.config));
+  ch.send(await resumeLines(files.config, node, ctx));
 }
 
 // The sealed memfd of a RAM template for this run (made once, shared by every guest restored from it).
@@ -582,10 +583,13 @@ async function closeTemplates(live: Live): Promise<void> {
 }
 
 // What a guest waiting at its snapshot point is told to carry on with: this host's clock, in seconds, then its
-// configuration (the file QEMU serves it on fw_cfg at boot), up to "end".
-async function resumeLines(config: string): Promise<string> {
+// configuration (the file QEMU serves it on fw_cfg at boot), up to "end" (a built-in guest's names after it).
+async function resumeLines(config: string, node: string, ctx: ExecContext): Promise<string> {
   const text = await readFile(config, 'utf8');
-  return `resume ${Math.floor(Date.now() / 1000)}\n${text.endsWith('\n') ? text : `${text}\n`}end`;
+  const epoch = Math.floor(Date.now() / 1000);
+  const resolved = ctx.lab.nodes.find((n) => n.name === node);
+  if (resolved && kindOf(resolved).name === 'builtin') return renderResumeMessage(text, epoch);
+  return `resume ${epoch}\n${text.endsWith('\n') ? text : `${text}\n`}end`;
 }
 
 // How many guests may boot at once: as asked, else one more than the cores.

@@ -63,6 +63,14 @@ describe('guests restored from the saved state of their shape', () => {
     }
     await exec('b', 'ping -c 1 -W 5 10.91.0.11 && ping -c 1 -W 5 10.91.0.13');
     await exec('c', 'ping -c 1 -W 5 10.91.0.12');
+    // Every other node's name, in the block that follows the configuration on the control port (saved and restored
+    // alike), and its own.
+    for (const n of ['a', 'b', 'c']) {
+      const hosts = (await exec(n, 'cat /etc/hosts')).split('\n');
+      for (const [m, octet] of [['a', '11'], ['b', '12'], ['c', '13']]) if (m !== n) assert.ok(hosts.includes(`10.91.0.${octet} ${m}`), `${n}'s /etc/hosts names ${m}: ${hosts.join(' | ')}`);
+      assert.ok(hosts.includes(`127.0.1.1 ${n}`), `${n}'s /etc/hosts has its own name`);
+    }
+    await exec('b', 'ping -c 1 -W 5 a && ping -c 1 -W 5 c');
   });
 
   test('copies of one state do not share their randomness: the kernel reseeds on the new VM generation ID', async () => {

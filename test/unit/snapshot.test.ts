@@ -8,7 +8,7 @@ import { planUp, type PlanContext } from '../../src/plan/plan.js';
 import { renderGuestConfig } from '../../src/render/guest-config.js';
 import { snapshotShape, withIncoming } from '../../src/render/qemu.js';
 import { parseTopology } from '../../src/topology/load.js';
-import { BOOT } from '../../src/guest/init-script.js';
+import { BOOT, renderResumeMessage } from '../../src/guest/init-script.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 const seed = parseTopology(readFileSync(path.join(ROOT, 'test', 'fixtures', 'seed.yaml'), 'utf8'), 'seed.yaml');
@@ -90,7 +90,7 @@ test('the guest finds its NICs by position after the snapshot point and takes it
   // ...and after it the guest takes this run's clock, its configuration from the control port (up to "end"; fw_cfg
   // is read again only for a router's ruleset), then applies it (its MACs among it).
   assert.match(after, /date -u -s "@\$2"/);
-  assert.match(after, /\[ "\$line" = end \] && break/);
+  assert.match(after, /case "\$line" in end\|"end "\*\) break ;; esac/);
   assert.match(after, /if has nft; then rmmod qemu_fw_cfg/);
   assert.match(after, /configure \) &/);
   assert.match(configure, /kernel\/hostname/);
@@ -156,6 +156,40 @@ test('a RAM copy keeps every byte, leaves holes for zero blocks and counts only 
     const st = statSync(path.join(dir, 'out'));
     assert.equal(st.mode & 0o777, 0o600);
     assert.ok(st.blocks * 512 <= 2 * MiB + 4096 + 64 * 1024, `the zero blocks are holes (${st.blocks * 512} bytes allocated)`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('after a restore the names come after the configuration as /etc/hosts lines, copied by one program (the guest\'s own code, run by busybox)', async () => {
+  const { mkdtempSync, writeFileSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { spawnSync } = await import('node:child_process');
+  const config = renderGuestConfig(seed, seed.nodes[1]!);
+  const names = config.split('\n').filter((l) => l.startsWith('host '));
+  assert.ok(names.length >= 2, 'the seed names its other nodes');
+  const msg = renderResumeMessage(config, 1700000000);
+  const [first, ...rest] = msg.split('\n');
+  assert.equal(first, 'resume 1700000000');
+  assert.doesNotMatch(rest.slice(0, rest.findIndex((l) => l.startsWith('end'))).join('\n'), /^host /m);
+  // No names: the message ends with "end" as before.
+  assert.match(renderResumeMessage('hostname x\nnic 52:54:00:00:00:01 eth0\n', 1), /\nend$/);
+  // The guest's lines between "resume" and its configure, run by busybox's sh with the port on fd 3 (the control
+  // channel adds the last newline; a later line follows), and the guest's paths moved into a scratch directory.
+  const start = BOOT.indexOf('    exec 5> /etc/qnet/config');
+  const end = BOOT.indexOf('\n', BOOT.indexOf('head -c "$2"'));
+  assert.ok(start > 0 && end > start);
+  const dir = mkdtempSync(path.join(tmpdir(), 'qnet-resume-'));
+  try {
+    const script = BOOT.slice(start, end).replaceAll('/etc/qnet/config', `${dir}/config`).replaceAll('/etc/hosts', `${dir}/hosts`);
+    writeFileSync(path.join(dir, 'port'), rest.join('\n') + '\nping\n');
+    writeFileSync(path.join(dir, 'hosts'), '127.0.0.1 localhost\n');
+    const ok = spawnSync('busybox', ['sh', '-c', `exec 3< "$0"\nsay() { echo "$*"; }\n${script}`, path.join(dir, 'port')], { encoding: 'utf8' });
+    assert.equal(ok.status, 0, ok.stderr);
+    // The configuration without its names, and every name in /etc/hosts: BYTES of them, not what follows.
+    assert.equal(readFileSync(path.join(dir, 'config'), 'utf8'), config.split('\n').filter((l) => l && !l.startsWith('host ')).join('\n') + '\n');
+    assert.equal(readFileSync(path.join(dir, 'hosts'), 'utf8'), '127.0.0.1 localhost\n' + names.map((l) => `${l.split(' ')[2]} ${l.split(' ')[1]}\n`).join(''));
+    assert.doesNotMatch(ok.stdout, /ERROR/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
