@@ -6,6 +6,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { exitCodeOf, UserError } from '../errors.js';
 import { RealRunner } from '../host/run.js';
 import type { AccelChoice } from '../lab/accel.js';
+import type { LabStatus } from '../lab/status.js';
 import type { ResolvedLab } from '../topology/model.js';
 import { NAME_PATTERN } from '../topology/names.js';
 import { fmtMs, green, red, table, yellow } from './term.js';
@@ -142,16 +143,24 @@ export async function main(argv: string[]): Promise<number> {
     .option('--json', 'machine-readable output')
     .option('--monitor', 'add each running guest\'s QEMU monitor view of its network (`info network`)')
     .action(async (lab: string | undefined, o: { json?: boolean; monitor?: boolean }) => {
-      const { allStatus, labStatus } = await import('../lab/status.js');
-      const { monitorNetwork } = await import('../lab/exec.js');
-      const { keptLabs } = await import('../lab/discover.js');
+      const { keptLabs, listLabs } = await import('../lab/discover.js');
       const { labStateDir } = await import('../dirs.js');
-      const { renderStatus } = await import('./output.js');
-      const list = lab ? [await labStatus(lab)].filter((s) => s !== null) : await allStatus();
-      if (o.monitor)
+      // What reads and shows a lab is loaded only when there is one: with no labs, most of the command's start-up.
+      const names = lab ? [lab] : await listLabs();
+      const list: LabStatus[] = [];
+      if (names.length) {
+        const { labStatus } = await import('../lab/status.js');
+        for (const name of names) {
+          const s = await labStatus(name);
+          if (s) list.push(s);
+        }
+      }
+      if (o.monitor && list.length) {
+        const { monitorNetwork } = await import('../lab/exec.js');
         for (const s of list)
           for (const n of s.nodes)
             if (n.state === 'running') n.monitorNetwork = await monitorNetwork(s.lab, n.name).catch((e: Error) => `unavailable: ${e.message}`);
+      }
       if (lab && !list.length && !(await keptLabs()).includes(lab)) {
         if (o.json) process.stdout.write('null\n');
         else process.stderr.write(`no lab named "${lab}" on this host\n`);
@@ -160,7 +169,10 @@ export async function main(argv: string[]): Promise<number> {
       }
       if (o.json) process.stdout.write(JSON.stringify(lab ? (list[0] ?? null) : list, null, 2) + '\n');
       else {
-        if (list.length) process.stdout.write(list.map(renderStatus).join('\n\n') + '\n');
+        if (list.length) {
+          const { renderStatus } = await import('./output.js');
+          process.stdout.write(list.map(renderStatus).join('\n\n') + '\n');
+        }
         else if (!lab) process.stdout.write('no labs\n');
         // Disks kept by persist: true outlive their lab: say where they are and how they go.
         const up = new Set(list.map((x) => x.lab));

@@ -106,10 +106,15 @@ export async function listLabs(): Promise<string[]> {
   } catch {
     // no namespaces
   }
-  for (const p of await findMarkedProcesses()) names.add(p.lab);
-  // Uplinks and tables left by a lab whose namespace and run directory are gone.
-  for (const l of await markedHostLinks()) names.add(l.lab);
-  const tables = await run.run(['nft', 'list', 'tables'], { allowFail: true }).catch(() => null);
+  // Guest processes, and uplinks and tables left by a lab whose namespace and run directory are gone: looked for at
+  // once (`ip` and `nft` are a process each, most of what `qnet status` with no labs waits for).
+  const [procs, links, tables] = await Promise.all([
+    findMarkedProcesses(),
+    markedHostLinks(),
+    run.run(['nft', 'list', 'tables'], { allowFail: true }).catch(() => null),
+  ]);
+  for (const p of procs) names.add(p.lab);
+  for (const l of links) names.add(l.lab);
   for (const m of (tables?.stdout ?? '').matchAll(/^table (?:ip|netdev) qnet-([a-z0-9-]+)$/gm)) names.add(m[1]!);
   return [...names].sort();
 }
