@@ -6,7 +6,6 @@ import { Command, CommanderError, Option } from 'commander';
 import { exitCodeOf, UserError } from '../errors.js';
 import { RealRunner } from '../host/run.js';
 import type { AccelChoice } from '../lab/accel.js';
-import type { LabStatus } from '../lab/status.js';
 import type { ResolvedLab } from '../topology/model.js';
 import { NAME_PATTERN } from '../topology/names.js';
 import { fmtMs, green, red, table, yellow } from './term.js';
@@ -147,14 +146,7 @@ export async function main(argv: string[]): Promise<number> {
       const { labStateDir } = await import('../dirs.js');
       // What reads and shows a lab is loaded only when there is one: with no labs, most of the command's start-up.
       const names = lab ? [lab] : await listLabs();
-      const list: LabStatus[] = [];
-      if (names.length) {
-        const { labStatus } = await import('../lab/status.js');
-        for (const name of names) {
-          const s = await labStatus(name);
-          if (s) list.push(s);
-        }
-      }
+      const list = names.length ? await (await import('../lab/status.js')).allStatus(names) : [];
       if (o.monitor && list.length) {
         const { monitorNetwork } = await import('../lab/exec.js');
         for (const s of list)

@@ -6,6 +6,7 @@ import { renderGuestConfig, renderRouterRuleset } from '../render/guest-config.j
 import { ENV_KIND, ENV_LAB, ENV_NODE } from '../render/markers.js';
 import { nodeFiles, renderGuestCommand, withIncoming, type GuestMemory } from '../render/qemu.js';
 import type { ResolvedLab, ResolvedNode } from '../topology/model.js';
+import { renderResumeMessage } from './init-script.js';
 import type { GuestKind } from './kinds.js';
 
 /** The built-in guest kind. */
@@ -16,6 +17,7 @@ export const builtinKind: GuestKind = {
   // Nothing to flush (no disk): quit at once.
   stop: { acpi: false },
   execHint: (lab, node) => `the guest agent of ${lab}/${node.name} did not answer (is it up? \`qnet status ${lab}\`)`,
+  resumeMessage: renderResumeMessage,
 };
 
 /** Prepare and start one built-in node: its boot configuration (and router ruleset), then QEMU. */

@@ -12,7 +12,7 @@ import { formatSize } from '../topology/size.js';
 import { CONTROL_PORT as IMAGE_CONTROL_PORT } from './init-script.js';
 import { keptPaths } from './kept.js';
 import type { GuestKind, ReadyWait } from './kinds.js';
-import { layerOf, RESUME_FW_CFG, RESUME_SERIAL, usesResumeHook } from './resume-mark.js';
+import { layerOf, renderHookResumeMessage, RESUME_FW_CFG, RESUME_SERIAL, usesResumeHook } from './resume-mark.js';
 
 /** The agent's well-known port name: Debian's qemu-guest-agent starts by itself (udev) when it appears. */
 export const AGENT_PORT = 'org.qemu.guest_agent.0';
@@ -90,6 +90,7 @@ export const imageKind: GuestKind = {
   ready: imageReady,
   // A real OS gets the power button and time to flush its disk (`down --grace`, 30 s by default) before QEMU quits.
   stop: { acpi: true },
+  resumeMessage: renderHookResumeMessage,
   execHint: (lab, node) =>
     `${lab}/${node.name} has no guest agent answering after 30 s (install qemu-guest-agent in its image${node.image?.config === 'none' ? '' : ', or add it with cloudInit.userData.packages'}); ` +
     (node.image?.config === 'cloud-init' ? `\`qnet ssh ${lab} ${node.name} -- CMD\` runs commands over SSH with the lab key` : `with config: none qnet gives the guest no SSH key: use \`qnet console ${lab} ${node.name}\`, or config: cloud-init`),

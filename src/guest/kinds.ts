@@ -34,6 +34,8 @@ export interface GuestKind {
   readonly stop: StopHow;
   /** What to tell a user whose `exec` cannot reach the guest agent. */
   execHint(lab: string, node: ResolvedNode): string;
+  /** What a guest of the kind waiting at its snapshot point is told: this host's clock, then its configuration. */
+  resumeMessage(config: string, epoch: number): string;
 }
 
 /** The kind of a node: an image node when it names an image, the built-in guest otherwise. */

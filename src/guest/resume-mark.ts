@@ -1,6 +1,6 @@
 // Which nodes use qnet's resume hook and what their saved states are keyed by: the mark of the images that carry
-// it, the names the guest side knows it by, the shape of a node. Pure and small (the planner, the renderers and
-// `status` load it; the hook's own text is in resume.ts).
+// it, the names the guest side knows it by, the shape of a node, the message at its snapshot point. Pure and small
+// (the planner, the renderers and `status` load it; the hook's own text is in resume.ts).
 import { createHash } from 'node:crypto';
 import type { ResolvedNode } from '../topology/model.js';
 
@@ -55,4 +55,9 @@ export function resumeShape(node: ResolvedNode): string {
     )
     .digest('hex')
     .slice(0, 20);
+}
+
+/** What the hook is told at its snapshot point: "resume EPOCH", the node's configuration, "end" (the control channel adds the last newline). */
+export function renderHookResumeMessage(config: string, epoch: number): string {
+  return `resume ${epoch}\n${config.endsWith('\n') ? config : `${config}\n`}end`;
 }

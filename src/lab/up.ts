@@ -12,7 +12,6 @@ import { planChange, planUp, type Action, type Step } from '../plan/plan.js';
 import type { GuestSnapshot } from '../plan/steps.js';
 import { ControlChannel } from '../qemu/control.js';
 import { kindOf } from '../guest/kinds.js';
-import { renderResumeMessage } from '../guest/init-script.js';
 import { awaitReady, describeWait } from './ready.js';
 import { inspectLabImages } from '../guest/image-check.js';
 import { observeImages, writeResumeConfig, writeSeed } from './images.js';
@@ -582,14 +581,12 @@ async function closeTemplates(live: Live): Promise<void> {
   live.templates.clear();
 }
 
-// What a guest waiting at its snapshot point is told to carry on with: this host's clock, in seconds, then its
-// configuration (the file QEMU serves it on fw_cfg at boot), up to "end" (a built-in guest's names after it).
+// What a guest waiting at its snapshot point is told to carry on with, as its kind says: this host's clock, in
+// seconds, then its configuration (the file QEMU serves it on fw_cfg at boot).
 async function resumeLines(config: string, node: string, ctx: ExecContext): Promise<string> {
-  const text = await readFile(config, 'utf8');
-  const epoch = Math.floor(Date.now() / 1000);
   const resolved = ctx.lab.nodes.find((n) => n.name === node);
-  if (resolved && kindOf(resolved).name === 'builtin') return renderResumeMessage(text, epoch);
-  return `resume ${epoch}\n${text.endsWith('\n') ? text : `${text}\n`}end`;
+  if (!resolved) throw new RuntimeError(`${node}: not a node of lab ${ctx.lab.name}`);
+  return kindOf(resolved).resumeMessage(await readFile(config, 'utf8'), Math.floor(Date.now() / 1000));
 }
 
 // How many guests may boot at once: as asked, else one more than the cores.
