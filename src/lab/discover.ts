@@ -1,10 +1,9 @@
 // Finding what exists of a lab on the host, from ownership markers alone (no state file needed).
-import { readdir } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { exists } from '../host/fs.js';
 import { RealRunner } from '../host/run.js';
 import { findMarkedProcesses } from '../qemu/process.js';
-import { uplinkTable } from '../render/uplink.js';
-import { markerLab, ownerMarker } from '../render/ipbatch.js';
+import { markerLab, ownerMarker, uplinkTable } from '../render/markers.js';
 import { NETNS_PREFIX } from '../topology/model.js';
 import { labDir, runRoot, stateRoot } from '../dirs.js';
 import { NAME_PATTERN } from '../topology/names.js';
@@ -16,21 +15,31 @@ const run = new RealRunner();
 export interface MarkedLink {
   ifname: string;
   lab: string;
-  /** The link kind (veth, bridge). */
-  kind: string;
+  /** `bridge` for a bridge (removed after what is enslaved to it), `link` for anything else (the uplink's veth). */
+  kind: 'bridge' | 'link';
 }
 
-/** The host namespace's links that carry some lab's marker, with the lab they belong to. */
+/**
+ * The host namespace's links that carry some lab's marker, with the lab they belong to. Read from sysfs (the alias
+ * is /sys/class/net/NAME/ifalias, a bridge has /sys/class/net/NAME/bridge) rather than from `ip -j -d link show`:
+ * no process to start, which was most of `qnet status` with no labs after node's own start.
+ */
 async function markedHostLinks(): Promise<MarkedLink[]> {
-  const r = await run.run(['ip', '-j', '-d', 'link', 'show'], { allowFail: true });
+  let names: string[];
   try {
-    return (JSON.parse(r.stdout || '[]') as Array<{ ifname: string; ifalias?: string; linkinfo?: { info_kind?: string } }>).flatMap((l) => {
-      const lab = markerLab(l.ifalias);
-      return lab ? [{ ifname: l.ifname, lab, kind: l.linkinfo?.info_kind ?? '' }] : [];
-    });
+    names = await readdir('/sys/class/net');
   } catch {
     return [];
   }
+  const links = await Promise.all(
+    names.map(async (ifname): Promise<MarkedLink | null> => {
+      // A link removed between the listing and the read is simply not there.
+      const alias = await readFile(`/sys/class/net/${ifname}/ifalias`, 'utf8').catch(() => '');
+      const lab = markerLab(alias.trimEnd());
+      return lab ? { ifname, lab, kind: (await exists(`/sys/class/net/${ifname}/bridge`)) ? 'bridge' : 'link' } : null;
+    }),
+  );
+  return links.filter((l): l is MarkedLink => l !== null);
 }
 
 /** Whether the namespace exists and carries the lab's marker (the alias of its loopback). */
@@ -108,11 +117,9 @@ export async function listLabs(): Promise<string[]> {
   }
   // Guest processes, and uplinks and tables left by a lab whose namespace and run directory are gone: looked for at
   // once (`ip` and `nft` are a process each, most of what `qnet status` with no labs waits for).
-  const [procs, links, tables] = await Promise.all([
-    findMarkedProcesses(),
-    markedHostLinks(),
-    run.run(['nft', 'list', 'tables'], { allowFail: true }).catch(() => null),
-  ]);
+  // nft first: its process runs while this one reads /proc and /sys.
+  const nft = run.run(['nft', 'list', 'tables'], { allowFail: true }).catch(() => null);
+  const [procs, links, tables] = await Promise.all([findMarkedProcesses(), markedHostLinks(), nft]);
   for (const p of procs) names.add(p.lab);
   for (const l of links) names.add(l.lab);
   for (const m of (tables?.stdout ?? '').matchAll(/^table (?:ip|netdev) qnet-([a-z0-9-]+)$/gm)) names.add(m[1]!);

@@ -5,7 +5,7 @@ import { stopGuest } from '../qemu/guest.js';
 import { markerOf, processMarker } from '../qemu/process.js';
 import { stopService } from '../host/service.js';
 import { releaseHostForwarding } from '../host/forwarding.js';
-import { uplinkTable } from '../render/uplink.js';
+import { uplinkTable } from '../render/markers.js';
 import { nodeFiles } from '../render/qemu.js';
 import { NETNS_PREFIX } from '../topology/model.js';
 import { findLab } from './discover.js';

@@ -3,7 +3,7 @@
 import { RuntimeError, UserError } from '../errors.js';
 import { readIface, type IfaceInfo } from '../host/iface.js';
 import type { CommandRunner } from '../host/run.js';
-import { markerLab, ownerMarker } from '../render/ipbatch.js';
+import { markerLab, ownerMarker } from '../render/markers.js';
 import { renderMove, type LanUplink } from '../render/lan.js';
 import { onLan, type ResolvedLab, type ResolvedNetwork } from '../topology/model.js';
 

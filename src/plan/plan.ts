@@ -11,7 +11,6 @@ import {
   renderUplinkRoutes,
   UPLINK_LAB_IF,
   uplinkHostIf,
-  uplinkTable,
   type UplinkAddressing,
 } from '../render/uplink.js';
 import { formatIPv4 } from '../topology/ipv4.js';
@@ -20,7 +19,8 @@ import type { Action, GuestSnapshot, PassedFile, PlanContext, Step, StopHow } fr
 import { shellQuote } from '../render/shell.js';
 
 export { shellQuote };
-import { bridgeLines, bridgeUpLine, neighLines, ownerMarker, tapLines, tapMaster } from '../render/ipbatch.js';
+import { bridgeLines, bridgeUpLine, neighLines, tapLines, tapMaster } from '../render/ipbatch.js';
+import { ownerMarker, uplinkTable } from '../render/markers.js';
 import { fdbLines, linkLines, vlanLines } from '../render/l2.js';
 import { needsGuard, renderGuardRuleset } from '../render/guard.js';
 import { renderLinkBatch } from '../render/ipbatch.js';

@@ -9,7 +9,7 @@ import { shellQuote } from './shell.js';
 import type { ResolvedLab } from '../topology/model.js';
 import { hasBridge } from '../topology/model.js';
 import { renderGuestConfig, renderRouterRuleset } from './guest-config.js';
-import { ownerMarker } from './ipbatch.js';
+import { ownerMarker } from './markers.js';
 import { nodeFiles, renderGuestCommand, type Accel, type GuestImage } from './qemu.js';
 import { formatCidr } from '../topology/ipv4.js';
 

@@ -6,16 +6,7 @@ import { hostSegment, segmentOf } from '../topology/vlan.js';
 import { hasBridge, onLan, type ResolvedNic, type ResolvedNode } from '../topology/model.js';
 import { labImpairments } from './impair.js';
 import { vlanBridgeOptions } from './l2.js';
-
-/** The alias every link of a lab carries: its ownership marker. */
-export function ownerMarker(lab: string): string {
-  return `qnet:lab=${lab}`;
-}
-
-/** The lab an ownership marker names, or null when the text is no marker (another tool's alias, none). */
-export function markerLab(alias: string | undefined): string | null {
-  return /^qnet:lab=([a-z0-9-]+)$/.exec(alias ?? '')?.[1] ?? null;
-}
+import { ownerMarker } from './markers.js';
 
 /** True for networks whose host side (an address on the lab's bridge) qnet gives a fixed MAC, so that the built-in
  * guests and the host side know each other without ARP: bridge (with an address), nat and routed networks. */

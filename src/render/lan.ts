@@ -4,7 +4,7 @@
 import { createHash } from 'node:crypto';
 import type { HostAddr, HostRoute } from './host-types.js';
 import type { ResolvedLab, ResolvedNetwork } from '../topology/model.js';
-import { ownerMarker } from './ipbatch.js';
+import { ownerMarker } from './markers.js';
 
 function hash8(lab: string, net: string): string {
   return createHash('sha256').update(`lan/${lab}/${net}`).digest('hex').slice(0, 8);

@@ -3,7 +3,7 @@
 import { createHash } from 'node:crypto';
 import { formatCidr, formatIPv4, networkOf } from '../topology/ipv4.js';
 import { usesUplink, type ResolvedLab } from '../topology/model.js';
-import { ownerMarker } from './ipbatch.js';
+import { ownerMarker, uplinkTable } from './markers.js';
 
 /** The /30 that links host and lab: host side .1, lab side .2 (from 100.64.0.0/16, shared address space). */
 export interface UplinkAddressing {
@@ -17,11 +17,6 @@ const UPLINK_BASE = (100 << 24) | (64 << 16);
 /** The host-side veth name of a lab: `qn` and 8 hex digits of its name's hash (fits 15 bytes for any lab). */
 export function uplinkHostIf(lab: string): string {
   return `qn${createHash('sha256').update(lab).digest('hex').slice(0, 8)}`;
-}
-
-/** The host's nft table of a lab. */
-export function uplinkTable(lab: string): string {
-  return `qnet-${lab}`;
 }
 
 /** Candidate /30s for a lab, its preferred one first (deterministic from the name). */

@@ -1,0 +1,92 @@
+// What the CLI loads to start: `qnet --help` and `qnet status` with no labs read only the modules they need (the
+// start-up figure of BENCHMARKS.md depends on it). Each command runs as a real process, with a preload that records
+// every ES module resolved, every CommonJS file required and every node built-in loaded.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, before, test } from 'node:test';
+import { ROOT } from './golden.js';
+
+const QNET = path.join(ROOT, 'bin', 'qnet.js');
+
+// Resolve hook (runs on node's loader thread): appends each resolved URL to the file named by QNET_LOADED.
+const HOOKS = `import { appendFileSync } from 'node:fs';
+export async function resolve(spec, ctx, next) {
+  const r = await next(spec, ctx);
+  appendFileSync(process.env.QNET_LOADED, r.url + '\\n');
+  return r;
+}
+`;
+// Preload: installs the hook, and at exit adds the CommonJS files required and node's built-ins loaded.
+const PRELOAD = `import { appendFileSync } from 'node:fs';
+import { createRequire, register } from 'node:module';
+import { pathToFileURL } from 'node:url';
+register('./hooks.mjs', import.meta.url);
+process.on('exit', () => {
+  const cjs = Object.keys(createRequire(import.meta.url).cache).map((f) => pathToFileURL(f).href);
+  const builtins = process.moduleLoadList.filter((m) => m.startsWith('NativeModule ')).map((m) => 'node:' + m.slice(13));
+  appendFileSync(process.env.QNET_LOADED, [...cjs, ...builtins].join('\\n') + '\\n');
+});
+`;
+
+let dir = '';
+before(() => {
+  dir = mkdtempSync(path.join(tmpdir(), 'qnet-startup-'));
+  writeFileSync(path.join(dir, 'hooks.mjs'), HOOKS);
+  writeFileSync(path.join(dir, 'preload.mjs'), PRELOAD);
+  mkdirSync(path.join(dir, 'state'));
+});
+after(() => {
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+/** Runs argv with the recording preload; returns its output and what it loaded, as paths relative to the checkout. */
+function loaded(argv: string[], name: string): { stdout: string; status: number | null; files: string[]; packages: string[]; builtins: Set<string> } {
+  const out = path.join(dir, `${name}.loaded`);
+  writeFileSync(out, '');
+  const r = spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8', timeout: 30_000, env: { ...process.env, NO_COLOR: '1', QNET_LOADED: out, QNET_STATE_DIR: path.join(dir, 'state') } });
+  assert.equal(r.error, undefined, `${argv.join(' ')}: ${r.error?.message}`);
+  assert.equal(r.stderr.replace(/^\(node:\d+\) ExperimentalWarning.*\n(\(Use .*\n)?/m, ''), '', `${argv.join(' ')} wrote to stderr`);
+  const urls = readFileSync(out, 'utf8').split('\n').filter(Boolean);
+  const rel = (u: string) => path.relative(ROOT, new URL(u).pathname);
+  const files = [...new Set(urls.filter((u) => u.startsWith('file:') && !u.includes('/node_modules/') && !u.startsWith(`file://${dir}`)).map(rel))].sort();
+  const packages = [...new Set(urls.filter((u) => u.includes('/node_modules/')).map((u) => /\/node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(u)![1]!))].sort();
+  return { stdout: r.stdout, status: r.status, files, packages, builtins: new Set(urls.filter((u) => u.startsWith('node:'))) };
+}
+
+test('`qnet --help` loads the command line and commander, nothing of the library and not node:crypto', () => {
+  const r = loaded([process.execPath, '--import', path.join(dir, 'preload.mjs'), QNET, '--help'], 'help');
+  assert.equal(r.status, 0);
+  assert.match(r.stdout, /^Usage: qnet /);
+  assert.deepEqual(r.files, ['bin/qnet.js', 'dist/src/cli/main.js', 'dist/src/cli/term.js', 'dist/src/errors.js', 'dist/src/host/run.js', 'dist/src/topology/names.js']);
+  assert.deepEqual(r.packages, ['commander']);
+  assert.ok(!r.builtins.has('node:crypto'), '--help loads node:crypto');
+});
+
+test('`qnet status` with no labs (new namespaces: nothing of the host\'s) loads discovery\'s few modules, not the renderers', () => {
+  // A new network, mount and PID namespace with its own /run, /sys and /proc: no lab, link, table or process of the
+  // host is seen, whatever runs beside the test. unshare's mounts are private to it and end with it.
+  const inner = `mount -t tmpfs tmpfs /run && mount -t sysfs sysfs /sys && exec "$@"`;
+  const r = loaded(['unshare', '--mount', '--net', '--pid', '--fork', '--mount-proc', 'sh', '-c', inner, 'sh', process.execPath, '--import', path.join(dir, 'preload.mjs'), QNET, 'status'], 'status');
+  assert.equal(r.status, 0);
+  assert.equal(r.stdout, 'no labs\n');
+  assert.deepEqual(r.files, [
+    'bin/qnet.js',
+    'dist/src/cli/main.js',
+    'dist/src/cli/term.js',
+    'dist/src/dirs.js',
+    'dist/src/errors.js',
+    'dist/src/host/fs.js',
+    'dist/src/host/run.js',
+    'dist/src/lab/discover.js',
+    'dist/src/qemu/process.js',
+    'dist/src/render/markers.js',
+    'dist/src/topology/model.js',
+    'dist/src/topology/names.js',
+  ]);
+  assert.deepEqual(r.packages, ['commander']);
+  assert.ok(r.builtins.has('node:child_process'), 'status runs nft: child_process is loaded');
+  assert.ok(!r.builtins.has('node:crypto'), 'status with no labs loads node:crypto');
+});
