@@ -5,6 +5,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parse, stringify } from 'yaml';
+import { forceDown, type Held } from './held.js';
 
 /** A 10-node lab: r joins a nat network (4 hosts, one by DHCP) and a bridge network (5 hosts) and routes between them. */
 export function tenNodeTopology(name: string): unknown {
@@ -23,9 +24,10 @@ export function tenNodeTopology(name: string): unknown {
   };
 }
 
-function cli(qnet: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+function cli(qnet: string, args: string[], held?: Held): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [qnet, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    held?.child(child);
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
@@ -35,9 +37,10 @@ function cli(qnet: string, args: string[]): Promise<{ code: number; stdout: stri
 }
 
 /** Runs the section: rows of the table and a note. */
-export async function checkSection(root: string, opts: { reps: number; log: (s: string) => void; fmt: (ms: number) => string }): Promise<{ rows: string[]; note: string }> {
+export async function checkSection(root: string, opts: { reps: number; log: (s: string) => void; fmt: (ms: number) => string; held?: Held }): Promise<{ rows: string[]; note: string }> {
   const qnet = path.join(root, 'bin', 'qnet.js');
   const dir = mkdtempSync(path.join(os.tmpdir(), 'qnet-bench-check-'));
+  opts.held?.add('check', () => rmSync(dir, { recursive: true, force: true }));
   const rows: string[] = [];
   let note = '';
   try {
@@ -51,14 +54,18 @@ export async function checkSection(root: string, opts: { reps: number; log: (s: 
       writeFileSync(file, stringify(l.topo));
       const name = (l.topo as { name: string }).name;
       opts.log(`bench: check ${name}: up`);
-      const up = await cli(qnet, ['up', file]);
-      if (up.code !== 0) throw new Error(`qnet up ${file}: ${up.stderr}`);
+      opts.held?.add(`lab ${name}`, () => forceDown(name));
+      const up = await cli(qnet, ['up', file], opts.held);
+      if (up.code !== 0) {
+        opts.held?.drop(`lab ${name}`); // a failed up rolled itself back
+        throw new Error(`qnet up ${file}: ${up.stderr}`);
+      }
       try {
         const times: number[] = [];
         let last: { ok: boolean; cells: Array<{ measured: { skipped?: string } | null }>; sources: unknown[]; destinations: unknown[]; disagreements: unknown[] } | undefined;
         for (let i = 0; i < opts.reps; i++) {
           const t = Date.now();
-          const r = await cli(qnet, ['check', name, '--json']);
+          const r = await cli(qnet, ['check', name, '--json'], opts.held);
           times.push(Date.now() - t);
           last = JSON.parse(r.stdout);
           opts.log(`bench: check ${name}: ${times.at(-1)} ms, exit ${r.code}`);
@@ -71,12 +78,17 @@ export async function checkSection(root: string, opts: { reps: number; log: (s: 
           `| ${l.what} | ${last!.sources.length} × ${last!.destinations.length} | ${probes} | ${unsent} | ${opts.fmt(med)} (${opts.fmt(sorted[0]!)}–${opts.fmt(sorted.at(-1)!)}) | ${last!.disagreements.length} |`,
         );
       } finally {
-        await cli(qnet, ['down', name]);
+        if (!opts.held?.stopping) {
+          const d = await cli(qnet, ['down', name], opts.held);
+          if (d.code !== 0) throw new Error(`qnet down ${name}: ${d.stderr}`);
+          opts.held?.drop(`lab ${name}`);
+        }
       }
     }
     note = `\`qnet check LAB --json\` as typed, ${opts.reps} runs each on a lab brought up by \`qnet up\` just before (guests restored from their saved states); wall time of the whole command (reading the lab, leases, listeners started in every guest and namespace, every probe, listeners stopped).`;
   } finally {
     rmSync(dir, { recursive: true, force: true });
+    opts.held?.drop('check');
   }
   return { rows, note };
 }

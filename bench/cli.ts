@@ -4,6 +4,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import path from 'node:path';
+import type { Held } from './held.js';
 
 /** The revision whose CLI loaded every module at start (the last one before it loaded them on demand). */
 export const BEFORE_REV = '7081a9e';
@@ -24,9 +25,10 @@ function series(argv: string[], cwd: string, env: NodeJS.ProcessEnv): number[] {
 
 /**
  * Builds qnet at revision `rev` in a temporary git worktree (sharing this checkout's node_modules), or says why it
- * cannot (no git history, as in a tarball). The caller removes it with the returned function.
+ * cannot (no git history, as in a tarball). The caller removes it with the returned function (or `held`, when the
+ * bench is interrupted before).
  */
-export function buildRev(root: string, rev: string, log: (s: string) => void): { dir: string; remove: () => void } | { why: string } {
+export function buildRev(root: string, rev: string, log: (s: string) => void, held?: Held): { dir: string; remove: () => void } | { why: string } {
   const BEFORE_REV = rev;
   const has = spawnSync('git', ['-C', root, 'cat-file', '-e', `${BEFORE_REV}^{commit}`]);
   if (has.status !== 0) return { why: `revision ${BEFORE_REV} is not in this checkout's git history` };
@@ -35,7 +37,9 @@ export function buildRev(root: string, rev: string, log: (s: string) => void): {
     spawnSync('git', ['-C', root, 'worktree', 'remove', '--force', dir]);
     rmSync(dir, { recursive: true, force: true });
     spawnSync('git', ['-C', root, 'worktree', 'prune']);
+    held?.drop(`worktree ${dir}`);
   };
+  held?.add(`worktree ${dir}`, remove);
   try {
     rmSync(dir, { recursive: true, force: true });
     const add = spawnSync('git', ['-C', root, 'worktree', 'add', '--detach', dir, BEFORE_REV], { encoding: 'utf8' });
@@ -56,14 +60,14 @@ export function buildRev(root: string, rev: string, log: (s: string) => void): {
  * environment without NODE_EXTRA_CA_CERTS (a shell's as Debian sets it up), then, when the bench's own environment
  * sets it, in that one too: node 20 then reads and parses the named certificate bundle at start, whatever it runs.
  */
-export async function cliStartup(root: string, o: { log: (s: string) => void; cell: (xs: number[]) => string }): Promise<{ rows: string[]; note: string }> {
+export async function cliStartup(root: string, o: { log: (s: string) => void; cell: (xs: number[]) => string; held?: Held }): Promise<{ rows: string[]; note: string }> {
   const qnet = path.join(root, 'bin', 'qnet.js');
   const plain = { ...process.env };
   delete plain.NODE_EXTRA_CA_CERTS;
   const extra = process.env.NODE_EXTRA_CA_CERTS;
   const envs: Array<[string, NodeJS.ProcessEnv]> = [['', plain], ...(extra ? [[`, NODE_EXTRA_CA_CERTS=${extra}`, process.env] as [string, NodeJS.ProcessEnv]] : [])];
   const rows: string[] = [];
-  const before = buildRev(root, BEFORE_REV, o.log);
+  const before = buildRev(root, BEFORE_REV, o.log, o.held);
   try {
     for (const [label, env] of envs) {
       rows.push(`| \`node -e 0\` (node itself, the floor${label}) | ${o.cell(series([process.execPath, '-e', '0'], root, env))} | |`);

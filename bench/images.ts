@@ -27,6 +27,7 @@ import { labDir, stateRoot } from '../src/dirs.js';
 import { nodeFiles } from '../src/render/qemu.js';
 import { CLI_REMOVED_SPLIT, stoppedHow } from './stopped.js';
 import { ensureVirtinst, Libvirt, LV_TAG, type LvImageGuest, type LvSeed } from './libvirt.js';
+import { forceDown, type Held } from './held.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const run = new RealRunner();
@@ -39,6 +40,8 @@ export interface ImageBenchOptions {
   log: (s: string) => void;
   fmt: (ms: number) => string;
   cell: (xs: number[]) => string;
+  /** The bench's undo list: what the section makes is removed on Ctrl-C or SIGTERM. */
+  held: Held;
 }
 
 /** The section's table rows (markdown), and what BENCHMARKS.md says about the libvirt side. */
@@ -80,68 +83,6 @@ function imageLab(name: string, n: number, image: string, cloudInit = true): Res
   const nodes: Record<string, unknown> = {};
   for (let i = 0; i < n; i++) nodes[`d${i}`] = { image, ...(cloudInit ? { cloudInit: { userData: {} } } : {}), nics: [{ network: 'lan', ip: `${NET}.${10 + i}` }] };
   return validateTopology({ name, networks: { lan: { subnet: `${NET}.0/24`, address: `${NET}.1` } }, nodes });
-}
-
-/**
- * What the section holds (labs up, the script's namespace and processes, libvirt), each with its undo: run in
- * reverse on Ctrl-C or SIGTERM before the process exits. A Debian image build under way is waited for first: it
- * stops with the signal and removes its own mounts and loop device.
- */
-class Held {
-  private undo = new Map<string, () => Promise<void> | void>();
-  private build: Promise<unknown> | undefined;
-  private stopping = false;
-  private handler = (sig: NodeJS.Signals) => void this.interrupt(sig);
-
-  constructor(private log: (s: string) => void) {
-    process.on('SIGINT', this.handler);
-    process.on('SIGTERM', this.handler);
-  }
-
-  add(key: string, fn: () => Promise<void> | void): void {
-    this.undo.set(key, fn);
-  }
-
-  drop(key: string): void {
-    this.undo.delete(key);
-  }
-
-  async building<T>(p: Promise<T>): Promise<T> {
-    this.build = p;
-    try {
-      return await p;
-    } finally {
-      this.build = undefined;
-    }
-  }
-
-  private async interrupt(sig: NodeJS.Signals): Promise<void> {
-    if (this.stopping) return;
-    this.stopping = true;
-    this.log(`bench: ${sig}: removing what the image section made`);
-    await this.build?.catch(() => {});
-    for (const [key, fn] of [...this.undo].reverse()) {
-      try {
-        await fn();
-      } catch (e) {
-        this.log(`bench: removing ${key} failed: ${(e as Error).message}`);
-      }
-    }
-    process.exit(sig === 'SIGINT' ? 130 : 143);
-  }
-
-  close(): void {
-    process.off('SIGINT', this.handler);
-    process.off('SIGTERM', this.handler);
-  }
-}
-
-// A lab removed at once (no grace: nothing is measured any more). Twice: an `up` interrupted mid-way may have
-// started a guest after the first pass looked.
-async function forceDown(lab: string): Promise<void> {
-  await down(lab, { runner: run, graceMs: 0 });
-  await sleep(500);
-  await down(lab, { runner: run, graceMs: 0 });
 }
 
 /** The QEMU's memory (RSS and PSS, KiB) and CPU time so far (clock ticks), from /proc. */
@@ -240,7 +181,7 @@ async function qnetSide(
   try {
     const t0 = process.hrtime.bigint();
     // parallel 0: every node starts at once (the default window, cores + 1, is 3 here anyway); window: the default.
-    await up(lab, { runner: run, accel: 'tcg', readyTimeoutMs: READY_TIMEOUT_MS, ...(opts.window ? {} : { parallel: 0 }), ...(opts.cold ? { cold: true } : {}) });
+    await held.building(up(lab, { runner: run, accel: 'tcg', readyTimeoutMs: READY_TIMEOUT_MS, ...(opts.window ? {} : { parallel: 0 }), ...(opts.cold ? { cold: true } : {}) }));
     const wholeMs = since(t0);
     const state = await readState(lab.name);
     if (!state) throw new Error(`${lab.name}: no state file after up`);
@@ -268,6 +209,7 @@ async function qnetSide(
       const d0 = process.hrtime.bigint();
       const r = await new Promise<{ code: number | null; stderr: string }>((resolve, reject) => {
         const p = spawn(process.execPath, [path.join(ROOT, 'bin/qnet.js'), 'down', lab.name], { stdio: ['ignore', 'ignore', 'pipe'] });
+        held.child(p);
         let stderr = '';
         p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
         p.once('error', reject);
@@ -281,10 +223,11 @@ async function qnetSide(
     const restored = lab.nodes.filter((n) => state.guests[n.name]?.start === 'restored').length;
     return { wholeMs, guests, ...(sample ? { sample } : {}), downMs, stopped, restored };
   } catch (e) {
-    await forceDown(lab.name);
+    // Interrupted: the bench's undo list removes the lab (two removals at once could each fail part-way).
+    if (!held.stopping) await forceDown(lab.name);
     throw e;
   } finally {
-    held.drop(`lab ${lab.name}`);
+    if (!held.stopping) held.drop(`lab ${lab.name}`);
   }
 }
 
@@ -403,9 +346,8 @@ async function checkNothingLeft(prefix: string): Promise<void> {
 
 /** Runs the image-node section and returns its rows; leaves nothing behind, also on failure and Ctrl-C. */
 export async function imageSection(o: ImageBenchOptions): Promise<ImageRows> {
-  const { fmt, cell, log } = o;
+  const { fmt, cell, log, held } = o;
   const started = Date.now();
-  const held = new Held(log);
   const rows: ImageRows = { boot: [], mem: [], down: [], trims: [], ten: [], ms: 0 };
   let lv: Libvirt | undefined;
   try {
@@ -506,7 +448,7 @@ export async function imageSection(o: ImageBenchOptions): Promise<ImageRows> {
     } else rows.down.push('| 1 | CLI `node bin/qnet.js down LAB` | not measured (--quick) | |');
   } finally {
     lv?.close();
-    held.close();
+    held.drop('libvirt');
   }
   await checkNothingLeft(o.prefix);
   rows.ms = Date.now() - started;

@@ -25,6 +25,7 @@ import { scriptGuestConfig } from './script-config.js';
 import { defaultBootWindow } from '../src/lab/slots.js';
 import { imageSection, imagesMarkdown } from './images.js';
 import { checkMarkdown, checkSection } from './check.js';
+import { forceDown, Held } from './held.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const QNET = path.join(ROOT, 'bin', 'qnet.js');
@@ -35,6 +36,8 @@ const withLibvirt = process.argv.includes('--with-libvirt');
 const log = (s: string) => process.stderr.write(`${s}\n`);
 // Prefix of every lab and namespace the bench makes (QNET_BENCH_PREFIX: two benches can run side by side).
 const PREFIX = process.env.QNET_BENCH_PREFIX ?? 'bench';
+// Everything a section makes is registered here until it is removed: a Ctrl-C or SIGTERM removes what is left.
+const held = new Held(log);
 
 function sh(argv: string[], input?: string): void {
   const r = spawnSync(argv[0]!, argv.slice(1), { input, encoding: 'utf8' });
@@ -56,7 +59,7 @@ const cell = (xs: number[]) => {
 };
 
 // The image-node section (bench/images.ts) gets the same switches, prefix and helpers as the others.
-const imageOpts = { quick, withLibvirt, prefix: PREFIX, log, fmt, cell };
+const imageOpts = { quick, withLibvirt, prefix: PREFIX, log, fmt, cell, held };
 
 /** A lab of n nodes with one tap each on one bridge (for plumbing only: no guest starts). */
 function plumbingLab(n: number) {
@@ -77,6 +80,9 @@ async function plumbing(): Promise<string[]> {
     const lab = plumbingLab(n);
     const taps = lab.nodes.flatMap((x) => x.nics.map((c) => c.tap));
     const res = { qnetUp: [] as number[], qnetDown: [] as number[], perOpUp: [] as number[], perOpDown: [] as number[], batchUp: [] as number[], batchDown: [] as number[] };
+    held.add(`plumbing ${n}`, () => {
+      for (const ns of [lab.netns, `${PREFIX}-perop-${n}`, `${PREFIX}-batch-${n}`]) spawnSync('ip', ['netns', 'delete', ns], { stdio: 'ignore' });
+    });
     for (let r = 0; r < reps; r++) {
       // qnet's own code path: namespace + one rendered ip -batch (with markers); teardown = delete the namespace.
       await settle();
@@ -119,6 +125,7 @@ async function plumbing(): Promise<string[]> {
     };
     rows.push(`| ${n} | setup | ${cell(res.qnetUp)} | ${cell(res.perOpUp)} | ${cell(res.batchUp)} | ${ratio(res.qnetUp, res.batchUp)}× | ${(stats(res.perOpUp).median / stats(res.qnetUp).median).toFixed(1)}× faster |`);
     rows.push(`| ${n} | teardown | ${cell(res.qnetDown)} | ${cell(res.perOpDown)} | ${cell(res.batchDown)} | ${ratio(res.qnetDown, res.batchDown)}× | ${(stats(res.perOpDown).median / stats(res.qnetDown).median).toFixed(1)}× faster |`);
+    held.drop(`plumbing ${n}`);
     log(`plumbing ${n}: done`);
   }
   return rows;
@@ -166,6 +173,7 @@ function guestsLab(name: string, n: number, model = 'virtio', net = '10.99.0') {
 function cli(args: string[], qnet = QNET): Promise<{ code: number; stderr: string }> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [qnet, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+    held.child(child);
     let stderr = '';
     child.stderr.on('data', (d) => (stderr += d));
     child.on('close', (code) => resolve({ code: code ?? -1, stderr }));
@@ -183,6 +191,11 @@ async function plainScript(n: number, image: { kernel: string; initrd: string; c
     for (const p of procs) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
     await Promise.all(procs.map((p) => new Promise((r) => (p.exitCode !== null || p.signalCode !== null ? r(null) : p.once('exit', r)))));
   };
+  held.add(`namespace ${ns}`, async () => {
+    await killGuests();
+    spawnSync('ip', ['netns', 'delete', ns], { stdio: 'ignore' });
+    rmSync(dir, { recursive: true, force: true });
+  });
   try {
     const t0 = process.hrtime.bigint();
     sh(['ip', 'netns', 'add', ns]);
@@ -213,6 +226,8 @@ async function plainScript(n: number, image: { kernel: string; initrd: string; c
     spawnSync('ip', ['netns', 'delete', ns], { stdio: 'ignore' });
     rmSync(dir, { recursive: true, force: true });
     throw e;
+  } finally {
+    held.drop(`namespace ${ns}`);
   }
 }
 
@@ -238,6 +253,10 @@ function memAndCpu(pids: number[], seconds: number): { rss: number; pss: number;
  */
 async function qnetLab(lab: ReturnType<typeof guestsLab>, opts: { cold?: boolean; parallel?: number; timeout?: number; downBefore?: boolean; measure?: (pids: number[]) => Promise<void>; qnet?: string }) {
   const dir = mkdtempSync('/tmp/qnet-bench-lab-');
+  held.add(`lab ${lab.name}`, async () => {
+    await forceDown(lab.name);
+    rmSync(dir, { recursive: true, force: true });
+  });
   const file = path.join(dir, `${lab.name}.yaml`);
   writeFileSync(file, stringify(lab.topology));
   try {
@@ -255,11 +274,15 @@ async function qnetLab(lab: ReturnType<typeof guestsLab>, opts: { cold?: boolean
     if (d.code !== 0) throw new Error(`qnet down ${lab.name} failed: ${d.stderr}`);
     return { upMs, downMs, boots: guests.map((g) => (g.bootSeconds ?? 0) * 1000), restored: guests.filter((g) => g.start === 'restored').length };
   } catch (e) {
-    // A failed measurement leaves nothing running (a 250-guest lab left up starved everything after it).
-    await cli(['down', lab.name], opts.qnet);
+    // A failed measurement leaves nothing running (a 250-guest lab left up starved everything after it); when the
+    // bench was interrupted, its undo list does that.
+    if (!held.stopping) await cli(['down', lab.name], opts.qnet);
     throw e;
   } finally {
-    rmSync(dir, { recursive: true, force: true });
+    if (!held.stopping) {
+      rmSync(dir, { recursive: true, force: true });
+      held.drop(`lab ${lab.name}`);
+    }
   }
 }
 
@@ -308,14 +331,20 @@ async function labs(libvirt: boolean, extras = true): Promise<{ rows: string[]; 
   const reps = quick ? 1 : 3;
   // The script side boots Debian's bzImage, as a plain script would: taken from the cached kernel package.
   const bzDir = mkdtempSync('/tmp/qnet-bz-');
-  chmodSync(bzDir, 0o755);
-  const debs = path.join(cacheRoot(), 'debs');
-  const deb = (await import('node:fs')).readdirSync(debs).find((f) => f.startsWith(`${image.kernelPackage}_`))!;
-  sh(['sh', '-c', 'cd "$1" && dpkg-deb --fsys-tarfile "$2" | tar -x --wildcards "./boot/vmlinuz-*" && cp boot/vmlinuz-* vmlinuz && chmod 644 vmlinuz', 'x', bzDir, path.join(debs, deb)]);
+  held.add('bzImage', () => rmSync(bzDir, { recursive: true, force: true }));
   const bzImage = path.join(bzDir, 'vmlinuz');
-  // Installed and started before the first N, stopped after the last (daemon start-up is not what is compared).
-  const lv = libvirt ? await Libvirt.start(log) : undefined;
+  let lv: Libvirt | undefined;
   try {
+    chmodSync(bzDir, 0o755);
+    const debs = path.join(cacheRoot(), 'debs');
+    const deb = (await import('node:fs')).readdirSync(debs).find((f) => f.startsWith(`${image.kernelPackage}_`))!;
+    sh(['sh', '-c', 'cd "$1" && dpkg-deb --fsys-tarfile "$2" | tar -x --wildcards "./boot/vmlinuz-*" && cp boot/vmlinuz-* vmlinuz && chmod 644 vmlinuz', 'x', bzDir, path.join(debs, deb)]);
+    // Installed and started before the first N, stopped after the last (daemon start-up is not what is compared).
+    if (libvirt) {
+      const l = await Libvirt.start(log, { signals: false });
+      lv = l;
+      held.add('libvirt', () => l.close());
+    }
     for (const n of quick ? [1, 3] : [1, 3, 10]) {
       const lab = guestsLab(`${PREFIX}-up-${n}`, n);
       const big = extras && (n === 10 || (quick && n === 3));
@@ -354,7 +383,9 @@ async function labs(libvirt: boolean, extras = true): Promise<{ rows: string[]; 
     }
   } finally {
     lv?.close();
+    held.drop('libvirt');
     rmSync(bzDir, { recursive: true, force: true });
+    held.drop('bzImage');
   }
   if (!quick && extras) {
     // 100 and 250 (the schema's limit) idle guests at once (their saved state exists from above): time to all
@@ -399,7 +430,7 @@ async function sharedVsCopied(): Promise<string[]> {
     rows.push(`| ${what} | ${r.restored} of ${n} | ${m!.rss.toFixed(0)} MiB | ${m!.pss.toFixed(0)} MiB | ${(m!.pss * n).toFixed(0)} MiB |`);
     log(`ram: ${what}: PSS ${m!.pss.toFixed(0)} MiB per guest`);
   };
-  const before = buildRev(ROOT, COPIED_RAM_REV, log);
+  const before = buildRev(ROOT, COPIED_RAM_REV, log, held);
   try {
     await sample(undefined, 'shared: RAM mapped copy-on-write from the template (now)');
     if ('why' in before) rows.push(`| copied: each guest loads its own RAM (${COPIED_RAM_REV}) | not measured: ${before.why} | | | |`);
@@ -434,7 +465,8 @@ async function throughput(): Promise<string[]> {
   for (const model of ['virtio', 'e1000']) {
     const name = `${PREFIX}-tp-${model}`;
     const lab = guestsLab(name, 2, model);
-    await up(lab, { runner: run, accel: 'tcg' });
+    held.add(`lab ${name}`, () => forceDown(name));
+    await held.building(up(lab, { runner: run, accel: 'tcg' }));
     try {
       const got: number[] = [];
       for (let r = 0; r < reps; r++) {
@@ -451,6 +483,7 @@ async function throughput(): Promise<string[]> {
       rows.push(`| guest → guest, ${model}, iperf3 ${secs} s | ${mbit(got)} |`);
     } finally {
       await down(name, { runner: run, graceMs: 0 });
+      held.drop(`lab ${name}`);
     }
   }
   // The machine's upper bound: two namespaces on a bridge of veths, iperf3 on the host.
@@ -459,6 +492,14 @@ async function throughput(): Promise<string[]> {
     return rows;
   }
   const [v1, v2, vb] = [`${PREFIX}-v1`, `${PREFIX}-v2`, `${PREFIX}-vb`];
+  // iperf3's server may still run in v2 (interrupted): a namespace is deleted only once nothing runs in it.
+  const removeVeths = () => {
+    for (const ns of [v1, v2, vb]) {
+      for (const pid of spawnSync('ip', ['netns', 'pids', ns], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean)) spawnSync('kill', ['-9', pid]);
+      spawnSync('ip', ['netns', 'delete', ns], { stdio: 'ignore' });
+    }
+  };
+  held.add('veth namespaces', removeVeths);
   sh(['ip', 'netns', 'add', v1]);
   sh(['ip', 'netns', 'add', v2]);
   sh(['ip', 'netns', 'add', vb]);
@@ -484,7 +525,8 @@ async function throughput(): Promise<string[]> {
     }
     rows.push(`| host veth → veth over a bridge, iperf3 ${secs} s (upper bound) | ${mbit(got)} |`);
   } finally {
-    for (const ns of [v1, v2, vb]) spawnSync('ip', ['netns', 'delete', ns]);
+    removeVeths();
+    held.drop('veth namespaces');
   }
   return rows;
 }
@@ -497,7 +539,7 @@ async function main(): Promise<void> {
   const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1] : undefined;
   if (only) {
     if (only === 'cli') {
-      const c = await cliStartup(ROOT, { log, cell });
+      const c = await cliStartup(ROOT, { log, cell, held });
       process.stdout.write([...c.rows, c.note].join('\n') + '\n');
       return;
     }
@@ -509,7 +551,7 @@ async function main(): Promise<void> {
     }
     if (only === 'check') {
       // --only check: also replaces the check section of BENCHMARKS.md (it says when it was measured).
-      const c = await checkSection(ROOT, { reps: quick ? 1 : 3, log, fmt });
+      const c = await checkSection(ROOT, { reps: quick ? 1 : 3, log, fmt, held });
       const md = checkMarkdown(c, new Date().toISOString().slice(0, 16).replace('T', ' '));
       process.stdout.write(md);
       const file = path.join(ROOT, 'BENCHMARKS.md');
@@ -543,9 +585,9 @@ async function main(): Promise<void> {
   log('bench: image nodes');
   const img = await imageSection(imageOpts);
   log('bench: check');
-  const chk = await checkSection(ROOT, { reps: quick ? 1 : 3, log, fmt });
+  const chk = await checkSection(ROOT, { reps: quick ? 1 : 3, log, fmt, held });
   log('bench: CLI start-up');
-  const startup = await cliStartup(ROOT, { log, cell });
+  const startup = await cliStartup(ROOT, { log, cell, held });
   const labsHead = withLibvirt
     ? `With \`--with-libvirt\`, also libvirt (Debian's, its own daemon in a namespace, qemu:///system, domain type qemu):
 \`virsh net-define\` + \`net-start\` of an isolated network, \`virsh define\` + \`start\` of the script's guests as
@@ -730,7 +772,12 @@ ${startup.note}
   log('bench: wrote BENCHMARKS.md');
 }
 
-main().catch((e) => {
-  process.stderr.write(`bench failed: ${(e as Error).stack}\n`);
-  process.exit(1);
-});
+main().then(
+  () => held.close(),
+  (e) => {
+    // Interrupted: the failure is the signal's doing, and the undos under way exit when they are done.
+    if (held.stopping) return;
+    process.stderr.write(`bench failed: ${(e as Error).stack}\n`);
+    process.exit(1);
+  },
+);

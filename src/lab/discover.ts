@@ -22,7 +22,9 @@ export interface MarkedLink {
 /**
  * The host namespace's links that carry some lab's marker, with the lab they belong to. Read from sysfs (the alias
  * is /sys/class/net/NAME/ifalias, a bridge has /sys/class/net/NAME/bridge) rather than from `ip -j -d link show`:
- * no process to start, which was most of `qnet status` with no labs after node's own start.
+ * no process to start, which was most of `qnet status` with no labs after node's own start. sysfs shows the links
+ * of the namespace it was mounted in: qnet runs in the host's, where /sys is the host's (`ip netns exec` would
+ * remount it, `nsenter --net` alone would not).
  */
 async function markedHostLinks(): Promise<MarkedLink[]> {
   let names: string[];
@@ -116,7 +118,7 @@ export async function listLabs(): Promise<string[]> {
     // no namespaces
   }
   // Guest processes, and uplinks and tables left by a lab whose namespace and run directory are gone: looked for at
-  // once (`ip` and `nft` are a process each, most of what `qnet status` with no labs waits for).
+  // once (`nft` is a process, most of what `qnet status` with no labs waits for).
   // nft first: its process runs while this one reads /proc and /sys.
   const nft = run.run(['nft', 'list', 'tables'], { allowFail: true }).catch(() => null);
   const [procs, links, tables] = await Promise.all([findMarkedProcesses(), markedHostLinks(), nft]);
