@@ -118,8 +118,8 @@ export async function listLabs(): Promise<string[]> {
     // no namespaces
   }
   // Guest processes, and uplinks and tables left by a lab whose namespace and run directory are gone: looked for at
-  // once (`nft` is a process, most of what `qnet status` with no labs waits for).
-  // nft first: its process runs while this one reads /proc and /sys.
+  // once, nft first (a process, most of what `qnet status` with no labs waits for: it runs while /proc and /sys are
+  // read here).
   const nft = run.run(['nft', 'list', 'tables'], { allowFail: true }).catch(() => null);
   const [procs, links, tables] = await Promise.all([findMarkedProcesses(), markedHostLinks(), nft]);
   for (const p of procs) names.add(p.lab);
