@@ -29,9 +29,8 @@ function series(argv: string[], cwd: string, env: NodeJS.ProcessEnv): number[] {
  * bench is interrupted before).
  */
 export function buildRev(root: string, rev: string, log: (s: string) => void, held?: Held): { dir: string; remove: () => void } | { why: string } {
-  const BEFORE_REV = rev;
-  const has = spawnSync('git', ['-C', root, 'cat-file', '-e', `${BEFORE_REV}^{commit}`]);
-  if (has.status !== 0) return { why: `revision ${BEFORE_REV} is not in this checkout's git history` };
+  const has = spawnSync('git', ['-C', root, 'cat-file', '-e', `${rev}^{commit}`]);
+  if (has.status !== 0) return { why: `revision ${rev} is not in this checkout's git history` };
   const dir = mkdtempSync('/tmp/qnet-bench-before-');
   const remove = () => {
     spawnSync('git', ['-C', root, 'worktree', 'remove', '--force', dir]);
@@ -42,16 +41,16 @@ export function buildRev(root: string, rev: string, log: (s: string) => void, he
   held?.add(`worktree ${dir}`, remove);
   try {
     rmSync(dir, { recursive: true, force: true });
-    const add = spawnSync('git', ['-C', root, 'worktree', 'add', '--detach', dir, BEFORE_REV], { encoding: 'utf8' });
+    const add = spawnSync('git', ['-C', root, 'worktree', 'add', '--detach', dir, rev], { encoding: 'utf8' });
     if (add.status !== 0) throw new Error(add.stderr);
     symlinkSync(path.join(root, 'node_modules'), path.join(dir, 'node_modules'));
     const tsc = spawnSync(process.execPath, [path.join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', dir], { encoding: 'utf8' });
     if (tsc.status !== 0 || !existsSync(path.join(dir, 'dist', 'src', 'cli', 'main.js'))) throw new Error(tsc.stdout + tsc.stderr);
-    log(`bench: built qnet ${BEFORE_REV} in ${dir}`);
+    log(`bench: built qnet ${rev} in ${dir}`);
     return { dir, remove };
   } catch (e) {
     remove();
-    return { why: `building ${BEFORE_REV} failed: ${(e as Error).message.split('\n')[0]}` };
+    return { why: `building ${rev} failed: ${(e as Error).message.split('\n')[0]}` };
   }
 }
 

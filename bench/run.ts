@@ -191,11 +191,13 @@ async function plainScript(n: number, image: { kernel: string; initrd: string; c
     for (const p of procs) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
     await Promise.all(procs.map((p) => new Promise((r) => (p.exitCode !== null || p.signalCode !== null ? r(null) : p.once('exit', r)))));
   };
-  held.add(`namespace ${ns}`, async () => {
+  // A failure part-way or an interrupt leaves nothing behind: the guests killed, the namespace and the directory removed.
+  const removeAll = async () => {
     await killGuests();
     spawnSync('ip', ['netns', 'delete', ns], { stdio: 'ignore' });
     rmSync(dir, { recursive: true, force: true });
-  });
+  };
+  held.add(`namespace ${ns}`, removeAll);
   try {
     const t0 = process.hrtime.bigint();
     sh(['ip', 'netns', 'add', ns]);
@@ -221,10 +223,7 @@ async function plainScript(n: number, image: { kernel: string; initrd: string; c
     rmSync(dir, { recursive: true, force: true });
     return { upMs, downMs };
   } catch (e) {
-    // A failure part-way leaves nothing behind: the guests killed, the namespace and the directory removed.
-    await killGuests();
-    spawnSync('ip', ['netns', 'delete', ns], { stdio: 'ignore' });
-    rmSync(dir, { recursive: true, force: true });
+    await removeAll();
     throw e;
   } finally {
     held.drop(`namespace ${ns}`);
@@ -495,7 +494,13 @@ async function throughput(): Promise<string[]> {
   // iperf3's server may still run in v2 (interrupted): a namespace is deleted only once nothing runs in it.
   const removeVeths = () => {
     for (const ns of [v1, v2, vb]) {
-      for (const pid of spawnSync('ip', ['netns', 'pids', ns], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean)) spawnSync('kill', ['-9', pid]);
+      for (const pid of spawnSync('ip', ['netns', 'pids', ns], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean)) {
+        try {
+          process.kill(Number(pid), 'SIGKILL');
+        } catch {
+          // gone already
+        }
+      }
       spawnSync('ip', ['netns', 'delete', ns], { stdio: 'ignore' });
     }
   };
