@@ -10,17 +10,20 @@ import type { Held } from './held.js';
 export const BEFORE_REV = '7081a9e';
 const RUNS = 10;
 
-// One run's wall time in ms (a new process, output thrown away).
-function once(argv: string[], cwd: string, env: NodeJS.ProcessEnv): number {
-  const t = process.hrtime.bigint();
-  const r = spawnSync(argv[0]!, argv.slice(1), { cwd, env, stdio: 'ignore' });
-  if (r.status !== 0 && r.status !== 1) throw new Error(`${argv.join(' ')} exited ${r.status}`);
-  return Number(process.hrtime.bigint() - t) / 1e6;
-}
-
+/**
+ * Wall times in ms of RUNS runs of argv, after one that warms the page cache, as a user's shell runs a command: one
+ * bash loop forks and waits for each, timed with its $EPOCHREALTIME. Timed from here by spawnSync, each run would
+ * also carry this process's fork, 3-8 ms more for node -e 0 and status than from bash, measured: a node process with
+ * a heap of this bench's size forks slowly.
+ */
 function series(argv: string[], cwd: string, env: NodeJS.ProcessEnv): number[] {
-  once(argv, cwd, env); // the first run warms the page cache of node and the modules
-  return Array.from({ length: RUNS }, () => once(argv, cwd, env));
+  const loop = `for i in $(seq ${RUNS + 1}); do s=$EPOCHREALTIME; "$@" >/dev/null 2>&1; c=$?; e=$EPOCHREALTIME; echo "$s $e $c"; done`;
+  const r = spawnSync('bash', ['-c', loop, 'bash', ...argv], { cwd, env, encoding: 'utf8' });
+  const runs = r.stdout.trim().split('\n').map((l) => l.split(' ').map(Number) as [number, number, number]);
+  if (r.status !== 0 || runs.length !== RUNS + 1) throw new Error(`timing ${argv.join(' ')} failed: ${r.stderr}`);
+  const bad = runs.find(([, , code]) => code !== 0 && code !== 1);
+  if (bad) throw new Error(`${argv.join(' ')} exited ${bad[2]}`);
+  return runs.slice(1).map(([s, e]) => (e - s) * 1000);
 }
 
 /**

@@ -104,9 +104,18 @@ export async function findLab(lab: string): Promise<{
   return { present: what.length > 0, what, pids: procs.map((p) => p.pid), services: services.map((s) => s.pid), hostLinks, hostTables, netns };
 }
 
-/** Names of every lab that has anything on the host (run directory, marked namespace or guest process). */
-export async function listLabs(): Promise<string[]> {
+/**
+ * Names of every lab that has anything on the host: a run directory, a namespace, a marked process or host link;
+ * with `tables`, also a host nft table. `qnet status` leaves the tables out: asking nft means starting a process,
+ * about 20 ms of its 140 ms with no labs here (node's first spawn blocks it 8-9 ms, Python's 0.5 ms), and a lab's
+ * host table never outlives its namespace (up makes the namespace before the table, down and rollback remove the
+ * table first), so a table seen alone was left by hand. `qnet down --all` asks nft too, and `qnet down LAB` looks for
+ * the lab's tables by name.
+ */
+export async function listLabs(opts: { tables?: boolean } = {}): Promise<string[]> {
   const names = new Set<string>();
+  // nft first (a process): it runs while /proc and /sys are read here.
+  const nft = opts.tables ? run.run(['nft', 'list', 'tables'], { allowFail: true }).catch(() => null) : null;
   try {
     for (const e of await readdir(runRoot(), { withFileTypes: true })) if (e.isDirectory() && !e.name.startsWith('.')) names.add(e.name);
   } catch {
@@ -117,10 +126,7 @@ export async function listLabs(): Promise<string[]> {
   } catch {
     // no namespaces
   }
-  // Guest processes, and uplinks and tables left by a lab whose namespace and run directory are gone: looked for at
-  // once, nft first (a process, most of what `qnet status` with no labs waits for: it runs while /proc and /sys are
-  // read here).
-  const nft = run.run(['nft', 'list', 'tables'], { allowFail: true }).catch(() => null);
+  // Guest processes, and uplinks left by a lab whose namespace and run directory are gone.
   const [procs, links, tables] = await Promise.all([findMarkedProcesses(), markedHostLinks(), nft]);
   for (const p of procs) names.add(p.lab);
   for (const l of links) names.add(l.lab);

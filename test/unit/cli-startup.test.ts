@@ -1,6 +1,7 @@
-// What the CLI loads to start: `qnet --help` and `qnet status` with no labs read only the modules they need (the
-// start-up figure of BENCHMARKS.md depends on it). Each command runs as a real process, with a preload that records
-// every ES module resolved, every CommonJS file required and every node built-in loaded.
+// What the CLI does to start: `qnet --help` and `qnet status` with no labs read only the modules they need, start no
+// process, and define only the command they run (the start-up figures of BENCHMARKS.md depend on it). Each command
+// runs as a real process, with a preload that records every ES module resolved, every CommonJS file required, every
+// node built-in loaded and every process started.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -19,11 +20,19 @@ export async function resolve(spec, ctx, next) {
   return r;
 }
 `;
-// Preload: installs the hook, and at exit adds the CommonJS files required and node's built-ins loaded.
+// Preload: installs the hook, records each process started (every asynchronous spawn, execFile and exec goes through
+// ChildProcess.prototype.spawn; qnet's runner uses spawn), and at exit adds the CommonJS files required and node's
+// built-ins loaded. It loads node:child_process itself, so that built-in is not asserted on.
 const PRELOAD = `import { appendFileSync } from 'node:fs';
+import { ChildProcess } from 'node:child_process';
 import { createRequire, register } from 'node:module';
 import { pathToFileURL } from 'node:url';
 register('./hooks.mjs', import.meta.url);
+const spawn = ChildProcess.prototype.spawn;
+ChildProcess.prototype.spawn = function (o) {
+  appendFileSync(process.env.QNET_LOADED, 'spawn:' + o.file + '\\n');
+  return spawn.call(this, o);
+};
 process.on('exit', () => {
   const cjs = Object.keys(createRequire(import.meta.url).cache).map((f) => pathToFileURL(f).href);
   const builtins = process.moduleLoadList.filter((m) => m.startsWith('NativeModule ')).map((m) => 'node:' + m.slice(13));
@@ -43,7 +52,7 @@ after(() => {
 });
 
 /** Runs argv with the recording preload; returns its output and what it loaded, as paths relative to the checkout. */
-function loaded(argv: string[], name: string): { stdout: string; status: number | null; files: string[]; packages: string[]; builtins: Set<string> } {
+function loaded(argv: string[], name: string): { stdout: string; status: number | null; files: string[]; packages: string[]; builtins: Set<string>; spawned: string[] } {
   const out = path.join(dir, `${name}.loaded`);
   writeFileSync(out, '');
   // No NODE_EXTRA_CA_CERTS: a bundle it names could be under a /run the status test hides (node would warn).
@@ -57,7 +66,8 @@ function loaded(argv: string[], name: string): { stdout: string; status: number 
   const rel = (u: string) => path.relative(ROOT, new URL(u).pathname);
   const files = [...new Set(urls.filter((u) => u.startsWith('file:') && !u.includes('/node_modules/') && !u.startsWith(`file://${dir}`)).map(rel))].sort();
   const packages = [...new Set(urls.filter((u) => u.includes('/node_modules/')).map((u) => /\/node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(u)![1]!))].sort();
-  return { stdout: r.stdout, status: r.status, files, packages, builtins: new Set(urls.filter((u) => u.startsWith('node:'))) };
+  const spawned = urls.filter((u) => u.startsWith('spawn:')).map((u) => u.slice(6));
+  return { stdout: r.stdout, status: r.status, files, packages, builtins: new Set(urls.filter((u) => u.startsWith('node:'))), spawned };
 }
 
 test('`qnet --help` loads the command line and commander, nothing of the library and not node:crypto', () => {
@@ -67,6 +77,7 @@ test('`qnet --help` loads the command line and commander, nothing of the library
   assert.deepEqual(r.files, ['bin/qnet.js', 'dist/src/cli/main.js', 'dist/src/cli/term.js', 'dist/src/errors.js', 'dist/src/host/run.js', 'dist/src/topology/names.js']);
   assert.deepEqual(r.packages, ['commander']);
   assert.ok(!r.builtins.has('node:crypto'), '--help loads node:crypto');
+  assert.deepEqual(r.spawned, []);
 });
 
 // unshare and mount need root (as qnet itself does).
@@ -95,6 +106,38 @@ test('`qnet status` with no labs (new namespaces: nothing of the host\'s) loads 
     'dist/src/topology/names.js',
   ]);
   assert.deepEqual(r.packages, ['commander']);
-  assert.ok(r.builtins.has('node:child_process'), 'status runs nft: child_process is loaded');
   assert.ok(!r.builtins.has('node:crypto'), 'status with no labs loads node:crypto');
+  // Not even nft: a lab's host table never outlives its namespace (listLabs says why); `down --all` asks nft.
+  assert.deepEqual(r.spawned, []);
+});
+
+test('each command defines only itself; help, version and an unknown name define every command', async () => {
+  const { buildProgram, COMMANDS } = await import('../../src/cli/main.js');
+  const names = (argv: string[]) => buildProgram(argv).program.commands.map((c) => c.name());
+  // COMMANDS is complete and in the help's order: with --help every command is defined, and they are what it lists.
+  assert.deepEqual(names(['--help']), COMMANDS);
+  for (const argv of [[], ['help', 'status'], ['--version'], ['statu'], ['--json']]) assert.deepEqual(names(argv), COMMANDS, argv.join(' '));
+  for (const c of COMMANDS) assert.deepEqual(names([c, '--help']), [c]);
+  assert.deepEqual(names(['status']), ['status']);
+  assert.deepEqual(buildProgram(['image', 'create']).program.commands[0]!.commands.map((c) => c.name()), ['build', 'create']);
+});
+
+test('a host nft table left alone (its namespace and run directory removed by hand) is found and removed by `down --all`', { skip: notRoot }, () => {
+  // In new namespaces, as above: the table is made in a network namespace of the test's own. The cache and state
+  // directories are the test's too (down tidies the cache's partial snapshots, judging their writers by PID).
+  const lab = 'qnet-orphan-t';
+  const inner = [
+    'mount -t tmpfs tmpfs /run && mount -t sysfs sysfs /sys',
+    `nft add table ip qnet-${lab} '{ comment "qnet:lab=${lab}"; }'`,
+    `node "$1" status; node "$1" down --all 2>&1; nft list tables | grep -c qnet- || true`,
+  ].join(' && ');
+  const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1', QNET_STATE_DIR: path.join(dir, 'state'), QNET_CACHE_DIR: path.join(dir, 'cache') };
+  delete env.NODE_EXTRA_CA_CERTS;
+  const r = spawnSync('unshare', ['--mount', '--net', '--pid', '--fork', '--kill-child', '--mount-proc', 'sh', '-c', inner, 'sh', QNET], { encoding: 'utf8', timeout: 60_000, env });
+  assert.equal(r.status, 0, r.stderr);
+  const [status, ...rest] = r.stdout.trimEnd().split('\n');
+  // status looks only where qnet itself leaves things (no process started for it); down --all asks nft as well.
+  assert.equal(status, 'no labs');
+  assert.match(rest.join('\n'), new RegExp(`lab ${lab} is down in .*: removed nft table ip qnet-${lab}`));
+  assert.equal(rest.at(-1), '0', 'the table is gone');
 });
