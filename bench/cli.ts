@@ -17,13 +17,15 @@ const RUNS = 10;
  * a heap of this bench's size forks slowly.
  */
 function series(argv: string[], cwd: string, env: NodeJS.ProcessEnv): number[] {
-  const loop = `for i in $(seq ${RUNS + 1}); do s=$EPOCHREALTIME; "$@" >/dev/null 2>&1; c=$?; e=$EPOCHREALTIME; echo "$s $e $c"; done`;
+  // $EPOCHREALTIME's decimal separator is the locale's: taken out, it is whole microseconds.
+  const loop = `for i in $(seq ${RUNS + 1}); do s=$EPOCHREALTIME; "$@" >/dev/null 2>&1; c=$?; e=$EPOCHREALTIME; echo "\${s/[.,]/} \${e/[.,]/} $c"; done`;
   const r = spawnSync('bash', ['-c', loop, 'bash', ...argv], { cwd, env, encoding: 'utf8' });
+  if (r.error) throw r.error;
   const runs = r.stdout.trim().split('\n').map((l) => l.split(' ').map(Number) as [number, number, number]);
-  if (r.status !== 0 || runs.length !== RUNS + 1) throw new Error(`timing ${argv.join(' ')} failed: ${r.stderr}`);
+  if (r.status !== 0 || runs.length !== RUNS + 1 || runs.some((x) => x.length !== 3 || !x.every(Number.isFinite))) throw new Error(`timing ${argv.join(' ')} failed: ${r.stdout}${r.stderr}`);
   const bad = runs.find(([, , code]) => code !== 0 && code !== 1);
   if (bad) throw new Error(`${argv.join(' ')} exited ${bad[2]}`);
-  return runs.slice(1).map(([s, e]) => (e - s) * 1000);
+  return runs.slice(1).map(([s, e]) => (e - s) / 1000);
 }
 
 /**

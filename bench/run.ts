@@ -690,8 +690,9 @@ ${imagesMarkdown(img, { quick, withLibvirt, fmt })}
 ${checkMarkdown(chk)}## CLI start-up
 
 A command as a user types it: a new \`node bin/qnet.js …\` process each time, started by a shell (one bash loop,
-wall time until the command exits by bash's \$EPOCHREALTIME), ${10} runs after one to warm the page cache. "Before": the CLI of ${BEFORE_REV} (the last version that loaded every module at
-start), built from git in a temporary worktree with the same node_modules. \`status\` with no labs on the host.
+wall time until the command exits by bash's \$EPOCHREALTIME), ${10} runs after one to warm the page cache.
+"Before": the CLI of ${BEFORE_REV} (the last version that loaded every module at start), built from git in a
+temporary worktree with the same node_modules. \`status\` with no labs on the host.
 Each in an environment without \`NODE_EXTRA_CA_CERTS\`, then (when the bench's environment sets it) with it.
 
 | command | now | before |

@@ -107,10 +107,10 @@ export async function findLab(lab: string): Promise<{
 /**
  * Names of every lab that has anything on the host: a run directory, a namespace, a marked process or host link;
  * with `tables`, also a host nft table. `qnet status` leaves the tables out: asking nft means starting a process,
- * about 20 ms of its 140 ms with no labs here (node's first spawn blocks it 8-9 ms, Python's 0.5 ms), and a lab's
- * host table never outlives its namespace (up makes the namespace before the table, down and rollback remove the
- * table first), so a table seen alone was left by hand. `qnet down --all` asks nft too, and `qnet down LAB` looks for
- * the lab's tables by name.
+ * about 20 ms of its 140 ms with no labs here (node's first spawn blocks it 8-9 ms, Python's 0.5 ms). qnet makes a
+ * lab's namespace before its host tables and removes the tables first (up, down, rollback), so a table seen alone
+ * was left by hand, or by an nft that failed or was killed while a rollback or a down removed it. `qnet down --all`
+ * asks nft too, `qnet down LAB` looks for the lab's tables by name, and `up` of the lab names what is left.
  */
 export async function listLabs(opts: { tables?: boolean } = {}): Promise<string[]> {
   const names = new Set<string>();

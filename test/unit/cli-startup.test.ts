@@ -58,6 +58,8 @@ function loaded(argv: string[], name: string): { stdout: string; status: number 
   // No NODE_EXTRA_CA_CERTS: a bundle it names could be under a /run the status test hides (node would warn).
   const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1', QNET_LOADED: out, QNET_STATE_DIR: path.join(dir, 'state') };
   delete env.NODE_EXTRA_CA_CERTS;
+  // The run root is the default one, under the /run the status test replaces.
+  delete env.QNET_RUN_DIR;
   const r = spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8', timeout: 30_000, env });
   assert.equal(r.error, undefined, `${argv.join(' ')}: ${r.error?.message}`);
   // node 20 calls module.register experimental, once: anything else on stderr is a failure.
@@ -126,14 +128,20 @@ test('a host nft table left alone (its namespace and run directory removed by ha
   // In new namespaces, as above: the table is made in a network namespace of the test's own. The cache and state
   // directories are the test's too (down tidies the cache's partial snapshots, judging their writers by PID).
   const lab = 'qnet-orphan-t';
+  // set -e: nothing of qnet runs unless the new /run and /sys are in place (the run root is the default, under /run).
   const inner = [
-    'mount -t tmpfs tmpfs /run && mount -t sysfs sysfs /sys',
+    'set -e',
+    'mount -t tmpfs tmpfs /run',
+    'mount -t sysfs sysfs /sys',
     `nft add table ip qnet-${lab} '{ comment "qnet:lab=${lab}"; }'`,
-    `node "$1" status; node "$1" down --all 2>&1; nft list tables | grep -c qnet- || true`,
-  ].join(' && ');
+    '"$1" "$2" status',
+    '"$1" "$2" down --all 2>&1',
+    'nft list tables | grep -c qnet- || true',
+  ].join('\n');
   const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1', QNET_STATE_DIR: path.join(dir, 'state'), QNET_CACHE_DIR: path.join(dir, 'cache') };
   delete env.NODE_EXTRA_CA_CERTS;
-  const r = spawnSync('unshare', ['--mount', '--net', '--pid', '--fork', '--kill-child', '--mount-proc', 'sh', '-c', inner, 'sh', QNET], { encoding: 'utf8', timeout: 60_000, env });
+  delete env.QNET_RUN_DIR;
+  const r = spawnSync('unshare', ['--mount', '--net', '--pid', '--fork', '--kill-child', '--mount-proc', 'sh', '-c', inner, 'sh', process.execPath, QNET], { encoding: 'utf8', timeout: 60_000, env });
   assert.equal(r.status, 0, r.stderr);
   const [status, ...rest] = r.stdout.trimEnd().split('\n');
   // status looks only where qnet itself leaves things (no process started for it); down --all asks nft as well.
