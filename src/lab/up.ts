@@ -207,10 +207,13 @@ export async function up(input: ResolvedLab, opts: UpOptions): Promise<UpResult>
     return { state, ms: Date.now() - started };
   } catch (err) {
     if (current) reporter.step(current.title, 0, false);
-    const undone = await rollback(done, { runner: opts.runner, lab, state, live, reporter, readyTimeoutMs: 0 });
+    const { undone, failed } = await rollback(done, { runner: opts.runner, lab, state, live, reporter, readyTimeoutMs: 0 });
     const cause = (err instanceof Error ? err.message : String(err)) + (current?.hint && !done.includes(current) ? `\n${current.hint}` : '');
+    const left = failed.length
+      ? `${failed.length} could not be undone (${failed.join('; ')}): \`qnet down ${lab.name}\` removes what is left`
+      : 'nothing of the lab is left';
     throw new RuntimeError(
-      `qnet up ${lab.name} failed at "${current?.title ?? 'start'}": ${cause}\nrolled back ${undone} step${undone === 1 ? '' : 's'}; nothing of the lab is left`,
+      `qnet up ${lab.name} failed at "${current?.title ?? 'start'}": ${cause}\nrolled back ${undone} step${undone === 1 ? '' : 's'}; ${left}`,
       { cause: err },
     );
   } finally {
@@ -393,20 +396,25 @@ async function progress(ctx: ExecContext, pending: Set<string>, t0: number): Pro
   }
 }
 
-/** Undoes the done steps in reverse; returns how many were undone. */
-export async function rollback(done: Step[], ctx: ExecContext): Promise<number> {
-  let n = 0;
+/** Undoes the done steps in reverse; returns how many were undone, and the titles of those whose undo failed. */
+export async function rollback(done: Step[], ctx: ExecContext): Promise<{ undone: number; failed: string[] }> {
+  let undone = 0;
+  const failed: string[] = [];
   for (const step of [...done].reverse()) {
     if (!step.undo) continue;
     try {
-      if (step.undo.kind === 'exec') await ctx.runner.run(step.undo.argv, { allowFail: true, ...(step.undo.input !== undefined ? { input: step.undo.input } : {}) });
-      else await execute(step.undo, ctx);
-      n++;
+      if (step.undo.kind === 'exec') {
+        // A failed undo does not stop the others (allowFail); it is reported, and `up` no longer says nothing is left.
+        const r = await ctx.runner.run(step.undo.argv, { allowFail: true, ...(step.undo.input !== undefined ? { input: step.undo.input } : {}) });
+        if (r.code !== 0) throw new Error(`${step.undo.argv.join(' ')} exited ${r.code}: ${r.stderr.trim().split('\n')[0] ?? ''}`);
+      } else await execute(step.undo, ctx);
+      undone++;
     } catch (e) {
+      failed.push(step.title);
       ctx.reporter.info(`rollback of "${step.title}" failed: ${(e as Error).message}`);
     }
   }
-  return n;
+  return { undone, failed };
 }
 
 /** The change `up` would make to a running lab (for `--dry-run`): the change set and its steps. */
@@ -455,11 +463,11 @@ async function applyChange(running: LabState, next: ResolvedLab, opts: UpOptions
     return { state, ms: Date.now() - started };
   } catch (err) {
     if (current) reporter.step(current.title, 0, false);
-    const undone = await rollback(done, ctx);
+    const { undone, failed } = await rollback(done, ctx);
     // What was stopped stays stopped: the lab keeps its old definition and status shows what runs.
     await writeState({ ...running, guests: Object.fromEntries(Object.entries(running.guests).filter(([n]) => !change.removeNodes.includes(n) && !change.restartNodes.includes(n))) });
     throw new RuntimeError(
-      `changing lab ${next.name} failed at "${current?.title ?? 'start'}": ${(err as Error).message}\nundid ${undone} step(s); nodes stopped for the change stay stopped (see \`qnet status ${next.name}\`)`,
+      `changing lab ${next.name} failed at "${current?.title ?? 'start'}": ${(err as Error).message}\nundid ${undone} step(s)${failed.length ? `, ${failed.length} could not be undone (${failed.join('; ')})` : ''}; nodes stopped for the change stay stopped (see \`qnet status ${next.name}\`)`,
       { cause: err },
     );
   } finally {

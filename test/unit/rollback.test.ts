@@ -15,9 +15,24 @@ test('rollback undoes in reverse and feeds each undo its input', async () => {
     { title: 'c', do: { kind: 'exec', argv: ['true'] }, undo: { kind: 'exec', argv: ['nft', 'delete', 'table', 'netdev', 'qnet-rb'] } },
   ];
   const ctx: ExecContext = { runner, lab, state: { version: 1, lab, status: 'starting', createdAt: '', accel: 'tcg', image: '', guests: {} }, live: { pids: new Map(), control: new Map(), services: new Map(), snapshots: new Map(), ready: new Map(), templates: new Map() }, reporter: silentReporter, readyTimeoutMs: 0 };
-  assert.equal(await rollback(steps, ctx), 2);
+  assert.deepEqual(await rollback(steps, ctx), { undone: 2, failed: [] });
   assert.deepEqual(runner.calls, [
     { argv: ['nft', 'delete', 'table', 'netdev', 'qnet-rb'] },
     { argv: ['ip', '-force', '-batch', '-'], input: 'link delete dev qv1\n' },
   ]);
+});
+
+test('an undo that fails is reported and named, and the undos before it still run', async () => {
+  const runner = new RecordingRunner([{ prefix: ['nft', 'delete'], result: { code: 1, stderr: 'Error: Could not process rule: Device or resource busy\n' } }]);
+  const lab = parseTopology('name: rb\nnodes:\n  n: {}\n');
+  const steps: Step[] = [
+    { title: 'create namespace', do: { kind: 'exec', argv: ['true'] }, undo: { kind: 'exec', argv: ['ip', 'netns', 'delete', 'qnet-rb'] } },
+    { title: 'load the host table', do: { kind: 'exec', argv: ['true'] }, undo: { kind: 'exec', argv: ['nft', 'delete', 'table', 'ip', 'qnet-rb'] } },
+  ];
+  const said: string[] = [];
+  const reporter = { step() {}, info: (m: string) => void said.push(m) };
+  const ctx: ExecContext = { runner, lab, state: { version: 1, lab, status: 'starting', createdAt: '', accel: 'tcg', image: '', guests: {} }, live: { pids: new Map(), control: new Map(), services: new Map(), snapshots: new Map(), ready: new Map(), templates: new Map() }, reporter, readyTimeoutMs: 0 };
+  assert.deepEqual(await rollback(steps, ctx), { undone: 1, failed: ['load the host table'] });
+  assert.deepEqual(runner.calls.map((c) => c.argv[0]), ['nft', 'ip']);
+  assert.deepEqual(said, ['rollback of "load the host table" failed: nft delete table ip qnet-rb exited 1: Error: Could not process rule: Device or resource busy']);
 });
