@@ -396,6 +396,17 @@ async function progress(ctx: ExecContext, pending: Set<string>, t0: number): Pro
   }
 }
 
+// What an undo's command says when what it removes is already gone: a later step's undo can take it along (giving
+// the uplink back deletes the host bridge that the bridge step's own undo deletes again). Absence is what an undo is
+// for, so such a failure is not one.
+const GONE = /Cannot find device|No such file or directory|No such device|No such process/;
+
+/** True when every error line of a command's stderr says that what it removes does not exist. */
+export function onlyAlreadyGone(stderr: string): boolean {
+  const errors = stderr.split('\n').filter((l) => /^(Error|RTNETLINK|Cannot)/.test(l));
+  return errors.length > 0 && errors.every((l) => GONE.test(l));
+}
+
 /** Undoes the done steps in reverse; returns how many were undone, and the titles of those whose undo failed. */
 export async function rollback(done: Step[], ctx: ExecContext): Promise<{ undone: number; failed: string[] }> {
   let undone = 0;
@@ -406,7 +417,7 @@ export async function rollback(done: Step[], ctx: ExecContext): Promise<{ undone
       if (step.undo.kind === 'exec') {
         // A failed undo does not stop the others (allowFail); it is reported, and `up` no longer says nothing is left.
         const r = await ctx.runner.run(step.undo.argv, { allowFail: true, ...(step.undo.input !== undefined ? { input: step.undo.input } : {}) });
-        if (r.code !== 0) throw new Error(`${step.undo.argv.join(' ')} exited ${r.code}: ${r.stderr.trim().split('\n')[0] ?? ''}`);
+        if (r.code !== 0 && !onlyAlreadyGone(r.stderr)) throw new Error(`${step.undo.argv.join(' ')} exited ${r.code}: ${r.stderr.trim().split('\n')[0] ?? ''}`);
       } else await execute(step.undo, ctx);
       undone++;
     } catch (e) {

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { RecordingRunner } from '../../src/host/run.js';
-import { rollback, silentReporter, type ExecContext } from '../../src/lab/up.js';
+import { onlyAlreadyGone, rollback, silentReporter, type ExecContext } from '../../src/lab/up.js';
 import type { Step } from '../../src/plan/plan.js';
 import { parseTopology } from '../../src/topology/load.js';
 
@@ -35,4 +35,16 @@ test('an undo that fails is reported and named, and the undos before it still ru
   assert.deepEqual(await rollback(steps, ctx), { undone: 1, failed: ['load the host table'] });
   assert.deepEqual(runner.calls.map((c) => c.argv[0]), ['nft', 'ip']);
   assert.deepEqual(said, ['rollback of "load the host table" failed: nft delete table ip qnet-rb exited 1: Error: Could not process rule: Device or resource busy']);
+});
+
+test('an undo whose only complaint is that its object is already gone counts as undone', () => {
+  // ip -force -batch after another undo deleted the bridge; nft and ip netns on what is not there.
+  assert.equal(onlyAlreadyGone('Cannot find device "qb1265f50f"\nCommand failed -:2\n'), true);
+  assert.equal(onlyAlreadyGone('Error: No such file or directory\ndelete table ip qnet-rb\n                ^^^^^^^\n'), true);
+  assert.equal(onlyAlreadyGone('Cannot remove namespace file "/run/netns/qnet-rb": No such file or directory\n'), true);
+  assert.equal(onlyAlreadyGone('RTNETLINK answers: No such process\n'), true);
+  // Anything else is a failure, also beside a "gone" line.
+  assert.equal(onlyAlreadyGone('Error: Could not process rule: Device or resource busy\n'), false);
+  assert.equal(onlyAlreadyGone('Cannot find device "a"\nRTNETLINK answers: Operation not permitted\n'), false);
+  assert.equal(onlyAlreadyGone(''), false);
 });
