@@ -773,8 +773,8 @@ ${startup.note}
   required as the CommonJS package it is (14–15 ms against 20–22 ms through an ES import). 3 rounds of 10 runs
   taken in turn with the previous CLI: without NODE_EXTRA_CA_CERTS 168–171 → 135–137 ms, with it 203–211 →
   173–182 ms; \`--help\` 113–114 → 108–113 ms (\`node -e 0\` 62–66 and 104–109 ms).
-- \`qnet status\` with no labs starts no process: it no longer asks \`nft\` for leftover tables (a lab's host
-  table never outlives its namespace; \`down --all\` still asks), since node starts a process slowly here (its
+- \`qnet status\` with no labs starts no process: it no longer asks \`nft\` for leftover tables (qnet makes a lab's
+  host tables after its namespace and removes them first; \`down --all\` still asks), since node starts a process slowly here (its
   first spawn blocks it 8–9 ms, against 0.5 ms for Python's); and each command defines only itself with commander
   (defining all 21 took 6–7 ms). 3 rounds of 10 runs taken in turn with the previous CLI, without
   NODE_EXTRA_CA_CERTS: status 138–150 → 120–123 ms, \`--help\` unchanged (113–114 and 114–117 ms), \`validate\`
