@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { RealRunner } from '../src/host/run.js';
 import { validateTopology } from '../src/topology/load.js';
 import type { ResolvedLab } from '../src/topology/model.js';
+import { defaultBootWindow, defaultRestoreWindow } from '../src/lab/slots.js';
 import { up } from '../src/lab/up.js';
 import { down } from '../src/lab/down.js';
 import { readState } from '../src/lab/state.js';
@@ -415,7 +416,7 @@ export async function imageSection(o: ImageBenchOptions): Promise<ImageRows> {
       const per = (b: Boot) => `${fmt(Math.min(...b.guests.map((g) => g.ms)))}–${fmt(Math.max(...b.guests.map((g) => g.ms)))}`;
       rows.ten.push(`| qnet, every later up (each node restored) | ${warm.map((w) => fmt(w.wholeMs)).join(', ')} | ${warm.map((w) => `${w.restored} of ${n}`).join(', ')} | ${per(warm[0]!)} | ${fmt(warm[0]!.downMs)} |`);
       rows.ten.push(`| qnet, first up of the shape (one boots and is saved) | ${fmt(first.wholeMs)} | ${first.restored} of ${n} | ${per(first)} | ${fmt(first.downMs)} |`);
-      rows.ten.push(`| qnet \`--cold\` (every node boots, at most 3 at once) | ${fmt(cold.wholeMs)} | 0 of ${n} | ${per(cold)} | ${fmt(cold.downMs)} |`);
+      rows.ten.push(`| qnet \`--cold\` (every node boots, at most ${defaultBootWindow()} at once) | ${fmt(cold.wholeMs)} | 0 of ${n} | ${per(cold)} | ${fmt(cold.downMs)} |`);
       rows.mem.push(memRow(n, 'qnet, restored', warm[0]!.sample!));
       if (lv && rows.libvirt?.ok !== false) {
         try {
@@ -490,7 +491,7 @@ ${r.boot.join('\n')}
 
 The same image, the 10 nodes as a user writes them (no user-data of their own), so that qnet configures them
 with its resume hook instead of cloud-init (qnet image create puts it in the image; cloud-init stays out of those
-boots). \`qnet up FILE\` with its defaults (at most cores + 1 nodes booting or resuming at once),
+boots). \`qnet up FILE\` with its defaults (at most cores + 1 = ${defaultBootWindow()} nodes booting at once, cores − 1 = ${defaultRestoreWindow()} being restored),
 timed to its return with every node ready (READY, then the guest agent), and \`qnet down LAB\`: every later up
 (each node restored from the saved state of the shape and its disk, twice), the first up of the shape (one node boots
 and is saved at the hook's snapshot point, nine are restored once it is), and \`--cold\` (every node boots, no saved

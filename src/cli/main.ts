@@ -95,7 +95,7 @@ export function buildProgram(argv: string[]): { program: import('commander').Com
       .option('--dry-run', 'print the planned operations and change nothing')
       .addOption(new Option('--accel <mode>', 'accelerator').choices(['auto', 'kvm', 'tcg']).default('auto'))
       .option('--timeout <seconds>', 'how long to wait for the guests to be ready (default 180; 600 when the lab has image nodes)')
-      .option('--parallel <n>', 'at most n guests booting at once, the next as soon as one is ready (default: cores + 1; 0: no limit); restored built-in guests do not count, restored image nodes do')
+      .option('--parallel <n>', 'at most n guests booting at once, and n image nodes being restored, the next as soon as one is ready (default: cores + 1 booting, cores - 1 restored, at least 1; 0: no limit); restored built-in guests are not limited')
       .option('--cold', 'boot every guest: do not start guests from the saved state of their shape, nor save one')
       .option('--check', 'once the lab is up, run its declared checks (`checks:`); exit 1 naming each that fails (the lab stays up)')
       .option('--web', 'once the lab is up, serve the web view (as `qnet web`) and open it on this lab; until Ctrl-C (the lab stays up)')

@@ -9,14 +9,25 @@ export function defaultBootWindow(): number {
 }
 
 /**
- * Whether a guest's start takes a slot of the window until it is ready. A boot does. A restored built-in guest does
- * not: it is ready in about 0.5 s of CPU, and a window of 4 for them measured no gain (100 guests 41.0 against
- * 43.1 s). A restored image node does: a Debian node's resume costs about 2.2 s of CPU to READY and 1.5 s more just
- * after it, and 10 of them resuming at once on 2 cores each took 4.6-8.5 s of CPU instead (10 nodes up in
- * 29.8-43.8 s; in the window, 24.6-35.7 s, the two ways taken in turn, 2026-12-06).
+ * The default number of image nodes restored at once: one fewer than the cores, at least one. A Debian node's resume
+ * costs about 1.5 s of CPU to READY and about as much again just after it (its services catching up): a resume with
+ * a core to itself is ready in 1.3-2.0 s, while the tail of the one before takes the other core. Measured on 2 cores,
+ * 10 nodes restored, 3 runs of each taken in turn (2026-12-07): one at a time, each node 1.3-2.0 s and the lab
+ * 17.5-17.8 s; 2 at once, each 1.4-4.0 s, the lab 13.9-17.7 s; 3 at once (the boot window), each 2.2-6.6 s, the lab
+ * 14.9-17.2 s.
  */
-export function takesBootSlot(o: { restoring: boolean; image: boolean }): boolean {
-  return !o.restoring || o.image;
+export function defaultRestoreWindow(cores = os.cpus().length): number {
+  return Math.max(1, cores - 1);
+}
+
+/**
+ * Which window a guest's start takes a slot of until it is ready. A boot takes one of the boot window. A restored
+ * image node takes one of the restore window (see defaultRestoreWindow). A restored built-in guest takes none: it is
+ * ready in about 0.5 s of CPU, and a window of 4 for them measured no gain (100 guests 41.0 against 43.1 s).
+ */
+export function windowOf(o: { restoring: boolean; image: boolean }): 'boot' | 'restore' | undefined {
+  if (!o.restoring) return 'boot';
+  return o.image ? 'restore' : undefined;
 }
 
 /** A counting limit: `acquire` waits while `limit` holders hold a slot; 0 or less means no limit. */

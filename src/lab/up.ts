@@ -21,7 +21,7 @@ import { nodeFiles, withIncoming, type Accel } from '../render/qemu.js';
 import { dropSnapshot, labSnapshots, ramOf, saveGuestState, touchSnapshot } from './snapshot.js';
 import { sealedTemplate } from './template.js';
 import { closeSync, existsSync, openSync } from 'node:fs';
-import { defaultBootWindow, Slots, takesBootSlot } from './slots.js';
+import { defaultBootWindow, defaultRestoreWindow, Slots, windowOf } from './slots.js';
 import type { ResolvedLab } from '../topology/model.js';
 import { resolveAccel, type AccelChoice } from './accel.js';
 import { claimHostForwarding, hostForwardingOnByHost, releaseHostForwarding } from '../host/forwarding.js';
@@ -50,7 +50,10 @@ export interface UpOptions {
   accel?: AccelChoice;
   source?: string;
   readyTimeoutMs?: number;
-  /** At most this many guests booting at once, the next started as soon as one is ready (0: no limit; default: cores + 1). */
+  /**
+   * At most this many guests booting at once, and as many image nodes being restored, the next started as soon as
+   * one is ready (0: no limit; default: cores + 1 booting, cores - 1 restored, at least 1).
+   */
   parallel?: number;
   /** Boot every guest: neither restore saved states nor save new ones. */
   cold?: boolean;
@@ -102,7 +105,7 @@ export async function prepareUp(
   for (const n of notes) reporter.info(n);
   return {
     lab,
-    steps: planUp(lab, { image, accel, user, userIds: uids, guestIds: labIds(lab.name), ...(uplink ? { uplink } : {}), ...(hostForwarding !== undefined ? { hostForwarding } : {}), ...(lan ? { lan } : {}), parallel: bootWindow(opts), ...(snapshots ? { snapshots } : {}), ...images }),
+    steps: planUp(lab, { image, accel, user, userIds: uids, guestIds: labIds(lab.name), ...(uplink ? { uplink } : {}), ...(hostForwarding !== undefined ? { hostForwarding } : {}), ...(lan ? { lan } : {}), parallel: bootWindow(opts), restoreParallel: restoreWindow(opts), ...(snapshots ? { snapshots } : {}), ...images }),
     accel,
     image: image.key,
     why,
@@ -168,7 +171,7 @@ export async function up(input: ResolvedLab, opts: UpOptions): Promise<UpResult>
     ...(lan ? { lan } : {}),
   };
   const live: Live = { pids: new Map(), control: new Map(), services: new Map(), snapshots: new Map(), ready: new Map(), templates: new Map() };
-  const slots = new Slots(bootWindow(opts));
+  const slots = windows(opts);
   const done: Step[] = [];
   let current: Step | undefined;
   let abort: (e: Error) => void = () => {};
@@ -232,8 +235,8 @@ export interface ExecContext {
   live: Live;
   reporter: Reporter;
   readyTimeoutMs: number;
-  /** Slots for guests that boot and restored image nodes (see takesBootSlot): each held from the start until READY. */
-  slots?: Slots;
+  /** Slots for guests that boot, and for image nodes restored (see windowOf): each held from the start until READY. */
+  slots?: { boot: Slots; restore: Slots };
 }
 
 /** Carries out one action of a plan. */
@@ -262,16 +265,20 @@ export async function execute(a: Action, ctx: ExecContext): Promise<void> {
       if (!node) throw new RuntimeError(`${a.node}: not a node of lab ${ctx.lab.name}`);
       const files = nodeFiles(nodeDir(ctx.lab.name, a.node));
       const env = { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', ...a.env };
-      const slotted = takesBootSlot({ restoring: a.snapshot?.mode === 'restore' && existsSync(a.snapshot.path), image: !!node.image });
-      if (slotted && ctx.slots?.full) ctx.reporter.info(`${a.node} starts when one of the ${ctx.slots.limit} guests starting now is ready`);
-      if (slotted) await ctx.slots?.acquire();
+      const which = windowOf({ restoring: a.snapshot?.mode === 'restore' && existsSync(a.snapshot.path), image: !!node.image });
+      const slots = which && ctx.slots?.[which];
+      if (slots?.full) {
+        const [one, many] = which === 'restore' ? ['the image node being restored', 'image nodes being restored'] : ['the guest booting', 'guests booting'];
+        ctx.reporter.info(`${a.node} starts when ${slots.limit === 1 ? one : `one of the ${slots.limit} ${many}`} now is ready`);
+      }
+      await slots?.acquire();
       let g: Awaited<ReturnType<typeof startFromSnapshot>>;
       // Files QEMU gets as descriptors, opened here: the unprivileged QEMU never opens (nor may write) a user's base.
       const fds = (a.fds ?? []).map((f) => openSync(f.path, f.write ? 'r+' : 'r'));
       try {
         g = await startFromSnapshot(a, env, files, ctx, fds);
       } catch (e) {
-        if (slotted) ctx.slots?.release();
+        slots?.release();
         throw e;
       } finally {
         for (const fd of fds) closeSync(fd);
@@ -287,14 +294,14 @@ export async function execute(a: Action, ctx: ExecContext): Promise<void> {
         const ready = awaitReady(kindOf(node).ready(ctx.lab, node), { lab: ctx.lab.name, netns: ctx.lab.netns, node: a.node, files, control: ch, timeoutMs: ctx.readyTimeoutMs }).then((note) => ({ note, at: Date.now() }));
         ready.catch(() => {});
         ctx.live.ready.set(a.node, ready);
-        if (slotted) void ready.catch(() => {}).finally(() => ctx.slots?.release());
+        if (slots) void ready.catch(() => {}).finally(() => slots.release());
         if (a.snapshot?.mode === 'save') {
           const saved = saveAtSnapshotPoint(ch, files, a.snapshot.path, a.node, ctx, a.snapshot.disk);
           saved.catch(() => {});
           ctx.live.snapshots.set(a.node, saved);
         }
       } catch (e) {
-        if (slotted && !ctx.live.ready.has(a.node)) ctx.slots?.release();
+        if (!ctx.live.ready.has(a.node)) slots?.release();
         await stopGuest(g.pid, files, { acpi: false, graceMs: 0 }); // this step is not "done", so rollback would not stop it
         throw e;
       }
@@ -436,7 +443,7 @@ export async function prepareChange(running: LabState, next: ResolvedLab, opts: 
   const image = await ensureImage(opts.runner, (m) => (opts.reporter ?? silentReporter).info(m));
   const snapshots = opts.cold ? undefined : await labSnapshots(next, image, running.accel as Accel, opts.runner);
   const images = await observeImages(next, opts.runner);
-  const ctx = { image, accel: running.accel as Accel, user, userIds: await userIds(user), guestIds: labIds(next.name), parallel: bootWindow(opts), ...(snapshots ? { snapshots } : {}), ...images };
+  const ctx = { image, accel: running.accel as Accel, user, userIds: await userIds(user), guestIds: labIds(next.name), parallel: bootWindow(opts), restoreParallel: restoreWindow(opts), ...(snapshots ? { snapshots } : {}), ...images };
   return { change, steps: planChange(running.lab, next, change, ctx) };
 }
 
@@ -459,7 +466,7 @@ async function applyChange(running: LabState, next: ResolvedLab, opts: UpOptions
   if (state.links) state.links = Object.fromEntries(Object.entries(state.links).filter(([n]) => !change.removeNodes.includes(n) && !change.restartNodes.includes(n)));
   // Their impairments are the topology's again.
   if (state.impair) state.impair = Object.fromEntries(Object.entries(state.impair).filter(([n]) => !change.removeNodes.includes(n) && !change.restartNodes.includes(n)));
-  const ctx: ExecContext = { runner: opts.runner, lab: next, state, live, reporter, readyTimeoutMs: opts.readyTimeoutMs ?? 120_000, slots: new Slots(bootWindow(opts)) };
+  const ctx: ExecContext = { runner: opts.runner, lab: next, state, live, reporter, readyTimeoutMs: opts.readyTimeoutMs ?? 120_000, slots: windows(opts) };
   const done: Step[] = [];
   let current: Step | undefined;
   try {
@@ -611,4 +618,14 @@ async function resumeLines(config: string, node: string, ctx: ExecContext): Prom
 // How many guests may boot at once: as asked, else one more than the cores.
 function bootWindow(opts: UpOptions): number {
   return opts.parallel ?? defaultBootWindow();
+}
+
+// How many image nodes may be restored at once: as asked, else one fewer than the cores.
+function restoreWindow(opts: UpOptions): number {
+  return opts.parallel ?? defaultRestoreWindow();
+}
+
+// The executor's two windows, from the options.
+function windows(opts: UpOptions): { boot: Slots; restore: Slots } {
+  return { boot: new Slots(bootWindow(opts)), restore: new Slots(restoreWindow(opts)) };
 }

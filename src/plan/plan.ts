@@ -183,7 +183,7 @@ function lanSteps(lab: ResolvedLab, ctx: PlanContext): Step[] {
   return steps;
 }
 
-/** Start `nodes` and wait until they are ready (the executor keeps at most `ctx.parallel` booting at once). */
+/** Start `nodes` and wait until they are ready (the executor keeps at most `ctx.parallel` booting at once, `ctx.restoreParallel` image nodes restored). */
 function bootSteps(lab: ResolvedLab, nodes: ResolvedNode[], ctx: PlanContext, what: string): Step[] {
   const snaps = ctx.snapshots ?? {};
   // One node of each shape that has no saved state yet boots first and is saved at its snapshot point; the
@@ -209,7 +209,12 @@ function bootSteps(lab: ResolvedLab, nodes: ResolvedNode[], ctx: PlanContext, wh
     steps.push(...nodeSteps(lab, node, ctx, s ? { mode: 'restore', path: s.path } : undefined));
   }
   const booting = nodes.filter((n) => snaps[n.name]?.exists !== true).length;
-  const window = ctx.parallel !== undefined && ctx.parallel > 0 && booting > ctx.parallel ? ` (at most ${ctx.parallel} booting at once)` : '';
+  const restoring = rest.filter((n) => n.image && snaps[n.name]).length;
+  const limits = [
+    ...(ctx.parallel !== undefined && ctx.parallel > 0 && booting > ctx.parallel ? [`at most ${ctx.parallel} booting at once`] : []),
+    ...(ctx.restoreParallel !== undefined && ctx.restoreParallel > 0 && restoring > ctx.restoreParallel ? [ctx.restoreParallel === 1 ? 'image nodes restored one at a time' : `at most ${ctx.restoreParallel} image nodes restored at once`] : []),
+  ];
+  const window = limits.length ? ` (${limits.join('; ')})` : '';
   if (nodes.length) steps.push({ title: `wait until ${what}${window}`, do: { kind: 'wait-ready', nodes: nodes.map((n) => n.name) } });
   return steps;
 }

@@ -79,10 +79,11 @@ export interface PlanContext {
   lan?: Record<string, LanUplink>;
   /**
    * At most this many guests boot at once; the next starts as soon as one is ready (0: no limit). Built-in guests
-   * restored from a saved state do not count, restored image nodes do. Carried out by the executor; here only for
-   * the plan's text.
+   * restored from a saved state do not count. Carried out by the executor; here only for the plan's text.
    */
   parallel?: number;
+  /** At most this many image nodes are restored at once (0: no limit). Carried out by the executor; here for the text. */
+  restoreParallel?: number;
   /**
    * Saved states by node name (nodes that can use one): the file for the node's shape, and whether it exists.
    * Absent: every guest boots (`up --cold`).

@@ -136,6 +136,16 @@ describe('the plan and QEMU', () => {
   test('first up of the shape: r1 boots and is saved, r2 and r3 wait and are restored on its disk (golden)', () => {
     golden('plan-resume.txt', formatPlan(planUp(l, { ...CTX, snapshots: snaps, labKey: true })));
   });
+  test('the wait says when image nodes are restored fewer at a time than there are', () => {
+    const title = (c: Partial<PlanContext>) => planUp(l, { ...CTX, snapshots: snaps, labKey: true, ...c }).find((s) => s.do.kind === 'wait-ready')!.title;
+    // r1 is saved, r2 and r3 are restored: 2 restored.
+    assert.equal(title({ restoreParallel: 1 }), 'wait until every guest is configured (image nodes restored one at a time)');
+    assert.equal(title({ restoreParallel: 2 }), 'wait until every guest is configured');
+    assert.equal(title({ restoreParallel: 0 }), 'wait until every guest is configured');
+    assert.equal(title({ restoreParallel: 1, parallel: 1 }), 'wait until every guest is configured (at most 1 booting at once; image nodes restored one at a time)');
+    const all = Object.fromEntries(l.nodes.map((n) => [n.name, { path: '/s/img-k.state', exists: true }]));
+    assert.equal(planUp(l, { ...CTX, snapshots: all, labKey: true, restoreParallel: 2 }).find((s) => s.do.kind === 'wait-ready')!.title, 'wait until every guest is configured (at most 2 image nodes restored at once)');
+  });
   test('the saver: memfd RAM, SMBIOS serial, configuration on fw_cfg, no seed CD-ROM', () => {
     const n = l.nodes[0]!;
     const { args } = renderImageQemuArgs(l, n, imageNodeFiles(l.name, n), CTX, { memory: 'template-source' });

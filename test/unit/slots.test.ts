@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { defaultBootWindow, Slots, takesBootSlot } from '../../src/lab/slots.js';
+import { defaultBootWindow, defaultRestoreWindow, Slots, windowOf } from '../../src/lab/slots.js';
 import { planUp, type PlanContext } from '../../src/plan/plan.js';
 import { parseTopology } from '../../src/topology/load.js';
 import os from 'node:os';
@@ -51,9 +51,14 @@ test('slots: at most N held; a release hands the slot to the longest waiter; 0 m
   assert.equal(defaultBootWindow(), os.cpus().length + 1);
 });
 
-test('a boot takes a slot of the window, so does a restored image node; a restored built-in guest does not', () => {
-  assert.equal(takesBootSlot({ restoring: false, image: false }), true);
-  assert.equal(takesBootSlot({ restoring: false, image: true }), true);
-  assert.equal(takesBootSlot({ restoring: true, image: true }), true);
-  assert.equal(takesBootSlot({ restoring: true, image: false }), false);
+test('a boot takes a slot of the boot window, a restored image node one of the restore window; a restored built-in guest none', () => {
+  assert.equal(windowOf({ restoring: false, image: false }), 'boot');
+  assert.equal(windowOf({ restoring: false, image: true }), 'boot');
+  assert.equal(windowOf({ restoring: true, image: true }), 'restore');
+  assert.equal(windowOf({ restoring: true, image: false }), undefined);
+  // One core is left for the tail of the node restored before (about as much CPU as its resume).
+  assert.equal(defaultRestoreWindow(2), 1);
+  assert.equal(defaultRestoreWindow(1), 1);
+  assert.equal(defaultRestoreWindow(8), 7);
+  assert.equal(defaultRestoreWindow(), Math.max(1, os.cpus().length - 1));
 });
