@@ -100,12 +100,21 @@ async function dropOutdated(base: string, identity: unknown, notes: string[]): P
 }
 
 /**
- * Removes the partial files of saves whose qnet process is gone (killed mid-save: they are named by its pid) and,
- * given the current image's key, the saved states of other images (a rebuilt image makes them useless).
+ * Removes the partial files of saves whose qnet process is gone (killed mid-save: they are named by its pid), the
+ * saved states of image nodes whose base image is gone and, given the current image's key, the saved states of other
+ * images (a rebuilt image makes them useless).
  */
 export async function tidySnapshots(currentImage?: string): Promise<void> {
   const dir = snapshotDir();
   for (const n of await readdir(dir).catch(() => [] as string[])) {
+    // A state made on a base that was deleted can never be restored into (a new file there has another identity),
+    // yet it would hold its place among the SNAPSHOTS_KEPT (a RAM template and a disk layer, 240-320 MiB for Debian).
+    if (n.startsWith(IMAGE_PREFIX) && n.endsWith('.base.json')) {
+      const rec = await readFile(path.join(dir, n), 'utf8').then((t) => JSON.parse(t) as { base?: unknown }, () => null);
+      const gone = typeof rec?.base === 'string' && (await stat(rec.base).then(() => false, (e: NodeJS.ErrnoException) => e.code === 'ENOENT'));
+      if (gone) await dropSnapshot(path.join(dir, n.replace(/\.base\.json$/, '.state')));
+      continue;
+    }
     const partial = /\.(?:state|ram|disk)\.(\d+)\.\d+\.tmp$/.exec(n);
     // States of image nodes are keyed by their own base (pruned by use, below), not by the built-in guest's image.
     const stale = partial ? !pidAlive(Number(partial[1])) : currentImage !== undefined && /\.(state|ram)$/.test(n) && !n.startsWith(`${currentImage}-`) && !n.startsWith(IMAGE_PREFIX);

@@ -194,3 +194,31 @@ test('after a restore the names come after the configuration as /etc/hosts lines
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('tidying drops the saved states of image nodes whose base image is gone, and keeps the others', async () => {
+  const { mkdtempSync, writeFileSync, readdirSync, rmSync, mkdirSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { tidySnapshots } = await import('../../src/lab/snapshot.js');
+  const root = mkdtempSync(path.join(tmpdir(), 'qnet-tidy-'));
+  const saved = process.env.QNET_CACHE_DIR;
+  process.env.QNET_CACHE_DIR = root;
+  try {
+    const dir = path.join(root, 'snapshots');
+    mkdirSync(dir);
+    const base = path.join(root, 'debian.qcow2');
+    writeFileSync(base, 'x');
+    const state = (key: string, b: string) => {
+      for (const ext of ['state', 'ram', 'disk']) writeFileSync(path.join(dir, `img-${key}.${ext}`), 'x');
+      writeFileSync(path.join(dir, `img-${key}.base.json`), JSON.stringify({ base: b, identity: {} }));
+    };
+    state('kept', base);
+    state('gone', path.join(root, 'deleted.qcow2'));
+    writeFileSync(path.join(dir, 'abc-123.state'), 'x');
+    await tidySnapshots();
+    assert.deepEqual(readdirSync(dir).sort(), ['abc-123.state', 'img-kept.base.json', 'img-kept.disk', 'img-kept.ram', 'img-kept.state']);
+  } finally {
+    if (saved === undefined) delete process.env.QNET_CACHE_DIR;
+    else process.env.QNET_CACHE_DIR = saved;
+    rmSync(root, { recursive: true, force: true });
+  }
+});
