@@ -759,6 +759,10 @@ ${startup.note}
   at every \`up\` that restores; one built-in guest up → ping 1.49–1.74 → 1.23–1.57 s (5 runs each, taken in turn).
 - Restored image nodes take a slot of the boot window (cores + 1 at once; a restored Debian node needs ~3.7 s of
   CPU around \`READY\`): 10 restored Debian nodes 26.5–43.8 s all at once (7 runs) → 24.6–35.7 s (6 runs).
+  Then a window of their own, cores − 1 (at least 1): a resume with a core to itself while the node before it
+  finishes its own work after \`READY\` on the other. 10 restored Debian nodes on 2 cores, 3 runs of each taken in
+  turn: three at once each node 2.2–6.6 s from its start to ready, the lab 14.9–17.2 s; two at once 1.4–4.0 s,
+  13.9–17.7 s; one at a time 1.3–2.0 s, 17.5–17.8 s (kept: every node ready within 3 s of its start).
 - Image nodes get a 128 MiB translation cache instead of 32 (the bench's plain script and virt-install guests
   too): a restored Debian guest flushed its 32 MiB cache 6 times in its first 10 s and translated everything again
   each time. 10 restored Debian nodes 22.7–25.0 s (QEMU CPU 43–46 s) → 16.7–17.1 s (31 s), taken in turn.
