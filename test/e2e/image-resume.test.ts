@@ -10,6 +10,7 @@ import { after, before, describe, test } from 'node:test';
 import { gptPartitionNames, inspectImage } from '../../src/guest/image-check.js';
 import { RESUME_MARK } from '../../src/guest/resume.js';
 import { RealRunner } from '../../src/host/run.js';
+import { defaultRestoreWindow } from '../../src/lab/slots.js';
 import { readState } from '../../src/lab/state.js';
 import { debianImage, labName, qnet, sha256, sh, snapshot, writeTopology, type HostSnapshot } from './helpers.js';
 
@@ -93,6 +94,13 @@ describe('Debian nodes restored from the saved state of their shape', () => {
     assert.equal(again.code, 0, again.stderr);
     const state = await readState(lab);
     assert.deepEqual(nodes.map((n) => state!.guests[n]!.start), ['restored', 'restored', 'restored']);
+    // Image nodes are restored at most cores - 1 at once (at least 1): with one at a time, each starts once the
+    // node before it is ready.
+    const w = defaultRestoreWindow();
+    if (w < nodes.length) assert.match(again.stderr, w === 1 ? /wait until every guest is configured \(image nodes restored one at a time\)/ : new RegExp(`at most ${w} image nodes restored at once`));
+    if (w === 1)
+      for (const [i, n] of nodes.entries())
+        if (i > 0) assert.ok(Date.parse(state!.guests[n]!.startedAt) >= Date.parse(state!.guests[nodes[i - 1]!]!.readyAt!), `${n} started before ${nodes[i - 1]} was ready`);
     // status names the overlay each restored node runs on (on the saved disk), not its boot's unused one.
     const st = JSON.parse((await qnet(['status', lab, '--json'])).stdout) as { nodes: Array<{ name: string; image: { overlay: string; overlayBytes: number } }> };
     for (const n of nodes) assert.match(st.nodes.find((x) => x.name === n)!.image.overlay, new RegExp(`/${n}/restored\\.qcow2$`));
