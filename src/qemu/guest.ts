@@ -55,6 +55,9 @@ export async function startGuest(argv: string[], env: NodeJS.ProcessEnv, files: 
   throw new RuntimeError(`QEMU exited during start-up (${how})${log ? `:\n  ${log}` : ''}`);
 }
 
+/** How often the ACPI power button is pressed again while a guest has not powered off (see stopGuest). */
+export const ACPI_REPEAT_MS = 5000;
+
 /**
  * Stops a guest. With `acpi`, the ACPI power button first and up to `graceMs` for the guest to power off (a real OS
  * flushes its disk); then QMP quit; then SIGKILL. Resolves when it is gone, saying how it went.
@@ -79,12 +82,19 @@ export async function stopGuest(pid: number | undefined, files: NodeFiles, how: 
     return ok;
   };
   if (how.acpi && how.graceMs > 0) {
+    // A guest still starting does not act on the button yet (in Debian, systemd-logind takes the press; one made
+    // before it runs is lost): pressed again every ACPI_REPEAT_MS until the guest powers off. A Debian node ready
+    // by its DHCP lease and taken down at once was quit after the whole 30 s grace (2026-12-07); a press during a
+    // shutdown already under way changes nothing.
+    const repeat = setInterval(() => void qmp!.execute('system_powerdown').catch(() => {}), ACPI_REPEAT_MS);
     try {
       await qmp.execute('system_powerdown');
       // QEMU exits when the guest powers off: its monitor closing is the sign, not a poll.
       if (await closedWithin(how.graceMs)) return 'powered off';
     } catch {
       // the monitor went away meanwhile: fall through
+    } finally {
+      clearInterval(repeat);
     }
   }
   try {
