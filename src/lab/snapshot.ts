@@ -85,15 +85,22 @@ export function baseRecordOf(state: string): string {
   return state.replace(/\.state$/, '.base.json');
 }
 
+// The image nodes' saved states in the cache, each with what it was made on (its `.base.json`; null if unreadable).
+async function imageStates(dir: string): Promise<Array<{ state: string; rec: { base?: unknown; identity?: unknown } | null }>> {
+  const names = (await readdir(dir).catch(() => [] as string[])).filter((n) => n.startsWith(IMAGE_PREFIX) && n.endsWith('.base.json'));
+  return Promise.all(
+    names.map(async (n) => ({
+      state: path.join(dir, n.replace(/\.base\.json$/, '.state')),
+      rec: await readFile(path.join(dir, n), 'utf8').then((t) => JSON.parse(t) as { base?: unknown; identity?: unknown }, () => null),
+    })),
+  );
+}
+
 // Drops the saved states made on an earlier version of this base (same path, other size, time or inode): they can
 // never be restored into again, and each holds a RAM template and a disk layer.
 async function dropOutdated(base: string, identity: unknown, notes: string[]): Promise<void> {
-  const dir = snapshotDir();
-  for (const n of await readdir(dir).catch(() => [] as string[])) {
-    if (!n.startsWith(IMAGE_PREFIX) || !n.endsWith('.base.json')) continue;
-    const rec = await readFile(path.join(dir, n), 'utf8').then((t) => JSON.parse(t) as { base?: string; identity?: unknown }, () => null);
+  for (const { state, rec } of await imageStates(snapshotDir())) {
     if (rec?.base !== base || JSON.stringify(rec.identity) === JSON.stringify(identity)) continue;
-    const state = path.join(dir, n.replace(/\.base\.json$/, '.state'));
     await dropSnapshot(state);
     notes.push(`dropped the saved state of ${path.basename(state)}: it was made on an earlier version of ${base}`);
   }
@@ -106,15 +113,13 @@ async function dropOutdated(base: string, identity: unknown, notes: string[]): P
  */
 export async function tidySnapshots(currentImage?: string): Promise<void> {
   const dir = snapshotDir();
+  // A state made on a base that was deleted can never be restored into (a new file there has another identity),
+  // yet it would hold its place among the SNAPSHOTS_KEPT (a RAM template and a disk layer, 240-320 MiB for Debian).
+  for (const { state, rec } of await imageStates(dir)) {
+    const gone = typeof rec?.base === 'string' && (await stat(rec.base).then(() => false, (e: NodeJS.ErrnoException) => e.code === 'ENOENT'));
+    if (gone) await dropSnapshot(state);
+  }
   for (const n of await readdir(dir).catch(() => [] as string[])) {
-    // A state made on a base that was deleted can never be restored into (a new file there has another identity),
-    // yet it would hold its place among the SNAPSHOTS_KEPT (a RAM template and a disk layer, 240-320 MiB for Debian).
-    if (n.startsWith(IMAGE_PREFIX) && n.endsWith('.base.json')) {
-      const rec = await readFile(path.join(dir, n), 'utf8').then((t) => JSON.parse(t) as { base?: unknown }, () => null);
-      const gone = typeof rec?.base === 'string' && (await stat(rec.base).then(() => false, (e: NodeJS.ErrnoException) => e.code === 'ENOENT'));
-      if (gone) await dropSnapshot(path.join(dir, n.replace(/\.base\.json$/, '.state')));
-      continue;
-    }
     const partial = /\.(?:state|ram|disk)\.(\d+)\.\d+\.tmp$/.exec(n);
     // States of image nodes are keyed by their own base (pruned by use, below), not by the built-in guest's image.
     const stale = partial ? !pidAlive(Number(partial[1])) : currentImage !== undefined && /\.(state|ram)$/.test(n) && !n.startsWith(`${currentImage}-`) && !n.startsWith(IMAGE_PREFIX);
