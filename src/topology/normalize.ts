@@ -417,7 +417,8 @@ export function normalize(topo: Topology, issues: Findings, opts: NormalizeOptio
       if (!to || !r.to.includes('/')) issues.refuse(at('to'), `"${r.to}" is not a destination like 10.50.0.0/16`);
       else if (networkOf(to) !== to.ip) issues.refuse(at('to'), `${r.to} has host bits set; did you mean ${formatIPv4(networkOf(to))}/${to.prefix}?`);
       if (via === null) issues.refuse(at('via'), `"${r.via}" is not an IPv4 address like 192.168.1.254`);
-      if (to && r.to.includes('/') && networkOf(to) === to.ip && via !== null) routes.push({ to, via });
+      // At its own index: the rules name a route by it (a route refused here leaves a hole, in a lab never used).
+      if (to && r.to.includes('/') && networkOf(to) === to.ip && via !== null) routes[i] = { to, via };
     });
     const image = normalizeImage(name, node, nics, byName, baseDir, issues);
     // A guest that qnet does not configure asks DHCP by itself: its declared address is a static lease, where

@@ -96,10 +96,12 @@ const LEVELS: Array<{ what: string; keys: string[]; where: string }> = [
 ];
 
 /** The problem of one unknown key: the known key it was likely meant to be, or the level it belongs at. */
-function unknownKey(path: Path, key: string): SchemaIssue {
+function unknownKey(path: Path, key: string, data: unknown): SchemaIssue {
   const known = keysOf(schemaAt(path));
   const near = closest(key, known);
-  if (near) return { path, key, message: `unknown key "${key}"; did you mean "${near}"?`, meant: [...path, near] };
+  // The key it was meant to be is unknown to the later stages, unless it is written as well.
+  const written = valueAt(data, [...path, near ?? '']) !== undefined;
+  if (near) return { path, key, message: `unknown key "${key}"; did you mean "${near}"?`, ...(written ? {} : { meant: [...path, near] }) };
   const level = LEVELS.find((l) => l.keys.includes(key) && !known.includes(key));
   return { path, key, message: level ? `unknown key "${key}": "${key}" is ${level.what}; ${level.where}` : `unknown key "${key}"` };
 }
@@ -125,7 +127,7 @@ function convert(i: z.core.$ZodIssue, base: Path, data: unknown): SchemaIssue[] 
   const path = [...base, ...(i.path as Path)];
   switch (i.code) {
     case 'unrecognized_keys':
-      return i.keys.map((k) => unknownKey(path, k));
+      return i.keys.map((k) => unknownKey(path, k, data));
     case 'invalid_key':
       return [{ path, message: [...new Set(i.issues.map((x) => x.message))].join('; ') }];
     case 'invalid_type':
@@ -140,7 +142,10 @@ function convert(i: z.core.$ZodIssue, base: Path, data: unknown): SchemaIssue[] 
       // A mapping that fits no branch: its keys that none of them knows.
       const known = keysOf(schemaAt(path));
       const unknown = isMapping(value) ? Object.keys(value).filter((k) => !known.includes(k)) : [];
-      if (unknown.length) return unknown.map((k) => unknownKey(path, k));
+      if (unknown.length) return unknown.map((k) => unknownKey(path, k, data));
+      // A value of a kind no branch takes: which kinds they take.
+      const kinds = [...new Set(options.map(kindOf))];
+      if (!meant.length && kinds.length) return [{ path, message: `${i.message}: expected ${kinds.join(' or ')}, received ${kindOfValue(value)}` }];
       return [{ path, message: i.message }];
     }
     default:
@@ -182,10 +187,9 @@ export function schemaIssues(error: z.ZodError, data: unknown): SchemaIssue[] {
   // replaced by saying that.
   for (const m of misplacedEntries(data)) {
     const at = formatPath(m.path);
-    const first = issues.findIndex((i) => isWithin(formatPath(i.path), at));
-    issues = issues.filter((i, n) => n === first || !isWithin(formatPath(i.path), at));
-    if (first >= 0) issues[issues.findIndex((i) => isWithin(formatPath(i.path), at))] = m;
-    else issues.push(m);
+    const within = (i: SchemaIssue) => isWithin(formatPath(i.path), at);
+    const first = issues.findIndex(within);
+    issues = first < 0 ? [...issues, m] : issues.flatMap((i, n) => (n === first ? [m] : within(i) ? [] : [i]));
   }
   // A required key reported missing next to an unknown key that was meant to be it: one problem, the unknown key.
   const meant = new Set(issues.flatMap((i) => (i.meant ? [formatPath(i.meant)] : [])));

@@ -464,6 +464,21 @@ nodes:
     assert.ok(got.some((p) => /^nodes\.deb2\.nics\[0\]\.ip: 10\.0\.0\.2 is already used by nodes\.Deb1/.test(p)), got.join('\n'));
   });
 
+  test('an invalid forward or route leaves the others judged, each at its own index', () => {
+    const got = problemsOf(`name: lab
+networks: {lan: {subnet: 192.168.1.0/24}}
+forwards:
+  - {host: 8080, node: deb9, port: 80}
+  - {host: 99999, node: deb1, port: 80}
+nodes:
+  deb1:
+    routes: [{to: 10.50.0.1/16, via: 192.168.1.1}, {to: 10.60.0.0/16}, {to: 10.70.0.0/16, via: 10.9.9.9}]
+    nics: [{network: lan, ip: 192.168.1.2}]
+`);
+    assert.deepEqual(got.map((p) => p.replace(/: .*/, '')), ['forwards[0].node', 'forwards[1].host', 'nodes.deb1.routes[0].to', 'nodes.deb1.routes[1].via', 'nodes.deb1.routes[2].via'], got.join('\n'));
+    assert.match(got[4]!, /10\.9\.9\.9 is not on the subnet/);
+  });
+
   // A problem that follows from one already reported is not a second problem.
   const cascades: Array<[string, string, string[]]> = [
     [
@@ -604,6 +619,7 @@ describe('what was meant', () => {
     ['a misspelt top-level key', 'name: lab\nnode:\n  deb1: {}\nnodes:\n  deb2: {}\n', '(top level)', /unknown key "node"; did you mean "nodes"\?/],
     ['a misspelt key in one shape of a union', 'name: lab\nnodes:\n  deb1: {image: d.qcow2, ready: {consol: "login:"}}\n', 'nodes.deb1.ready', /unknown key "consol"; did you mean "console"\?/],
     ['a misspelt key in a list item', 'name: lab\nnodes:\n  deb1: {routes: [{to: 10.1.0.0/16, vai: 10.0.0.1}]}\n', 'nodes.deb1.routes[0]', /unknown key "vai"; did you mean "via"\?/],
+    ['a value of a kind that no shape of a union takes', 'name: lab\nnetworks: {sw: {vlans: yes-please}}\nnodes:\n  deb1: {}\n', 'networks.sw.vlans', /expected boolean or mapping, received string/],
     ['a NIC setting written on the node', 'name: lab\nnetworks: {lan: {}}\nnodes:\n  deb1: {ip: 10.0.0.2/24, nics: [{network: lan}]}\n', 'nodes.deb1', /unknown key "ip": "ip" is a NIC setting; it goes in an item of a node's "nics"/],
   ];
   for (const [why, text, at, message] of cases)
