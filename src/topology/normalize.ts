@@ -281,7 +281,7 @@ export function normalize(topo: Topology, issues: Findings, opts: NormalizeOptio
       issues.add(at(net.subnet === undefined ? 'subnet' : 'address'), `a ${net.mode} network needs "subnet" and "address" (the host side, the guests' gateway)`);
     if (onLan(net)) {
       if (net.uplink === undefined)
-        issues.add(at('uplink'), `a ${net.mode} network needs "uplink": the host interface whose LAN the guests join (like eth0${net.mode === 'macnat' ? ' or wlan0' : ''})`, at('uplink'));
+        issues.add(at('uplink'), `a ${net.mode} network needs "uplink": the host interface whose LAN the guests join (like eth0${net.mode === 'macnat' ? ' or wlan0' : ''})`);
       if (net.address !== undefined)
         issues.add(at('address'), `a ${net.mode} network's host side is the uplink's own address; remove "address"`);
       if (net.dhcp !== undefined)
