@@ -1,12 +1,13 @@
 // The labs `down` took away, remembered for a while: a second `qnet down` of one says "already down" (exit 0),
-// while a name that never was a lab is a typo (exit 2). Kept in the run root beside the labs' run directories, so
-// that a reboot, which ends every lab, forgets them too; one small file, entries older than a week dropped.
+// while a name that never was a lab is a typo (exit 2). Kept in the cache, not the run root: it is qnet's own
+// memory, not part of any lab, and losing it only turns that second `down`'s exit 0 into 2, so nothing of a lab
+// is left under /run/qnet once its `down` ends. One small file, entries older than a week dropped.
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { runRoot } from '../dirs.js';
+import { cacheRoot } from '../dirs.js';
 
-/** The file's name in the run root (a dot name: never taken for a lab's run directory, see listLabs). */
-export const TOMBSTONES = '.down.json';
+/** The file's name in the cache directory. */
+export const TOMBSTONES = 'labs-down.json';
 
 /** How long a lab taken down is remembered. */
 export const TOMBSTONE_MS = 7 * 24 * 3600 * 1000;
@@ -29,7 +30,7 @@ export function tombstoneOf(record: Tombstones, lab: string, now: Date, maxAgeMs
 }
 
 function file(): string {
-  return path.join(runRoot(), TOMBSTONES);
+  return path.join(cacheRoot(), TOMBSTONES);
 }
 
 async function read(): Promise<Tombstones> {
@@ -46,7 +47,7 @@ async function read(): Promise<Tombstones> {
  * entry (that lab's next down then says "no lab named"), never leave a torn file.
  */
 export async function recordDown(lab: string, now = new Date()): Promise<void> {
-  await mkdir(runRoot(), { recursive: true, mode: 0o711 });
+  await mkdir(cacheRoot(), { recursive: true, mode: 0o755 });
   const tmp = `${file()}.${process.pid}.tmp`;
   await writeFile(tmp, JSON.stringify(addTombstone(await read(), lab, now)) + '\n', { mode: 0o600 });
   await rename(tmp, file());

@@ -5,7 +5,6 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { stringify } from 'yaml';
 import { findMarkedProcesses } from '../../src/qemu/process.js';
-import { TOMBSTONES } from '../../src/lab/tombstones.js';
 
 export const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../..');
 export const QNET = path.join(ROOT, 'bin', 'qnet.js');
@@ -72,8 +71,7 @@ export async function snapshot(): Promise<HostSnapshot> {
     nftTables: lines(['nft', 'list', 'tables']).sort(),
     routes: lines(['ip', 'route', 'show', 'table', 'all']).sort(),
     guests: (await findMarkedProcesses()).map((p) => `${p.lab}/${p.node ?? p.service}:${p.pid}`).sort(),
-    // The record of labs taken down (so that a second `down` can say so) stays, by design: it is no lab's.
-    runDirs: existsSync(runRoot) ? readdirSync(runRoot).filter((n) => n !== TOMBSTONES).sort() : [],
+    runDirs: existsSync(runRoot) ? readdirSync(runRoot).sort() : [],
     stateDirs: existsSync(stateRoot) ? readdirSync(stateRoot).sort() : [],
     loops: lines(['losetup', '--noheadings', '--list', '--output', 'NAME,BACK-FILE']).sort(),
     mounts: readFileSync('/proc/self/mounts', 'utf8').split('\n').filter((l) => / \/(var\/cache|run|var\/lib)\/qnet/.test(l)).sort(),
