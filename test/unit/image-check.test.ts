@@ -1,6 +1,7 @@
 // Image validation: each crafted image that names another file is refused, with the node's path and the file; not
 // disk images (text, directories, missing files) are refused; damaged images (corrupt to qemu-img check, or cut
-// short) are refused with qemu-img's first error; real images of each format pass with their format and size. The images are made here with the real qemu-img, in a temporary directory.
+// short) are refused with qemu-img's first error; real images of each format pass with their format and size.
+// The images are made here with the real qemu-img, in a temporary directory.
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, openSync, writeSync, closeSync, ftruncateSync, utimesSync } from 'node:fs';
 import { tmpdir } from 'node:os';
