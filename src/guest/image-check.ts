@@ -1,6 +1,7 @@
 // Image nodes, before anything changes: what each disk image is (qemu-img info, once; the format is then always
-// passed explicitly, so QEMU never probes), refusing what is not a disk image or names other files; ISOs, the
-// UEFI firmware, and disks kept from an earlier `up` (`persist`). Reads only.
+// passed explicitly, so QEMU never probes), refusing what is not a disk image, names other files or is corrupt or
+// cut short (qemu-img check, and the image's own layout against its file's size); ISOs, the UEFI firmware, and
+// disks kept from an earlier `up` (`persist`). Reads only.
 import { mkdtemp, open, readFile, realpath, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -30,7 +31,7 @@ interface QemuImgInfo {
   'actual-size'?: number;
   'backing-filename'?: string;
   'full-backing-filename'?: string;
-  'format-specific'?: { type?: string; data?: { 'data-file'?: string; extents?: Array<{ filename?: string }> } };
+  'format-specific'?: { type?: string; data?: { 'data-file'?: string; corrupt?: boolean; extents?: Array<{ filename?: string }> } };
 }
 
 /**
@@ -53,11 +54,104 @@ export function refusalOf(info: QemuImgInfo, file: string): string | null {
     if (where !== file) return `it is a vmdk whose data is in another file (${e.filename}); qnet takes only self-contained images (qemu-img convert -O qcow2 ${file} disk.qcow2)`;
   }
   if (typeof info['virtual-size'] !== 'number' || info['virtual-size'] <= 0) return 'qemu-img reports no size for it';
+  // QEMU sets this bit in a qcow2 header when it finds the image's metadata inconsistent while using it.
+  if (data?.corrupt === true) return `QEMU has marked it corrupt (the "corrupt" bit of its qcow2 header)${GET_AGAIN}${REPAIR}`;
   return null;
 }
 
+// What a refusal of a damaged image advises.
+const GET_AGAIN = '; an incomplete download or copy is the usual cause: get the image again';
+const REPAIR = ' (`qemu-img check -r all` repairs a copy, losing what is damaged)';
+
+/** The formats `qemu-img check` can check (raw has no metadata to check). */
+export const CHECKED_FORMATS: readonly ImageFormat[] = ['qcow2', 'vmdk', 'vdi', 'vhdx'];
+
+/** What one run of `qemu-img check --output=json` gave. */
+export interface CheckOutput {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+// qemu-img check prints each problem on stderr ("ERROR ...", "ERROR: ...", "qemu-img: ..."); leaked clusters
+// (space the image holds and never uses) are not errors.
+function firstError(stderr: string): string {
+  const lines = stderr.split('\n').map((l) => l.trim()).filter((l) => l && !/^Leaked cluster/.test(l));
+  const line = lines.find((l) => /^ERROR/.test(l)) ?? lines[0] ?? '';
+  return line.replace(/^(ERROR:?|qemu-img:)\s*/, '');
+}
+
+/**
+ * Why the result of `qemu-img check --output=json` refuses an image (null when it does not). Exit 0 is clean; 3
+ * is leaked clusters only (space wasted, nothing wrong with the data); 63 is a format without checks; 2 is
+ * corruption; 1 is a check that could not finish (what it read makes no sense). Pure, for unit tests.
+ */
+export function checkRefusal(r: CheckOutput): string | null {
+  if (r.code === 0 || r.code === 3 || r.code === 63) return null;
+  const first = firstError(r.stderr);
+  if (r.code === 2) {
+    let n: number | undefined;
+    try {
+      n = (JSON.parse(r.stdout) as { corruptions?: number }).corruptions;
+    } catch {
+      n = undefined;
+    }
+    const count = n ? `${n} error${n === 1 ? '' : 's'}` : 'errors';
+    return `qemu-img check finds it corrupt (${count}${first ? `; the first: ${first}` : ''})${GET_AGAIN}${REPAIR}`;
+  }
+  return `qemu-img check cannot finish reading it (exit ${r.code}${first ? `: ${first}` : ''})${GET_AGAIN}${REPAIR}`;
+}
+
+/** One extent of `qemu-img map --output=json`: guest bytes [start, start+length), at `offset` in the file when data. */
+interface MapExtent {
+  start: number;
+  length: number;
+  data?: boolean;
+  offset?: number;
+}
+
+/**
+ * Why an image's map refuses it (null when it does not): data that the image's own tables place past the end of
+ * its file, as in a copy cut short. Pure.
+ */
+export function mapRefusal(extents: MapExtent[], fileSize: number): string | null {
+  for (const e of extents) {
+    if (!e.data || e.offset === undefined) continue;
+    if (e.offset + e.length > fileSize)
+      return `it is cut short: its tables put guest bytes ${e.start}-${e.start + e.length - 1} at ${e.offset}-${e.offset + e.length - 1} of the file, which ends at ${fileSize}${GET_AGAIN}`;
+  }
+  return null;
+}
+
+/**
+ * Why a raw image is cut short (null when it is not, or says nothing of its size): its partition table describes a
+ * disk bigger than the file (GPT: where its backup header is, the disk's last sector; MBR: the end of each
+ * partition, read only when blkid takes the sector for one, `pttype` "dos": a filesystem's own boot sector ends
+ * in 55 aa too). `head` is the image's start (at least its first 34 sectors for a GPT). Pure.
+ */
+export function rawTruncation(head: Buffer, fileSize: number, pttype?: string): string | null {
+  const sectors = Math.floor(fileSize / 512);
+  const short = (what: string, need: number) =>
+    `it is cut short: its ${what} says the disk has at least ${need} sectors (${formatSize(need * 512)}), the file holds ${sectors} (${formatSize(fileSize)})${GET_AGAIN}`;
+  if (head.length >= 1024 && head.toString('latin1', 512, 520) === 'EFI PART') {
+    const backup = Number(head.readBigUInt64LE(512 + 32));
+    const lastUsable = Number(head.readBigUInt64LE(512 + 48));
+    const need = Math.max(backup, lastUsable) + 1;
+    return need > sectors ? short('GPT', need) : null;
+  }
+  if (pttype !== 'dos' || head.length < 512) return null;
+  let need = 0;
+  for (let i = 0; i < 4; i++) {
+    const at = 446 + 16 * i;
+    // An empty entry.
+    if (head[at + 4] === 0) continue;
+    need = Math.max(need, head.readUInt32LE(at + 8) + head.readUInt32LE(at + 12));
+  }
+  return need > sectors ? short('partition table (MBR)', need) : null;
+}
+
 // A raw image is any file to qemu-img: take it as a disk only if it is one (a partition table or boot sector, a
-// filesystem blkid knows, or a blank disk), so that a text file named by mistake is refused.
+// filesystem blkid knows, or a blank disk), so that a text file named by mistake is refused; and not one cut short.
 async function rawLooksLikeDisk(run: CommandRunner, file: string, size: number): Promise<string | null> {
   if (size % 512 !== 0) return `not a disk image: ${size} bytes is not a whole number of 512-byte sectors`;
   const fh = await open(file, 'r');
@@ -67,9 +161,11 @@ async function rawLooksLikeDisk(run: CommandRunner, file: string, size: number):
   } finally {
     await fh.close();
   }
-  if (head.length >= 512 && head[510] === 0x55 && head[511] === 0xaa) return null;
   if (head.every((b) => b === 0)) return null; // a blank disk, to install a system onto
   const probe = await run.run(['blkid', '--probe', '--output', 'export', file], { allowFail: true });
+  const cut = rawTruncation(head, size, /^PTTYPE=(.*)$/m.exec(probe.stdout)?.[1]);
+  if (cut) return cut;
+  if (head.length >= 512 && head[510] === 0x55 && head[511] === 0xaa) return null;
   if (/^(TYPE|PTTYPE)=/m.test(probe.stdout)) return null;
   return 'not a disk image: no partition table, boot sector or filesystem in it (qemu-img sees plain data)';
 }
@@ -86,7 +182,9 @@ export async function inspectImage(run: CommandRunner, file: string, where: stri
   const real = await realpath(file);
   // -U: the image may be in use by a running lab (its overlays hold it open read-only); reading its header is safe.
   const r = await run.run(['qemu-img', 'info', '--output=json', '-U', real], { allowFail: true, timeoutMs: 30_000 });
-  if (r.code !== 0) refuse(`qemu-img cannot read it: ${r.stderr.trim().split('\n').pop() ?? ''}`);
+  // The first line is the cause ("File truncated, expecting at least 65536 bytes", "VHDX BAT entry 0 ... points
+  // after end of file"); the last only repeats that the file could not be opened.
+  if (r.code !== 0) refuse(`qemu-img cannot read it: ${firstError(r.stderr)}`);
   let info: QemuImgInfo;
   try {
     info = JSON.parse(r.stdout) as QemuImgInfo;
@@ -99,8 +197,30 @@ export async function inspectImage(run: CommandRunner, file: string, where: stri
     const raw = await rawLooksLikeDisk(run, real, st.size);
     if (raw) refuse(raw);
   }
+  const damage = await damageOf(run, real, info.format as ImageFormat, st.size);
+  if (damage) refuse(damage);
   const resume = await resumeMark(run, real, info.format as ImageFormat);
   return { format: info.format as ImageFormat, virtualSize: info['virtual-size']!, actualSize: info['actual-size'] ?? st.size, ...(resume ? { resume } : {}) };
+}
+
+// Whether the image's metadata holds together: `qemu-img check` (read-only, -U: the base may be open in running
+// nodes, and is never written by them, so what it reads is stable), and for vdi, whose check does not look at the
+// file's size, the map of its blocks against the file's end. Metadata only: on a 20 GiB qcow2 holding 4 GiB of
+// data (3 GiB in runs and 16,384 scattered 64 KiB writes: 62,654 clusters, 13,467 fragmented) check took
+// 0.01-0.09 s, 0.14 s with the page cache dropped (8 MB of memory); vmdk and vdi copies of it 0.04 and 0.01 s, the
+// vdi's map 0.02 s (QEMU 7.2, 2026-12-07). Too cheap to cache.
+async function damageOf(run: CommandRunner, file: string, format: ImageFormat, size: number): Promise<string | null> {
+  if (!CHECKED_FORMATS.includes(format)) return null;
+  const r = await run.run(['qemu-img', 'check', '--output=json', '-U', '-f', format, file], { allowFail: true, timeoutMs: 300_000 });
+  const why = checkRefusal(r);
+  if (why || format !== 'vdi') return why;
+  const m = await run.run(['qemu-img', 'map', '--output=json', '-U', '-f', format, file], { allowFail: true, timeoutMs: 300_000 });
+  if (m.code !== 0) return `qemu-img map cannot read it: ${firstError(m.stderr)}${GET_AGAIN}`;
+  try {
+    return mapRefusal(JSON.parse(m.stdout) as MapExtent[], size);
+  } catch {
+    return 'qemu-img map gave no answer qnet can read';
+  }
 }
 
 /** The partition names of a GPT disk, from its first 34 sectors (none when it has no GPT). Pure. */

@@ -12,6 +12,7 @@ import { formatSize } from '../topology/size.js';
 import { CONTROL_PORT as IMAGE_CONTROL_PORT } from './init-script.js';
 import { keptPaths } from './kept.js';
 import type { GuestKind, ReadyWait } from './kinds.js';
+import type { BootWatch } from './boot-failure.js';
 import { layerOf, renderHookResumeMessage, RESUME_FW_CFG, RESUME_SERIAL, usesResumeHook } from './resume-mark.js';
 
 /** The agent's well-known port name: Debian's qemu-guest-agent starts by itself (udev) when it appears. */
@@ -31,6 +32,10 @@ export interface ImageNodeFiles extends NodeFiles {
   vnc: string;
   vncLog: string;
   hostKey: string;
+  /** The firmware's debug console (see BootWatch). */
+  firmwareLog: string;
+  /** The monitor for events (see BootWatch). */
+  events: string;
 }
 
 /** Where an image node's files are. */
@@ -47,6 +52,8 @@ export function imageNodeFiles(lab: string, node: ResolvedNode): ImageNodeFiles 
     vnc: path.join(dir, 'vnc.sock'),
     vncLog: path.join(dir, 'vnc-forward.log'),
     hostKey: kept?.hostKey ?? path.join(dir, 'ssh_host_ed25519_key'),
+    firmwareLog: path.join(dir, 'firmware.log'),
+    events: path.join(dir, 'events.sock'),
   };
 }
 
@@ -88,6 +95,10 @@ export const imageKind: GuestKind = {
   name: 'image',
   steps: imageSteps,
   ready: imageReady,
+  bootWatch: (lab: string, node: ResolvedNode): BootWatch => {
+    const f = imageNodeFiles(lab, node);
+    return { firmwareLog: f.firmwareLog, events: f.events };
+  },
   // A real OS gets the power button and time to flush its disk (`down --grace`, 30 s by default) before QEMU quits.
   stop: { acpi: true },
   resumeMessage: renderHookResumeMessage,
@@ -222,6 +233,17 @@ export function renderImageQemuArgs(
     // Free page reporting punches holes in file-backed RAM: off when the RAM is (or maps) a template.
     '-device', `virtio-balloon-pci,free-page-reporting=${memory === 'plain' ? 'on' : 'off'}`,
     '-device', 'vmgenid,guid=auto',
+    // How a guest that cannot boot is told from one still booting (lab/ready.ts): the firmware's debug console, where
+    // SeaBIOS prints "No bootable device." (on the serial port it prints nothing, on a screen only if there is one);
+    // and pvpanic, which a Linux kernel with its driver loaded (Debian: pvpanic-mmio, a module) writes on a panic,
+    // which QEMU reports as GUEST_PANICKED on a monitor of its own. panic=none: QEMU only reports it, the guest
+    // goes on as it would without the device (it halts, or reboots as its kernel's panic= says).
+    '-chardev', `file,id=firmware,path=${files.firmwareLog}`,
+    '-device', 'isa-debugcon,iobase=0x402,chardev=firmware',
+    '-device', 'pvpanic',
+    '-action', 'panic=none',
+    '-chardev', `socket,id=events,path=${files.events},server=on,wait=off`,
+    '-mon', 'chardev=events,mode=control',
   );
   // A screen for guests driven through it (Windows): standard VGA, a tablet for an absolute pointer, VNC on a Unix
   // socket only root can open (a TCP port, when asked for, is a forwarder on the host's loopback).

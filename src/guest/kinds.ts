@@ -4,6 +4,7 @@
 import type { GuestSnapshot, PlanContext, Step, StopHow } from '../plan/steps.js';
 import type { LabRoute } from '../topology/reach.js';
 import type { ResolvedLab, ResolvedNode } from '../topology/model.js';
+import type { BootWatch } from './boot-failure.js';
 import { builtinKind } from './builtin.js';
 import { imageKind } from './image-node.js';
 
@@ -30,6 +31,8 @@ export interface GuestKind {
   steps(lab: ResolvedLab, node: ResolvedNode, ctx: PlanContext, snapshot?: GuestSnapshot): Step[];
   /** How `up` knows the node is ready. */
   ready(lab: ResolvedLab, node: ResolvedNode): ReadyWait;
+  /** Where `up`, while it waits, sees that the node cannot boot (none: its kind boots qnet's own kernel). */
+  bootWatch?(lab: string, node: ResolvedNode): BootWatch;
   /** How it is stopped. */
   readonly stop: StopHow;
   /** What to tell a user whose `exec` cannot reach the guest agent. */

@@ -1,5 +1,5 @@
 // Bringing a lab up: run the plan step by step, and on any failure undo what was done, in reverse.
-import { chmod, chown, copyFile, mkdir, readFile, realpath, rm, rmdir, writeFile } from 'node:fs/promises';
+import { chmod, chown, copyFile, mkdir, readFile, realpath, rm, rmdir, stat, writeFile } from 'node:fs/promises';
 import type net from 'node:net';
 import path from 'node:path';
 import { bridgeVlanFiltering } from '../host/kernel.js';
@@ -277,6 +277,8 @@ export async function execute(a: Action, ctx: ExecContext): Promise<void> {
         ctx.reporter.info(`${a.node} starts when ${slots.limit === 1 ? one : `one of the ${slots.limit} ${many}`} now is ready`);
       }
       await slots?.acquire();
+      // Where its console log ends before it starts: a restarted node's log goes on, and its earlier run said what it said.
+      const consoleFrom = await stat(files.consoleLog).then((s) => s.size, () => 0);
       let g: Awaited<ReturnType<typeof startFromSnapshot>>;
       // Files QEMU gets as descriptors, opened here: the unprivileged QEMU never opens (nor may write) a user's base.
       const fds = (a.fds ?? []).map((f) => openSync(f.path, f.write ? 'r+' : 'r'));
@@ -296,7 +298,10 @@ export async function execute(a: Action, ctx: ExecContext): Promise<void> {
       try {
         await writeState(ctx.state);
         // Readiness is awaited from the start (the window's slot is given back when it settles); wait-ready reports it.
-        const ready = awaitReady(kindOf(node).ready(ctx.lab, node), { lab: ctx.lab.name, netns: ctx.lab.netns, node: a.node, files, control: ch, timeoutMs: ctx.readyTimeoutMs }).then((note) => ({ note, at: Date.now() }));
+        const boot = kindOf(node).bootWatch?.(ctx.lab.name, node);
+        const ready = awaitReady(kindOf(node).ready(ctx.lab, node), {
+          lab: ctx.lab.name, netns: ctx.lab.netns, node: a.node, files, control: ch, timeoutMs: ctx.readyTimeoutMs, ...(boot ? { boot: { ...boot, consoleFrom } } : {}),
+        }).then((note) => ({ note, at: Date.now() }));
         ready.catch(() => {});
         ctx.live.ready.set(a.node, ready);
         if (slots) void ready.catch(() => {}).finally(() => slots.release());

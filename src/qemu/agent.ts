@@ -40,8 +40,8 @@ export class AgentClient {
     });
   }
 
-  /** Connects and synchronizes with the agent (discarding anything left from an earlier session). */
-  static async connect(path: string, timeoutMs = 10000): Promise<AgentClient> {
+  /** Connects and synchronizes with the agent (discarding anything left from an earlier session); gives up on `stop`. */
+  static async connect(path: string, timeoutMs = 10000, stop?: AbortSignal): Promise<AgentClient> {
     const socket = await new Promise<net.Socket>((resolve, reject) => {
       const s = net.connect(path);
       s.once('connect', () => resolve(s));
@@ -62,10 +62,11 @@ export class AgentClient {
       }
       return false;
     };
-    while (Date.now() < deadline) {
+    while (Date.now() < deadline && !stop?.aborted) {
       if ((await sync(true)) && (await sync(false))) return client;
     }
     socket.destroy();
+    if (stop?.aborted) throw new RuntimeError('the wait for the guest agent was given up');
     throw new RuntimeError(`the guest agent did not answer within ${timeoutMs} ms (is the guest up? see \`qnet status\`)`);
   }
 

@@ -1,14 +1,15 @@
 // Image validation: each crafted image that names another file is refused, with the node's path and the file; not
-// disk images (text, directories, missing files) are refused; real images of each format pass with their format
-// and size. The images are made here with the real qemu-img, in a temporary directory.
+// disk images (text, directories, missing files) are refused; damaged images (corrupt to qemu-img check, or cut
+// short) are refused with qemu-img's first error; real images of each format pass with their format and size.
+// The images are made here with the real qemu-img, in a temporary directory.
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync, openSync, writeSync, closeSync, ftruncateSync, utimesSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, openSync, writeSync, closeSync, ftruncateSync, utimesSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { spawnSync } from 'node:child_process';
 import { UserError } from '../../src/errors.js';
-import { checkIso, inspectImage, inspectLabImages, keptDiskRefusal, refusalOf, baseIdentity } from '../../src/guest/image-check.js';
+import { checkIso, checkRefusal, inspectImage, inspectLabImages, keptDiskRefusal, mapRefusal, rawTruncation, refusalOf, baseIdentity } from '../../src/guest/image-check.js';
 import { RealRunner } from '../../src/host/run.js';
 import { parseTopology } from '../../src/topology/load.js';
 
@@ -18,6 +19,16 @@ const img = (name: string) => path.join(dir, name);
 function qemuImg(...args: string[]): void {
   const r = spawnSync('qemu-img', args, { encoding: 'utf8', cwd: dir });
   assert.equal(r.status, 0, r.stderr);
+}
+function sh(argv: string[], input?: string): void {
+  const r = spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8', cwd: dir, ...(input !== undefined ? { input } : {}) });
+  assert.equal(r.status, 0, r.stderr);
+}
+// The first `bytes` of an image, as a download or copy cut short leaves it.
+function cut(from: string, to: string, bytes: number): void {
+  const fd = openSync(img(to), 'w');
+  writeSync(fd, readFileSync(img(from)).subarray(0, bytes));
+  closeSync(fd);
 }
 
 async function refused(file: string, pattern: RegExp): Promise<void> {
@@ -54,6 +65,21 @@ before(() => {
   writeSync(mbr, Buffer.from([0x55, 0xaa]), 0, 2, 510);
   writeSync(mbr, Buffer.from('not zero'), 0, 8, 0);
   closeSync(mbr);
+  // Images with data, then cut short (the issue's reproduction: a qcow2 cut after its header passed, and up then
+  // waited for a guest that could never boot), each of a format qemu-img checks, and raw disks cut short.
+  for (const f of ['qcow2', 'vmdk', 'vdi']) {
+    qemuImg('create', '-q', '-f', f, `data.${f}`, '64M');
+    assert.equal(spawnSync('qemu-io', ['-f', f, '-c', 'write -P 0xab 0 8M', '-c', 'write -P 0xcd 32M 4M', img(`data.${f}`)]).status, 0);
+    cut(`data.${f}`, `half.${f}`, Math.floor(statSync(img(`data.${f}`)).size / 2 / 512) * 512);
+  }
+  cut('plain.qcow2', 'header.qcow2', 300);
+  for (const [name, table] of [['mbr', ',32M,L\n,,L\n'], ['gpt', 'label: gpt\n,32M,L\n,,L\n']] as const) {
+    const fd = openSync(img(`${name}-whole.raw`), 'w');
+    ftruncateSync(fd, 64 * 2 ** 20);
+    closeSync(fd);
+    sh(['sfdisk', '--quiet', img(`${name}-whole.raw`)], table);
+    cut(`${name}-whole.raw`, `${name}-cut.raw`, 16 * 2 ** 20);
+  }
   // An ISO made by the real xorriso, and a file that is not one.
   mkdirSync(img('isodir'));
   writeFileSync(img('isodir/readme'), 'hello\n');
@@ -69,6 +95,61 @@ describe('images qnet accepts', () => {
     assert.equal((await inspectImage(run, img('disk.vhdx'), 'x')).format, 'vhdx');
     assert.deepEqual(await inspectImage(run, img('blank.raw'), 'x').then((f) => [f.format, f.virtualSize]), ['raw', 8 * 2 ** 20]);
     assert.equal((await inspectImage(run, img('mbr.raw'), 'x')).format, 'raw');
+  });
+  test('images with data that qemu-img check finds whole, and whole partitioned raw disks', async () => {
+    for (const f of ['data.qcow2', 'data.vmdk', 'data.vdi', 'mbr-whole.raw', 'gpt-whole.raw']) assert.ok((await inspectImage(run, img(f), 'x')).virtualSize > 0, f);
+  });
+});
+
+describe('damaged images qnet refuses (exit 2, with qemu-img\'s first error)', () => {
+  test('a qcow2 cut short after its header (qemu-img info reads it; check finds 3 errors)', () =>
+    refused(img('header.qcow2'), /qemu-img check finds it corrupt \(3 errors; the first: counting reference for region exceeding the end of the file by one cluster or more: offset 0x30000 size 0x8\); an incomplete download or copy is the usual cause: get the image again/));
+  test('a qcow2 with data, cut in half', () => refused(img('half.qcow2'), /qemu-img check finds it corrupt \(\d+ errors; the first: counting reference for region exceeding the end of the file/));
+  test('a vmdk cut in half (check cannot finish)', () => refused(img('half.vmdk'), /qemu-img check cannot finish reading it \(exit 1: cluster offset for sector \d+ points after EOF\)/));
+  test('a vdi cut in half (check passes it; its block map points past the end)', () => refused(img('half.vdi'), /it is cut short: its tables put guest bytes \d+-\d+ at \d+-\d+ of the file, which ends at \d+/));
+  test('a raw disk whose MBR partitions end past the file', () => refused(img('mbr-cut.raw'), /cut short: its partition table \(MBR\) says the disk has at least 131072 sectors \(64 MiB\), the file holds 32768 \(16 MiB\)/));
+  test('a raw disk whose GPT ends past the file', () => refused(img('gpt-cut.raw'), /cut short: its GPT says the disk has at least 131072 sectors \(64 MiB\), the file holds 32768 \(16 MiB\)/));
+  test('a vmdk cut before its first table: qemu-img info\'s first line, not its last', () => {
+    cut('data.vmdk', 'tiny.vmdk', 1024);
+    return refused(img('tiny.vmdk'), /qemu-img cannot read it: Could not open .*tiny\.vmdk': File truncated, expecting at least \d+ bytes$/);
+  });
+
+  test('the pure reading of qemu-img check: clean, leaks only, no checks for the format, corrupt, unfinished', () => {
+    assert.equal(checkRefusal({ code: 0, stdout: '{"check-errors": 0}', stderr: '' }), null);
+    // Leaked clusters waste space; the data is whole.
+    assert.equal(checkRefusal({ code: 3, stdout: '{"leaks": 4, "check-errors": 0}', stderr: 'Leaked cluster 5 refcount=1 reference=0\n' }), null);
+    assert.equal(checkRefusal({ code: 63, stdout: '', stderr: 'qemu-img: This image format does not support checks\n' }), null);
+    assert.equal(
+      checkRefusal({ code: 2, stdout: '{"corruptions": 1, "leaks": 2}', stderr: 'Leaked cluster 5 refcount=1 reference=0\nERROR cluster 0 refcount=0 reference=1\n' }),
+      'qemu-img check finds it corrupt (1 error; the first: cluster 0 refcount=0 reference=1); an incomplete download or copy is the usual cause: get the image again (`qemu-img check -r all` repairs a copy, losing what is damaged)',
+    );
+    assert.match(checkRefusal({ code: 2, stdout: 'garbage', stderr: '' })!, /^qemu-img check finds it corrupt \(errors\)/);
+    assert.match(checkRefusal({ code: 1, stdout: '', stderr: '\nqemu-img: Check failed: Invalid argument\n' })!, /^qemu-img check cannot finish reading it \(exit 1: Check failed: Invalid argument\)/);
+    assert.match(refusalOf({ format: 'qcow2', 'virtual-size': 1, 'format-specific': { data: { corrupt: true } } }, '/x')!, /marked it corrupt/);
+  });
+
+  test('the pure reading of a map: data past the end of the file', () => {
+    const map = [{ start: 0, length: 4096, data: true, offset: 1024 }, { start: 4096, length: 8192, data: false }, { start: 12288, length: 4096, data: true, offset: 5120 }];
+    assert.equal(mapRefusal(map, 9216), null);
+    assert.match(mapRefusal(map, 9215)!, /guest bytes 12288-16383 at 5120-9215 of the file, which ends at 9215/);
+  });
+
+  test('the pure reading of a raw disk\'s partition table against its size', () => {
+    const mbr = Buffer.alloc(1024);
+    mbr.writeUInt16LE(0xaa55, 510);
+    mbr[446 + 4] = 0x83;
+    mbr.writeUInt32LE(2048, 446 + 8);
+    mbr.writeUInt32LE(2048, 446 + 12);
+    assert.equal(rawTruncation(mbr, 4096 * 512, 'dos'), null);
+    assert.match(rawTruncation(mbr, 4095 * 512, 'dos')!, /MBR\) says the disk has at least 4096 sectors/);
+    // Not a partition table to blkid (a filesystem's boot sector ends in 55 aa too): its bytes are not read as one.
+    assert.equal(rawTruncation(mbr, 4095 * 512, undefined), null);
+    const gpt = Buffer.alloc(1024);
+    gpt.write('EFI PART', 512, 'latin1');
+    gpt.writeBigUInt64LE(8191n, 512 + 32);
+    gpt.writeBigUInt64LE(8158n, 512 + 48);
+    assert.equal(rawTruncation(gpt, 8192 * 512), null);
+    assert.match(rawTruncation(gpt, 8191 * 512)!, /GPT says the disk has at least 8192 sectors/);
   });
 });
 

@@ -44,7 +44,7 @@ const FORBIDDEN: Record<string, string[]> = {
   '': ['cli', 'web', 'host', 'qemu', 'lab'],
 };
 // Guest kinds are planned by the pure planner: the modules it imports from guest/ must be pure too.
-const PURE_GUEST = new Set(['resume.ts', 'resume-mark.ts', 'kinds.ts', 'builtin.ts', 'image-node.ts', 'init-script.ts', 'cloud-init.ts', 'modules.ts', 'libs.ts', 'debian-recipe.ts', 'kept.ts']);
+const PURE_GUEST = new Set(['resume.ts', 'resume-mark.ts', 'kinds.ts', 'builtin.ts', 'image-node.ts', 'init-script.ts', 'cloud-init.ts', 'modules.ts', 'libs.ts', 'debian-recipe.ts', 'kept.ts', 'boot-failure.ts']);
 
 test('each layer imports only what it may (shared/DESIGN.md)', () => {
   const problems: string[] = [];
