@@ -18,7 +18,11 @@ function say(text, error = false) {
 }
 
 async function loadLabs() {
-  const labs = await api('/api/labs');
+  return showLabs(await api('/api/labs'));
+}
+
+// The list of labs (the server writes the same entries into the page it sends: src/web/page.ts).
+function showLabs(labs) {
   const ul = $('#lab-list');
   ul.replaceChildren(
     ...labs.map((l) => {
@@ -81,7 +85,10 @@ function openLab(lab) {
   $('#lab-title').textContent = lab;
   $('#node-panel').hidden = true;
   $('#check-out').hidden = true;
-  $('#drawing').replaceChildren();
+  const wait = document.createElement('p');
+  wait.className = 'hint';
+  wait.textContent = 'loading the drawing…';
+  $('#drawing').replaceChildren(wait);
   for (const a of document.querySelectorAll('#lab-list a')) a.className = a.dataset.lab === lab ? 'current' : '';
   const es = new EventSource(`/api/labs/${encodeURIComponent(lab)}/events`);
   state.events = es;
@@ -273,7 +280,9 @@ window.addEventListener('hashchange', () => {
   if (lab && lab !== state.lab) openLab(lab);
 });
 $('#where').textContent = location.host;
-const labs = await loadLabs();
+// The labs as the server wrote them into the page: the first lab opens at once, without a request of its own.
+const given = document.getElementById('labs-data');
+const labs = given ? showLabs(JSON.parse(given.textContent)) : await loadLabs();
 const first = fromHash() || labs[0]?.lab;
 if (first) openLab(first);
 setInterval(() => void loadLabs().catch(() => {}), 5000);

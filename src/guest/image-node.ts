@@ -113,7 +113,9 @@ function imageReady(lab: ResolvedLab, node: ResolvedNode): ReadyWait {
   switch (r.kind) {
     case 'agent':
       // A default readiness takes a guest without an agent as it is (with a note); one asked for requires it.
-      return img.config === 'cloud-init' ? { kind: 'cloud-init', agent: img.readyDefault ? 'if-present' : 'require' } : { kind: 'agent' };
+      // A node that uses the resume hook runs no cloud-init: the hook's READY is what says it is configured.
+      if (img.config !== 'cloud-init') return { kind: 'agent' };
+      return { kind: usesResumeHook(node) ? 'hook' : 'cloud-init', agent: img.readyDefault ? 'if-present' : 'require' };
     case 'lease': {
       const nets = new Map(lab.networks.map((n) => [n.name, n]));
       return { kind: 'lease', leases: node.nics.filter((c) => c.kind === 'bridge' && nets.get(c.network)?.dhcp).map((c) => ({ network: c.network, mac: c.mac })) };

@@ -14,6 +14,11 @@ export type ReadyWait =
   | { kind: 'control' }
   /** An image guest's readiness unit says READY on the control port at the end of cloud-init; then its agent answers. */
   | { kind: 'cloud-init'; agent: 'require' | 'if-present' }
+  /**
+   * A node of an image with qnet's resume hook (no cloud-init in its boot, restored or not): the hook says READY on
+   * the control port once the node's identity and addresses are applied; then its agent answers.
+   */
+  | { kind: 'hook'; agent: 'require' | 'if-present' }
   /** qemu-guest-agent answers a ping. */
   | { kind: 'agent' }
   /** qnet's dnsmasq has handed out a lease to each of these NICs. */

@@ -35,6 +35,8 @@ export function describeWait(w: ReadyWait): string {
       return 'READY on its control port';
     case 'cloud-init':
       return "cloud-init's final stage (qnet-ready.service saying READY)" + (w.agent === 'require' ? ', then the guest agent' : '');
+    case 'hook':
+      return "qnet's resume hook to say READY (the node's identity and addresses applied; no cloud-init in this boot)" + (w.agent === 'require' ? ', then the guest agent' : '');
     case 'agent':
       return 'the QEMU guest agent to answer';
     case 'lease':
@@ -46,6 +48,15 @@ export function describeWait(w: ReadyWait): string {
     case 'none':
       return 'nothing (ready: none)';
   }
+}
+
+/**
+ * The line `up` prints every 30 s for a guest not ready yet: how long, what it waits for, the last line its console
+ * showed. A guest restored from a saved state is resuming, not booting.
+ */
+export function pendingLine(name: string, seconds: number, w: ReadyWait, start: 'booted' | 'restored' | undefined, last: string): string {
+  const doing = start === 'restored' ? 'still resuming from the saved state' : 'still booting';
+  return `${name}: ${doing} after ${seconds} s, waiting for ${describeWait(w)}${last ? `; console: ${last}` : ''}`;
 }
 
 // Rejects when the guest goes away first; resolves or rejects with `p` otherwise.
@@ -203,7 +214,8 @@ async function readyBy(w: ReadyWait, ctx: ReadyContext, stop: AbortSignal): Prom
     case 'control':
       await waitReady(ctx.control, ctx.timeoutMs, ctx.node);
       return '';
-    case 'cloud-init': {
+    case 'cloud-init':
+    case 'hook': {
       const line = await ctx.control.waitFor((l) => l.startsWith('READY'), (l) => l.startsWith('ERROR'), ctx.timeoutMs, ctx.node);
       if (/\bagent=yes\b/.test(line)) {
         const agent = await unlessGone(AgentClient.connect(ctx.files.agent, left(), stop), ctx);
@@ -211,7 +223,7 @@ async function readyBy(w: ReadyWait, ctx: ReadyContext, stop: AbortSignal): Prom
         return 'guest agent answers';
       }
       if (w.agent === 'require')
-        throw new RuntimeError(`${ctx.node}: cloud-init finished, but the image has no qemu-guest-agent running (ready: agent needs it: install it in the image, or add cloudInit.userData.packages: [qemu-guest-agent])`);
+        throw new RuntimeError(`${ctx.node}: ${w.kind === 'hook' ? "qnet's resume hook" : 'cloud-init'} finished, but the image has no qemu-guest-agent running (ready: agent needs it: install it in the image, or add cloudInit.userData.packages: [qemu-guest-agent])`);
       return 'no guest agent in the image: `qnet exec` cannot reach it, `qnet ssh` can';
     }
     case 'agent': {

@@ -12,7 +12,7 @@ import { planChange, planUp, type Action, type Step } from '../plan/plan.js';
 import type { GuestSnapshot } from '../plan/steps.js';
 import { ControlChannel } from '../qemu/control.js';
 import { kindOf } from '../guest/kinds.js';
-import { awaitReady, describeWait } from './ready.js';
+import { awaitReady, describeWait, pendingLine } from './ready.js';
 import { inspectLabImages } from '../guest/image-check.js';
 import { observeImages, writeResumeConfig, writeSeed } from './images.js';
 import { DEFAULT_GRACE_MS } from './grace.js';
@@ -402,14 +402,14 @@ export async function execute(a: Action, ctx: ExecContext): Promise<void> {
   }
 }
 
-// One line per guest still booting: how long, what it waits for, the last line of its console.
+// One line per guest not ready yet (see pendingLine).
 async function progress(ctx: ExecContext, pending: Set<string>, t0: number): Promise<void> {
   for (const name of pending) {
     const node = ctx.lab.nodes.find((n) => n.name === name);
     if (!node) continue;
     const log = await readFile(nodeFiles(nodeDir(ctx.lab.name, name)).consoleLog, 'utf8').catch(() => '');
     const last = log.slice(-4096).replace(/\x1b\[[0-9;?]*[A-Za-z]|\r/g, '').trim().split('\n').pop()?.trim().slice(0, 100) ?? '';
-    ctx.reporter.info(`${name}: still booting after ${Math.round((Date.now() - t0) / 1000)} s, waiting for ${describeWait(kindOf(node).ready(ctx.lab, node))}${last ? `; console: ${last}` : ''}`);
+    ctx.reporter.info(pendingLine(name, Math.round((Date.now() - t0) / 1000), kindOf(node).ready(ctx.lab, node), ctx.state.guests[name]?.start, last));
   }
 }
 

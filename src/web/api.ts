@@ -36,9 +36,8 @@ export async function handleApi(req: http.IncomingMessage, res: http.ServerRespo
   if (parts[0] !== 'labs' || parts.length > 3) throw new HttpError(404, 'no such API');
   if (parts.length === 1) {
     if (method !== 'GET') throw new HttpError(405, 'method not allowed');
-    const { allStatus } = await import('../lab/status.js');
-    const all = await allStatus();
-    return send(res, 200, all.map((s) => ({ lab: s.lab, status: s.status, nodes: s.nodes.length, running: s.nodes.filter((n) => n.state === 'running').length, source: s.source })));
+    const { labSummaries } = await import('./page.js');
+    return send(res, 200, await labSummaries());
   }
   const lab = parse(Lab, decodeURIComponent(parts[1]!));
   const what = parts[2] ?? '';

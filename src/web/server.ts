@@ -11,6 +11,7 @@ import { parseIPv4 } from '../topology/ipv4.js';
 import { COOKIE, hostAllowed, originAllowed, parseCookies, tokenCookie, tokenMatches } from './auth.js';
 import { handleApi } from './api.js';
 import { HttpError, send } from './http.js';
+import { servePage, serveIcon } from './page.js';
 import { serveStatic } from './static.js';
 import { bridgeConsole, bridgeVnc, parseSocketPath } from './sockets.js';
 
@@ -66,6 +67,8 @@ export async function startWeb(opts: WebOptions = {}): Promise<WebServer> {
       res.setHeader('Content-Security-Policy', "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; connect-src 'self'; frame-ancestors 'none'");
       if (!hostAllowed(req.headers.host, bound)) return send(res, 421, { error: 'this server answers only to its own address (Host header)' });
       const url = new URL(req.url ?? '/', `http://${req.headers.host}`);
+      // The icon tells nothing, and browsers ask for it on any page (the 401 one too): no token needed.
+      if ((url.pathname === '/favicon.ico' || url.pathname === '/favicon.svg') && (req.method === 'GET' || req.method === 'HEAD')) return await serveIcon(req, res).catch((e: Error) => send(res, 500, { error: e.message }));
       // The token once in the URL: into an HttpOnly cookie, and out of the address bar.
       const given = url.searchParams.get('token');
       if (given !== null) {
@@ -83,6 +86,8 @@ export async function startWeb(opts: WebOptions = {}): Promise<WebServer> {
       try {
         if (url.pathname.startsWith('/api/')) return await handleApi(req, res, url);
         if (req.method !== 'GET' && req.method !== 'HEAD') return send(res, 405, { error: 'method not allowed' });
+        // The page comes with the labs in it: its first paint shows them, before any request of its own is answered.
+        if (url.pathname === '/' || url.pathname === '/index.html') return await servePage(req, res);
         return await serveStatic(req, res, url.pathname);
       } catch (e) {
         if (res.headersSent) return void res.destroy();

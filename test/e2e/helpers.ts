@@ -279,3 +279,69 @@ export async function debianImage(): Promise<{ file: string; dir: string; remove
 export function sha256(file: string): string {
   return sh(['sha256sum', file]).stdout.split(' ')[0]!;
 }
+
+/** What a node's screen shows, read twice over: the text and the pixels, and where the two disagree. */
+export interface ScreenRead {
+  /** The foreground virtual console (tty1 unless something switched). */
+  active: string;
+  /** Its text as the guest holds it (/dev/vcs of that console, through the guest agent), one string a row. */
+  rows: string[];
+  /** The screen's size in pixels (QMP screendump). */
+  size: [number, number];
+  /** Character cells where the pixels say otherwise: a character drawn in nothing, or a blank cell lit (the cursor aside). */
+  mismatches: Array<{ row: number; col: number; char: string; lit: boolean }>;
+}
+
+/**
+ * Reads what a node's VGA screen shows. The guest's text of its foreground console is read through the agent; the
+ * screen itself by QMP `screendump` (what a VNC client is sent): cut into the console's character cells, each cell
+ * holding a character must have a lit pixel and each blank one none. A text that both agree on is on the screen.
+ * Read again when the text changed in between (a message printed while the screen was taken).
+ */
+export async function readScreen(lab: string, node: string): Promise<ScreenRead> {
+  const { QmpClient } = await import('../../src/qemu/qmp.js');
+  const dir = `${process.env.QNET_RUN_DIR ?? '/run/qnet'}/${lab}/${node}`;
+  const text = async () => {
+    const script = 'a=$(cat /sys/class/tty/tty0/active); n=${a#tty}; echo "$a"; head -c 4 /dev/vcsa$n | od -An -tu1; od -An -v -tx1 /dev/vcs$n | tr -d " \\n"';
+    const r = await qnet(['exec', lab, node, '--', 'sh', '-c', script]);
+    if (r.code !== 0) throw new Error(`reading ${node}'s console text: ${r.stderr}`);
+    const [active, head, hex] = r.stdout.split('\n');
+    const [rows, cols, x, y] = head!.trim().split(/\s+/).map(Number) as [number, number, number, number];
+    const bytes = Buffer.from(hex!, 'hex');
+    const lines = Array.from({ length: rows }, (_, i) => bytes.subarray(i * cols, (i + 1) * cols).toString('latin1'));
+    return { active: active!, rows: lines, cols, cursor: [x, y] as const };
+  };
+  for (let attempt = 0; ; attempt++) {
+    const before = await text();
+    const file = path.join(dir, 'screen.ppm');
+    const qmp = await QmpClient.connect(path.join(dir, 'qmp.sock'));
+    try {
+      await qmp.execute('screendump', { filename: file });
+    } finally {
+      qmp.close();
+    }
+    const ppm = readFileSync(file);
+    rmSync(file, { force: true });
+    const after = await text();
+    if (before.rows.join('\n') !== after.rows.join('\n') && attempt < 5) continue;
+    const m = /^P6\s+(\d+)\s+(\d+)\s+255\s/.exec(ppm.subarray(0, 32).toString('latin1'));
+    if (!m) throw new Error(`screendump of ${node} is not a PPM`);
+    const [w, h] = [Number(m[1]), Number(m[2])];
+    const px = ppm.subarray(m[0].length);
+    const at = (x: number, y: number) => px.readUIntBE((y * w + x) * 3, 3);
+    const bg = at(w - 1, h - 1);
+    const cw = Math.floor(w / before.cols);
+    const ch = Math.floor(h / before.rows.length);
+    const mismatches: ScreenRead['mismatches'] = [];
+    for (const [row, line] of before.rows.entries())
+      for (let col = 0; col < line.length; col++) {
+        if (col === before.cursor[0] && row === before.cursor[1]) continue;
+        let lit = false;
+        for (let y = row * ch; y < (row + 1) * ch && !lit; y++) for (let x = col * cw; x < (col + 1) * cw && !lit; x++) lit = at(x, y) !== bg;
+        const char = line[col]!;
+        const blank = char === ' ' || char === '\0' || char === '\xff';
+        if (lit === blank) mismatches.push({ row, col, char, lit });
+      }
+    return { active: before.active, rows: before.rows.map((r) => r.replace(/\0/g, ' ').trimEnd()), size: [w, h], mismatches };
+  }
+}

@@ -1,7 +1,8 @@
 // End-to-end: Debian nodes of an image `qnet image create` made start from a saved state of their shape. The first
 // node boots (no cloud-init: qnet's resume hook) and is saved at its snapshot point, with its disk; the others are
 // restored and take their own MACs, hostnames, machine-ids, SSH host keys, addresses and randomness. They ping each
-// other by name, survive down/up (all restored then), and a changed image drops the state: the node boots again.
+// other by name, each screen shows a login prompt with the node's own hostname, survive down/up (all restored then),
+// and a changed image drops the state: the node boots again.
 // An image without qnet's mark boots by cloud-init as before.
 import assert from 'node:assert/strict';
 import { statSync, utimesSync } from 'node:fs';
@@ -12,7 +13,7 @@ import { RESUME_MARK } from '../../src/guest/resume.js';
 import { RealRunner } from '../../src/host/run.js';
 import { defaultRestoreWindow } from '../../src/lab/slots.js';
 import { readState } from '../../src/lab/state.js';
-import { debianImage, labName, qnet, sha256, sh, snapshot, writeTopology, type HostSnapshot } from './helpers.js';
+import { debianImage, labName, qnet, readScreen, sha256, sh, snapshot, writeTopology, type HostSnapshot } from './helpers.js';
 
 let image: Awaited<ReturnType<typeof debianImage>>;
 let baseSum: string;
@@ -33,7 +34,8 @@ describe('Debian nodes restored from the saved state of their shape', () => {
   let first: { code: number; stdout: string; stderr: string };
   before(async () => {
     before0 = await snapshot();
-    const node = (i: number) => ({ image: image.file, memory: 256, nics: [{ network: 'lan', ip: `10.63.0.${11 + i}` }] });
+    // With a screen each (one shape: the screen is part of it), to read the restored nodes' login prompts.
+    const node = (i: number) => ({ image: image.file, memory: 256, display: 'vnc', nics: [{ network: 'lan', ip: `10.63.0.${11 + i}` }] });
     file = writeTopology({
       name: lab,
       networks: { lan: { subnet: '10.63.0.0/24', address: '10.63.0.1' } },
@@ -76,6 +78,22 @@ describe('Debian nodes restored from the saved state of their shape', () => {
     await distinct('ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub');
     await distinct('head -c 32 /dev/urandom | od -An -tx1 | tr -d " \\n"');
     for (const [i, n] of nodes.entries()) assert.match(await run(n, 'ip -4 -o addr'), new RegExp(`inet 10\\.63\\.0\\.${11 + i}/24`));
+  });
+
+  test("each node's screen shows a login prompt with its own hostname (tty1's getty starts after the hook)", async () => {
+    for (const n of nodes) {
+      const wait = await qnet(['exec', lab, n, '--timeout', '120', '--', 'sh', '-c', 'until systemctl -q is-active getty@tty1; do sleep 1; done']);
+      assert.equal(wait.code, 0, `${n}: ${wait.stderr}`);
+      let screen = await readScreen(lab, n);
+      for (let i = 0; i < 30 && !screen.rows.some((r) => r.startsWith(`${n} login:`)); i++) {
+        await new Promise((r) => setTimeout(r, 1000));
+        screen = await readScreen(lab, n);
+      }
+      assert.equal(screen.active, 'tty1', n);
+      assert.ok(screen.rows.some((r) => r.startsWith(`${n} login:`)), `${n}'s login prompt on its screen:\n${screen.rows.join('\n')}`);
+      assert.ok(!screen.rows.some((r) => /^debian login:/.test(r)), `no prompt of the saved guest on ${n}'s screen:\n${screen.rows.join('\n')}`);
+      assert.deepEqual(screen.mismatches, [], `${n}: the pixels (${screen.size.join('×')}) show the text the guest holds`);
+    }
   });
 
   test('they ping each other by name, and qnet ssh checks each host key', async () => {

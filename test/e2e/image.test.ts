@@ -1,7 +1,7 @@
 // End-to-end: image nodes with a real Debian 12 image made by `qnet image create debian` (GRUB, systemd,
 // cloud-init, netplan + networkd, qemu-guest-agent, sshd). One lab of three Debian guests serves most assertions
 // (each boot costs a minute under TCG): overlays of one base, cloud-init's configuration read back, every kind of
-// readiness, ssh, ACPI power-off, a kept disk across down/up and --purge, qnet's VLAN switch tried on Debian's kernel;
+// readiness, a VNC screen's login prompt, ssh, ACPI power-off, a kept disk across down/up and --purge, qnet's VLAN switch tried on Debian's kernel;
 // then the virtual hardware options, a port
 // in use, and a SIGKILLed up. Every test leaves the host as it found it.
 import assert from 'node:assert/strict';
@@ -11,7 +11,7 @@ import { stringify } from 'yaml';
 import net from 'node:net';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { debianImage, labName, qnet, QNET, ROOT, sha256, sh, snapshot, writeTopology, type HostSnapshot } from './helpers.js';
+import { debianImage, labName, qnet, QNET, readScreen, ROOT, sha256, sh, snapshot, writeTopology, type HostSnapshot } from './helpers.js';
 import { parseTopology } from '../../src/topology/load.js';
 import { renderLinkBatch } from '../../src/render/ipbatch.js';
 import { vlanLines } from '../../src/render/l2.js';
@@ -47,6 +47,7 @@ describe('three Debian guests on overlays of one base', () => {
     persist: true,
     memory: 384,
     ready: { console: '\\ba login:' },
+    display: 'vnc', // its screen shows the login prompt (read back below)
     routes: [{ to: '10.99.0.0/16', via: '10.61.0.12' }],
     cloudInit: { userData: { write_files: [{ path: '/etc/qnet-test', content: 'from the user\'s user-data\n' }] } },
     nics: [{ network: 'lan', ip: '10.61.0.11' }],
@@ -75,6 +76,22 @@ describe('three Debian guests on overlays of one base', () => {
     assert.match(up.stderr, /✓ b is up \(booted its image, ready \(tcp\) in [\d.]+ s; TCP 10\.61\.0\.12:22 answers\)/);
     assert.match(up.stderr, /✓ w is up \(booted its image, ready \(lease\) in [\d.]+ s; leased 10\.62\.0\.2\)/);
     assert.match(up.stderr, /create a's overlay on .*debian-12\.qcow2 \(qcow2, 2 GiB; the base is never written\)/);
+  });
+
+  test("a's screen (display: vnc) shows its login prompt once it is configured: the guest's text and the pixels agree", async () => {
+    // tty1's getty starts after cloud-init's final stage and qnet's readiness unit (a was ready by its serial
+    // console, which comes earlier): wait for it in the guest, then for its prompt on the screen.
+    const wait = await qnet(['exec', lab, 'a', '--timeout', '300', '--', 'sh', '-c', 'until systemctl -q is-active getty@tty1; do sleep 1; done; systemctl show -p After --value getty@tty1']);
+    assert.equal(wait.code, 0, wait.stderr);
+    assert.match(wait.stdout, /cloud-final\.service/);
+    let screen = await readScreen(lab, 'a');
+    for (let i = 0; i < 30 && !screen.rows.some((r) => /^a login:/.test(r)); i++) {
+      await new Promise((r) => setTimeout(r, 1000));
+      screen = await readScreen(lab, 'a');
+    }
+    assert.equal(screen.active, 'tty1');
+    assert.ok(screen.rows.some((r) => /^a login: ?$/.test(r)), `a login prompt on the screen:\n${screen.rows.join('\n')}`);
+    assert.deepEqual(screen.mismatches, [], `the pixels (${screen.size.join('×')}) show the text the guest holds`);
   });
 
   test('the overlays ping each other by name', async () => {

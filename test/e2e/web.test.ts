@@ -3,7 +3,8 @@
 // `hostname`; a pcap downloaded while it pings; an impairment set and cleared from the form (and shown on the
 // drawing); check run from the page; deb3's QEMU killed turns deb3 dead on the drawing within seconds; deb1's LAN cable pulled from the
 // page makes ping fail in deb2's console. Security: no token, 401; a foreign Origin's WebSocket, refused; a foreign
-// Host, 421; path traversal, 404; a malformed impairment from the page, 400 and nothing changed; no CORS header.
+// Host, 421; path traversal, 404; a malformed impairment from the page, 400 and nothing changed; no CORS header. The
+// first paint (the page's API requests held) already lists the labs; the icon is served; the page logs no error.
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -126,6 +127,49 @@ describe('qnet web on the seed lab', () => {
     assert.equal(await wsStatus({ Cookie: cookie(), Origin: 'http://evil.example' }), 403, 'cross-site WebSocket hijacking refused');
     assert.equal(await wsStatus({ Origin: `http://127.0.0.1:${port}` }), 401);
     assert.equal(await wsStatus({ Cookie: cookie(), Origin: `http://127.0.0.1:${port}` }), 101);
+  });
+
+  test('in the browser: the first paint lists the labs before any request is answered; an icon; no console error', async () => {
+    const p = await browser.newPage();
+    await p.setViewport({ width: 1400, height: 1000 });
+    const errors: string[] = [];
+    p.on('console', (m) => m.type() === 'error' && errors.push(`console: ${m.text()}`));
+    p.on('pageerror', (e) => errors.push(`page: ${(e as Error).message}`));
+    p.on('response', (r) => r.status() >= 400 && errors.push(`${r.status()} ${r.url()}`));
+    // The page's own requests (the lab list, the lab's events and drawing) are held until the first paint is read.
+    const held: Array<{ continue(): Promise<void> }> = [];
+    let hold = true;
+    await p.setRequestInterception(true);
+    p.on('request', (r) => void (hold && new URL(r.url()).pathname.startsWith('/api/') ? held.push(r) : r.continue()));
+    try {
+      await p.goto(`http://127.0.0.1:${port}/?token=${token}#lab=${lab}`, { waitUntil: 'domcontentloaded' });
+      const first = await p.evaluate(() => ({
+        labs: [...document.querySelectorAll('#lab-list a')].map((a) => a.textContent),
+        title: document.querySelector('#lab-title')?.textContent,
+        shown: !(document.querySelector('#lab') as HTMLElement).hidden,
+        drawing: document.querySelector('#drawing')?.textContent,
+      }));
+      await p.screenshot({ path: path.join(shots, 'first-paint.png') });
+      assert.ok(held.length > 0, 'the page asked the API for something, and it was held');
+      assert.ok(first.labs.includes(`${lab} (up, 3/3)`) && first.labs.includes(`${screenLab} (up, 1/1)`), `the first paint lists the labs: ${JSON.stringify(first)}`);
+      assert.deepEqual({ title: first.title, shown: first.shown, drawing: first.drawing }, { title: lab, shown: true, drawing: 'loading the drawing…' });
+      hold = false;
+      for (const r of held.splice(0)) await r.continue();
+      await p.waitForSelector('#drawing svg g.node[data-node="deb3"][data-state="running"]', { timeout: 20_000 });
+      // The icon: linked from the page, and at /favicon.ico where browsers look by default (also without the token).
+      const icon = await p.evaluate(async () => {
+        const href = document.querySelector('link[rel="icon"]')?.getAttribute('href') ?? '';
+        const [a, b] = await Promise.all([fetch(href), fetch('/favicon.ico')]);
+        return { href, linked: [a.status, a.headers.get('content-type')], ico: [b.status, b.headers.get('content-type')], svg: (await b.text()).slice(0, 4) };
+      });
+      assert.deepEqual(icon, { href: '/favicon.svg', linked: [200, 'image/svg+xml'], ico: [200, 'image/svg+xml'], svg: '<svg' });
+      assert.equal((await raw(port, '/favicon.ico')).status, 200, 'the icon needs no token');
+      assert.deepEqual(errors, [], 'no console error, no failed request');
+    } finally {
+      hold = false;
+      for (const r of held.splice(0)) await r.continue().catch(() => {});
+      await p.close();
+    }
   });
 
   test('in the browser: the drawing, a console, a guest dying, a cable pulled', async () => {

@@ -9,6 +9,8 @@ import { describe, test } from 'node:test';
 import type { SeedKeys } from '../../src/guest/cloud-init.js';
 import { gptPartitionNames } from '../../src/guest/image-check.js';
 import { imageNodeFiles, renderImageQemuArgs } from '../../src/guest/image-node.js';
+import { kindOf } from '../../src/guest/kinds.js';
+import { pendingLine } from '../../src/lab/ready.js';
 import { hookFiles, layerOf, renderNetworkdFiles, renderResumeConfig, RESUME_MARK, resumeShape, usesResumeHook } from '../../src/guest/resume.js';
 import { formatPlan, planUp, type PlanContext } from '../../src/plan/plan.js';
 import { parseTopology } from '../../src/topology/load.js';
@@ -63,6 +65,26 @@ describe('which nodes use the resume hook', () => {
   test('not: a user-mode NIC (its connection state lives in QEMU)', () => {
     const l = lab(`name: x\nnetworks: { lan: { subnet: 10.1.0.0/24 } }\nnodes:\n  a: { image: d.qcow2, nics: [ { user: {} }, { network: lan, ip: 10.1.0.2 } ] }\n`);
     assert.equal(usesResumeHook(l.nodes[0]!), false);
+  });
+});
+
+describe('what up waits for, and says while it waits', () => {
+  const l = lab(`name: x\nnetworks: { lan: { subnet: 10.1.0.0/24, address: 10.1.0.1 } }\nnodes:\n  h: { image: d.qcow2, nics: [ { network: lan, ip: 10.1.0.2 } ] }\n  c: { image: d.qcow2, persist: true, nics: [ { network: lan, ip: 10.1.0.3 } ] }\n`);
+  const [h, c] = l.nodes as [ResolvedLab['nodes'][number], ResolvedLab['nodes'][number]];
+  test("a hook node waits for the hook's READY (no cloud-init runs in its boot); others for cloud-init's", () => {
+    assert.deepEqual(kindOf(h).ready(l, h), { kind: 'hook', agent: 'if-present' });
+    assert.deepEqual(kindOf(c).ready(l, c), { kind: 'cloud-init', agent: 'if-present' });
+  });
+  test('the progress line names what is awaited, and a restored node as resuming', () => {
+    assert.equal(
+      pendingLine('h', 30, kindOf(h).ready(l, h), 'restored', 'qnet: SNAPSHOT'),
+      "h: still resuming from the saved state after 30 s, waiting for qnet's resume hook to say READY (the node's identity and addresses applied; no cloud-init in this boot); console: qnet: SNAPSHOT",
+    );
+    assert.equal(
+      pendingLine('h', 60, kindOf(h).ready(l, h), 'booted', ''),
+      "h: still booting after 60 s, waiting for qnet's resume hook to say READY (the node's identity and addresses applied; no cloud-init in this boot)",
+    );
+    assert.equal(pendingLine('c', 90, kindOf(c).ready(l, c), 'booted', ''), "c: still booting after 90 s, waiting for cloud-init's final stage (qnet-ready.service saying READY)");
   });
 });
 

@@ -1,11 +1,12 @@
 // The web view's pure parts: the token, cookie, Host and Origin rules; static files only from the package (no
 // traversal, plain or encoded, no hidden files, no symbolic links out); --listen; the WebSocket paths.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { hostAllowed, originAllowed, parseCookies, tokenCookie, tokenMatches } from '../../src/web/auth.js';
+import { renderPage } from '../../src/web/page.js';
 import { resolveStatic } from '../../src/web/static.js';
 import { isLoopback, parseListen } from '../../src/web/server.js';
 import { parseSocketPath } from '../../src/web/sockets.js';
@@ -84,4 +85,27 @@ test('WebSocket paths: a console or a screen of a node, names checked', () => {
   assert.deepEqual(parseSocketPath('/ws/console/seed/deb2'), { kind: 'console', lab: 'seed', node: 'deb2' });
   assert.deepEqual(parseSocketPath('/ws/vnc/seed/win'), { kind: 'vnc', lab: 'seed', node: 'win' });
   for (const bad of ['/ws/console/seed', '/ws/console/../deb2', '/ws/shell/seed/deb2', '/ws/console/Seed/deb2', '/ws/console/seed/deb2/x', '/ws/console/seed/%2e%2e']) assert.equal(parseSocketPath(bad), null, bad);
+});
+
+test('the page is sent with the labs in it: their list, the hint when there is none, the same list as inert JSON', () => {
+  const template = readFileSync(path.join(ROOT, 'web', 'index.html'), 'utf8');
+  const labs = [
+    { lab: 'seed', status: 'up', nodes: 3, running: 3, source: '/x/seed.yaml' },
+    { lab: 'b', status: 'degraded', nodes: 2, running: 1, source: '/tmp/</script><b>&"x\'.yaml' },
+  ];
+  const page = renderPage(template, labs);
+  const list = /<ul id="lab-list">(.*?)<\/ul>/.exec(page)![1];
+  assert.equal(list, '<li><a href="#lab=seed" data-lab="seed">seed (up, 3/3)</a></li><li><a href="#lab=b" data-lab="b">b (degraded, 1/2)</a></li>');
+  assert.match(page, /<p class="hint" id="no-labs" hidden>/);
+  const data = /<script type="application\/json" id="labs-data">(.*?)<\/script>\n<\/head>/.exec(page);
+  assert.ok(data, 'a data block at the end of the head');
+  assert.deepEqual(JSON.parse(data[1]!), labs);
+  assert.doesNotMatch(data[1]!, /</, 'nothing in the JSON can close its element');
+  // No lab: the list is empty and the hint shows; the template's own "loading…" never reaches the browser.
+  const none = renderPage(template, []);
+  assert.match(none, /<ul id="lab-list"><\/ul><p class="hint" id="no-labs">No lab is up/);
+  assert.doesNotMatch(none, /loading…<\/li>/);
+  assert.throws(() => renderPage('<html><head></head><body></body></html>', []), /web\/index\.html lacks the lab list/);
+  // The page links its icon.
+  assert.match(template, /<link rel="icon" type="image\/svg\+xml" href="\/favicon\.svg">/);
 });
