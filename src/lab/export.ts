@@ -79,7 +79,7 @@ export async function exportLab(
   const out = renderShellExport(lab, { image, accel: o.accel ?? 'tcg', ids: labIds(lab.name), dnsUser: guestUser(), dir, ledger: forwardingLedger(), ...(uplink ? { uplink } : {}) });
   const written = await writeFiles(dir, out.files);
   for (const [rel, from] of Object.entries(out.copies)) written.push(await copyIn(from, path.join(dir, rel)));
-  return { files: written, notes: runtimeNotes(lab, o.state) };
+  return { files: written, notes: runtimeNotes(o.state) };
 }
 
 /**
@@ -100,7 +100,7 @@ async function copyIn(from: string, to: string): Promise<string> {
 }
 
 /** What a running lab has that its topology does not say, and the export leaves out: links pulled, impairments changed. */
-function runtimeNotes(lab: ResolvedLab, state: LabState | undefined): string[] {
+export function runtimeNotes(state: LabState | undefined): string[] {
   const notes: string[] = [];
   const down = Object.entries(state?.links ?? {}).filter(([, nics]) => nics.length);
   if (down.length) notes.push(`the running lab's links pulled by \`qnet link\` (${down.map(([n]) => n).join(', ')}) are not in the export: its guests start with every link up, as the topology says`);

@@ -14,6 +14,8 @@ import { bridgeMac } from '../../src/render/ipbatch.js';
 import { renderHostRuleset, uplinkHostIf } from '../../src/render/uplink.js';
 import { renderGuestConfig } from '../../src/render/guest-config.js';
 import { parseTopology } from '../../src/topology/load.js';
+import { runtimeNotes } from '../../src/lab/export.js';
+import type { LabState } from '../../src/lab/state.js';
 import { golden, ROOT } from './golden.js';
 
 const example = (name: string) => parseTopology(readFileSync(path.join(ROOT, 'examples', name), 'utf8'), name);
@@ -170,4 +172,14 @@ describe("the forwarding ledger's sh, on temporary files, with qnet's own format
       t.done();
     }
   });
+});
+
+test("a running lab's pulled links and changed impairments are named as left out of its export", () => {
+  const lab = example('seed-lab.yaml');
+  const state = { version: 1, lab, status: 'up', createdAt: '', accel: 'tcg', image: 'x', guests: {}, links: { deb2: [0], deb3: [] }, impair: { deb3: { 0: null } } } as unknown as LabState;
+  assert.deepEqual(runtimeNotes(state), [
+    "the running lab's links pulled by `qnet link` (deb2) are not in the export: its guests start with every link up, as the topology says",
+    'impairments changed by `qnet impair` on deb3 are not in the export: it has the topology\'s',
+  ]);
+  assert.deepEqual(runtimeNotes(undefined), []);
 });
