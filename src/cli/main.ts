@@ -476,6 +476,7 @@ export function buildProgram(argv: string[]): { program: import('commander').Com
           dir,
           ...(state?.accel === 'kvm' ? { accel: 'kvm' as const } : {}),
           ...(state?.lan ? { lan: state.lan } : {}),
+          ...(state ? { state } : {}),
         });
         for (const n of notes) process.stderr.write(`· ${n}\n`);
         const next =

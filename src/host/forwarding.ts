@@ -6,9 +6,14 @@ import { runRoot } from '../dirs.js';
 
 const SYSCTL = '/proc/sys/net/ipv4/ip_forward';
 
-function ledger(): string {
+/**
+ * The ledger: `{"was":"0","labs":["a","b"]}`, as JSON.stringify writes it. The scripts of `qnet export --format sh`
+ * join and leave it with grep and sed (render/export-sh.ts): keep this exact form, or change them with it.
+ */
+export function forwardingLedger(): string {
   return path.join(runRoot(), 'host-forwarding.json');
 }
+const ledger = forwardingLedger;
 
 async function readLedger(): Promise<{ was: string; labs: string[] } | null> {
   try {

@@ -115,8 +115,12 @@ export async function prepareUp(
   };
 }
 
-/** The first of the lab's candidate /30s that no address or route of the host touches (observed state). */
-async function chooseUplink(runner: CommandRunner, lab: ResolvedLab): Promise<UplinkAddressing> {
+/**
+ * The first of the lab's candidate /30s that no address or route of the host touches (observed state); refuses a
+ * nat or routed subnet that the host already routes, unless `subnets` is false (`qnet export`, whose ifup.sh checks
+ * that where and when it runs).
+ */
+export async function chooseUplink(runner: CommandRunner, lab: ResolvedLab, opts: { subnets?: boolean } = {}): Promise<UplinkAddressing> {
   const used: Cidr[] = [];
   const addrs = JSON.parse((await runner.run(['ip', '-j', '-4', 'addr', 'show'])).stdout || '[]') as Array<{ addr_info?: Array<{ local: string; prefixlen: number }> }>;
   for (const l of addrs) for (const a of l.addr_info ?? []) used.push(parseCidr(`${a.local}/${a.prefixlen}`)!);
@@ -127,7 +131,7 @@ async function chooseUplink(runner: CommandRunner, lab: ResolvedLab): Promise<Up
   }
   // The host routes each nat and routed subnet to this lab: one that the host already reaches otherwise (another
   // lab, a local network) would be hijacked or refused. Say so before anything is made.
-  for (const net of lab.networks.filter(usesUplink)) {
+  for (const net of opts.subnets === false ? [] : lab.networks.filter(usesUplink)) {
     const clash = routes.find((r) => r.dst !== 'default' && overlaps(parseCidr(r.dst.includes('/') ? r.dst : `${r.dst}/32`)!, net.subnet!));
     if (clash)
       throw new RuntimeError(

@@ -97,9 +97,10 @@ test('the plan: the ifbs in the link batch, then one tc -batch step, before any 
 });
 
 test('the shell export carries the same ifb and traffic control in ifup.sh', () => {
-  const files = renderShellExport(lab('{ rate: 1mbit, direction: both }'), { image: { kernel: '/k', initrd: '/i', cmdline: 'c' }, accel: 'tcg', user: 'qnet', dir: '/x' });
+  const files = renderShellExport(lab('{ rate: 1mbit, direction: both }'), { image: { kernel: '/k', initrd: '/i', cmdline: 'c' }, accel: 'tcg', ids: { uid: 1900001000, gid: 1900001000 }, dnsUser: 'qnet', dir: '/x', ledger: '/run/qnet/host-forwarding.json' }).files;
   const ifup = files['ifup.sh']!;
-  assert.match(ifup, /# a eth0: rate 1mbit, both\nip -n qnet-imp link add name qi[0-9a-f]{8} type ifb\n/);
+  assert.match(ifup, /\nip -n qnet-imp link add name qi[0-9a-f]{8} type ifb\n/);
+  assert.match(ifup, /\n# a eth0: rate 1mbit, both\nip netns exec qnet-imp tc /);
   assert.match(ifup, /\nip netns exec qnet-imp tc qdisc replace dev t-a-0 root handle 1: tbf rate 1000000bit burst 3200b limit 6400b\n/);
   assert.match(ifup, /\nip netns exec qnet-imp tc filter add dev t-a-0 parent ffff: protocol all prio 1 u32 match u32 0 0 action mirred egress redirect dev qi[0-9a-f]{8}\n/);
 });

@@ -90,7 +90,7 @@ describe('VLAN-aware networks', () => {
     assert.match(files[2]!.content, /Name=nic0\.10\n[\s\S]*Address=10\.0\.10\.1\/24/);
   });
   test('status-like descriptions, export sh and graph carry the VLANs', () => {
-    const sh = renderShellExport(lab, { image: CTX.image, accel: 'tcg', user: 'qnet', dir: '/x' })['ifup.sh']!;
+    const sh = renderShellExport(lab, { image: CTX.image, accel: 'tcg', ids: { uid: 1900001000, gid: 1900001000 }, dnsUser: 'qnet', dir: '/x', ledger: '/run/qnet/host-forwarding.json' }).files['ifup.sh']!;
     assert.match(sh, /type bridge stp_state 0 forward_delay 0 vlan_filtering 1 vlan_default_pvid 0/);
     assert.match(sh, /ip netns exec qnet-vlans bridge vlan add dev br-sw vid 10 pvid untagged self/);
     const dot = renderDot(labGraph(lab));
@@ -260,7 +260,7 @@ describe("guests' MACs tied to their bridge ports", () => {
     const plan = formatPlan(planUp(lab, CTX));
     assert.match(plan, /\d+\. set the VLANs of \d+ ports? and tie 2 guest MACs to their bridge ports \(one bridge -batch\)\n\s+\$ ip netns exec qnet-pins bridge -batch -/);
     // The shell export makes the same entries.
-    const ifup = renderShellExport(lab, { image: CTX.image, accel: 'tcg', user: 'qnet', dir: '/x' })['ifup.sh']!;
+    const ifup = renderShellExport(lab, { image: CTX.image, accel: 'tcg', ids: { uid: 1900001000, gid: 1900001000 }, dnsUser: 'qnet', dir: '/x', ledger: '/run/qnet/host-forwarding.json' }).files['ifup.sh']!;
     assert.ok(ifup.includes(`ip netns exec qnet-pins bridge fdb replace 02:00:00:00:00:0a dev ${tap('a')} master static`), ifup);
   });
   test('a change ties the MACs of the nodes it starts, and only theirs', () => {
