@@ -342,6 +342,8 @@ export function buildProgram(argv: string[]): { program: import('commander').Com
       .option('--json', 'print the summary (what, interface, packets, how it stopped) as JSON (on stderr when pcap goes to stdout)')
       .action(async (lab: string, target: string, o: { write?: string; count?: string; filter?: string; network?: boolean; json?: boolean }) => {
         const { capture } = await import('../lab/capture.js');
+        // `2>&1 | head`: once the reader is gone there is no one left to tell; its EPIPE is no crash.
+        process.stderr.on('error', () => {});
         const count = o.count === undefined ? undefined : Number(o.count);
         if (count !== undefined && (!Number.isInteger(count) || count < 1)) throw new UserError(`--count: expected a whole number of packets (1 or more), got "${o.count}"`);
         const s = await capture(lab, target, {
@@ -352,8 +354,9 @@ export function buildProgram(argv: string[]): { program: import('commander').Com
           stdout: process.stdout,
           stderr: process.stderr,
         });
-        const how = { count: 'after the count', interrupted: 'on Ctrl-C', 'lab down': 'as the lab went down', ended: 'at the end of the stream' }[s.stopped];
-        if (o.json) (o.write === '-' ? process.stderr : process.stdout).write(JSON.stringify(s) + '\n');
+        const how = { count: 'after the count', interrupted: 'on Ctrl-C', 'lab down': 'as the lab went down', 'reader closed': 'as its reader closed', ended: 'at the end of the stream' }[s.stopped];
+        // A closed reader is a normal end (exit 0), and stdout is gone with it: the summary goes to stderr then.
+        if (o.json) (o.write === '-' || s.stopped === 'reader closed' ? process.stderr : process.stdout).write(JSON.stringify(s) + '\n');
         else process.stderr.write(`${green('✓')} ${s.packets} packet${s.packets === 1 ? '' : 's'} of ${s.what} (${s.via} on ${s.interface}), stopped ${how}${s.file ? `; written to ${s.file}` : ''}\n`);
       });
 

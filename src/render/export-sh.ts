@@ -3,7 +3,7 @@
 import path from 'node:path';
 import { labImpairments, nicImpairment } from './impair.js';
 import { fdbLines, linkLines, vlanBridgeOptions, vlanLines } from './l2.js';
-import { tapMaster } from './ipbatch.js';
+import { IPV6_OFF, tapMaster } from './ipbatch.js';
 import { describeImpairment } from '../topology/impair.js';
 import { shellQuote } from './shell.js';
 import type { ResolvedLab } from '../topology/model.js';
@@ -41,7 +41,7 @@ export function renderShellExport(lab: ResolvedLab, o: ShellExportOptions): Reco
   const ns = lab.netns;
   const ip = (args: string) => `ip -n ${ns} ${args}`;
   const mark = ownerMarker(lab.name);
-  const ifup: string[] = [header(lab.name, 'ifup: the namespace, bridges and taps'), `ip netns add ${ns}`, ip('link set dev lo up'), ip(`link set dev lo alias ${mark}`)];
+  const ifup: string[] = [header(lab.name, 'ifup: the namespace, bridges and taps'), `ip netns add ${ns}`, `ip netns exec ${ns} ${IPV6_OFF.join(' ')}`, ip('link set dev lo up'), ip(`link set dev lo alias ${mark}`)];
   const bridgeOf = new Map(lab.networks.map((n) => [n.name, n.bridge]));
   for (const net of lab.networks.filter((n) => hasBridge(n))) {
     ifup.push('', `# ${net.name}: the L2 switch${net.vlans ? ', VLAN-aware' : ''}`, ip(`link add name ${net.bridge} type bridge stp_state 0 forward_delay 0${vlanBridgeOptions(net)}`), ip(`link set dev ${net.bridge} alias ${mark}`));
