@@ -12,6 +12,7 @@ import { QNET, labName, qnet, snapshot, writeTopology, type HostSnapshot } from 
 import { nodeDir } from '../../src/dirs.js';
 import { QmpClient } from '../../src/qemu/qmp.js';
 import { nodeFiles } from '../../src/render/qemu.js';
+import { ifbName } from '../../src/render/impair.js';
 
 describe('capture and link state on a running lab', () => {
   const lab = labName('watch');
@@ -233,11 +234,32 @@ describe('capture and link state on a running lab', () => {
       assert.equal((await qnet(['impair', lab, 'q', '--loss', '100%'])).code, 0);
       assert.notEqual((await exec('p', 'ping -c 2 -W 1 10.93.0.3', false)).code, 0);
     } else {
+      // A rate in force (in bytes per second, as tc reads "mbps"), then a delay this kernel cannot make: refused
+      // before anything is touched, naming the module, and the rate stays.
+      const rate = await qnet(['impair', lab, 'q', '--rate', '2mbps']);
+      assert.equal(rate.code, 0, rate.stderr);
+      assert.match(rate.stderr, /q eth0: rate 16mbit, egress/);
+      const ifb = ifbName(lab, 'q', 0);
+      const before = [qdiscs('t-q-0'), qdiscs(ifb)];
+      assert.ok(before[0]!.some((q) => q.kind === 'ingress') && before[1]!.some((q) => q.kind === 'tbf'), JSON.stringify(before));
       const r = await qnet(['impair', lab, 'q', '--delay', '100ms']);
       assert.equal(r.code, 1, r.stderr);
-      assert.match(r.stderr, /q eth0: the impairment could not be set [\s\S]*it has none now[\s\S]*netem \(CONFIG_NET_SCH_NETEM, `modprobe sch_netem`\)/);
-      assert.ok(!qdiscs('t-q-0').some((q) => q.kind === 'ingress' || q.kind === 'netem'), 'nothing is left on the tap');
-      assert.match((await qnet(['doctor'])).stdout, /impairments \(tc\)\s+ok\s+this kernel lacks netem/);
+      assert.match(r.stderr, /q eth0: delay 100ms, egress: delay, jitter, loss, duplicate and corrupt need netem, and this kernel has no sch_netem: load it \(`modprobe sch_netem`; kernel option CONFIG_NET_SCH_NETEM\) or use a distribution kernel/);
+      assert.match(r.stderr, /Nothing was changed: rate 16mbit, egress is still in force/);
+      assert.doesNotMatch(r.stderr, /ifb|mirred|u32|ingress/, 'names netem, not every part of tc');
+      assert.deepEqual([qdiscs('t-q-0'), qdiscs(ifb)], before, 'the rate is still in force');
+      assert.match((await qnet(['status', lab])).stdout, /q eth0: rate 16mbit, egress/);
+      assert.match((await qnet(['doctor'])).stdout, /impairments \(tc\)\s+warn\s+this kernel lacks netem \(sch_netem\): delay, jitter, loss, duplicate and corrupt cannot be set/);
+      // up of a topology declaring a delay: refused the same way, before anything is made.
+      const other = labName('nonetem');
+      const file = writeTopology({ name: other, networks: { lan: { subnet: '10.94.0.0/24' } }, nodes: { a: { nics: [{ network: 'lan', ip: '10.94.0.2', impair: { delay: '20ms', loss: '1%' } }] } } });
+      const snap = await snapshot();
+      const u = await qnet(['up', file]);
+      assert.equal(u.code, 1, u.stderr);
+      assert.match(u.stderr, /a eth0 \(delay 20ms, loss 1%, egress\): delay, jitter, loss, duplicate and corrupt need netem, and this kernel has no sch_netem: load it/);
+      assert.match(u.stderr, /Nothing was made or changed/);
+      assert.doesNotMatch(u.stderr, /roll|step|create/, 'no step was run');
+      assert.deepEqual(await snapshot(), snap);
     }
     assert.equal((await qnet(['impair', lab, 'q', '--clear'])).code, 0);
     await exec('p', 'ping -c 1 -W 5 10.93.0.3');
