@@ -1,5 +1,6 @@
 // Kernel features a lab may need beyond bridges and taps, tried where nothing can be disturbed: a throwaway
 // network namespace, removed at once.
+import { RuntimeError } from '../errors.js';
 import type { CommandRunner } from './run.js';
 
 /** True when this kernel's bridges can filter VLANs (CONFIG_BRIDGE_VLAN_FILTERING): tried in a throwaway namespace. */
@@ -11,4 +12,20 @@ export async function bridgeVlanFiltering(run: CommandRunner): Promise<boolean> 
   } finally {
     await run.run(['ip', 'netns', 'delete', ns], { allowFail: true });
   }
+}
+
+let netemSeen = false;
+
+/**
+ * True when this kernel has netem (sch_netem, built in or loadable: tc loads it): a netem qdisc put on the loopback
+ * of a namespace of the probe's own, which goes with it (nothing to remove, even if qnet dies). A yes is kept for
+ * the process; a no is asked again (the module may be loaded meanwhile).
+ */
+export async function netemUsable(run: CommandRunner): Promise<boolean> {
+  if (netemSeen) return true;
+  const r = await run.run(['unshare', '--net', '--', 'tc', 'qdisc', 'add', 'dev', 'lo', 'root', 'netem', 'delay', '1ms'], { allowFail: true });
+  // unshare's own failure (not root) says nothing of the kernel: that is an error, not a no.
+  if (r.code !== 0 && /^unshare:/m.test(r.stderr)) throw new RuntimeError(`cannot try whether this kernel has netem: ${r.stderr.trim()}`);
+  netemSeen = r.code === 0;
+  return netemSeen;
 }

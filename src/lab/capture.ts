@@ -41,7 +41,8 @@ export interface CaptureSummary {
   interface: string;
   via: 'tcpdump' | 'filter-dump';
   packets: number;
-  stopped: 'count' | 'interrupted' | 'lab down' | 'ended';
+  /** 'reader closed': what read the output went away (`| head -c 100`), a normal end, as it is for tcpdump. */
+  stopped: 'count' | 'interrupted' | 'lab down' | 'reader closed' | 'ended';
   file?: string;
 }
 
@@ -86,6 +87,20 @@ export function tcpdumpArgs(from: { iface: string } | 'stdin', o: { pcap: boolea
     // "--": a filter is never read as tcpdump's options (-z runs a program).
     ...(o.filter?.length ? ['--', ...o.filter] : []),
   ];
+}
+
+// tcpdump's chatter on stderr: what it is reading or listening on, that its text output is short, and its
+// packet statistics at the end. qnet says the first itself and sums up the rest; anything else (an error) passes.
+const TCPDUMP_NOISE = /^(tcpdump: )?(listening on |reading from file |verbose output suppressed|\d+ packets? (captured|received by filter|dropped by kernel))/;
+
+/** True for a line tcpdump writes on stderr that is progress, not an error (qnet leaves it out). */
+export function isTcpdumpChatter(line: string): boolean {
+  return TCPDUMP_NOISE.test(line);
+}
+
+/** True when a write failed because its reader went away (a closed pipe or socket): a normal end of a capture. */
+export function isReaderGone(e: NodeJS.ErrnoException): boolean {
+  return e.code === 'EPIPE' || e.code === 'ECONNRESET' || e.code === 'ERR_STREAM_DESTROYED';
 }
 
 /** Checks a filter with tcpdump before anything starts: a bad one is bad input (exit 2), with tcpdump's words. */
@@ -142,22 +157,44 @@ export async function capture(labName: string, target: string, opts: CaptureOpti
     feed.stream.pipe(child.stdin!);
     opts.stderr.write(`capturing ${src.what} (QEMU filter-dump on ${src.netdev}); Ctrl-C stops\n`);
   }
+  // The output's reader gone (`| head -c 100`, `| tshark -r - -c 2`): the capture stops as on Ctrl-C, quietly;
+  // any other failure to write (a full disk) stops it too, and is the error it ends with.
+  let writeError: Error | undefined;
+  let stop = () => {};
+  const onWriteError = (e: NodeJS.ErrnoException) => {
+    if (stopped === 'reader closed' || writeError) return;
+    if (isReaderGone(e)) stopped = 'reader closed';
+    else writeError = e;
+    stop();
+  };
+  // Left on the stream after the capture: a write still under way may fail after it ends, and it is no crash.
+  out.on('error', onWriteError);
   child.stdout!.on('data', (d: Buffer) => {
+    if (stopped === 'reader closed' || writeError) return; // what tcpdump still has goes nowhere
     if (pcap) counter.push(d);
     else lines += d.toString().split('\n').length - 1;
     out.write(d);
   });
   let err = '';
+  let partial = '';
   child.stderr!.on('data', (d: Buffer) => {
     const s = d.toString();
     err += s;
-    // tcpdump's own progress lines are noise here; its errors are kept for the message.
-    for (const l of s.split('\n')) if (l && !/^(listening on|reading from|tcpdump: verbose output|\d+ packets (captured|received|dropped))/.test(l)) opts.stderr.write(`${l}\n`);
+    // By whole lines: a chunk may end inside one ("reading from file -" and ", link-type ..." apart).
+    const ls = (partial + s).split('\n');
+    partial = ls.pop()!;
+    for (const l of ls) if (l && !isTcpdumpChatter(l)) opts.stderr.write(`${l}\n`);
   });
-  const onSignal = () => {
-    stopped = 'interrupted';
+  child.stderr!.once('end', () => {
+    if (partial && !isTcpdumpChatter(partial)) opts.stderr.write(`${partial}\n`);
+  });
+  stop = () => {
     if (src.kind === 'netdev') void cleanup();
     else child.kill('SIGINT');
+  };
+  const onSignal = () => {
+    stopped = 'interrupted';
+    stop();
   };
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
@@ -180,6 +217,7 @@ export async function capture(labName: string, target: string, opts: CaptureOpti
   feedStream?.destroy();
   await new Promise<void>((resolve) => (toFile ? out.end(resolve) : resolve()));
   const packets = pcap ? counter.packets : lines;
+  if (writeError) throw new RuntimeError(`capture of ${src.what}: writing ${toFile ? opts.write : 'its output'} failed: ${writeError.message}`);
   if (stopped === 'ended') {
     if (opts.count !== undefined && packets >= opts.count) stopped = 'count';
     else if (!(await readState(labName)) || (src.kind === 'iface' && /went down|No such device|disappeared/i.test(err))) stopped = 'lab down';

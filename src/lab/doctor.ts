@@ -4,12 +4,23 @@ import { access, readFile } from 'node:fs/promises';
 import os from 'node:os';
 import type { CommandRunner } from '../host/run.js';
 import { cacheRoot, guestUser } from '../dirs.js';
+import { netemUsable } from '../host/kernel.js';
 
+/**
+ * One check's result. Not ok: something qnet needs is missing (doctor exits 1); not ok but `warn`: a feature some
+ * labs use cannot work here (the detail names what will not work; doctor still exits 0).
+ */
 export interface Finding {
   check: string;
   ok: boolean;
+  warn?: true;
   detail: string;
   fix?: string;
+}
+
+/** True when the findings say qnet cannot work here (a check failed that is not only a warning): exit 1. */
+export function doctorFails(findings: Finding[]): boolean {
+  return findings.some((f) => !f.ok && !f.warn);
 }
 
 async function readable(p: string, mode = fsc.R_OK): Promise<boolean> {
@@ -45,7 +56,11 @@ export async function doctor(run: CommandRunner): Promise<Finding[]> {
   await tool('graphviz (qnet graph --format svg)', ['dot', '-V'], 'graphviz', /graphviz version [\d.]+/);
   await tool('mmdebstrap (qnet image create)', ['mmdebstrap', '--version'], 'mmdebstrap', /mmdebstrap [\d.]+/);
   const ovmf = await readable('/usr/share/OVMF/OVMF_CODE_4M.fd');
-  out.push({ check: 'OVMF (firmware: uefi)', ok: true, detail: ovmf ? '/usr/share/OVMF/OVMF_CODE_4M.fd' : 'not installed (only image nodes with firmware: uefi need it: apt-get install ovmf)' });
+  out.push(
+    ovmf
+      ? { check: 'OVMF (firmware: uefi)', ok: true, detail: '/usr/share/OVMF/OVMF_CODE_4M.fd' }
+      : { check: 'OVMF (firmware: uefi)', ok: false, warn: true, detail: 'not installed: image nodes with firmware: uefi cannot start', fix: 'apt-get install ovmf' },
+  );
   const major = Number(process.versions.node.split('.')[0]);
   out.push({ check: 'node', ok: major >= 20, detail: process.version, ...(major >= 20 ? {} : { fix: 'install Node.js 20 or newer' }) });
   out.push({
@@ -73,9 +88,9 @@ export async function doctor(run: CommandRunner): Promise<Finding[]> {
     const veth = (await run.run(['ip', '-n', ns, 'link', 'add', 'name', 'a', 'type', 'veth', 'peer', 'name', 'b'], { allowFail: true })).code === 0;
     const nftBridge =
       (await run.run(['ip', 'netns', 'exec', ns, 'nft', 'add', 'table', 'bridge', 't'], { allowFail: true }).catch(() => ({ code: 1 }))).code === 0;
-    // Impairments: netem and tbf on a veth, and an ifb (what a guest sends is impaired on one).
+    // Impairments: tbf on a veth, an ifb (what a guest sends is impaired on one); netem as `impair` and `up` ask.
     const tc = async (args: string) => (await run.run(['ip', 'netns', 'exec', ns, 'tc', ...args.split(' ')], { allowFail: true }).catch(() => ({ code: 1 }))).code === 0;
-    const netem = veth && (await tc('qdisc add dev a root handle 1: netem delay 1ms'));
+    const netem = await netemUsable(run).catch(() => false);
     const tbf = veth && (await tc('qdisc replace dev b root handle 1: tbf rate 1mbit burst 3200b limit 6400b'));
     const ifb = (await run.run(['ip', '-n', ns, 'link', 'add', 'name', 'i', 'type', 'ifb'], { allowFail: true })).code === 0;
     // VLAN-aware networks (the bridge's VLAN filtering), and link networks (an ingress redirect from tap to tap).
@@ -85,12 +100,35 @@ export async function doctor(run: CommandRunner): Promise<Finding[]> {
     out.push({ check: 'network namespaces', ok: true, detail: 'usable' });
     out.push({ check: 'bridges', ok: br, detail: br ? 'usable' : 'cannot create', ...(br ? {} : { fix: 'modprobe bridge' }) });
     out.push({ check: 'veth', ok: veth, detail: veth ? 'usable' : 'cannot create', ...(veth ? {} : { fix: 'modprobe veth' }) });
-    // Optional: only labs with impairments need them, and `up` says what is missing when one does.
-    const lacking = [netem ? '' : 'netem (delay, jitter, loss, duplicate, corrupt: CONFIG_NET_SCH_NETEM, modprobe sch_netem)', tbf ? '' : 'tbf (rate)', ifb ? '' : 'ifb (what a guest sends)'].filter(Boolean);
-    out.push({ check: 'impairments (tc)', ok: true, detail: lacking.length ? `this kernel lacks ${lacking.join(', ')}` : 'netem, tbf and ifb usable' });
-    // Optional too: only labs with such networks need them, and `up` refuses those labs with the reason.
-    out.push({ check: 'VLANs (bridge VLAN filtering)', ok: true, detail: vlans ? 'usable' : 'this kernel has no bridge VLAN filtering (CONFIG_BRIDGE_VLAN_FILTERING, CONFIG_VLAN_8021Q): networks with "vlans" cannot be made here' });
-    out.push({ check: 'links (tc ingress, u32, mirred)', ok: true, detail: mirred ? 'usable' : 'this kernel lacks the ingress qdisc, u32 or mirred: link networks cannot be made here' });
+    // Optional (warnings): only labs with impairments, VLANs or links need them, and `up` and `impair` refuse those
+    // with the reason before changing anything.
+    const lacking = [
+      netem ? '' : 'netem (sch_netem): delay, jitter, loss, duplicate and corrupt cannot be set',
+      tbf ? '' : 'tbf (sch_tbf): rate cannot be set',
+      ifb ? '' : 'ifb: what a guest sends (direction egress or both) cannot be impaired',
+    ].filter(Boolean);
+    const modules = [netem ? '' : 'sch_netem', tbf ? '' : 'sch_tbf', ifb ? '' : 'ifb'].filter(Boolean);
+    out.push(
+      lacking.length
+        ? { check: 'impairments (tc)', ok: false, warn: true, detail: `this kernel lacks ${lacking.join('; ')}`, fix: `modprobe ${modules.join(' ')}, or use a distribution kernel, which has ${modules.length > 1 ? 'them' : 'it'}` }
+        : { check: 'impairments (tc)', ok: true, detail: 'netem, tbf and ifb usable' },
+    );
+    out.push(
+      vlans
+        ? { check: 'VLANs (bridge VLAN filtering)', ok: true, detail: 'usable' }
+        : {
+            check: 'VLANs (bridge VLAN filtering)',
+            ok: false,
+            warn: true,
+            detail: 'this kernel has no bridge VLAN filtering: networks with "vlans" cannot be made here',
+            fix: 'a kernel with CONFIG_BRIDGE_VLAN_FILTERING and CONFIG_VLAN_8021Q (every Debian and Ubuntu kernel has them)',
+          },
+    );
+    out.push(
+      mirred
+        ? { check: 'links (tc ingress, u32, mirred)', ok: true, detail: 'usable' }
+        : { check: 'links (tc ingress, u32, mirred)', ok: false, warn: true, detail: 'this kernel lacks the ingress qdisc, u32 or mirred: link networks cannot be made here', fix: 'modprobe sch_ingress cls_u32 act_mirred' },
+    );
     out.push({ check: 'nftables bridge family', ok: nftBridge, detail: nftBridge ? 'usable' : 'not available', ...(nftBridge ? {} : { fix: 'modprobe nf_tables nft_bridge (anti-spoofing needs it)' }) });
   } else out.push({ check: 'network namespaces', ok: false, detail: 'cannot create', fix: 'run as root on a kernel with network namespaces' });
   // Acceleration: the device alone proves nothing; the cached probe says whether a guest really booted.

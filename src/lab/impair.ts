@@ -2,9 +2,10 @@
 // its tap (and its ifb) is taken off, the new one put on. What is in force is kept in the lab's state file (over
 // what the topology declared) so that `status` shows it; a restarted node comes back as its topology says.
 import { RuntimeError, UserError } from '../errors.js';
+import { netemUsable } from '../host/kernel.js';
 import { RealRunner, type CommandRunner } from '../host/run.js';
-import { clearImpairment, nicImpairment, NETEM_HINT } from '../render/impair.js';
-import { describeImpairment, resolveImpairment, type Impairment } from '../topology/impair.js';
+import { clearImpairment, nicImpairment, NETEM_HINT, NO_NETEM } from '../render/impair.js';
+import { describeImpairment, needsNetem, resolveImpairment, type Impairment } from '../topology/impair.js';
 import { ImpairSchema, type ImpairInput } from '../topology/schema.js';
 import type { ResolvedNic, ResolvedNode } from '../topology/model.js';
 import { nicName, resolveNicRef } from './nicref.js';
@@ -35,6 +36,11 @@ export async function setImpairment(labName: string, ref: string, input: ImpairI
       throw new UserError(
         `${where}: on link network "${nic.network}" what one end sends is what the other receives, and ${peer.n.name} ${nicName(peer.n, peer.c)} has ${describeImpairment(theirs)}: clear it first (or impair the other direction)`,
       );
+  }
+  // Asked before anything is taken off: trying tc and failing would leave the NIC with no impairment at all.
+  if (next && needsNetem(next) && !(await netemUsable(runner))) {
+    const now = inForce(node, nic);
+    throw new RuntimeError(`${where}: ${describeImpairment(next)}: ${NO_NETEM}.\nNothing was changed: ${now ? `${describeImpairment(now)} is still in force` : 'it has no impairment'}`);
   }
   await apply(runner, state.lab.netns, labName, node, nic, next, inForce(node, nic));
   await updateState(state, (now) => ({ ...now, impair: { ...(now.impair ?? {}), [node.name]: { ...(now.impair?.[node.name] ?? {}), [String(nic.index)]: next ?? null } } }));

@@ -2,7 +2,7 @@
 import { chmod, chown, copyFile, mkdir, readFile, realpath, rm, rmdir, stat, writeFile } from 'node:fs/promises';
 import type net from 'node:net';
 import path from 'node:path';
-import { bridgeVlanFiltering } from '../host/kernel.js';
+import { bridgeVlanFiltering, netemUsable } from '../host/kernel.js';
 import { usesVlans, VLAN_HINT } from '../render/l2.js';
 import { RuntimeError, UserError } from '../errors.js';
 import { ensureImage } from '../guest/image.js';
@@ -30,6 +30,8 @@ import { needsUplink, uplinkCandidates, type UplinkAddressing } from '../render/
 import type { LanUplink } from '../render/lan.js';
 import { formatCidr, overlaps, parseCidr, type Cidr } from '../topology/ipv4.js';
 import { onLan, usesUplink } from '../topology/model.js';
+import { netemNics } from '../topology/impair.js';
+import { NO_NETEM } from '../render/impair.js';
 import { inspectLanUplinks, releaseUplink } from './lan.js';
 import { findLab } from './discover.js';
 import { guestUser, nodeDir } from '../dirs.js';
@@ -150,6 +152,10 @@ export async function chooseUplink(runner: CommandRunner, lab: ResolvedLab, opts
 export async function up(input: ResolvedLab, opts: UpOptions): Promise<UpResult> {
   const started = Date.now();
   const reporter = opts.reporter ?? silentReporter;
+  // Impairments that need netem, on a kernel without it: said before anything is made or changed (a new lab, or
+  // nodes of a running one restarted with them), not by the tc step failing near the end.
+  const netem = netemNics(input);
+  if (netem.length && !(await netemUsable(opts.runner))) throw new RuntimeError(`${netem.join('; ')}: ${NO_NETEM}.\nNothing was made or changed.`);
   const existing = await findLab(input.name);
   if (existing.present) {
     const running = await readState(input.name);

@@ -23,7 +23,7 @@ import { bridgeLines, bridgeUpLine, neighLines, tapLines, tapMaster } from '../r
 import { ownerMarker, uplinkTable } from '../render/markers.js';
 import { fdbLines, linkLines, vlanLines } from '../render/l2.js';
 import { needsGuard, renderGuardRuleset } from '../render/guard.js';
-import { renderLinkBatch } from '../render/ipbatch.js';
+import { IPV6_OFF, renderLinkBatch } from '../render/ipbatch.js';
 import { ifbName, labImpairments, NETEM_HINT } from '../render/impair.js';
 import { describeImpairment } from '../topology/impair.js';
 import { kindOf } from '../guest/kinds.js';
@@ -58,6 +58,11 @@ export function planUp(lab: ResolvedLab, ctx: PlanContext): Step[] {
       title: `create network namespace ${lab.netns}`,
       do: { kind: 'exec', argv: ['ip', 'netns', 'add', lab.netns] },
       undo: { kind: 'exec', argv: ['ip', 'netns', 'delete', lab.netns] },
+    },
+    {
+      title: 'turn IPv6 off in the lab namespace (its bridges and taps send nothing of their own)',
+      do: { kind: 'exec', argv: ['ip', 'netns', 'exec', lab.netns, ...IPV6_OFF] },
+      // No undo of its own: the settings go with the namespace.
     },
   ];
   const batch = renderLinkBatch(lab, String(ctx.guestIds.uid));
@@ -339,7 +344,6 @@ function describe(a: Action): string {
   }
 }
 
-/** The step that impairs NICs (one tc -batch in the lab namespace); its hint says what a kernel without netem lacks. */
 /**
  * The VLANs of VLAN-aware networks (their host sides, the given nodes' taps: one `bridge -batch`) and the
  * transparent links the given nodes are on (one `tc -batch`; `reset` first when a link's end is made again).
@@ -373,6 +377,7 @@ function l2Steps(ns: string, lab: ResolvedLab, networks: ResolvedNetwork[], node
   return steps;
 }
 
+/** The step that impairs NICs (one tc -batch in the lab namespace); its hint says what a kernel without netem lacks. */
 function impairStep(ns: string, impaired: ReturnType<typeof labImpairments>): Step {
   const what = impaired.nics.map(({ node, nic }) => `${node.name} NIC ${nic.index} (${describeImpairment(nic.impair!)})`).join('; ');
   return {

@@ -6,7 +6,7 @@
 import path from 'node:path';
 import { labImpairments, NETEM_HINT, nicImpairment } from './impair.js';
 import { fdbLines, linkLines, usesVlans, VLAN_HINT, vlanLines } from './l2.js';
-import { bridgeMac, fixedHostSide, renderLinkBatch, tapMaster } from './ipbatch.js';
+import { bridgeMac, fixedHostSide, IPV6_OFF, renderLinkBatch, tapMaster } from './ipbatch.js';
 import { describeImpairment } from '../topology/impair.js';
 import { shellQuote } from './shell.js';
 import type { ResolvedLab } from '../topology/model.js';
@@ -202,6 +202,8 @@ export function renderShellExport(lab: ResolvedLab, o: ShellExportOptions): Shel
     'at=start; hint=',
     `trap 'rc=$?; [ $rc = 0 ] || { echo "ifup.sh failed at: $at\${hint:+ ($hint)}; undoing it (ifdown.sh)" >&2; sh ./ifdown.sh >&2; }' EXIT`,
     '',
+    '# IPv6 off in the namespace, as qnet up does: its bridges and taps send no router solicitations of their own',
+    command(`ip netns exec ${ns}`, IPV6_OFF.join(' ')),
     'at="the bridges and taps"',
   );
   const comments = linkBatchComments(lab, o.ids.uid);

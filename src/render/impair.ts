@@ -96,3 +96,7 @@ export function labImpairments(lab: ResolvedLab): { ip: string[]; tc: string[]; 
 /** What to do when tc cannot make an impairment: the kernel parts it needs. */
 export const NETEM_HINT =
   'impairments need the kernel\'s traffic control: netem (CONFIG_NET_SCH_NETEM, `modprobe sch_netem`) for delay, jitter, loss, duplicate and corrupt; tbf for rate; ifb, the ingress qdisc, u32 and mirred for what the guest sends (direction egress or both). `qnet doctor` says which this host has';
+
+/** Why an impairment needing netem is refused on a kernel without it, and what to do. */
+export const NO_NETEM =
+  'delay, jitter, loss, duplicate and corrupt need netem, and this kernel has no sch_netem: load it (`modprobe sch_netem`; kernel option CONFIG_NET_SCH_NETEM) or use a distribution kernel, which has it. A rate alone (tbf) and 100% loss work without it';

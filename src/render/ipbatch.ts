@@ -8,6 +8,13 @@ import { labImpairments } from './impair.js';
 import { vlanBridgeOptions } from './l2.js';
 import { ownerMarker } from './markers.js';
 
+/**
+ * The sysctl (run inside the lab namespace, before its bridges and taps are made) that turns IPv6 off there: a lab
+ * is IPv4, and with IPv6 on every bridge and tap sends router solicitations and MLD reports of its own into the
+ * lab's networks and their captures. -e: a kernel without IPv6 has no such keys, and that is fine too.
+ */
+export const IPV6_OFF = ['sysctl', '-qew', 'net.ipv6.conf.all.disable_ipv6=1', 'net.ipv6.conf.default.disable_ipv6=1'];
+
 /** True for networks whose host side (an address on the lab's bridge) qnet gives a fixed MAC, so that the built-in
  * guests and the host side know each other without ARP: bridge (with an address), nat and routed networks. */
 export function fixedHostSide(net: ResolvedNetwork): boolean {

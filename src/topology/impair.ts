@@ -1,6 +1,6 @@
 // Link impairments of a NIC (pure): what the topology or `qnet impair` says (delay, jitter, loss, rate,
 // duplicate, corrupt, and the direction, from the guest's side), checked and turned into numbers.
-import type { ResolvedNic } from './model.js';
+import { nicName, type ResolvedLab, type ResolvedNic } from './model.js';
 
 /** A NIC's impairments, resolved: times in microseconds, rates in bits per second, shares in percent. */
 export interface Impairment {
@@ -19,7 +19,6 @@ export type ImpairDirection = (typeof IMPAIR_DIRECTIONS)[number];
 
 const TIME = /^(\d+(?:\.\d+)?)(us|ms|s)$/;
 const SHARE = /^(\d+(?:\.\d+)?)%$/;
-const RATE = /^(\d+(?:\.\d+)?)(bit|kbit|mbit|gbit)$/i;
 
 /** Microseconds of "20ms", "500us", "1.5s"; undefined if it is not a time. */
 export function parseTime(text: string): number | undefined {
@@ -34,11 +33,19 @@ export function parseShare(text: string): number | undefined {
   return m ? Number(m[1]) : undefined;
 }
 
-/** Bits per second of "10mbit", "512kbit", "1gbit" (tc's units); undefined if it is not a rate. */
+// tc's units, as tc reads them (letter case does not matter): bits per second, or bytes per second ("bps": 1mbps
+// is 8mbit, as in tc), with SI (k, m, g, t: powers of 1000) or IEC (ki, mi, gi, ti: powers of 1024) prefixes.
+const RATE = /^(\d+(?:\.\d+)?)(k|ki|m|mi|g|gi|t|ti)?(bit|bps)$/i;
+const PREFIX: Record<string, number> = { '': 1, k: 1e3, ki: 2 ** 10, m: 1e6, mi: 2 ** 20, g: 1e9, gi: 2 ** 30, t: 1e12, ti: 2 ** 40 };
+
+/** The rate units qnet (and tc) take, for messages. */
+export const RATE_UNITS = 'bit, kbit, mbit, gbit (bits per second) or bps, kbps, mbps, gbps (bytes per second, as in tc: 1mbps is 8mbit)';
+
+/** Bits per second of "10mbit", "512kbit", "1gbit", "2mbps" (16 Mbit/s: bytes, as in tc); undefined if it is not a rate. */
 export function parseRate(text: string): number | undefined {
   const m = RATE.exec(text.trim());
   if (!m) return undefined;
-  return Math.round(Number(m[1]) * { bit: 1, kbit: 1e3, mbit: 1e6, gbit: 1e9 }[m[2]!.toLowerCase() as 'bit']);
+  return Math.round(Number(m[1]) * PREFIX[(m[2] ?? '').toLowerCase()]! * (m[3]!.toLowerCase() === 'bps' ? 8 : 1));
 }
 
 /** The resolved impairment of a checked `impair` block; undefined when it impairs nothing. */
@@ -60,6 +67,11 @@ export function resolveImpairment(
 export function needsNetem(i: Impairment): boolean {
   if ((i.lossPct ?? 0) >= 100) return false;
   return [i.delayUs, i.jitterUs, i.lossPct, i.duplicatePct, i.corruptPct].some((v) => v !== undefined);
+}
+
+/** The NICs of a lab whose declared impairment needs netem, as "p eth0 (delay 20ms, egress)". */
+export function netemNics(lab: ResolvedLab): string[] {
+  return lab.nodes.flatMap((n) => n.nics.filter((c) => c.impair && needsNetem(c.impair)).map((c) => `${n.name} ${nicName(n, c)} (${describeImpairment(c.impair!)})`));
 }
 
 /** How an impairment reads ("delay 20ms ±5ms, loss 1%, rate 10mbit, egress"), for status and messages. */

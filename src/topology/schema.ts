@@ -1,6 +1,6 @@
 // The topology file's schema: the single source of truth for validation and the generated JSON Schema.
 import { z } from 'zod';
-import { IMPAIR_DIRECTIONS, parseRate, parseShare, parseTime } from './impair.js';
+import { IMPAIR_DIRECTIONS, parseRate, parseShare, parseTime, RATE_UNITS } from './impair.js';
 import { LAB_NAME_MAX, NAME_PATTERN } from './names.js';
 
 export { NIC_MODELS, type NicModel } from './nic-models.js';
@@ -83,10 +83,10 @@ export const ImpairSchema = z
     rate: z
       .string()
       .max(16)
-      .refine((t) => parseRate(t) !== undefined, { error: 'rate is a rate like 10mbit, 512kbit or 1gbit' })
-      .refine((t) => (parseRate(t) ?? 0) >= 8000, { error: 'rate is at least 8kbit' })
+      .refine((t) => parseRate(t) !== undefined, { error: `rate is a rate like 10mbit, 512kbit or 1gbit, in tc's units: ${RATE_UNITS}`, abort: true })
+      .refine((t) => (parseRate(t) ?? 0) >= 8000, { error: 'rate is at least 8kbit (1kbps)' })
       .optional()
-      .describe('bandwidth limit, e.g. 10mbit'),
+      .describe('bandwidth limit, e.g. 10mbit; in tc\'s units, where "bps" is bytes per second (1mbps is 8mbit)'),
     duplicate: share('duplicate').optional().describe('share of packets sent twice, e.g. 0.5%'),
     corrupt: share('corrupt').optional().describe('share of packets with a bit flipped, e.g. 0.1%'),
     direction: z

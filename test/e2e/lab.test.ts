@@ -160,8 +160,9 @@ describe('failures part-way and lost state leave nothing behind', () => {
       `name: ${name}\nnetworks: { lan: { subnet: 10.9.0.0/24 } }\nnodes:\n  a: { nics: [{ network: lan, ip: 10.9.0.2 }] }\n  b: { nics: [{ network: lan, ip: 10.9.0.3 }] }\n`,
     );
     const before0 = await snapshot();
-    // Steps: run dir, netns, links, then per node (prepare, config, start), then wait: fail before "wait".
-    for (const step of [2, 3, 5, 6, 10]) {
+    // Steps: run dir, netns, IPv6 off, links, MACs tied, then per node (prepare, config, start), then wait: fail
+    // before the netns, the links, a's preparing, a's config and b's start (a is running then).
+    for (const step of [2, 4, 6, 7, 11]) {
       await assert.rejects(up(lab, { runner: new RealRunner(), failBeforeStep: step }), (e: Error) => {
         assert.match(e.message, new RegExp(`injected failure before step ${step}`));
         assert.match(e.message, /rolled back \d+ steps?; nothing of the lab is left/);
@@ -205,8 +206,8 @@ describe('crash safety', () => {
       nodes: { a: { nics: [{ network: 'lan', ip: '10.8.0.2' }] }, b: { nics: [{ network: 'lan', ip: '10.8.0.3' }] } },
     });
     const before0 = await snapshot();
-    // Steps: run dir, netns, links, (prepare, config, start) x 2, wait.
-    for (let step = 1; step <= 10; step++) {
+    // Steps: run dir, netns, IPv6 off, links, MACs tied, (prepare, config, start) x 2, wait.
+    for (let step = 1; step <= 11; step++) {
       const r = await qnet(['up', file], { QNET_TEST_KILL_BEFORE_STEP: String(step) });
       assert.notEqual(r.code, 0, `up must have died before step ${step}`);
       const d = await qnet(['down', name]);

@@ -9,6 +9,10 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { QNET, labName, qnet, snapshot, writeTopology, type HostSnapshot } from './helpers.js';
+import { nodeDir } from '../../src/dirs.js';
+import { QmpClient } from '../../src/qemu/qmp.js';
+import { nodeFiles } from '../../src/render/qemu.js';
+import { ifbName } from '../../src/render/impair.js';
 
 describe('capture and link state on a running lab', () => {
   const lab = labName('watch');
@@ -54,6 +58,60 @@ describe('capture and link state on a running lab', () => {
   after(async () => {
     await qnet(['down', lab]);
     rmSync(dir, { recursive: true, force: true });
+  });
+
+  // Every tcpdump on the machine (a capture of a user-mode NIC runs `tcpdump -r -`, not on an interface).
+  const anyTcpdump = () => spawnSync('pgrep', ['-a', '-x', 'tcpdump'], { encoding: 'utf8' }).stdout.trim();
+  // The objects added to p's QEMU (a capture's filter-dump is one), asked through qnet's own QMP client.
+  const qemuObjects = async (node: string) => {
+    const qmp = await QmpClient.connect(nodeFiles(nodeDir(lab, node)).qmp);
+    try {
+      return ((await qmp.execute('qom-list', { path: '/objects' })) as Array<{ name: string; type: string }>).map((o) => `${o.name} ${o.type}`);
+    } finally {
+      qmp.close();
+    }
+  };
+
+  // First, while the lab is new: its namespace's own links would solicit routers and report multicast groups then.
+  test('the lab namespace sends no IPv6 of its own: no address on its links, no IPv6 frame in a capture of an idle NIC', async () => {
+    assert.equal(spawnSync('ip', ['-n', `qnet-${lab}`, '-6', '-o', 'addr', 'show'], { encoding: 'utf8' }).stdout.trim(), '', 'no IPv6 address in the lab namespace');
+    const file = path.join(dir, 'idle.pcap');
+    const c = start(['q:eth0', '-w', file]);
+    await c.until(() => /capturing q eth0/.test(c.err()));
+    // q does nothing meanwhile (its guest has no IPv6): whatever IPv6 passes is the namespace's own.
+    await new Promise((r) => setTimeout(r, 6000));
+    c.child.kill('SIGINT');
+    assert.equal(await c.done, 0, c.err());
+    const v6 = spawnSync('tcpdump', ['-n', '-r', file, 'ether proto 0x86dd'], { encoding: 'utf8' });
+    assert.equal(v6.status, 0, v6.stderr);
+    assert.equal(v6.stdout.trim(), '', 'IPv6 frames on an idle tap');
+  });
+
+  test('a capture piped into a reader that stops early (| head -c 24) ends quietly, exit 0, leaving no tcpdump and no QEMU filter', async () => {
+    for (const [target, peer] of [
+      ['p:eth0', '10.93.0.3'],
+      ['p:eth1', '10.0.2.2'],
+    ] as const) {
+      const child = spawn('bash', ['-c', '"$0" "$1" capture "$2" "$3" -w - | head -c 24 > /dev/null; exit "${PIPESTATUS[0]}"', process.execPath, QNET, lab, target], {
+        stdio: ['ignore', 'ignore', 'pipe'],
+      });
+      let err = '';
+      child.stderr.on('data', (d) => (err += d));
+      const done = new Promise<number | null>((resolve) => child.once('close', resolve));
+      const deadline = Date.now() + 20_000;
+      while (!/capturing p eth/.test(err) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+      assert.match(err, /capturing p eth/);
+      // Packets to write: the first fills what head reads, a later one finds it gone.
+      const ping = exec('p', `ping -c 25 -i 0.2 ${peer}`, false);
+      const code = await done;
+      await ping;
+      assert.equal(code, 0, `${target}: ${err}`);
+      assert.doesNotMatch(err, /EPIPE|Error|\n\s+at /, target);
+      assert.doesNotMatch(err, /listening on|reading from|link-type|snapshot length/, `${target}: tcpdump's chatter: ${err}`);
+      assert.match(err, new RegExp(`packets? of ${target.replace(':', ' ')} .*stopped as its reader closed`), err);
+      assert.equal(anyTcpdump(), '', `${target}: no tcpdump is left`);
+      assert.deepEqual((await qemuObjects('p')).filter((o) => /filter|capture/.test(o)), [], `${target}: no filter is left in p's QEMU`);
+    }
   });
 
   test("a capture of p's NIC while p pings q holds those ICMP packets; --count 5 stops after 5", async () => {
@@ -176,11 +234,32 @@ describe('capture and link state on a running lab', () => {
       assert.equal((await qnet(['impair', lab, 'q', '--loss', '100%'])).code, 0);
       assert.notEqual((await exec('p', 'ping -c 2 -W 1 10.93.0.3', false)).code, 0);
     } else {
+      // A rate in force (in bytes per second, as tc reads "mbps"), then a delay this kernel cannot make: refused
+      // before anything is touched, naming the module, and the rate stays.
+      const rate = await qnet(['impair', lab, 'q', '--rate', '2mbps']);
+      assert.equal(rate.code, 0, rate.stderr);
+      assert.match(rate.stderr, /q eth0: rate 16mbit, egress/);
+      const ifb = ifbName(lab, 'q', 0);
+      const before = [qdiscs('t-q-0'), qdiscs(ifb)];
+      assert.ok(before[0]!.some((q) => q.kind === 'ingress') && before[1]!.some((q) => q.kind === 'tbf'), JSON.stringify(before));
       const r = await qnet(['impair', lab, 'q', '--delay', '100ms']);
       assert.equal(r.code, 1, r.stderr);
-      assert.match(r.stderr, /q eth0: the impairment could not be set [\s\S]*it has none now[\s\S]*netem \(CONFIG_NET_SCH_NETEM, `modprobe sch_netem`\)/);
-      assert.ok(!qdiscs('t-q-0').some((q) => q.kind === 'ingress' || q.kind === 'netem'), 'nothing is left on the tap');
-      assert.match((await qnet(['doctor'])).stdout, /impairments \(tc\)\s+ok\s+this kernel lacks netem/);
+      assert.match(r.stderr, /q eth0: delay 100ms, egress: delay, jitter, loss, duplicate and corrupt need netem, and this kernel has no sch_netem: load it \(`modprobe sch_netem`; kernel option CONFIG_NET_SCH_NETEM\) or use a distribution kernel/);
+      assert.match(r.stderr, /Nothing was changed: rate 16mbit, egress is still in force/);
+      assert.doesNotMatch(r.stderr, /ifb|mirred|u32|ingress/, 'names netem, not every part of tc');
+      assert.deepEqual([qdiscs('t-q-0'), qdiscs(ifb)], before, 'the rate is still in force');
+      assert.match((await qnet(['status', lab])).stdout, /q eth0: rate 16mbit, egress/);
+      assert.match((await qnet(['doctor'])).stdout, /impairments \(tc\)\s+warn\s+this kernel lacks netem \(sch_netem\): delay, jitter, loss, duplicate and corrupt cannot be set/);
+      // up of a topology declaring a delay: refused the same way, before anything is made.
+      const other = labName('nonetem');
+      const file = writeTopology({ name: other, networks: { lan: { subnet: '10.94.0.0/24' } }, nodes: { a: { nics: [{ network: 'lan', ip: '10.94.0.2', impair: { delay: '20ms', loss: '1%' } }] } } });
+      const snap = await snapshot();
+      const u = await qnet(['up', file]);
+      assert.equal(u.code, 1, u.stderr);
+      assert.match(u.stderr, /a eth0 \(delay 20ms, loss 1%, egress\): delay, jitter, loss, duplicate and corrupt need netem, and this kernel has no sch_netem: load it/);
+      assert.match(u.stderr, /Nothing was made or changed/);
+      assert.doesNotMatch(u.stderr, /roll|step|create/, 'no step was run');
+      assert.deepEqual(await snapshot(), snap);
     }
     assert.equal((await qnet(['impair', lab, 'q', '--clear'])).code, 0);
     await exec('p', 'ping -c 1 -W 5 10.93.0.3');

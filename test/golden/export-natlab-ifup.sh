@@ -20,6 +20,8 @@ ip netns add qnet-natlab
 at=start; hint=
 trap 'rc=$?; [ $rc = 0 ] || { echo "ifup.sh failed at: $at${hint:+ ($hint)}; undoing it (ifdown.sh)" >&2; sh ./ifdown.sh >&2; }' EXIT
 
+# IPv6 off in the namespace, as qnet up does: its bridges and taps send no router solicitations of their own
+ip netns exec qnet-natlab sysctl -qew net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
 at="the bridges and taps"
 
 # the namespace's loopback: up, and marked as the lab's

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { captureSource, tcpdumpArgs } from '../../src/lab/capture.js';
+import { captureSource, isReaderGone, isTcpdumpChatter, tcpdumpArgs } from '../../src/lab/capture.js';
 import { resolveNicRef } from '../../src/lab/nicref.js';
 import { PcapCounter } from '../../src/lab/pcap.js';
 import { parseTopology } from '../../src/topology/load.js';
@@ -72,4 +72,30 @@ test('counting a pcap stream in chunks of any size, in either byte order', () =>
       assert.equal(c.packets, 4, `${le ? 'little' : 'big'}-endian in chunks of ${size}`);
     }
   }
+});
+
+test("tcpdump's chatter is left out (listening, reading, packet counts), its errors are not", () => {
+  for (const l of [
+    'tcpdump: listening on t-p-0, link-type EN10MB (Ethernet), snapshot length 262144 bytes',
+    'reading from file -, link-type EN10MB (Ethernet), snapshot length 65536',
+    'tcpdump: verbose output suppressed, use -v[v]... for full protocol decode',
+    '5 packets captured',
+    '1 packet captured',
+    '7 packets received by filter',
+    '0 packets dropped by kernel',
+  ])
+    assert.ok(isTcpdumpChatter(l), l);
+  for (const l of [
+    'tcpdump: t-p-9: No such device exists',
+    'tcpdump: pcap_loop: The interface disappeared',
+    "tcpdump: syntax error in filter expression: syntax error",
+    'tcpdump: unknown file format',
+    ', link-type EN10MB (Ethernet)',
+  ])
+    assert.ok(!isTcpdumpChatter(l), l);
+});
+
+test('a write failing because its reader is gone is a normal end; any other failure is not', () => {
+  for (const code of ['EPIPE', 'ECONNRESET', 'ERR_STREAM_DESTROYED']) assert.ok(isReaderGone(Object.assign(new Error(code), { code })), code);
+  for (const code of ['ENOSPC', 'EIO', undefined]) assert.ok(!isReaderGone(Object.assign(new Error(String(code)), { code })), String(code));
 });

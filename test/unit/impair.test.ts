@@ -37,6 +37,38 @@ test('values: times in us/ms/s, shares in %, rates in tc units', () => {
   assert.equal(parseRate('10mb'), undefined);
 });
 
+test("rates in every unit of tc's: bit and bps (bytes: 1mbps is 8mbit), SI and IEC prefixes, any letter case", () => {
+  for (const [text, bits] of [
+    ['8000bit', 8000],
+    ['64kbit', 64_000],
+    ['10mbit', 10_000_000],
+    ['1gbit', 1e9],
+    ['1tbit', 1e12],
+    ['1000bps', 8000],
+    ['1kbps', 8000],
+    ['2mbps', 16_000_000],
+    ['2MBps', 16_000_000],
+    ['1gbps', 8e9],
+    ['1kibit', 1024],
+    ['1mibit', 1_048_576],
+    ['1MiBps', 8_388_608],
+    ['1.5mbit', 1_500_000],
+    [' 10Mbit ', 10_000_000],
+  ] as const)
+    assert.equal(parseRate(text), bits, text);
+  for (const text of ['10', '10mb', '10mbits', '10 mbit', 'mbit', '-1mbit', '10kibps2', '1e6bit']) assert.equal(parseRate(text), undefined, text);
+});
+
+test('a rate in bytes per second is taken (as tc takes it) and said in bits; a bad unit is named once, with the units', () => {
+  const a = lab('{ rate: 2mbps }').nodes[0]!.nics[0]!;
+  assert.equal(a.impair!.rateBps, 16_000_000);
+  assert.equal(describeImpairment(a.impair!), 'rate 16mbit, egress');
+  assert.throws(
+    () => lab('{ rate: 2mb }'),
+    (e: Error) => /impair\.rate: rate is a rate like 10mbit.*bps, kbps, mbps, gbps \(bytes per second, as in tc: 1mbps is 8mbit\)/.test(e.message) && !/at least/.test(e.message),
+  );
+});
+
 test('the topology: each bad value refused with its path (exit 2)', () => {
   refused('{ delay: fast }', /nodes\.a\.nics\[0\]\.impair\.delay: delay is a time like 20ms/);
   refused('{ loss: 150% }', /nodes\.a\.nics\[0\]\.impair\.loss: loss is at most 100%/);
