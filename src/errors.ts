@@ -4,6 +4,9 @@
 export interface InputIssue {
   path: string;
   message: string;
+  /** Where in the topology file it is (1-based), when the topology came from one. */
+  line?: number;
+  column?: number;
 }
 
 /** Bad input from the user: shown as is, exit code 2, nothing on the host was changed. */

@@ -7,7 +7,7 @@ import { exitCodeOf, UserError } from '../errors.js';
 import { RealRunner } from '../host/run.js';
 import type { AccelChoice } from '../lab/accel.js';
 import type { ResolvedLab } from '../topology/model.js';
-import { NAME_PATTERN } from '../topology/names.js';
+import { isLabName, LAB_NAME_RULE, NAME_PATTERN } from '../topology/names.js';
 import { fmtMs, green, red, table, yellow } from './term.js';
 
 // Each command loads what it needs when it runs (`qnet --help` and `qnet status` with no labs need little of it):
@@ -97,11 +97,12 @@ export function buildProgram(argv: string[]): { program: import('commander').Com
       .option('--timeout <seconds>', 'how long to wait for the guests to be ready (default 180; 600 when the lab has image nodes)')
       .option('--parallel <n>', 'at most n guests booting at once, and n image nodes being restored, the next as soon as one is ready (default: cores + 1 booting, cores - 1 restored, at least 1; 0: no limit); restored built-in guests are not limited')
       .option('--cold', 'boot every guest: do not start guests from the saved state of their shape, nor save one')
+      .option('--replace', 'the lab of this name is up from another file: make it this file\'s lab (without it, refused with exit 2)')
       .option('--check', 'once the lab is up, run its declared checks (`checks:`); exit 1 naming each that fails (the lab stays up)')
       .option('--web', 'once the lab is up, serve the web view (as `qnet web`) and open it on this lab; until Ctrl-C (the lab stays up)')
-      .action(async (file: string, o: { dryRun?: boolean; accel: AccelChoice; timeout?: string; parallel?: string; cold?: boolean; check?: boolean; web?: boolean }) => {
+      .action(async (file: string, o: { dryRun?: boolean; accel: AccelChoice; timeout?: string; parallel?: string; cold?: boolean; replace?: boolean; check?: boolean; web?: boolean }) => {
         const { loadTopology } = await import('../topology/load.js');
-        const { prepareChange, prepareUp, up } = await import('../lab/up.js');
+        const { checkSource, prepareChange, prepareUp, up } = await import('../lab/up.js');
         const { formatChange, isEmpty } = await import('../plan/change.js');
         const { formatPlan } = await import('../plan/plan.js');
         const { readState } = await import('../lab/state.js');
@@ -116,14 +117,15 @@ export function buildProgram(argv: string[]): { program: import('commander').Com
         if (parallel !== undefined && (!Number.isInteger(parallel) || parallel < 0))
           throw new UserError(`--parallel: expected a whole number of guests (0: no limit), got "${o.parallel}"`);
         const reporter = consoleReporter();
-        const boot = { ...(parallel !== undefined ? { parallel } : {}), cold: !!o.cold };
+        const boot = { ...(parallel !== undefined ? { parallel } : {}), cold: !!o.cold, replace: !!o.replace };
         if (o.dryRun) {
           const running = await readState(lab.name);
           if (running?.status === 'up') {
+            await checkSource(running, file, !!o.replace);
             const { change, revive, steps } = await prepareChange(running, await inspectLabImages(runner, lab, file), { runner, reporter, ...boot });
             const { describeRevived } = await import('../lab/up.js');
             const what = (isEmpty(change) ? '  nothing differs' : formatChange(change)) + (revive.length ? `\n  ${describeRevived(revive)}: started again` : '');
-            process.stdout.write(`lab ${lab.name} is up; the change${change.refused.length ? ' would be refused' : ''}:\n${what}\n`);
+            process.stdout.write(`lab ${lab.name} is up${running.source ? ` from ${running.source}` : ''}; the change${change.refused.length ? ' would be refused' : ''}:\n${what}\n`);
             if (steps.length) process.stdout.write(`${formatPlan(steps)}\n`);
             process.stdout.write('nothing was changed\n');
             return;
@@ -167,7 +169,8 @@ export function buildProgram(argv: string[]): { program: import('commander').Com
         const { keptLabs, listLabs } = await import('../lab/discover.js');
         const { labStateDir } = await import('../dirs.js');
         // What reads and shows a lab is loaded only when there is one: with no labs, most of the command's start-up.
-        const names = lab ? [lab] : await listLabs();
+        const state = lab ? await import('../lab/state.js') : undefined;
+        const names = lab ? [state!.checkLabName(lab)] : await listLabs();
         const list = names.length ? await (await import('../lab/status.js')).allStatus(names) : [];
         if (o.monitor && list.length) {
           const { monitorNetwork } = await import('../lab/exec.js');
@@ -175,12 +178,8 @@ export function buildProgram(argv: string[]): { program: import('commander').Com
             for (const n of s.nodes)
               if (n.state === 'running') n.monitorNetwork = await monitorNetwork(s.lab, n.name).catch((e: Error) => `unavailable: ${e.message}`);
         }
-        if (lab && !list.length && !(await keptLabs()).includes(lab)) {
-          if (o.json) process.stdout.write('null\n');
-          else process.stderr.write(`no lab named "${lab}" on this host\n`);
-          code = 1;
-          return;
-        }
+        // An unknown lab is bad input, as for every command that names one.
+        if (lab && !list.length && !(await keptLabs()).includes(lab)) throw state!.noSuchLab(lab, 'on this host');
         if (o.json) process.stdout.write(JSON.stringify(lab ? (list[0] ?? null) : list, null, 2) + '\n');
         else {
           if (list.length) {
@@ -211,8 +210,9 @@ export function buildProgram(argv: string[]): { program: import('commander').Com
         let labs: string[];
         if (o.all) labs = [...new Set([...(await listLabs({ tables: true })), ...(o.purge ? await keptLabs() : [])])].sort();
         else if (!target) throw new UserError('down: name a lab or a topology file, or use --all');
-        else if (NAME_PATTERN.test(target) && !existsSync(target)) labs = [target];
-        else labs = [(await loadTopology(target)).name];
+        else if (isLabName(target) && !existsSync(target)) labs = [target];
+        else if (existsSync(target)) labs = [(await loadTopology(target)).name];
+        else throw new UserError(`'${target}' is neither a topology file nor a lab name (${LAB_NAME_RULE})`);
         const graceMs = Number(o.grace) * 1000;
         if (!Number.isFinite(graceMs) || graceMs < 0) throw new UserError(`--grace: expected a number of seconds, got "${o.grace}"`);
         const reporter = consoleReporter();
@@ -220,7 +220,14 @@ export function buildProgram(argv: string[]): { program: import('commander').Com
           const r = await down(lab, { runner, reporter, graceMs, purge: !!o.purge });
           for (const w of r.warnings) process.stderr.write(`! ${w}\n`);
           if (r.removed.length) process.stderr.write(`${green('✓')} lab ${lab} is down in ${fmtMs(r.ms)}: removed ${r.removed.join(', ')}\n`);
-          else process.stderr.write(`lab ${lab}: nothing to remove\n`);
+          else if (r.found) process.stderr.write(`lab ${lab}: nothing to remove\n`);
+          else {
+            // Nothing of it on the host: taken down before (say so, exit 0), or never a lab here (a typo: exit 2).
+            const { takenDownAt } = await import('../lab/tombstones.js');
+            const at = await takenDownAt(lab);
+            if (!at) throw (await import('../lab/state.js')).noSuchLab(lab, 'on this host');
+            process.stderr.write(`lab ${lab} is already down (taken down at ${at.slice(0, 19).replace('T', ' ')} UTC): nothing to remove\n`);
+          }
         }
         if (o.all && !labs.length) process.stderr.write('no labs on this host\n');
       });

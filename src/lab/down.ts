@@ -17,10 +17,13 @@ import { kindOf, stopOfKind } from '../guest/kinds.js';
 import type { StopHow } from '../plan/steps.js';
 import { readState } from './state.js';
 import { tidySnapshots } from './snapshot.js';
+import { recordDown } from './tombstones.js';
 import { silentReporter, type Reporter } from './up.js';
 
 export interface DownResult {
   lab: string;
+  /** False when nothing of the lab was found (no state, marker or kept disk): nothing was done. */
+  found: boolean;
   removed: string[];
   warnings: string[];
   ms: number;
@@ -31,9 +34,10 @@ import { DEFAULT_GRACE_MS } from './grace.js';
 export { DEFAULT_GRACE_MS };
 
 /**
- * Removes everything of a lab; a lab with nothing left is a no-op. Works without the state file. Built-in guests
- * are quit at once (no disk); image guests get the ACPI power button and up to `graceMs` to power off. `purge`
- * also removes the lab's kept disks (nodes with persist: true) and its kept SSH key.
+ * Removes everything of a lab; a lab with nothing left is a no-op (`found` false). Works without the state file.
+ * Built-in guests are quit at once (no disk); image guests get the ACPI power button and up to `graceMs` to power
+ * off. `purge` also removes the lab's kept disks (nodes with persist: true) and its kept SSH key. A lab that was
+ * found is remembered as taken down (see tombstones.ts).
  */
 export async function down(lab: string, opts: { runner: CommandRunner; reporter?: Reporter; graceMs?: number; purge?: boolean }): Promise<DownResult> {
   const t0 = Date.now();
@@ -42,6 +46,9 @@ export async function down(lab: string, opts: { runner: CommandRunner; reporter?
   const warnings: string[] = [];
   const state = await readState(lab);
   const found = await findLab(lab);
+  const keptDir = labStateDir(lab);
+  const kept = await exists(keptDir);
+  if (!state && !found.present && !kept) return { lab, found: false, removed, warnings, ms: Date.now() - t0 };
   // A qnet killed while saving a guest's state left a partial file in the cache.
   await tidySnapshots();
 
@@ -109,14 +116,15 @@ export async function down(lab: string, opts: { runner: CommandRunner; reporter?
     await rm(dir, { recursive: true, force: true });
     removed.push(`run directory ${dir}`);
   }
-  const keptDir = labStateDir(lab);
-  if (await exists(keptDir)) {
+  if (kept) {
     if (opts.purge) {
       await rm(keptDir, { recursive: true, force: true });
       removed.push(`kept disks ${keptDir}`);
     } else warnings.push(`kept disks of ${lab} stay in ${keptDir} (persist: true); \`qnet down ${lab} --purge\` removes them`);
   }
-  return { lab, removed, warnings, ms: Date.now() - t0 };
+  // Only bookkeeping: the lab is gone whether or not it is remembered.
+  await recordDown(lab).catch((e: Error) => warnings.push(`could not remember that ${lab} was taken down: ${e.message}`));
+  return { lab, found: true, removed, warnings, ms: Date.now() - t0 };
 }
 
 /** What `down` says of the guests it stopped, one entry per way they went: "guest a (quit)", "guests a, b (quit)". */

@@ -5,7 +5,7 @@ import { AgentClient, type ExecResult } from '../qemu/agent.js';
 import { QmpClient } from '../qemu/qmp.js';
 import { nodeFiles, type NodeFiles } from '../render/qemu.js';
 import { nodeDir } from '../dirs.js';
-import { readState } from './state.js';
+import { labState, readState } from './state.js';
 import { kindOf } from '../guest/kinds.js';
 import { requireRunning } from './alive.js';
 
@@ -18,8 +18,7 @@ export async function liveNode(lab: string, node: string): Promise<NodeFiles> {
 
 /** The files of a node of a running lab; a UserError naming what exists when lab or node is unknown. */
 export async function runningNode(lab: string, node: string): Promise<NodeFiles> {
-  const state = await readState(lab);
-  if (!state) throw new UserError(`no lab named "${lab}" is up (see \`qnet status\`)`);
+  const state = await labState(lab);
   if (!state.lab.nodes.some((n) => n.name === node))
     throw new UserError(`lab ${lab} has no node "${node}" (nodes: ${state.lab.nodes.map((n) => n.name).join(', ')})`);
   return nodeFiles(nodeDir(lab, node));

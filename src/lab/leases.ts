@@ -1,10 +1,9 @@
 // Reading a lab's DHCP leases from dnsmasq's lease files.
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { UserError } from '../errors.js';
 import { dnsmasqFiles } from '../render/dnsmasq.js';
 import { labDir } from '../dirs.js';
-import { readState } from './state.js';
+import { labState } from './state.js';
 
 export interface Lease {
   network: string;
@@ -37,8 +36,7 @@ export async function networkLeases(lab: string, network: string): Promise<Lease
 
 /** The current leases of every DHCP network of a running lab. */
 export async function labLeases(lab: string): Promise<Lease[]> {
-  const state = await readState(lab);
-  if (!state) throw new UserError(`no lab named "${lab}" is up (see \`qnet status\`)`);
+  const state = await labState(lab);
   const out: Lease[] = [];
   for (const net of state.lab.networks.filter((n) => n.dhcp)) out.push(...(await networkLeases(lab, net.name)));
   return out;

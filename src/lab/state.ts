@@ -6,6 +6,7 @@ import type { Impairment } from '../topology/impair.js';
 import type { LanUplink } from '../render/lan.js';
 import { labDir } from '../dirs.js';
 import { UserError } from '../errors.js';
+import { isLabName, LAB_NAME_RULE } from '../topology/names.js';
 
 export interface LabState {
   version: 1;
@@ -89,10 +90,31 @@ export async function readState(lab: string): Promise<LabState | null> {
   }
 }
 
+/** A lab name as typed on the command line; a UserError (exit 2) when it cannot be one (never a path to read). */
+export function checkLabName(lab: string): string {
+  if (!isLabName(lab)) throw new UserError(`"${lab}" is not a lab name (${LAB_NAME_RULE})`);
+  return lab;
+}
+
+/** The error of a lookup of a lab that does not exist (exit 2: the name is the user's input). */
+export function noSuchLab(lab: string, where = 'is up'): UserError {
+  return new UserError(`no lab named "${lab}" ${where} (\`qnet status\` lists the labs)`);
+}
+
+/**
+ * The state of a lab, whatever its status: the one lookup of every command that names a lab, so that an unknown
+ * lab or a malformed name is bad input (exit 2) everywhere.
+ */
+export async function labState(lab: string): Promise<LabState> {
+  const state = await readState(checkLabName(lab));
+  if (!state) throw noSuchLab(lab);
+  return state;
+}
+
 /** The state of a lab that is up; a UserError (exit 2) when it is not. */
 export async function upState(lab: string): Promise<LabState> {
-  const state = await readState(lab);
-  if (!state || state.status !== 'up') throw new UserError(`no lab named "${lab}" is up (see \`qnet status\`)`);
+  const state = await labState(lab);
+  if (state.status !== 'up') throw new UserError(`lab "${lab}" is not up (its up ${state.status === 'starting' ? 'has not finished' : 'failed'}: \`qnet status ${lab}\`)`);
   return state;
 }
 

@@ -1,10 +1,10 @@
 // Bringing a lab up: run the plan step by step, and on any failure undo what was done, in reverse.
-import { chmod, chown, copyFile, mkdir, readFile, rm, rmdir, writeFile } from 'node:fs/promises';
+import { chmod, chown, copyFile, mkdir, readFile, realpath, rm, rmdir, writeFile } from 'node:fs/promises';
 import type net from 'node:net';
 import path from 'node:path';
 import { bridgeVlanFiltering } from '../host/kernel.js';
 import { usesVlans, VLAN_HINT } from '../render/l2.js';
-import { RuntimeError } from '../errors.js';
+import { RuntimeError, UserError } from '../errors.js';
 import { ensureImage } from '../guest/image.js';
 import type { CommandRunner } from '../host/run.js';
 import { labIds, userIds } from '../host/users.js';
@@ -33,7 +33,7 @@ import { onLan, usesUplink } from '../topology/model.js';
 import { inspectLanUplinks, releaseUplink } from './lan.js';
 import { findLab } from './discover.js';
 import { guestUser, nodeDir } from '../dirs.js';
-import { readState, writeState, type LabState, type NodeState } from './state.js';
+import { readState, updateState, writeState, type LabState, type NodeState } from './state.js';
 import { nodeState } from './alive.js';
 import { processMarker, processStartTime } from '../qemu/process.js';
 import { diffLabs, formatChange, isEmpty, type ChangeSet } from '../plan/change.js';
@@ -59,6 +59,8 @@ export interface UpOptions {
   parallel?: number;
   /** Boot every guest: neither restore saved states nor save new ones. */
   cold?: boolean;
+  /** A running lab of the same name that was brought up from another file becomes this one's (see checkSource). */
+  replace?: boolean;
   /** Test hook: fail on purpose right before step number N (1-based) runs. */
   failBeforeStep?: number;
 }
@@ -160,7 +162,10 @@ export async function up(input: ResolvedLab, opts: UpOptions): Promise<UpResult>
   if (existing.present) {
     const running = await readState(input.name);
     // Compared with the running lab as inspected (formats, sizes, real paths of images): read the images first.
-    if (running?.status === 'up') return applyChange(running, await inspectLabImages(opts.runner, input, opts.source), opts);
+    if (running?.status === 'up') {
+      await checkSource(running, opts.source, opts.replace);
+      return applyChange(running, await inspectLabImages(opts.runner, input, opts.source), opts);
+    }
     throw new RuntimeError(`lab "${input.name}" is already up (or left over: ${existing.what.join(', ')}); run \`qnet down ${input.name}\` first`);
   }
   // A VLAN-aware network needs the kernel's bridge VLAN filtering: said before anything of the lab is made or
@@ -176,7 +181,7 @@ export async function up(input: ResolvedLab, opts: UpOptions): Promise<UpResult>
     lab,
     status: 'starting',
     createdAt: new Date().toISOString(),
-    ...(opts.source ? { source: opts.source } : {}),
+    ...(opts.source ? { source: path.resolve(opts.source) } : {}),
     accel,
     image,
     guests: {},
@@ -462,6 +467,24 @@ export async function rollback(done: Step[], ctx: ExecContext): Promise<{ undone
 }
 
 /**
+ * Refuses (exit 2, before anything is changed) an `up` of a running lab from another file than the one
+ * it was brought up from, unless `replace`: two files that give the same name would otherwise silently make one
+ * lab the other's. Files are compared by real path (a symlink or another spelling of the same file is that file).
+ */
+export async function checkSource(running: LabState, source: string | undefined, replace = false): Promise<void> {
+  if (!source || !running.source || replace) return;
+  const real = (p: string) => realpath(p).catch(() => path.resolve(p));
+  const [was, now] = await Promise.all([real(running.source), real(source)]);
+  if (was === now) return;
+  const name = running.lab.name;
+  const gone = existsSync(was) ? '' : ' (no longer there)';
+  throw new UserError(
+    `lab "${name}" is up from ${was}${gone}, and ${now} also names a lab "${name}": nothing was changed.\n` +
+      `\`qnet up ${now} --replace\` makes the running lab what ${now} says (its nodes and networks added, removed or changed in place), or give that lab another name`,
+  );
+}
+
+/**
  * The change `up` would make to a running lab (also for `--dry-run`): the change set, the nodes it starts again (not
  * running, and neither removed nor changed: `up` makes the lab as its file says) and the steps of both.
  */
@@ -521,6 +544,9 @@ async function applyChange(running: LabState, next: ResolvedLab, opts: UpOptions
   const { change, revive, steps } = await prepareChange(running, next, opts);
   if (change.refused.length)
     throw new RuntimeError(`lab "${next.name}" is up and this change cannot be applied in place:\n${formatChange(change)}`);
+  if (isEmpty(change) && opts.replace && opts.source && running.source !== path.resolve(opts.source))
+    // Replaced by another file that says the same: the lab is that file's from now on.
+    await updateState(running, (now) => ({ ...now, source: path.resolve(opts.source!) }));
   if (isEmpty(change) && !revive.length) return { state: running, ms: Date.now() - started, unchanged: true };
   if (!isEmpty(change)) reporter.info(`lab ${next.name} is up; applying the change:\n${formatChange(change)}`);
   if (revive.length) reporter.info(`${describeRevived(revive)}: ${isEmpty(change) ? `lab ${next.name} is otherwise as its file says; ` : ''}starting ${revive.length === 1 ? 'it' : 'them'} again`);
@@ -532,7 +558,8 @@ async function runChange(running: LabState, next: ResolvedLab, change: ChangeSet
   const started = Date.now();
   const reporter = opts.reporter ?? silentReporter;
   const live: Live = { pids: new Map(Object.entries(running.guests).map(([n, g]) => [n, g.pid])), control: new Map(), services: await liveServices(running), snapshots: new Map(), ready: new Map(), templates: new Map() };
-  const state: LabState = { ...running, lab: next, guests: { ...running.guests } };
+  // After a replace the lab is the new file's: state and status name it.
+  const state: LabState = { ...running, lab: next, guests: { ...running.guests }, ...(opts.source ? { source: path.resolve(opts.source) } : {}) };
   for (const n of [...change.removeNodes, ...change.restartNodes]) delete state.guests[n];
   // A removed or restarted node's NICs come back plugged in (QEMU starts with every link up).
   if (state.links) state.links = Object.fromEntries(Object.entries(state.links).filter(([n]) => !change.removeNodes.includes(n) && !change.restartNodes.includes(n)));

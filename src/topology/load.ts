@@ -1,15 +1,19 @@
-// Loading a topology: YAML text -> schema -> normalization -> rules, all before any side effect.
+// Loading a topology: YAML text -> schema -> normalization -> rules, all before any side effect. When the schema
+// refuses parts of the file, normalization and the rules still run on the rest, so one run lists every problem.
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { parseDocument } from 'yaml';
-import type { z } from 'zod';
+import { LineCounter, parseDocument } from 'yaml';
 import { UserError, type InputIssue } from '../errors.js';
+import { Findings } from './findings.js';
 import type { ResolvedLab } from './model.js';
 import { normalize, type NormalizeOptions } from './normalize.js';
-import { formatPath } from './paths.js';
+import { validPart } from './partial.js';
+import { formatPath, parsePath } from './paths.js';
+import { locate, yamlProblem, type Position } from './positions.js';
 import { checkRules } from './rules.js';
 import { resolveChecks } from '../check/declared.js';
-import { TopologySchema } from './schema.js';
+import { TopologySchema, type Topology } from './schema.js';
+import { schemaIssues } from './schema-issues.js';
 
 export const MAX_TOPOLOGY_BYTES = 1024 * 1024;
 const MAX_DEPTH = 32;
@@ -38,33 +42,34 @@ function protoKeyPath(value: unknown, path: Array<string | number> = []): string
   return null;
 }
 
-function zodIssues(error: z.ZodError): InputIssue[] {
-  return error.issues.map((i) => {
-    let message = i.message;
-    if (i.code === 'unrecognized_keys') message = `unknown key${i.keys.length > 1 ? 's' : ''} ${i.keys.map((k) => `"${k}"`).join(', ')}`;
-    if (i.code === 'invalid_key') message = [...new Set(i.issues.map((x) => x.message))].join('; ');
-    if (i.code === 'invalid_type' && /received undefined/.test(i.message)) message = `required: ${i.message.replace(/, received undefined$/, '')}`;
-    return { path: formatPath(i.path), message };
-  });
-}
+/** Where in the file a path is (and, for an unknown key, that key): absent for topologies built in code. */
+type Locator = (path: ReadonlyArray<string | number>, key?: string) => Position | undefined;
+
+const placed = (issue: InputIssue, pos: Position | undefined): InputIssue => (pos ? { ...issue, line: pos.line, column: pos.column } : issue);
 
 /** Parses and validates topology text; throws UserError listing every problem with its path. */
 export function parseTopology(text: string, source = 'topology', opts: NormalizeOptions = {}): ResolvedLab {
   if (Buffer.byteLength(text) > MAX_TOPOLOGY_BYTES)
     throw new UserError(`${source}: the file is larger than ${MAX_TOPOLOGY_BYTES} bytes; a topology is far smaller`);
   let data: unknown;
+  let where: Locator;
   try {
-    const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: true, strict: true });
+    const lc = new LineCounter();
+    const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: true, strict: true, lineCounter: lc });
     const errs = doc.errors;
     if (errs.length) {
       const seen = new Set<string>();
-      const issues = errs.map((e) => ({
-        path: e.linePos?.[0] ? `line ${e.linePos[0].line}, column ${e.linePos[0].col}` : '(yaml)',
-        message: e.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, ''),
-      })).filter((i) => !seen.has(i.message) && !!seen.add(i.message)).slice(0, 10);
+      const issues = errs
+        .map((e) => {
+          const { position, message } = yamlProblem(text, lc, e);
+          return { path: position.line ? `line ${position.line}, column ${position.column}` : '(yaml)', message };
+        })
+        .filter((i) => !seen.has(i.message) && !!seen.add(i.message))
+        .slice(0, 10);
       throw new UserError(formatIssues(source, issues), issues);
     }
     data = doc.toJS({ maxAliasCount: 50 });
+    where = (p, key) => locate(doc, lc, p, key);
   } catch (e) {
     if (e instanceof UserError) throw e;
     const msg = e instanceof RangeError ? 'the document is nested too deeply' : (e as Error).message.split('\n')[0];
@@ -85,21 +90,40 @@ export function parseTopology(text: string, source = 'topology', opts: Normalize
     const issues = [{ path: proto, message: '"__proto__" is not allowed as a name' }];
     throw new UserError(formatIssues(source, issues), issues);
   }
-  return validateTopology(data, source, opts);
+  return validate(data, source, opts, where);
 }
 
 /** Validates an already-parsed topology object (the library entry for callers that build topologies in code). */
 export function validateTopology(data: unknown, source = 'topology', opts: NormalizeOptions = {}): ResolvedLab {
+  return validate(data, source, opts, () => undefined);
+}
+
+// Schema, then normalization and rules: on the whole topology, or on the part of it that the schema accepts.
+function validate(data: unknown, source: string, opts: NormalizeOptions, where: Locator): ResolvedLab {
   const parsed = TopologySchema.safeParse(data);
-  if (!parsed.success) {
-    const issues = zodIssues(parsed.error);
-    throw new UserError(formatIssues(source, issues), issues);
+  let topology: Topology;
+  let refused: InputIssue[] = [];
+  let findings: Findings;
+  if (parsed.success) {
+    topology = parsed.data;
+    findings = new Findings();
+  } else {
+    const found = schemaIssues(parsed.error, data);
+    refused = found.map((i) => placed({ path: formatPath(i.path), message: i.message }, where(i.path, i.key)));
+    const part = validPart(data);
+    if (!part) throw new UserError(formatIssues(source, refused), refused);
+    topology = part.topology;
+    // What the schema left out is unknown to the later stages, and so is a key that a misspelt one was meant to be.
+    findings = new Findings([...part.dropped, ...found.flatMap((i) => (i.meant ? [formatPath(i.meant)] : []))]);
   }
-  const issues: InputIssue[] = [];
-  const lab = normalize(parsed.data, issues, opts);
-  checkRules(lab, issues);
+  const lab = normalize(topology, findings, opts);
+  checkRules(lab, findings);
   // Declared checks name endpoints of the reachability model (pure, in check/): resolved once the rest holds.
-  if (!issues.length) issues.push(...resolveChecks(lab).issues);
+  if (!refused.length && !findings.issues.length) findings.issues.push(...resolveChecks(lab).issues);
+  // In the order of the file, top to bottom, where it is known (a topology built in code keeps the stages' order).
+  const issues = [...refused, ...findings.issues.map((i) => placed(i, where(parsePath(i.path))))].sort(
+    (a, b) => (a.line ?? Infinity) - (b.line ?? Infinity) || (a.column ?? 0) - (b.column ?? 0),
+  );
   if (issues.length) throw new UserError(formatIssues(source, issues), issues);
   return lab;
 }
@@ -116,8 +140,8 @@ export async function loadTopology(file: string): Promise<ResolvedLab> {
   return parseTopology(text, file, { baseDir: path.dirname(path.resolve(file)) });
 }
 
-/** One message for all issues: `file: path: what`, a line each. */
+/** One message for all issues: `file: path: what (line, column)`, a line each. */
 export function formatIssues(source: string, issues: InputIssue[]): string {
-  const lines = issues.map((i) => `  ${i.path}: ${i.message}`);
+  const lines = issues.map((i) => `  ${i.path}: ${i.message}${i.line ? ` (line ${i.line}, column ${i.column})` : ''}`);
   return `${source}: invalid topology (${issues.length} problem${issues.length > 1 ? 's' : ''})\n${lines.join('\n')}`;
 }

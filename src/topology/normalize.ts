@@ -1,8 +1,10 @@
 // Normalization: defaults, derived names and MACs, parsed addresses. Pure; collects issues instead of throwing.
+// It also runs on the valid part of a topology the schema refused: a judgement made from a value that is unknown
+// (refused earlier, or here) names its dependencies, and Findings drops it (see findings.ts).
 import { createHash } from 'node:crypto';
 import { resolveImpairment } from './impair.js';
 import path from 'node:path';
-import type { InputIssue } from '../errors.js';
+import type { Findings, PathLike } from './findings.js';
 import { formatIPv4, networkOf, parseCidr, parseIPv4, parseMac, type Cidr } from './ipv4.js';
 import {
   DEFAULT_CPUS,
@@ -40,24 +42,25 @@ export interface NormalizeOptions {
 const IMAGE_ONLY = ['disk', 'persist', 'config', 'cloudInit', 'ready', 'machine', 'firmware', 'cdrom', 'display'] as const;
 
 /** An image node's settings with their defaults; problems are appended to `issues`. */
-function normalizeImage(name: string, node: TopoNode, nics: ResolvedNic[], networks: Map<string, ResolvedNetwork>, baseDir: string, issues: InputIssue[]): ImageSpec | undefined {
+function normalizeImage(name: string, node: TopoNode, nics: ResolvedNic[], networks: Map<string, ResolvedNetwork>, baseDir: string, issues: Findings): ImageSpec | undefined {
   const at = (...p: Array<string | number>) => formatPath(['nodes', name, ...p]);
   if (node.image === undefined) {
     for (const key of IMAGE_ONLY)
       if (node[key] !== undefined)
-        issues.push({
-          path: at(key),
-          message: key === 'persist' ? 'only an image node has a disk to keep; give the node an "image" (or remove "persist")' : `"${key}" is for image nodes; give the node an "image" (the built-in guest has no ${key})`,
-        });
+        issues.add(
+          at(key),
+          key === 'persist' ? 'only an image node has a disk to keep; give the node an "image" (or remove "persist")' : `"${key}" is for image nodes; give the node an "image" (the built-in guest has no ${key})`,
+          at('image'), // an image the schema refused is not no image
+        );
     return undefined;
   }
   const config = node.config ?? 'cloud-init';
   if (config === 'none' && node.cloudInit !== undefined)
-    issues.push({ path: at('cloudInit'), message: 'config: none sends nothing to the guest; remove "cloudInit" (or use config: cloud-init)' });
+    issues.add(at('cloudInit'), 'config: none sends nothing to the guest; remove "cloudInit" (or use config: cloud-init)');
   let diskSize: number | undefined;
   if (node.disk?.size !== undefined) {
     const n = parseSize(node.disk.size);
-    if (n === null || n < 2 ** 20) issues.push({ path: at('disk', 'size'), message: `"${node.disk.size}" is not a disk size like 8G or 20480M` });
+    if (n === null || n < 2 ** 20) issues.refuse(at('disk', 'size'), `"${node.disk.size}" is not a disk size like 8G or 20480M`);
     else diskSize = n;
   }
   const servedDhcp = nics.filter((c) => c.kind === 'bridge' && networks.get(c.network)?.dhcp !== undefined);
@@ -70,11 +73,11 @@ function normalizeImage(name: string, node: TopoNode, nics: ResolvedNic[], netwo
     try {
       new RegExp(r.console);
     } catch (e) {
-      issues.push({ path: at('ready', 'console'), message: `not a valid regular expression: ${(e as Error).message.replace(/^Invalid regular expression: /, '')}` });
+      issues.refuse(at('ready', 'console'), `not a valid regular expression: ${(e as Error).message.replace(/^Invalid regular expression: /, '')}`);
     }
   } else ready = { kind: 'tcp', port: r.tcp };
   if (ready.kind === 'lease' && !servedDhcp.length)
-    issues.push({ path: at('ready'), message: 'ready: lease waits for a lease from qnet\'s DHCP server: the node needs a NIC on a network with "dhcp"' });
+    issues.add(at('ready'), 'ready: lease waits for a lease from qnet\'s DHCP server: the node needs a NIC on a network with "dhcp"', ...nicsDeps(name, node));
   return {
     path: path.resolve(baseDir, node.image),
     ...(diskSize !== undefined ? { diskSize } : {}),
@@ -117,9 +120,10 @@ function parseAddressList(
   value: string | string[] | undefined,
   subnet: Cidr | undefined,
   path: Array<string | number>,
-  issues: InputIssue[],
+  issues: Findings,
   paths?: Array<Array<string | number>>,
   unknownNetwork = false,
+  subnetDeps: PathLike[] = [],
 ): Cidr[] {
   if (value === undefined) return [];
   const list = Array.isArray(value) ? value : [value];
@@ -133,155 +137,175 @@ function parseAddressList(
     }
     else if (parseCidr(text, 24) && !text.includes('/')) {
       // Without a known network there is no subnet to take the prefix from; the unknown network is the problem.
-      if (!unknownNetwork) issues.push({ path: formatPath(p), message: `"${text}" needs a prefix length (like ${text}/24) because the network has no subnet` });
-    } else issues.push({ path: formatPath(p), message: `"${text}" is not an IPv4 address like 192.168.1.2/24` });
+      if (!unknownNetwork) issues.refuse(formatPath(p), `"${text}" needs a prefix length (like ${text}/24) because the network has no subnet`, ...subnetDeps);
+      else issues.forget(p);
+    } else issues.refuse(formatPath(p), `"${text}" is not an IPv4 address like 192.168.1.2/24`);
   });
   return out;
 }
+
+// What a NIC's port on a VLAN-aware switch is made of: judgements about its VLANs read these.
+const portDeps = (nic: Array<string | number>): PathLike[] => (['vlan', 'trunk', 'native'] as const).map((k) => [...nic, k]);
+
+// Where the subnet of a segment of a network is written: the network's, and on a VLAN-aware one the VLAN's.
+function subnetDeps(net: ResolvedNetwork, segment: number | null): PathLike[] {
+  const out: PathLike[] = [['networks', net.name, 'subnet']];
+  if (net.vlans) out.push(segment === null ? ['networks', net.name, 'vlans'] : ['networks', net.name, 'vlans', String(segment)]);
+  return out;
+}
+
+// What decides which networks a node has NICs on: its NICs, and the networks they name.
+const nicsDeps = (name: string, node: TopoNode): PathLike[] => [['nodes', name, 'nics'], ...node.nics.map((c) => ['networks', c.network ?? ''])];
 
 type TopoNet = Topology['networks'][string];
 type TopoNic = TopoNode['nics'][number];
 
 /** The VLANs of a network with "vlans" (its host side's VLAN, its subnets per VLAN); problems appended to `issues`. */
-function normalizeVlans(name: string, net: TopoNet, issues: InputIssue[]): NetworkVlans | undefined {
+function normalizeVlans(name: string, net: TopoNet, issues: Findings): NetworkVlans | undefined {
   const at = (...p: Array<string | number>) => formatPath(['networks', name, ...p]);
   if (net.vlans === undefined || net.vlans === false) {
-    if (net.hostVlan !== undefined) issues.push({ path: at('hostVlan'), message: 'hostVlan is for a network with "vlans: true"' });
+    if (net.hostVlan !== undefined) issues.add(at('hostVlan'), 'hostVlan is for a network with "vlans: true"');
     return undefined;
   }
   if (net.mode !== 'bridge' && net.mode !== 'isolated') {
-    issues.push({ path: at('vlans'), message: `VLANs are switched on bridge and isolated networks (this one is ${net.mode}); route between VLANs with a router node on a bridge network` });
+    issues.add(at('vlans'), `VLANs are switched on bridge and isolated networks (this one is ${net.mode}); route between VLANs with a router node on a bridge network`);
     return undefined;
   }
   if (net.hostVlan !== undefined && net.address === undefined)
-    issues.push({ path: at('hostVlan'), message: 'hostVlan places the host side in a VLAN: give the network an "address" (or remove hostVlan)' });
+    issues.add(at('hostVlan'), 'hostVlan places the host side in a VLAN: give the network an "address" (or remove hostVlan)');
   const subnets: Record<string, Cidr> = {};
   if (typeof net.vlans === 'object')
     for (const [key, v] of Object.entries(net.vlans)) {
       const id = /^\d{1,4}$/.test(key) ? Number(key) : NaN;
       if (!(id >= 1 && id <= 4094)) {
-        issues.push({ path: at('vlans', key), message: `"${key}" is not a VLAN id from 1 to 4094` });
+        issues.refuse(at('vlans', key), `"${key}" is not a VLAN id from 1 to 4094`);
         continue;
       }
       if (v.subnet === undefined) continue;
       const c = parseCidr(v.subnet);
-      if (!c || !v.subnet.includes('/')) issues.push({ path: at('vlans', key, 'subnet'), message: `"${v.subnet}" is not a subnet like 10.0.10.0/24` });
-      else if (networkOf(c) !== c.ip) issues.push({ path: at('vlans', key, 'subnet'), message: `${v.subnet} has host bits set; did you mean ${formatIPv4(networkOf(c))}/${c.prefix}?` });
+      if (!c || !v.subnet.includes('/')) issues.refuse(at('vlans', key, 'subnet'), `"${v.subnet}" is not a subnet like 10.0.10.0/24`);
+      else if (networkOf(c) !== c.ip) issues.refuse(at('vlans', key, 'subnet'), `${v.subnet} has host bits set; did you mean ${formatIPv4(networkOf(c))}/${c.prefix}?`);
       else subnets[String(id)] = c;
     }
   return { host: net.hostVlan ?? 1, subnets };
 }
 
 /** A NIC's port on a VLAN-aware network (access 1 unless it says otherwise); problems appended to `issues`. */
-function switchPort(net: ResolvedNetwork, nic: TopoNic, path: Array<string | number>, issues: InputIssue[]): SwitchPort | undefined {
+function switchPort(net: ResolvedNetwork, nic: TopoNic, path: Array<string | number>, issues: Findings): SwitchPort | undefined {
   const at = (k: string) => formatPath([...path, k]);
   if (!net.vlans) {
     for (const key of ['vlan', 'trunk', 'native'] as const)
       if (nic[key] !== undefined)
-        issues.push({ path: at(key), message: `network "${net.name}" is not VLAN-aware: give it "vlans: true" (or remove "${key}")` });
+        issues.add(at(key), `network "${net.name}" is not VLAN-aware: give it "vlans: true" (or remove "${key}")`);
     return undefined;
   }
   if (nic.vlan !== undefined && nic.trunk !== undefined) {
-    issues.push({ path: at('trunk'), message: 'a NIC is an access port ("vlan") or a trunk ("trunk"), not both' });
+    issues.add(at('trunk'), 'a NIC is an access port ("vlan") or a trunk ("trunk"), not both');
     return undefined;
   }
-  if (nic.native !== undefined && nic.trunk === undefined) issues.push({ path: at('native'), message: '"native" is the untagged VLAN of a trunk: give the NIC "trunk" too' });
+  if (nic.native !== undefined && nic.trunk === undefined) issues.add(at('native'), '"native" is the untagged VLAN of a trunk: give the NIC "trunk" too', at('trunk'));
   if (nic.trunk === undefined) return { access: nic.vlan ?? 1 };
   const seen = new Set<number>();
   nic.trunk.forEach((id, i) => {
-    if (seen.has(id)) issues.push({ path: formatPath([...path, 'trunk', i]), message: `VLAN ${id} is listed twice` });
+    if (seen.has(id)) issues.add(formatPath([...path, 'trunk', i]), `VLAN ${id} is listed twice`);
     seen.add(id);
   });
   if (nic.native !== undefined && seen.has(nic.native))
-    issues.push({ path: at('native'), message: `VLAN ${nic.native} is both tagged ("trunk") and the untagged native VLAN; a VLAN is one or the other on a port` });
+    issues.add(at('native'), `VLAN ${nic.native} is both tagged ("trunk") and the untagged native VLAN; a VLAN is one or the other on a port`);
   return { trunk: [...seen].sort((a, b) => a - b), ...(nic.native !== undefined ? { native: nic.native } : {}) };
 }
 
 /** A NIC's VLAN sub-interfaces in the guest, their addresses parsed; problems appended to `issues`. */
-function subInterfaces(net: ResolvedNetwork, nic: TopoNic, port: SwitchPort | undefined, path: Array<string | number>, issues: InputIssue[]): SubInterface[] | undefined {
+function subInterfaces(net: ResolvedNetwork, nic: TopoNic, port: SwitchPort | undefined, path: Array<string | number>, issues: Findings): SubInterface[] | undefined {
   if (!nic.vlans) return undefined;
   const out: SubInterface[] = [];
   const seen = new Set<number>();
   nic.vlans.forEach((v, i) => {
     const at = [...path, 'vlans', i];
     if (seen.has(v.id)) {
-      issues.push({ path: formatPath([...at, 'id']), message: `this NIC already has a sub-interface for VLAN ${v.id}` });
+      issues.add(formatPath([...at, 'id']), `this NIC already has a sub-interface for VLAN ${v.id}`);
       return;
     }
     seen.add(v.id);
     const segment = segmentOf(net, { ...(port ? { port } : {}) }, v.id);
     if (segment === null && port)
-      issues.push({
-        path: formatPath([...at, 'id']),
-        message: `the switch drops frames tagged ${v.id} on this port (${describePort(port)}): ${'access' in port ? `make it a trunk ("trunk: [${v.id}]")` : `add ${v.id} to "trunk"`}`,
-      });
+      issues.add(
+        formatPath([...at, 'id']),
+        `the switch drops frames tagged ${v.id} on this port (${describePort(port)}): ${'access' in port ? `make it a trunk ("trunk: [${v.id}]")` : `add ${v.id} to "trunk"`}`,
+        ...portDeps(path),
+      );
     const addressPaths: Array<Array<string | number>> = [];
-    const addresses = parseAddressList(v.ip, segmentSubnet(net, segment), [...at, 'ip'], issues, addressPaths);
+    const addresses = parseAddressList(v.ip, segmentSubnet(net, segment), [...at, 'ip'], issues, addressPaths, false, [...subnetDeps(net, segment), ...portDeps(path)]);
     out.push({ id: v.id, addresses, addressPaths });
   });
   return out;
 }
 
-/** Turns a schema-valid topology into the resolved lab model; problems are appended to `issues`. */
-export function normalize(topo: Topology, issues: InputIssue[], opts: NormalizeOptions = {}): ResolvedLab {
+/**
+ * Turns a schema-valid topology (or the valid part of one the schema refused) into the resolved lab model;
+ * problems are added to `issues`, judgements from unknown values left out.
+ */
+export function normalize(topo: Topology, issues: Findings, opts: NormalizeOptions = {}): ResolvedLab {
   const baseDir = opts.baseDir ?? process.cwd();
   const networks: ResolvedNetwork[] = [];
   for (const [name, net] of Object.entries(topo.networks)) {
+    // What kind of network it is decides every judgement about it and its NICs: unknown, the network is too.
+    if ((['mode', 'vlans', 'hostVlan'] as const).some((k) => issues.unknown(['networks', name, k]))) {
+      issues.forget(['networks', name]);
+      continue;
+    }
     let subnet: Cidr | undefined;
     if (net.subnet !== undefined) {
       const c = parseCidr(net.subnet);
-      if (!c) issues.push({ path: formatPath(['networks', name, 'subnet']), message: `"${net.subnet}" is not a subnet like 192.168.1.0/24` });
+      if (!c) issues.refuse(formatPath(['networks', name, 'subnet']), `"${net.subnet}" is not a subnet like 192.168.1.0/24`);
       else if (networkOf(c) !== c.ip)
-        issues.push({
-          path: formatPath(['networks', name, 'subnet']),
-          message: `${net.subnet} has host bits set; did you mean ${formatIPv4(networkOf(c))}/${c.prefix}?`,
-        });
+        issues.refuse(formatPath(['networks', name, 'subnet']), `${net.subnet} has host bits set; did you mean ${formatIPv4(networkOf(c))}/${c.prefix}?`);
       else subnet = c;
     }
     // On a VLAN-aware network the host side's address lies in its VLAN's subnet (when that VLAN declares one).
     const hostVlanSubnet = typeof net.vlans === 'object' ? parseCidr(net.vlans[String(net.hostVlan ?? 1)]?.subnet ?? '') ?? undefined : undefined;
-    const address = net.address === undefined ? [] : parseAddressList(net.address, hostVlanSubnet ?? subnet, ['networks', name, 'address'], issues);
+    const address =
+      net.address === undefined
+        ? []
+        : parseAddressList(net.address, hostVlanSubnet ?? subnet, ['networks', name, 'address'], issues, undefined, false, [['networks', name, 'subnet'], ['networks', name, 'vlans']]);
     const at = (key: string) => formatPath(['networks', name, key]);
     const pointToPoint = net.mode === 'socket' || net.mode === 'link';
     if (pointToPoint) {
       for (const key of ['bridge', 'address', 'dhcp'] as const)
-        if (net[key] !== undefined) issues.push({ path: at(key), message: `a ${net.mode} network has no bridge, so no ${key}` });
+        if (net[key] !== undefined) issues.add(at(key), `a ${net.mode} network has no bridge, so no ${key}`);
     }
     const vlans = normalizeVlans(name, net, issues);
     if (net.mode === 'isolated' && net.address !== undefined)
-      issues.push({ path: at('address'), message: 'an isolated network has no host side; remove "address" (or use mode bridge)' });
+      issues.add(at('address'), 'an isolated network has no host side; remove "address" (or use mode bridge)');
     if ((net.mode === 'nat' || net.mode === 'routed') && (net.subnet === undefined || net.address === undefined))
-      issues.push({
-        path: at(net.subnet === undefined ? 'subnet' : 'address'),
-        message: `a ${net.mode} network needs "subnet" and "address" (the host side, the guests' gateway)`,
-      });
+      issues.add(at(net.subnet === undefined ? 'subnet' : 'address'), `a ${net.mode} network needs "subnet" and "address" (the host side, the guests' gateway)`);
     if (onLan(net)) {
       if (net.uplink === undefined)
-        issues.push({ path: at('uplink'), message: `a ${net.mode} network needs "uplink": the host interface whose LAN the guests join (like eth0${net.mode === 'macnat' ? ' or wlan0' : ''})` });
+        issues.add(at('uplink'), `a ${net.mode} network needs "uplink": the host interface whose LAN the guests join (like eth0${net.mode === 'macnat' ? ' or wlan0' : ''})`);
       if (net.address !== undefined)
-        issues.push({ path: at('address'), message: `a ${net.mode} network's host side is the uplink's own address; remove "address"` });
+        issues.add(at('address'), `a ${net.mode} network's host side is the uplink's own address; remove "address"`);
       if (net.dhcp !== undefined)
-        issues.push({ path: at('dhcp'), message: `guests on a ${net.mode} network get addresses from the LAN's own DHCP server; remove "dhcp" and give the NICs "dhcp: true"` });
+        issues.add(at('dhcp'), `guests on a ${net.mode} network get addresses from the LAN's own DHCP server; remove "dhcp" and give the NICs "dhcp: true"`);
     } else if (net.uplink !== undefined)
-      issues.push({ path: at('uplink'), message: `only bridged and macnat networks have an uplink (this one is ${net.mode})` });
+      issues.add(at('uplink'), `only bridged and macnat networks have an uplink (this one is ${net.mode})`);
     if (pointToPoint)
       for (const key of ['stp', 'forwardDelay', 'helloTime'] as const)
-        if (net[key] !== undefined) issues.push({ path: at(key), message: `a ${net.mode} network has no bridge, so no ${key}` });
+        if (net[key] !== undefined) issues.add(at(key), `a ${net.mode} network has no bridge, so no ${key}`);
     if (net.dhcp && net.address === undefined && !pointToPoint && !onLan(net))
-      issues.push({ path: at('dhcp'), message: 'DHCP is served from the host side of the bridge: give the network an "address"' });
+      issues.add(at('dhcp'), 'DHCP is served from the host side of the bridge: give the network an "address"', at('address'));
     let dhcp: ResolvedNetwork['dhcp'];
     if (net.dhcp) {
       const m = /^\s*([\d.]+)\s*-\s*([\d.]+)\s*$/.exec(net.dhcp.range);
       const start = m ? parseIPv4(m[1]!) : null;
       const end = m ? parseIPv4(m[2]!) : null;
       if (start === null || end === null)
-        issues.push({ path: formatPath(['networks', name, 'dhcp', 'range']), message: `"${net.dhcp.range}" is not a range like 172.16.1.2-172.16.1.100` });
+        issues.refuse(formatPath(['networks', name, 'dhcp', 'range']), `"${net.dhcp.range}" is not a range like 172.16.1.2-172.16.1.100`);
       else if (end < start)
-        issues.push({ path: formatPath(['networks', name, 'dhcp', 'range']), message: `the range ends (${m![2]}) before it starts (${m![1]})` });
+        issues.refuse(formatPath(['networks', name, 'dhcp', 'range']), `the range ends (${m![2]}) before it starts (${m![1]})`);
       else dhcp = { start, end, lease: net.dhcp.lease };
     }
     if (pointToPoint && (net.antispoof || net.dhcpGuard))
-      issues.push({ path: at(net.antispoof ? 'antispoof' : 'dhcpGuard'), message: `a ${net.mode} network has no bridge to filter on` });
+      issues.add(at(net.antispoof ? 'antispoof' : 'dhcpGuard'), `a ${net.mode} network has no bridge to filter on`);
     networks.push({
       name,
       mode: net.mode,
@@ -308,25 +332,25 @@ export function normalize(topo: Topology, issues: InputIssue[], opts: NormalizeO
       let macDerived = true;
       if (nic.mac !== undefined) {
         const m = parseMac(nic.mac);
-        if (!m) issues.push({ path: formatPath([...path, 'mac']), message: `"${nic.mac}" is not a MAC address like de:ad:be:ef:00:02` });
+        if (!m) issues.refuse(formatPath([...path, 'mac']), `"${nic.mac}" is not a MAC address like de:ad:be:ef:00:02`);
         else {
           mac = m;
           macDerived = false;
         }
       }
       if (nic.user && nic.network !== undefined)
-        issues.push({ path: formatPath(path), message: 'a NIC either joins a network or uses user-mode networking (user), not both' });
+        issues.add(formatPath(path), 'a NIC either joins a network or uses user-mode networking (user), not both');
       if (!nic.user && nic.network === undefined)
-        issues.push({ path: formatPath(path), message: 'a NIC needs "network: NAME" (a network of this lab) or "user: {}" (QEMU user-mode networking)' });
+        issues.add(formatPath(path), 'a NIC needs "network: NAME" (a network of this lab) or "user: {}" (QEMU user-mode networking)', [...path, 'network'], [...path, 'user']);
       if (nic.user) {
         for (const key of ['vlan', 'trunk', 'native', 'vlans'] as const)
           if (nic[key] !== undefined)
-            issues.push({ path: formatPath([...path, key]), message: `a user-mode NIC is no port of a switch and carries no VLANs; remove "${key}"` });
+            issues.add(formatPath([...path, key]), `a user-mode NIC is no port of a switch and carries no VLANs; remove "${key}"`);
         for (const key of ['ip', 'tap'] as const)
           if (nic[key] !== undefined)
-            issues.push({ path: formatPath([...path, key]), message: `user-mode NICs always get ${USER_NET.address} and have no tap; remove "${key}"` });
-        if (nic.dhcp) issues.push({ path: formatPath([...path, 'dhcp']), message: 'a user-mode NIC gets 10.0.2.15 from QEMU itself; remove "dhcp"' });
-        if (nic.impair) issues.push({ path: formatPath([...path, 'impair']), message: 'impairments go on a tap: a user-mode NIC has none (put the NIC on a network)' });
+            issues.add(formatPath([...path, key]), `user-mode NICs always get ${USER_NET.address} and have no tap; remove "${key}"`);
+        if (nic.dhcp) issues.add(formatPath([...path, 'dhcp']), 'a user-mode NIC gets 10.0.2.15 from QEMU itself; remove "dhcp"');
+        if (nic.impair) issues.add(formatPath([...path, 'impair']), 'impairments go on a tap: a user-mode NIC has none (put the NIC on a network)');
         return {
           index,
           dhcp: false,
@@ -345,18 +369,23 @@ export function normalize(topo: Topology, issues: InputIssue[], opts: NormalizeO
       const addressPaths: Array<Array<string | number>> = [];
       const port = net ? switchPort(net, nic, path, issues) : undefined;
       const vlans = net ? subInterfaces(net, nic, port, path, issues) : undefined;
-      if (nic.vlans && kind === 'socket') issues.push({ path: formatPath([...path, 'vlans']), message: 'VLAN sub-interfaces need a tap: use a link network instead of socket' });
+      if (nic.vlans && kind === 'socket') issues.add(formatPath([...path, 'vlans']), 'VLAN sub-interfaces need a tap: use a link network instead of socket');
       if (kind === 'socket' && nic.tap !== undefined)
-        issues.push({ path: formatPath([...path, 'tap']), message: 'NICs on a socket network have no tap; remove "tap"' });
+        issues.add(formatPath([...path, 'tap']), 'NICs on a socket network have no tap; remove "tap"');
       if (kind === 'socket' && nic.impair)
-        issues.push({ path: formatPath([...path, 'impair']), message: 'impairments go on a tap: a NIC on a socket network has none (use a bridge network)' });
+        issues.add(formatPath([...path, 'impair']), 'impairments go on a tap: a NIC on a socket network has none (use a bridge network)');
       const impair = kind === 'bridge' ? resolveImpairment(nic.impair) : undefined;
       if (nic.dhcp && net && onLan(net) && nic.ip !== undefined)
-        issues.push({ path: formatPath([...path, 'ip']), message: `the LAN's DHCP server chooses the address on ${net.mode} network "${net.name}"; remove "ip" (or "dhcp" for a static address)` });
+        issues.add(formatPath([...path, 'ip']), `the LAN's DHCP server chooses the address on ${net.mode} network "${net.name}"; remove "ip" (or "dhcp" for a static address)`);
       if (nic.dhcp && net && !net.dhcp && !onLan(net))
-        issues.push({ path: formatPath([...path, 'dhcp']), message: `network "${net.name}" serves no DHCP; give it a "dhcp" range` });
+        issues.add(formatPath([...path, 'dhcp']), `network "${net.name}" serves no DHCP; give it a "dhcp" range`, ['networks', net.name, 'dhcp']);
       if (nic.dhcp && Array.isArray(nic.ip) && nic.ip.length > 1)
-        issues.push({ path: formatPath([...path, 'ip']), message: 'with "dhcp", "ip" is the single address of this MAC\'s static lease' });
+        issues.add(formatPath([...path, 'ip']), 'with "dhcp", "ip" is the single address of this MAC\'s static lease');
+      // In its VLAN's subnet (on a trunk without a native VLAN, where it is refused later, the network's).
+      const segment = net ? segmentOf(net, { ...(port ? { port } : {}) }) : null;
+      const subnet = net ? (segmentSubnet(net, segment) ?? (net.vlans ? net.subnet : undefined)) : undefined;
+      const deps = net ? [...subnetDeps(net, segment), ...portDeps(path)] : [];
+      const addresses = parseAddressList(nic.ip, subnet, [...path, 'ip'], issues, addressPaths, !net, deps);
       return {
         index,
         dhcp: nic.dhcp,
@@ -367,8 +396,7 @@ export function normalize(topo: Topology, issues: InputIssue[], opts: NormalizeO
         macDerived,
         model: nic.model,
         tap: kind === 'bridge' ? (nic.tap ?? deriveIfName('t-', name, `-${index}`)) : '',
-        // In its VLAN's subnet (on a trunk without a native VLAN, where it is refused later, the network's).
-        addresses: parseAddressList(nic.ip, net ? (segmentSubnet(net, segmentOf(net, { ...(port ? { port } : {}) })) ?? (net.vlans ? net.subnet : undefined)) : undefined, [...path, 'ip'], issues, addressPaths, !net),
+        addresses,
         addressPaths,
         ...(impair ? { impair } : {}),
         ...(port ? { port } : {}),
@@ -378,7 +406,7 @@ export function normalize(topo: Topology, issues: InputIssue[], opts: NormalizeO
     let gateway: number | undefined;
     if (node.gateway !== undefined) {
       const g = parseIPv4(node.gateway);
-      if (g === null) issues.push({ path: formatPath(['nodes', name, 'gateway']), message: `"${node.gateway}" is not an IPv4 address like 192.168.1.254` });
+      if (g === null) issues.refuse(formatPath(['nodes', name, 'gateway']), `"${node.gateway}" is not an IPv4 address like 192.168.1.254`);
       else gateway = g;
     }
     const routes: NodeRoute[] = [];
@@ -386,10 +414,11 @@ export function normalize(topo: Topology, issues: InputIssue[], opts: NormalizeO
       const to = parseCidr(r.to);
       const via = parseIPv4(r.via);
       const at = (k: string) => formatPath(['nodes', name, 'routes', i, k]);
-      if (!to || !r.to.includes('/')) issues.push({ path: at('to'), message: `"${r.to}" is not a destination like 10.50.0.0/16` });
-      else if (networkOf(to) !== to.ip) issues.push({ path: at('to'), message: `${r.to} has host bits set; did you mean ${formatIPv4(networkOf(to))}/${to.prefix}?` });
-      if (via === null) issues.push({ path: at('via'), message: `"${r.via}" is not an IPv4 address like 192.168.1.254` });
-      if (to && r.to.includes('/') && networkOf(to) === to.ip && via !== null) routes.push({ to, via });
+      if (!to || !r.to.includes('/')) issues.refuse(at('to'), `"${r.to}" is not a destination like 10.50.0.0/16`);
+      else if (networkOf(to) !== to.ip) issues.refuse(at('to'), `${r.to} has host bits set; did you mean ${formatIPv4(networkOf(to))}/${to.prefix}?`);
+      if (via === null) issues.refuse(at('via'), `"${r.via}" is not an IPv4 address like 192.168.1.254`);
+      // At its own index: the rules name a route by it (a route refused here leaves a hole, in a lab never used).
+      if (to && r.to.includes('/') && networkOf(to) === to.ip && via !== null) routes[i] = { to, via };
     });
     const image = normalizeImage(name, node, nics, byName, baseDir, issues);
     // A guest that qnet does not configure asks DHCP by itself: its declared address is a static lease, where
@@ -418,12 +447,15 @@ export function normalize(topo: Topology, issues: InputIssue[], opts: NormalizeO
       taken.add(nic.mac);
     }
 
+  // Which NICs join a network is unknown when a node, its NICs, or a NIC's network or user was refused.
+  const membersUnknown = issues.someUnknown((p) => p[0] === 'nodes' && (p.length <= 2 || (p[2] === 'nics' && (p.length <= 4 || p[4] === 'network' || p[4] === 'user'))));
+
   // Transparent links: exactly two NICs, each with a tap; what one guest sends is redirected to the other's tap.
   for (const net of networks) {
     if (net.mode !== 'link') continue;
     const members = nodes.flatMap((n) => n.nics.filter((c) => c.kind === 'bridge' && c.network === net.name));
     if (members.length !== 2) {
-      issues.push({ path: formatPath(['networks', net.name]), message: `a link network joins exactly two NICs; ${members.length} join it` });
+      if (!membersUnknown) issues.add(formatPath(['networks', net.name]), `a link network joins exactly two NICs; ${members.length} join it`);
       continue;
     }
     members[0]!.peerTap = members[1]!.tap;
@@ -435,7 +467,7 @@ export function normalize(topo: Topology, issues: InputIssue[], opts: NormalizeO
     if (net.mode !== 'socket') return;
     const members = nodes.flatMap((n) => n.nics.filter((c) => c.kind === 'socket' && c.network === net.name));
     if (members.length !== 2) {
-      issues.push({ path: formatPath(['networks', net.name]), message: `a socket network links exactly two NICs; ${members.length} join it` });
+      if (!membersUnknown) issues.add(formatPath(['networks', net.name]), `a socket network links exactly two NICs; ${members.length} join it`);
       return;
     }
     const base = SOCKET_PORT_BASE + i * 2;
@@ -449,12 +481,12 @@ export function normalize(topo: Topology, issues: InputIssue[], opts: NormalizeO
     const node = nodes.find((n) => n.name === f.node);
     const path = ['forwards', i, 'node'];
     if (!node) {
-      issues.push({ path: formatPath(path), message: `unknown node "${f.node}"` });
+      issues.add(formatPath(path), `unknown node "${f.node}"`, ['nodes', f.node]);
       return;
     }
     const nic = node.nics.find((c) => c.kind === 'bridge' && c.addresses.length && byName.get(c.network) && usesUplink(byName.get(c.network)!));
     if (!nic)
-      issues.push({ path: formatPath(path), message: `node "${f.node}" has no known address on a nat or routed network (give it "ip", a static lease with dhcp)` });
+      issues.add(formatPath(path), `node "${f.node}" has no known address on a nat or routed network (give it "ip", a static lease with dhcp)`, ...nicsDeps(f.node, topo.nodes[f.node]!));
     else forwards.push({ proto: f.proto, host: f.host, node: f.node, port: f.port, address: nic.addresses[0]!.ip });
   });
 

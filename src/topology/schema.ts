@@ -1,13 +1,13 @@
 // The topology file's schema: the single source of truth for validation and the generated JSON Schema.
 import { z } from 'zod';
 import { IMPAIR_DIRECTIONS, parseRate, parseShare, parseTime } from './impair.js';
-import { NAME_PATTERN } from './names.js';
+import { LAB_NAME_MAX, NAME_PATTERN } from './names.js';
 
 export { NIC_MODELS, type NicModel } from './nic-models.js';
 import { NIC_MODELS, type NicModel } from './nic-models.js';
 
 export const LIMITS = {
-  labName: 24,
+  labName: LAB_NAME_MAX,
   objectName: 32,
   ifName: 15,
   memoryMinMiB: 104, // measured: the Debian kernel with the built-in image does not boot in less

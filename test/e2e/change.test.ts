@@ -1,6 +1,8 @@
 // End-to-end: `up` of a running lab with a changed topology applies what changed and touches nothing else.
 import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
 import { after, before, test } from 'node:test';
+import { stringify } from 'yaml';
 import { labName, qnet, snapshot, writeTopology, type HostSnapshot } from './helpers.js';
 
 const name = labName('chg');
@@ -18,11 +20,15 @@ const v2 = {
   },
 };
 let before0: HostSnapshot;
+let file = '';
+// Each change is an edit of the lab's own file (another file that gives the same name is refused: cli-codes).
+const edit = (topo: unknown) => (writeFileSync(file, stringify(topo)), file);
 const status = async () => JSON.parse((await qnet(['status', name, '--json'])).stdout);
 
 before(async () => {
   before0 = await snapshot();
-  const r = await qnet(['up', writeTopology(v1)]);
+  file = writeTopology(v1);
+  const r = await qnet(['up', file]);
   assert.equal(r.code, 0, r.stderr);
 });
 after(async () => {
@@ -32,7 +38,7 @@ after(async () => {
 
 test('--dry-run shows the change and changes nothing', async () => {
   const pids = (await status()).nodes.map((n: { pid: number }) => n.pid);
-  const r = await qnet(['up', writeTopology(v2), '--dry-run']);
+  const r = await qnet(['up', edit(v2), '--dry-run']);
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /add networks: side/);
   assert.match(r.stdout, /add nodes: c/);
@@ -44,7 +50,7 @@ test('--dry-run shows the change and changes nothing', async () => {
 test('adding a node and a network and removing a node leaves the unchanged node alone', async () => {
   const s1 = await status();
   const aPid = s1.nodes.find((n: { name: string }) => n.name === 'a').pid;
-  const r = await qnet(['up', writeTopology(v2)]);
+  const r = await qnet(['up', edit(v2)]);
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stderr, /c is up/);
   const s2 = await status();
@@ -59,13 +65,13 @@ test('adding a node and a network and removing a node leaves the unchanged node 
 test('a changed node is restarted; a change that cannot be made in place is refused with the reason', async () => {
   const changed = { ...v2, nodes: { ...v2.nodes, a: { memory: 144, nics: [{ network: 'lan', ip: '10.44.0.2' }] } } };
   const before1 = (await status()).nodes;
-  const r = await qnet(['up', writeTopology(changed)]);
+  const r = await qnet(['up', edit(changed)]);
   assert.equal(r.code, 0, r.stderr);
   const after1 = (await status()).nodes;
   assert.notEqual(after1[0].pid, before1[0].pid, 'a restarted');
   assert.equal(after1[0].memory, 144);
   assert.equal(after1[1].pid, before1[1].pid, 'c untouched');
-  const refused = await qnet(['up', writeTopology({ ...changed, networks: { ...changed.networks, lan: { subnet: '10.44.0.0/24', address: '10.44.0.1' } } })]);
+  const refused = await qnet(['up', edit({ ...changed, networks: { ...changed.networks, lan: { subnet: '10.44.0.0/24', address: '10.44.0.1' } } })]);
   assert.equal(refused.code, 1);
   assert.match(refused.stderr, /cannot be applied in place[\s\S]*networks\.lan changed/);
   assert.equal((await status()).nodes[1].pid, before1[1].pid, 'a refused change touches nothing');

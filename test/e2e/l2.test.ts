@@ -131,7 +131,7 @@ describe('transparent links and VLAN sub-interfaces', () => {
   });
 
   test('a node on a link restarted by a changed topology is joined to its peer again', async () => {
-    const r = await qnet(['up', writeTopology(TOPO(lab, 136))]);
+    const r = await qnet(['up', writeTopology(TOPO(lab, 136)), '--replace']);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stderr, /restart changed nodes: y/);
     assert.match(r.stderr, /take the old redirects off the links whose ends are made again/);

@@ -124,7 +124,7 @@ describe('guests restored from the saved state of their shape', () => {
       networks: { lan: { subnet: '10.91.0.0/24' } },
       nodes: { a: node('10.91.0.11', '52:54:00:91:00:11'), b: node('10.91.0.12', '52:54:00:91:00:12'), c: node('10.91.0.13', '52:54:00:91:00:13'), d: node('10.91.0.14', '52:54:00:91:00:14') },
     });
-    const r = await qnet(['up', more]);
+    const r = await qnet(['up', more, '--replace']);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stderr, /d is up \(restored from the saved state/);
     await new Promise((res) => setTimeout(res, 1500)); // QEMU's announcements would span 50 + 150 + 250 + 350 + 450 ms

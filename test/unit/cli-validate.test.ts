@@ -82,6 +82,27 @@ describe('qnet validate', () => {
     );
   });
 
+  test('exit 2 and every problem of a file with six, of every stage, each with its path, line and column', () => {
+    const file = path.join(ROOT, 'test', 'fixtures', 'bad.yaml');
+    const r = qnet('validate', file);
+    assert.equal(r.status, 2, r.stderr);
+    assert.equal(r.stdout, '');
+    assert.match(r.stderr, /invalid topology \(6 problems\)/);
+    const lines = r.stderr.split('\n').filter((l) => l.startsWith('  '));
+    assert.deepEqual(
+      lines.map((l) => /^ {2}(\S+): .* \(line (\d+), column (\d+)\)$/.exec(l)?.slice(1).join(' ')),
+      [
+        'nodes.deb2.memory 11 13',
+        'nodes.deb2.gateway 12 14',
+        'nodes.deb2.nics[0].ip 14 28',
+        'nodes.deb2.nics[0].mac 14 48',
+        'nodes.deb2.nics[1].network 15 19',
+        'nodes.a-node-name-that-is-far-too-long-for-dns 16 3',
+      ],
+      r.stderr,
+    );
+  });
+
   test('exit 2 for a file that does not exist', () => {
     const r = qnet('validate', '/nonexistent.yaml');
     assert.equal(r.status, 2, r.stderr);

@@ -1,12 +1,18 @@
 // Topology loading: defaults and derived values of valid topologies, and a table of invalid ones.
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { UserError } from '../../src/errors.js';
 import { formatIPv4, formatCidr } from '../../src/topology/ipv4.js';
 import { MAX_TOPOLOGY_BYTES, parseTopology, validateTopology } from '../../src/topology/load.js';
 import type { ResolvedLab, ResolvedNode } from '../../src/topology/model.js';
 import { deriveIfName, deriveMac } from '../../src/topology/normalize.js';
 import { BAD_TOPOLOGIES } from './bad-topologies.js';
+
+// This file runs as dist/test/unit/topology.test.js: the repository root is three levels up.
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 
 const DERIVED_MAC = /^52:54:00:[0-9a-f]{2}:[0-9a-f]{2}:[0-9a-f]{2}$/;
 
@@ -358,7 +364,7 @@ nodes:
     assert.match(err.message, /\(5 problems\)/);
   });
 
-  test('schema errors are reported together, before the cross-field rules', () => {
+  test('schema errors are reported together', () => {
     const err = userErrorOf(() => parseTopology('name: Lab\nnodes:\n  deb1: {memory: 1, cpus: 0, extra: 1}\n'));
     assert.deepEqual(err.issues.map((i) => i.path).sort(), ['name', 'nodes.deb1', 'nodes.deb1.cpus', 'nodes.deb1.memory']);
   });
@@ -415,3 +421,217 @@ nodes:
   });
 });
 
+
+/** The problems of an invalid topology, as `path: message` strings. */
+function problemsOf(text: string): string[] {
+  return userErrorOf(() => parseTopology(text, 't.yaml')).issues.map((i) => `${i.path}: ${i.message}`);
+}
+
+describe('every problem in one run', () => {
+  // Two problems for the schema, one for normalization, three for the rules: before, one run showed the schema's
+  // two, and the other four only once those were fixed.
+  test('the six problems of test/fixtures/bad.yaml, of every stage, in one run and in the order of the file', () => {
+    const err = userErrorOf(() => parseTopology(readFileSync(path.join(ROOT, 'test', 'fixtures', 'bad.yaml'), 'utf8'), 'bad.yaml'));
+    assert.deepEqual(
+      err.issues.map((i) => [i.path, i.line]),
+      [
+        ['nodes.deb2.memory', 11],
+        ['nodes.deb2.gateway', 12],
+        ['nodes.deb2.nics[0].ip', 14],
+        ['nodes.deb2.nics[0].mac', 14],
+        ['nodes.deb2.nics[1].network', 15],
+        ['nodes.a-node-name-that-is-far-too-long-for-dns', 16],
+      ],
+    );
+    assert.match(err.message, /\(6 problems\)/);
+    const byPath = new Map(err.issues.map((i) => [i.path, i.message]));
+    assert.match(byPath.get('nodes.deb2.memory')!, /at least 104/);
+    assert.match(byPath.get('nodes.deb2.gateway')!, /not on the subnet/);
+    assert.match(byPath.get('nodes.deb2.nics[0].ip')!, /not an IPv4 address/);
+    assert.match(byPath.get('nodes.deb2.nics[0].mac')!, /already used by nodes\.deb1\.nics\[0\]/);
+    assert.match(byPath.get('nodes.deb2.nics[1].network')!, /unknown network "wan"/);
+    assert.match(byPath.get('nodes.a-node-name-that-is-far-too-long-for-dns')!, /at most 32 characters/);
+  });
+
+  test('the rules run on the valid nodes beside a node whose name the schema refused, and on that node too', () => {
+    const got = problemsOf(`name: lab
+networks: {lan: {subnet: 10.0.0.0/24}}
+nodes:
+  Deb1: {memory: 1, nics: [{network: lan, ip: 10.0.0.2}]}
+  deb2: {nics: [{network: lan, ip: 10.0.0.2}]}
+`);
+    assert.deepEqual(got.map((p) => p.replace(/:.*/, '')).sort(), ['nodes.Deb1', 'nodes.Deb1.memory', 'nodes.deb2.nics[0].ip']);
+    assert.ok(got.some((p) => /^nodes\.deb2\.nics\[0\]\.ip: 10\.0\.0\.2 is already used by nodes\.Deb1/.test(p)), got.join('\n'));
+  });
+
+  test('an invalid forward or route leaves the others judged, each at its own index', () => {
+    const got = problemsOf(`name: lab
+networks: {lan: {subnet: 192.168.1.0/24}}
+forwards:
+  - {host: 8080, node: deb9, port: 80}
+  - {host: 99999, node: deb1, port: 80}
+nodes:
+  deb1:
+    routes: [{to: 10.50.0.1/16, via: 192.168.1.1}, {to: 10.60.0.0/16}, {to: 10.70.0.0/16, via: 10.9.9.9}]
+    nics: [{network: lan, ip: 192.168.1.2}]
+`);
+    assert.deepEqual(got.map((p) => p.replace(/: .*/, '')), ['forwards[0].node', 'forwards[1].host', 'nodes.deb1.routes[0].to', 'nodes.deb1.routes[1].via', 'nodes.deb1.routes[2].via'], got.join('\n'));
+    assert.match(got[4]!, /10\.9\.9\.9 is not on the subnet/);
+  });
+
+  // A problem that follows from one already reported is not a second problem.
+  const cascades: Array<[string, string, string[]]> = [
+    [
+      'a network the schema refused is no unknown network, and its NICs are not judged by it',
+      `name: lab
+networks: {wan: {mode: natt, subnet: 10.0.0.0/24}}
+nodes:
+  deb1: {gateway: 10.0.0.1, nics: [{network: wan, ip: 10.0.0.2}]}
+`,
+      ['networks.wan.mode'],
+    ],
+    [
+      'a subnet normalization refused: no "needs a prefix length" for addresses on it, no gateway off-link',
+      `name: lab
+networks: {lan: {subnet: 10.0.0.0}}
+nodes:
+  deb1: {gateway: 10.0.0.1, nics: [{network: lan, ip: 10.0.0.2}]}
+`,
+      ['networks.lan.subnet'],
+    ],
+    [
+      'a NIC whose network the schema refused does not "need a network"',
+      `name: lab
+networks: {lan: {}}
+nodes:
+  deb1: {nics: [{network: "${'x'.repeat(70)}"}]}
+`,
+      ['nodes.deb1.nics[0].network'],
+    ],
+    [
+      'a node whose image the schema refused is no built-in node with image settings',
+      `name: lab
+nodes:
+  deb1: {image: "", firmware: uefi}
+`,
+      ['nodes.deb1.image'],
+    ],
+    [
+      'a list of NICs the schema refused leaves the gateway unjudged',
+      `name: lab
+networks: {lan: {subnet: 10.0.0.0/24}}
+nodes:
+  deb1: {gateway: 10.0.0.1, nics: [lan]}
+`,
+      ['nodes.deb1.nics[0]'],
+    ],
+    [
+      'a misspelt key is not also missing',
+      `name: lab
+networks: {wan: {mode: nat, subnet: 10.0.0.0/24, adress: 10.0.0.1}}
+nodes:
+  deb1: {}
+`,
+      ['networks.wan'],
+    ],
+    [
+      'a misspelt required key is not also required',
+      `nme: lab
+nodes:
+  deb1: {}
+`,
+      ['(top level)'],
+    ],
+    [
+      'an address refused on a network without subnet leaves the gateway unjudged',
+      `name: lab
+networks: {lan: {}}
+nodes:
+  deb1: {gateway: 10.0.0.1, nics: [{network: lan, ip: 10.0.0.300/24}]}
+`,
+      ['nodes.deb1.nics[0].ip'],
+    ],
+    [
+      'a link network is not judged short of members while a NIC\'s network is unknown',
+      `name: lab
+networks: {l: {mode: link}}
+nodes:
+  a: {nics: [{network: l}]}
+  b: {nics: [{network: l, model: ne2k}]}
+  c: {nics: [{network: "${'y'.repeat(70)}"}]}
+`,
+      ['nodes.b.nics[0].model', 'nodes.c.nics[0].network'],
+    ],
+  ];
+  for (const [why, text, paths] of cascades)
+    test(`no cascade: ${why}`, () => {
+      const got = problemsOf(text);
+      assert.deepEqual(got.map((p) => p.replace(/: .*/, '')).sort(), paths, got.join('\n'));
+    });
+});
+
+describe('where a problem is', () => {
+  // The `ip:` of the NIC item is written at column 6, neither under the item (column 9) nor beside "nics" (5).
+  const misindented = `name: lab
+networks:
+  lan: {subnet: 192.168.1.0/24}
+nodes:
+  deb2:
+    nics:
+      - network: lan
+        mac: "52:54:00:00:00:01"
+     ip: 192.168.1.2
+`;
+
+  test('a key out of line is pointed at, not the start of its line, with the columns it fails to meet', () => {
+    const err = userErrorOf(() => parseTopology(misindented, 't.yaml'));
+    assert.equal(err.issues.length, 1, err.message);
+    assert.equal(err.issues[0]!.path, 'line 9, column 6');
+    assert.match(err.issues[0]!.message, /"ip" at column 6 .*"mac" at column 9.*"nics" at column 5/);
+  });
+
+  test('problems with a path carry the line and column of their value (or of the key that names it)', () => {
+    const err = userErrorOf(() =>
+      parseTopology('name: lab\nnetworks:\n  lan: {subnet: 10.0.0.0/24}\nnodes:\n  deb1:\n    memory: 1\n    ram: 4\n    nics:\n      - {network: lan, ip: 10.0.0.300}\n', 't.yaml'),
+    );
+    const at = new Map(err.issues.map((i) => [i.path, [i.line, i.column]]));
+    assert.deepEqual(at.get('nodes.deb1.memory'), [6, 13]);
+    assert.deepEqual(at.get('nodes.deb1'), [7, 5]); // the unknown key "ram" itself
+    assert.deepEqual(at.get('nodes.deb1.nics[0].ip'), [9, 28]);
+    assert.match(err.message, /\n {2}nodes\.deb1\.memory: .* \(line 6, column 13\)\n/);
+  });
+
+  test('a topology built in code has paths and no positions', () => {
+    const err = userErrorOf(() => validateTopology({ name: 'lab', nodes: { deb1: { memory: 1 } } }));
+    assert.equal(err.issues[0]!.line, undefined);
+    assert.doesNotMatch(err.message, /line \d/);
+  });
+});
+
+describe('what was meant', () => {
+  const cases: Array<[string, string, string, RegExp]> = [
+    ['a node setting where a node name belongs', 'name: lab\nnodes:\n  nics:\n    - network: lan\n', 'nodes.nics', /"nics" is a node setting, not a node name: the node's name is missing above it/],
+    ['a node setting (a number) where a node name belongs', 'name: lab\nnodes:\n  memory: 256\n  deb1: {}\n', 'nodes.memory', /"memory" is a node setting, not a node name/],
+    ['a network setting where a network name belongs', 'name: lab\nnetworks:\n  subnet: 10.0.0.0/24\nnodes:\n  deb1: {}\n', 'networks.subnet', /"subnet" is a network setting, not a network name/],
+    ['a misspelt node key', 'name: lab\nnodes:\n  deb1: {memroy: 256}\n', 'nodes.deb1', /unknown key "memroy"; did you mean "memory"\?/],
+    ['a misspelt NIC key', 'name: lab\nnetworks: {lan: {}}\nnodes:\n  deb1: {nics: [{netwrok: lan}]}\n', 'nodes.deb1.nics[0]', /unknown key "netwrok"; did you mean "network"\?/],
+    ['a misspelt network key', 'name: lab\nnetworks: {lan: {subent: 10.0.0.0/24}}\nnodes:\n  deb1: {}\n', 'networks.lan', /unknown key "subent"; did you mean "subnet"\?/],
+    ['a misspelt top-level key', 'name: lab\nnode:\n  deb1: {}\nnodes:\n  deb2: {}\n', '(top level)', /unknown key "node"; did you mean "nodes"\?/],
+    ['a misspelt key in one shape of a union', 'name: lab\nnodes:\n  deb1: {image: d.qcow2, ready: {consol: "login:"}}\n', 'nodes.deb1.ready', /unknown key "consol"; did you mean "console"\?/],
+    ['a misspelt key in a list item', 'name: lab\nnodes:\n  deb1: {routes: [{to: 10.1.0.0/16, vai: 10.0.0.1}]}\n', 'nodes.deb1.routes[0]', /unknown key "vai"; did you mean "via"\?/],
+    ['a value of a kind that no shape of a union takes', 'name: lab\nnetworks: {sw: {vlans: yes-please}}\nnodes:\n  deb1: {}\n', 'networks.sw.vlans', /expected boolean or mapping, received string/],
+    ['a NIC setting written on the node', 'name: lab\nnetworks: {lan: {}}\nnodes:\n  deb1: {ip: 10.0.0.2/24, nics: [{network: lan}]}\n', 'nodes.deb1', /unknown key "ip": "ip" is a NIC setting; it goes in an item of a node's "nics"/],
+  ];
+  for (const [why, text, at, message] of cases)
+    test(why, () => {
+      const err = userErrorOf(() => parseTopology(text, 't.yaml'));
+      const issue = err.issues.find((i) => i.path === at);
+      assert.ok(issue, err.message);
+      assert.match(issue.message, message);
+    });
+
+  test('a key far from every known key gets no guess', () => {
+    const err = userErrorOf(() => parseTopology('name: lab\nnodes:\n  deb1: {colour: blue}\n', 't.yaml'));
+    assert.equal(err.issues[0]!.message, 'unknown key "colour"');
+  });
+});
