@@ -6,6 +6,7 @@ export type { ResolvedLab, ResolvedNode, ResolvedNetwork, ResolvedNic } from './
 export { planUp, formatPlan, type Step, type Action } from './plan/plan.js';
 export { up, prepareUp, type UpOptions, type Reporter } from './lab/up.js';
 export { down } from './lab/down.js';
+export { stopNode, startNode, type StopResult } from './lab/lifecycle.js';
 export { labStatus, allStatus, type LabStatus } from './lab/status.js';
 export { listLabs, findLab } from './lab/discover.js';
 export { ensureImage } from './guest/image.js';

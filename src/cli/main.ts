@@ -18,7 +18,7 @@ import { fmtMs, green, red, table, yellow } from './term.js';
 const { Command, CommanderError, Option } = createRequire(import.meta.url)('commander') as typeof import('commander');
 
 /** The commands, by their first word: `main` defines only the one it runs. */
-export const COMMANDS = ['validate', 'up', 'status', 'down', 'demo', 'leases', 'exec', 'ssh', 'console', 'link', 'capture', 'impair', 'web', 'check', 'graph', 'export', 'image', 'doctor', 'schema'];
+export const COMMANDS = ['validate', 'up', 'status', 'down', 'stop', 'start', 'restart', 'demo', 'leases', 'exec', 'ssh', 'console', 'link', 'capture', 'impair', 'web', 'check', 'graph', 'export', 'image', 'doctor', 'schema'];
 
 /** Prints a valid lab's warnings (exposure to a real LAN, adjusted settings) on stderr. */
 async function warn(lab: ResolvedLab): Promise<void> {
@@ -122,8 +122,9 @@ export function buildProgram(argv: string[]): { program: import('commander').Com
           const running = await readState(lab.name);
           if (running?.status === 'up') {
             await checkSource(running, file, !!o.replace);
-            const { change, steps } = await prepareChange(running, await inspectLabImages(runner, lab, file), { runner, reporter, ...boot });
-            const what = isEmpty(change) ? '  nothing differs' : formatChange(change);
+            const { change, revive, steps } = await prepareChange(running, await inspectLabImages(runner, lab, file), { runner, reporter, ...boot });
+            const { describeRevived } = await import('../lab/up.js');
+            const what = (isEmpty(change) ? '  nothing differs' : formatChange(change)) + (revive.length ? `\n  ${describeRevived(revive)}: started again` : '');
             process.stdout.write(`lab ${lab.name} is up${running.source ? ` from ${running.source}` : ''}; the change${change.refused.length ? ' would be refused' : ''}:\n${what}\n`);
             if (steps.length) process.stdout.write(`${formatPlan(steps)}\n`);
             process.stdout.write('nothing was changed\n');
@@ -134,6 +135,9 @@ export function buildProgram(argv: string[]): { program: import('commander').Com
           return;
         }
         const r = await up(lab, { runner, reporter, accel: o.accel, source: file, readyTimeoutMs: timeout * 1000, ...boot });
+        if (r.unchanged) return void process.stderr.write(`lab ${lab.name} is already up and unchanged; nothing to do (\`qnet status ${lab.name}\`)\n`);
+        const { describeRevived } = await import('../lab/up.js');
+        if (r.revived) process.stderr.write(`${green('✓')} ${describeRevived(r.revived)}: started again\n`);
         for (const n of r.state.lab.nodes) if (n.image?.vnc) process.stderr.write(`· ${n.name}'s screen: ${vncHint(r.state.lab.name, n)}\n`);
         process.stderr.write(`${green('✓')} lab ${lab.name} is up in ${fmtMs(r.ms)}; \`qnet status ${lab.name}\`, \`qnet down ${lab.name}\`\n`);
         if (o.check) {
@@ -228,6 +232,77 @@ export function buildProgram(argv: string[]): { program: import('commander').Com
         if (o.all && !labs.length) process.stderr.write('no labs on this host\n');
       });
 
+  // One node's life: stop, start, restart (the rest of the lab untouched).
+  const parseGrace = (g: string) => {
+    const ms = Number(g) * 1000;
+    if (!Number.isFinite(ms) || ms < 0) throw new UserError(`--grace: expected a number of seconds, got "${g}"`);
+    return ms;
+  };
+  const parseTimeout = (t: string | undefined, image: boolean) => {
+    const s = Number(t ?? (image ? 600 : 180));
+    if (!Number.isFinite(s) || s <= 0) throw new UserError(`--timeout: expected a number of seconds, got "${t}"`);
+    return s * 1000;
+  };
+  const GRACE_HELP = 'how long an image node gets to power off after the ACPI power button before QEMU quits (a built-in guest stops at once)';
+  const TIMEOUT_HELP = 'how long to wait for the node to be ready (default 180; 600 for an image node)';
+  const started = async (lab: string, node: string, r: import('../lab/up.js').UpResult & { already?: boolean }) => {
+    if (r.already) return void process.stderr.write(`${lab}/${node} is already running; nothing to do\n`);
+    const { describeRevived } = await import('../lab/up.js');
+    process.stderr.write(`${green('✓')} ${describeRevived(r.revived ?? [])}: running again in ${fmtMs(r.ms)}\n`);
+  };
+  const stopped = (lab: string, r: import('../lab/lifecycle.js').StopResult) => {
+    if (r.was === 'running') process.stderr.write(`${green('✓')} ${r.node} is stopped (${r.how}); its taps and the rest of lab ${lab} stay (\`qnet start ${lab} ${r.node}\`)\n`);
+    else if (r.was === 'dead') process.stderr.write(`${r.node} was not running (dead): marked stopped (\`qnet start ${lab} ${r.node}\`)\n`);
+    else process.stderr.write(`${r.node} is already ${r.was === 'stopped' ? 'stopped' : 'not running (never started)'}; nothing to do\n`);
+  };
+
+  if (defines('stop'))
+    program
+      .command('stop')
+      .description('power one node of a running lab off, as `down` stops guests; its taps and the rest of the lab stay, status shows it stopped')
+      .argument('<lab>', 'lab name')
+      .argument('<node>', 'node name')
+      .option('--grace <seconds>', GRACE_HELP, '30')
+      .action(async (lab: string, node: string, o: { grace: string }) => {
+        const { stopNode } = await import('../lab/lifecycle.js');
+        const { consoleReporter } = await import('./output.js');
+        stopped(lab, await stopNode(lab, node, { reporter: consoleReporter(), graceMs: parseGrace(o.grace) }));
+      });
+
+  if (defines('start'))
+    program
+      .command('start')
+      .description('start a stopped or dead node of a running lab again, as `up` started it (rolls back on failure)')
+      .argument('<lab>', 'lab name')
+      .argument('<node>', 'node name')
+      .option('--timeout <seconds>', TIMEOUT_HELP)
+      .option('--cold', 'boot it: do not start it from the saved state of its shape')
+      .action(async (lab: string, node: string, o: { timeout?: string; cold?: boolean }) => {
+        const { labNode, startNode } = await import('../lab/lifecycle.js');
+        const { consoleReporter } = await import('./output.js');
+        const readyTimeoutMs = parseTimeout(o.timeout, !!(await labNode(lab, node)).node.image);
+        await started(lab, node, await startNode(lab, node, { runner, reporter: consoleReporter(), readyTimeoutMs, cold: !!o.cold }));
+      });
+
+  if (defines('restart'))
+    program
+      .command('restart')
+      .description('stop a node of a running lab (if it runs) and start it again')
+      .argument('<lab>', 'lab name')
+      .argument('<node>', 'node name')
+      .option('--grace <seconds>', GRACE_HELP, '30')
+      .option('--timeout <seconds>', TIMEOUT_HELP)
+      .option('--cold', 'boot it: do not start it from the saved state of its shape')
+      .action(async (lab: string, node: string, o: { grace: string; timeout?: string; cold?: boolean }) => {
+        const { labNode, stopNode, startNode } = await import('../lab/lifecycle.js');
+        const { consoleReporter } = await import('./output.js');
+        const reporter = consoleReporter();
+        const graceMs = parseGrace(o.grace);
+        const readyTimeoutMs = parseTimeout(o.timeout, !!(await labNode(lab, node)).node.image);
+        stopped(lab, await stopNode(lab, node, { reporter, graceMs }));
+        await started(lab, node, await startNode(lab, node, { runner, reporter, readyTimeoutMs, cold: !!o.cold }));
+      });
+
   if (defines('demo'))
     program
       .command('demo')
@@ -317,9 +392,9 @@ export function buildProgram(argv: string[]): { program: import('commander').Com
       .argument('<lab>', 'lab name')
       .argument('<node>', 'node name')
       .action(async (lab: string, node: string) => {
-        const { runningNode } = await import('../lab/exec.js');
+        const { liveNode } = await import('../lab/exec.js');
         const { attachConsole } = await import('./console.js');
-        const files = await runningNode(lab, node);
+        const files = await liveNode(lab, node);
         code = await attachConsole(files.console, `${lab}/${node}`);
       });
 

@@ -26,6 +26,7 @@ export function renderStatus(s: LabStatus): string {
   const out: string[] = [];
   out.push(`${bold(`lab ${s.lab}`)}  ${s.status}  namespace ${s.netns}${s.accel ? `  accel ${s.accel}` : ''}${s.source ? `  from ${s.source}` : ''}`);
   if (s.leftovers.length) out.push(`  left over: ${s.leftovers.join(', ')} (run \`qnet down ${s.lab}\`)`);
+  if (s.note) out.push(`  ${s.note}`);
   if (s.nodes.length)
     out.push(
       table(
@@ -34,7 +35,8 @@ export function renderStatus(s: LabStatus): string {
           (n.nics.length ? n.nics : [undefined]).map((nic, i) => [
             i === 0 ? n.name : '',
             i === 0 ? `${n.state}${n.state === 'running' && n.start === 'restored' ? ' (restored)' : ''}` : '',
-            i === 0 ? String(n.pid ?? '-') : '',
+            // The pid of a guest that is gone names no process (it may be another's by now).
+            i === 0 ? (n.state === 'running' ? String(n.pid ?? '-') : '-') : '',
             nic ? `${nic.guestIf}${nic.link === 'down' ? ' (link down)' : ''}` : '-',
             nic?.mac ?? '',
             nic?.model ?? '',

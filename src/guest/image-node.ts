@@ -57,6 +57,11 @@ export function imageNodeFiles(lab: string, node: ResolvedNode): ImageNodeFiles 
   };
 }
 
+/** The name of a node's VNC forward among the lab's helper processes (it goes and comes with its node). */
+export function vncService(node: string): string {
+  return `vnc:${node}`;
+}
+
 /** The lab's SSH key (kept with the disks when a node persists, so that a kept guest still accepts it). */
 export function labKeyFiles(lab: ResolvedLab): { dir: string; key: string; knownHosts: string; runDir: string } {
   const kept = lab.nodes.some((n) => n.image?.persist);
@@ -319,7 +324,7 @@ function imageSteps(lab: ResolvedLab, node: ResolvedNode, ctx: PlanContext, snap
     undo: { kind: 'stop-guest', node: node.name },
   });
   if (img.vnc?.port !== undefined) {
-    const service = `vnc:${node.name}`;
+    const service = vncService(node.name);
     steps.push({
       title: `forward 127.0.0.1:${img.vnc.port} on the host to ${node.name}'s screen (VNC)`,
       do: {

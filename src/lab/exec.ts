@@ -7,6 +7,14 @@ import { nodeFiles, type NodeFiles } from '../render/qemu.js';
 import { nodeDir } from '../dirs.js';
 import { labState, readState } from './state.js';
 import { kindOf } from '../guest/kinds.js';
+import { requireRunning } from './alive.js';
+
+/** The files of a running node of a lab; a UserError when lab or node is unknown, a RuntimeError when it is not running. */
+export async function liveNode(lab: string, node: string): Promise<NodeFiles> {
+  const files = await runningNode(lab, node);
+  await requireRunning((await readState(lab))!, node);
+  return files;
+}
 
 /** The files of a node of a running lab; a UserError naming what exists when lab or node is unknown. */
 export async function runningNode(lab: string, node: string): Promise<NodeFiles> {
@@ -22,6 +30,8 @@ export async function execInGuest(lab: string, node: string, argv: string[], opt
   const files = await runningNode(lab, node);
   const state = (await readState(lab))!;
   const n = state.lab.nodes.find((x) => x.name === node)!;
+  // A guest that is not running has no agent to answer: say so, and how to start it, rather than ECONNREFUSED.
+  await requireRunning(state, node);
   // A real OS may still be starting its agent (a node ready by its lease or a port is up before it): give it time.
   const agent = await AgentClient.connect(files.agent, n.image ? 30_000 : 10_000).catch((e: Error) => {
     throw new RuntimeError(n.image ? kindOf(n).execHint(lab, n) : `${lab}/${node}: ${e.message}`);

@@ -6,12 +6,15 @@ import { exists } from '../host/fs.js';
 import { labRoute } from '../topology/reach.js';
 import { networkLeases } from './leases.js';
 import { labState } from './state.js';
+import { requireRunning } from './alive.js';
 
 /** The argv that runs ssh to a node of a running lab (a login shell when `command` is empty). */
 export async function sshArgv(lab: string, node: string, command: string[], opts: { tty?: boolean } = {}): Promise<string[]> {
   const state = await labState(lab);
   const n = state.lab.nodes.find((x) => x.name === node);
   if (!n) throw new UserError(`lab ${lab} has no node "${node}" (nodes: ${state.lab.nodes.map((x) => x.name).join(', ')})`);
+  // Checked before anything else about it: ssh to a guest that is not running would wait for its timeout.
+  await requireRunning(state, node);
   if (n.image?.config !== 'cloud-init')
     throw new UserError(
       n.image

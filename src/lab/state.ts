@@ -16,8 +16,9 @@ export interface LabState {
   source?: string;
   accel: string;
   image: string;
-  // start: how the guest came up (booted, or restored from the saved state of its shape).
-  guests: Record<string, { pid: number; startedAt: string; readyAt?: string; bootSeconds?: number; start?: 'booted' | 'restored' }>;
+  guests: Record<string, GuestRecord>;
+  /** The `qnet up` making the lab (while status is 'starting'): its pid and start time, so a dead one is told apart. */
+  upBy?: { pid: number; startTime: number };
   /** Helper processes of the lab (dnsmasq per DHCP network). */
   services?: Record<string, { pid: number }>;
   /** Impairments set by `qnet impair` over the topology's (by node, then NIC position; null: cleared). */
@@ -26,6 +27,53 @@ export interface LabState {
   links?: Record<string, number[]>;
   /** The uplinks of bridged and macnat networks as they were before `up` (what `down` gives back). */
   lan?: Record<string, LanUplink>;
+}
+
+/** What the state file keeps of a node's guest. */
+export interface GuestRecord {
+  pid: number;
+  startedAt: string;
+  readyAt?: string;
+  bootSeconds?: number;
+  /** How the guest came up: booted, or restored from the saved state of its shape. */
+  start?: 'booted' | 'restored';
+  /** Set by `qnet stop`: the guest was powered off on purpose (status `stopped`, not `dead`). */
+  stoppedAt?: string;
+}
+
+/**
+ * A node's state: `running` while its QEMU lives; else `stopped` when `qnet stop` powered it off, `dead` when it
+ * went without being asked (killed, crashed), `unknown` when it was never started (an up under way, or a change
+ * that failed before it).
+ */
+export type NodeState = 'running' | 'stopped' | 'dead' | 'unknown';
+
+/** A node's state from its record in the state file and whether its QEMU process lives. */
+export function nodeStateOf(record: GuestRecord | undefined, alive: boolean): NodeState {
+  if (alive) return 'running';
+  if (!record) return 'unknown';
+  return record.stoppedAt ? 'stopped' : 'dead';
+}
+
+/** The states `status` gives a lab. */
+export type LabStatusName = 'up' | 'starting' | 'interrupted' | 'failed' | 'degraded' | 'leftover';
+
+/**
+ * A lab's status from its recorded one and what is observed: `interrupted` when the `up` that was making it is gone
+ * (killed before it finished); `degraded` when an up lab is not as its file says for a reason nobody asked for (a
+ * node dead or never started, a network missing, a helper daemon dead). Nodes stopped with `qnet stop` are asked
+ * for: they leave the lab `up`.
+ */
+export function labStatusOf(o: { recorded: LabState['status']; upAlive: boolean; nodes: NodeState[]; networksMissing: boolean; servicesDead: boolean }): LabStatusName {
+  if (o.recorded === 'starting') return o.upAlive ? 'starting' : 'interrupted';
+  if (o.recorded !== 'up') return o.recorded;
+  return o.nodes.some((n) => n !== 'running' && n !== 'stopped') || o.networksMissing || o.servicesDead ? 'degraded' : 'up';
+}
+
+/** The state with a node marked as stopped on purpose (its record kept: its pid is gone once it is stopped). */
+export function withStopped(state: LabState, node: string, at: string): LabState {
+  const g = state.guests[node];
+  return g ? { ...state, guests: { ...state.guests, [node]: { ...g, stoppedAt: at } } } : state;
 }
 
 /** Path of a lab's state file. */

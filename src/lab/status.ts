@@ -1,6 +1,6 @@
 // Reading a lab's live status: guests (alive or not), addresses, networks and taps.
 import { RealRunner } from '../host/run.js';
-import { isAlive, markerOf, processMarker } from '../qemu/process.js';
+import { isAlive, processMarker } from '../qemu/process.js';
 import { formatCidr, formatIPv4 } from '../topology/ipv4.js';
 import { NETNS_PREFIX, hasBridge, nicName, onLan, subInterfaceName, type NetworkMode } from '../topology/model.js';
 import { describePort } from '../topology/vlan.js';
@@ -9,13 +9,15 @@ import { stat } from 'node:fs/promises';
 import { imageNodeFiles } from '../guest/image-node.js';
 import type { ResolvedNode } from '../topology/model.js';
 import { findLab, listLabs } from './discover.js';
-import { readState } from './state.js';
+import { labStatusOf, nodeStateOf, readState, type LabStatusName, type NodeState } from './state.js';
+import { guestAlive, upAlive } from './alive.js';
 import { labLeases } from './leases.js';
 import { describeImpairment, impairmentInForce } from '../topology/impair.js';
 
 export interface NodeStatus {
   name: string;
-  state: 'running' | 'stopped' | 'unknown';
+  /** running; stopped by `qnet stop`; dead (gone without being asked); unknown (never started). */
+  state: NodeState;
   pid?: number;
   bootSeconds?: number;
   /** How the guest came up: booted, or restored from the saved state of its shape. */
@@ -50,7 +52,9 @@ export interface NodeStatus {
 
 export interface LabStatus {
   lab: string;
-  status: 'up' | 'starting' | 'failed' | 'degraded' | 'leftover';
+  status: LabStatusName;
+  /** What the status means and what to do (an interrupted up, dead nodes). */
+  note?: string;
   netns: string;
   accel?: string;
   createdAt?: string;
@@ -97,11 +101,7 @@ export async function labStatus(lab: string): Promise<LabStatus | null> {
   // Each node at once: asking a guest agent can take a moment, and one that does not answer must not hold up the rest.
   const nodes: NodeStatus[] = await Promise.all(state.lab.nodes.map(async (node): Promise<NodeStatus> => {
     const g = state.guests[node.name];
-    let alive = false;
-    if (g) {
-      const m = await markerOf(g.pid);
-      alive = !!m && m.lab === lab && m.node === node.name && (await isAlive(g.pid));
-    }
+    const alive = await guestAlive(lab, node.name, g);
     // A lease from a LAN's own DHCP server is known to the guest only: ask its agent (briefly). An image guest
     // names its NICs itself: the agent says how.
     const ifs =
@@ -114,7 +114,7 @@ export async function labStatus(lab: string): Promise<LabStatus | null> {
     const overlay = files && (g?.start === 'restored' ? files.restored : files.overlay);
     return {
       name: node.name,
-      state: g ? (alive ? 'running' : 'stopped') : 'unknown',
+      state: nodeStateOf(g, alive),
       ...(g ? { pid: g.pid } : {}),
       ...(g?.bootSeconds !== undefined ? { bootSeconds: g.bootSeconds } : {}),
       ...(g?.start ? { start: g.start } : {}),
@@ -181,10 +181,23 @@ export async function labStatus(lab: string): Promise<LabStatus | null> {
     const alive = m?.lab === lab && m.service === name && (await isAlive(s.pid));
     services.push({ name, pid: s.pid, state: alive ? 'running' : 'dead' });
   }
-  const anyDown = nodes.some((n) => n.state !== 'running') || networks.some((n) => !n.present) || services.some((s) => s.state !== 'running');
+  // A socket network is there while both its guests run: one stopped on purpose leaves it down on purpose too.
+  const stateOf = new Map(nodes.map((n) => [n.name, n.state]));
+  const explained = (net: (typeof networks)[number]) =>
+    !hasBridge(state.lab.networks.find((x) => x.name === net.name)!) &&
+    state.lab.nodes.filter((x) => x.nics.some((c) => c.network === net.name)).every((x) => stateOf.get(x.name) === 'running' || stateOf.get(x.name) === 'stopped');
+  const status = labStatusOf({
+    recorded: state.status,
+    upAlive: state.status === 'starting' ? await upAlive(state) : true,
+    nodes: nodes.map((n) => n.state),
+    networksMissing: networks.some((n) => !n.present && !explained(n)),
+    servicesDead: services.some((s) => s.state !== 'running'),
+  });
+  const note = statusNote(lab, status, state.upBy?.pid, nodes);
   return {
     lab,
-    status: state.status === 'up' && anyDown ? 'degraded' : state.status,
+    status,
+    ...(note ? { note } : {}),
     netns,
     accel: state.accel,
     createdAt: state.createdAt,
@@ -194,6 +207,18 @@ export async function labStatus(lab: string): Promise<LabStatus | null> {
     nodes,
     leftovers: [],
   };
+}
+
+/** What a lab's status means for the user and what to do, when it is not plainly up. */
+export function statusNote(lab: string, status: LabStatusName, upPid: number | undefined, nodes: Array<{ name: string; state: NodeState }>): string | undefined {
+  if (status === 'interrupted')
+    return `the \`qnet up\`${upPid ? ` (pid ${upPid})` : ''} that was making this lab is gone (killed before it finished or rolled back): \`qnet down ${lab}\` removes what it made`;
+  const down = nodes.filter((n) => n.state === 'dead' || (status !== 'starting' && n.state === 'unknown')).map((n) => n.name);
+  const stopped = nodes.filter((n) => n.state === 'stopped').map((n) => n.name);
+  const parts: string[] = [];
+  if (down.length) parts.push(`not running without being stopped: ${down.join(', ')} (\`qnet start ${lab} NODE\`, or \`qnet up\` of its file, starts ${down.length === 1 ? 'it' : 'them'} again)`);
+  if (stopped.length) parts.push(`stopped with \`qnet stop\`: ${stopped.join(', ')} (\`qnet start ${lab} NODE\`)`);
+  return parts.length ? parts.join('; ') : undefined;
 }
 
 /** The status of every lab on the host (of these labs, when the caller has listed them already). */

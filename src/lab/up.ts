@@ -8,7 +8,7 @@ import { RuntimeError, UserError } from '../errors.js';
 import { ensureImage } from '../guest/image.js';
 import type { CommandRunner } from '../host/run.js';
 import { labIds, userIds } from '../host/users.js';
-import { planChange, planUp, type Action, type Step } from '../plan/plan.js';
+import { planChange, planStart, planUp, type Action, type PlanContext, type Step } from '../plan/plan.js';
 import type { GuestSnapshot } from '../plan/steps.js';
 import { ControlChannel } from '../qemu/control.js';
 import { kindOf } from '../guest/kinds.js';
@@ -35,7 +35,9 @@ import { NO_NETEM } from '../render/impair.js';
 import { inspectLanUplinks, releaseUplink } from './lan.js';
 import { findLab } from './discover.js';
 import { guestUser, nodeDir } from '../dirs.js';
-import { readState, updateState, writeState, type LabState } from './state.js';
+import { readState, updateState, writeState, type LabState, type NodeState } from './state.js';
+import { nodeState } from './alive.js';
+import { processMarker, processStartTime } from '../qemu/process.js';
 import { diffLabs, formatChange, isEmpty, type ChangeSet } from '../plan/change.js';
 
 export interface Reporter {
@@ -68,6 +70,16 @@ export interface UpOptions {
 export interface UpResult {
   state: LabState;
   ms: number;
+  /** `up` of a running lab that is as its file says: nothing was done. */
+  unchanged?: boolean;
+  /** Nodes of a running lab that were not running and were started again (by `up` of its file, or `qnet start`). */
+  revived?: Revived[];
+}
+
+/** A node started again, and what it was before: dead, stopped (by `qnet stop`), or never started. */
+export interface Revived {
+  node: string;
+  was: Exclude<NodeState, 'running'>;
 }
 
 /** What a run of steps has started and still holds. */
@@ -184,6 +196,8 @@ export async function up(input: ResolvedLab, opts: UpOptions): Promise<UpResult>
     image,
     guests: {},
     ...(lan ? { lan } : {}),
+    // Who is making it: if this process dies before the end (SIGKILL), status tells the lab's up from a dead one.
+    ...((t) => (t !== undefined ? { upBy: { pid: process.pid, startTime: t } } : {}))(await processStartTime(process.pid)),
   };
   const live: Live = { pids: new Map(), control: new Map(), services: new Map(), snapshots: new Map(), ready: new Map(), templates: new Map() };
   const slots = windows(opts);
@@ -221,6 +235,7 @@ export async function up(input: ResolvedLab, opts: UpOptions): Promise<UpResult>
       reporter.step(step.title, Date.now() - t, true);
     }
     state.status = 'up';
+    delete state.upBy;
     await writeState(state);
     return { state, ms: Date.now() - started };
   } catch (err) {
@@ -299,6 +314,17 @@ export async function execute(a: Action, ctx: ExecContext): Promise<void> {
         throw e;
       } finally {
         for (const fd of fds) closeSync(fd);
+      }
+      // A node started again keeps its cables as `qnet link` left them (QEMU starts with every link up).
+      const unplugged = ctx.state.links?.[a.node] ?? [];
+      try {
+        for (const i of unplugged) await g.qmp.execute('set_link', { name: `net${i}`, up: false });
+      } catch (e) {
+        slots?.release();
+        g.qmp.close();
+        g.control.destroy();
+        await stopGuest(g.pid, files, { acpi: false, graceMs: 0 });
+        throw new RuntimeError(`${a.node}: its NICs ${unplugged.join(', ')} could not be unplugged again (${(e as Error).message})`);
       }
       g.qmp.close();
       ctx.live.pids.set(a.node, g.pid);
@@ -473,34 +499,80 @@ export async function checkSource(running: LabState, source: string | undefined,
   );
 }
 
-/** The change `up` would make to a running lab (for `--dry-run`): the change set and its steps. */
-export async function prepareChange(running: LabState, next: ResolvedLab, opts: UpOptions): Promise<{ change: ChangeSet; steps: Step[] }> {
+/**
+ * The change `up` would make to a running lab (also for `--dry-run`): the change set, the nodes it starts again (not
+ * running, and neither removed nor changed: `up` makes the lab as its file says) and the steps of both.
+ */
+export async function prepareChange(running: LabState, next: ResolvedLab, opts: UpOptions): Promise<{ change: ChangeSet; revive: Revived[]; steps: Step[] }> {
   const change = diffLabs(running.lab, next);
-  if (change.refused.length || isEmpty(change)) return { change, steps: [] };
+  if (change.refused.length) return { change, revive: [], steps: [] };
+  const touched = new Set([...change.addNodes, ...change.removeNodes, ...change.restartNodes]);
+  const revive = await notRunning(running, next.nodes.filter((n) => !touched.has(n.name)).map((n) => n.name));
+  if (isEmpty(change) && !revive.length) return { change, revive, steps: [] };
+  const ctx = await changeContext(running, next, opts);
+  const again = next.nodes.filter((n) => revive.some((r) => r.node === n.name));
+  return { change, revive, steps: [...(isEmpty(change) ? [] : planChange(running.lab, next, change, ctx)), ...(again.length ? planStart(next, again, ctx) : [])] };
+}
+
+/** The nodes of a running lab, among `nodes`, whose guests do not run, with what they are (read from /proc). */
+async function notRunning(running: LabState, nodes: string[]): Promise<Revived[]> {
+  const states = await Promise.all(nodes.map(async (node) => ({ node, was: await nodeState(running, node) })));
+  return states.filter((r): r is Revived => r.was !== 'running');
+}
+
+// What planning a change (or a start) of a running lab needs: its image and accelerator, the saved states.
+async function changeContext(running: LabState, next: ResolvedLab, opts: UpOptions): Promise<PlanContext> {
   const user = guestUser();
   const image = await ensureImage(opts.runner, (m) => (opts.reporter ?? silentReporter).info(m));
   const snapshots = opts.cold ? undefined : await labSnapshots(next, image, running.accel as Accel, opts.runner);
   const images = await observeImages(next, opts.runner);
-  const ctx = { image, accel: running.accel as Accel, user, userIds: await userIds(user), guestIds: labIds(next.name), parallel: bootWindow(opts), restoreParallel: restoreWindow(opts), ...(snapshots ? { snapshots } : {}), ...images };
-  return { change, steps: planChange(running.lab, next, change, ctx) };
+  return { image, accel: running.accel as Accel, user, userIds: await userIds(user), guestIds: labIds(next.name), parallel: bootWindow(opts), restoreParallel: restoreWindow(opts), ...(snapshots ? { snapshots } : {}), ...images };
+}
+
+/** What `qnet start` would do to start these nodes of a running lab again (they are not running): its steps. */
+export async function prepareStart(running: LabState, revive: Revived[], opts: UpOptions): Promise<Step[]> {
+  const ctx = await changeContext(running, running.lab, opts);
+  return planStart(running.lab, running.lab.nodes.filter((n) => revive.some((r) => r.node === n.name)), ctx);
+}
+
+/** Starts nodes of a running lab again (`qnet start`): as `up` started them; on failure they stay as they were. */
+export async function startNodes(running: LabState, revive: Revived[], opts: UpOptions): Promise<UpResult> {
+  const steps = await prepareStart(running, revive, opts);
+  return runChange(running, running.lab, diffLabs(running.lab, running.lab), revive, steps, opts);
+}
+
+/** How `up` and `qnet start` say which nodes they start again: "deb2 was dead", "a and b were stopped". */
+export function describeRevived(revive: Revived[]): string {
+  const byWas = new Map<string, string[]>();
+  for (const r of revive) byWas.set(r.was, [...(byWas.get(r.was) ?? []), r.node]);
+  const was = (w: string) => (w === 'unknown' ? 'never started' : w);
+  return [...byWas].map(([w, ns]) => `${ns.join(', ')} ${ns.length === 1 ? 'was' : 'were'} ${was(w)}`).join('; ');
 }
 
 /**
- * `up` of a running lab with a changed topology: applies what can change in place (nodes, bridge-only networks)
- * without touching the rest, or refuses with the reasons. Nothing differs: refused as "already up".
+ * `up` of a running lab: applies what can change in place (nodes, bridge-only networks) without touching the rest,
+ * or refuses with the reasons; starts again the nodes that do not run. Nothing to do: says so (`unchanged`).
  */
 async function applyChange(running: LabState, next: ResolvedLab, opts: UpOptions): Promise<UpResult> {
   const started = Date.now();
   const reporter = opts.reporter ?? silentReporter;
-  const { change, steps } = await prepareChange(running, next, opts);
+  const { change, revive, steps } = await prepareChange(running, next, opts);
+  if (change.refused.length)
+    throw new RuntimeError(`lab "${next.name}" is up and this change cannot be applied in place:\n${formatChange(change)}`);
   if (isEmpty(change) && opts.replace && opts.source && running.source !== path.resolve(opts.source))
     // Replaced by another file that says the same: the lab is that file's from now on.
     await updateState(running, (now) => ({ ...now, source: path.resolve(opts.source!) }));
-  if (isEmpty(change)) throw new RuntimeError(`lab "${next.name}" is already up and its topology is unchanged; nothing to do (\`qnet status ${next.name}\`)`);
-  if (change.refused.length)
-    throw new RuntimeError(`lab "${next.name}" is up and this change cannot be applied in place:\n${formatChange(change)}`);
-  reporter.info(`lab ${next.name} is up; applying the change:\n${formatChange(change)}`);
-  const live: Live = { pids: new Map(Object.entries(running.guests).map(([n, g]) => [n, g.pid])), control: new Map(), services: new Map(), snapshots: new Map(), ready: new Map(), templates: new Map() };
+  if (isEmpty(change) && !revive.length) return { state: running, ms: Date.now() - started, unchanged: true };
+  if (!isEmpty(change)) reporter.info(`lab ${next.name} is up; applying the change:\n${formatChange(change)}`);
+  if (revive.length) reporter.info(`${describeRevived(revive)}: ${isEmpty(change) ? `lab ${next.name} is otherwise as its file says; ` : ''}starting ${revive.length === 1 ? 'it' : 'them'} again`);
+  return runChange(running, next, change, revive, steps, opts);
+}
+
+// Carries out the steps of a change and of the nodes it starts again; on failure undoes them (see applyChange).
+async function runChange(running: LabState, next: ResolvedLab, change: ChangeSet, revive: Revived[], steps: Step[], opts: UpOptions): Promise<UpResult> {
+  const started = Date.now();
+  const reporter = opts.reporter ?? silentReporter;
+  const live: Live = { pids: new Map(Object.entries(running.guests).map(([n, g]) => [n, g.pid])), control: new Map(), services: await liveServices(running), snapshots: new Map(), ready: new Map(), templates: new Map() };
   // After a replace the lab is the new file's: state and status name it.
   const state: LabState = { ...running, lab: next, guests: { ...running.guests }, ...(opts.source ? { source: path.resolve(opts.source) } : {}) };
   for (const n of [...change.removeNodes, ...change.restartNodes]) delete state.guests[n];
@@ -520,20 +592,33 @@ async function applyChange(running: LabState, next: ResolvedLab, opts: UpOptions
       reporter.step(step.title, Date.now() - t, true);
     }
     await writeState(state);
-    return { state, ms: Date.now() - started };
+    return { state, ms: Date.now() - started, ...(revive.length ? { revived: revive } : {}) };
   } catch (err) {
     if (current) reporter.step(current.title, 0, false);
     const { undone, failed } = await rollback(done, ctx);
-    // What was stopped stays stopped: the lab keeps its old definition and status shows what runs.
+    // What was stopped stays stopped: the lab keeps its old definition and status shows what runs (nodes being
+    // started again keep their old records: dead or stopped as before).
     await writeState({ ...running, guests: Object.fromEntries(Object.entries(running.guests).filter(([n]) => !change.removeNodes.includes(n) && !change.restartNodes.includes(n))) });
+    const what = isEmpty(change) ? `starting ${revive.map((r) => r.node).join(', ')} of lab ${next.name}` : `changing lab ${next.name}`;
+    const after = isEmpty(change) ? `${revive.length === 1 ? 'it stays' : 'they stay'} as ${revive.length === 1 ? 'it was' : 'they were'}` : 'nodes stopped for the change stay stopped';
     throw new RuntimeError(
-      `changing lab ${next.name} failed at "${current?.title ?? 'start'}": ${(err as Error).message}\nundid ${undone} step(s)${failed.length ? `, ${failed.length} could not be undone (${failed.join('; ')})` : ''}; nodes stopped for the change stay stopped (see \`qnet status ${next.name}\`)`,
+      `${what} failed at "${current?.title ?? 'start'}": ${(err as Error).message}\nundid ${undone} step(s)${failed.length ? `, ${failed.length} could not be undone (${failed.join('; ')})` : ''}; ${after} (see \`qnet status ${next.name}\`)`,
       { cause: err },
     );
   } finally {
     for (const s of live.control.values()) s.destroy();
     await closeTemplates(live);
   }
+}
+
+// The lab's helper processes that still run as recorded (their marker checked: a pid may be another's by now).
+async function liveServices(state: LabState): Promise<Map<string, number>> {
+  const out = new Map<string, number>();
+  for (const [name, s] of Object.entries(state.services ?? {})) {
+    const m = await processMarker(s.pid);
+    if (m?.lab === state.lab.name && m.service === name) out.set(name, s.pid);
+  }
+  return out;
 }
 
 /**

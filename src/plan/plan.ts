@@ -27,7 +27,7 @@ import { IPV6_OFF, renderLinkBatch } from '../render/ipbatch.js';
 import { ifbName, labImpairments, NETEM_HINT } from '../render/impair.js';
 import { describeImpairment } from '../topology/impair.js';
 import { kindOf } from '../guest/kinds.js';
-import { labKeySteps } from '../guest/image-node.js';
+import { labKeySteps, vncService } from '../guest/image-node.js';
 import type { ResolvedLab, ResolvedNetwork, ResolvedNode } from '../topology/model.js';
 import { hasBridge, onLan } from '../topology/model.js';
 import {
@@ -299,6 +299,30 @@ export function planChange(running: ResolvedLab, next: ResolvedLab, c: ChangeSet
     });
   const starting = [...c.addNodes, ...c.restartNodes];
   if (starting.length) steps.push(...bootSteps(next, starting.map((n) => newNodes.get(n)!), ctx, 'the new guests are configured'));
+  return steps;
+}
+
+/**
+ * The steps that start nodes of a running lab again (stopped with `qnet stop`, or dead) as `up` started them. What
+ * the lab made for them stays and is not made again: their taps, with what is on them (impairments, a link's
+ * redirects, VLANs), their host-side neighbour entries. Their MACs are tied to their bridge ports again; their run
+ * directories are made anew (a node without persist: true starts on a new overlay, as from `up`), a VNC forward
+ * left running is stopped and started with its node.
+ */
+export function planStart(lab: ResolvedLab, nodes: ResolvedNode[], ctx: PlanContext): Step[] {
+  const steps: Step[] = [];
+  for (const node of nodes) {
+    if (node.image?.vnc?.port !== undefined) steps.push({ title: `stop ${node.name}'s VNC forward if it is left`, do: { kind: 'stop-service', service: vncService(node.name) } });
+    steps.push({ title: `remove ${node.name}'s run directory (made anew)`, do: { kind: 'rmtree', path: nodeDir(lab.name, node.name) } });
+  }
+  const fdb = fdbLines(lab, nodes);
+  if (fdb.length)
+    steps.push({
+      title: `tie ${fdb.length} guest MAC${fdb.length === 1 ? '' : 's'} to ${fdb.length === 1 ? 'its bridge port' : 'their bridge ports'} again (one bridge -batch)`,
+      do: { kind: 'exec', argv: ['ip', 'netns', 'exec', lab.netns, 'bridge', '-batch', '-'], input: fdb.join('\n') + '\n' },
+    });
+  const names = nodes.map((n) => n.name);
+  steps.push(...bootSteps(lab, nodes, ctx, `${names.join(', ')} ${names.length === 1 ? 'is' : 'are'} configured`));
   return steps;
 }
 

@@ -17,6 +17,23 @@ export async function isAlive(pid: number): Promise<boolean> {
   }
 }
 
+/**
+ * When a process started (clock ticks after boot, field 22 of /proc/PID/stat), or undefined when it is gone or a
+ * zombie: with its pid, it names one process (a pid alone may have been given to another since).
+ */
+export async function processStartTime(pid: number): Promise<number | undefined> {
+  try {
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // fields[0] is the state (field 3): starttime (field 22) is fields[19].
+    if (fields[0] === 'Z' || fields[0] === 'X') return undefined;
+    const t = Number(fields[19]);
+    return Number.isFinite(t) ? t : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 export interface ProcessMarker {
   lab: string;
   node?: string;

@@ -5,8 +5,8 @@ import { formatCidr, formatIPv4 } from '../topology/ipv4.js';
 import { nicName, subInterfaceName, USER_NET, type NetworkMode, type ResolvedLab, type ResolvedNic, type ResolvedNode } from '../topology/model.js';
 import { describePort } from '../topology/vlan.js';
 
-/** Where a node stands when the graph is of a running lab. */
-export type NodeState = 'running' | 'stopped' | 'unknown';
+/** Where a node stands when the graph is of a running lab (as `qnet status` says). */
+export type NodeState = 'running' | 'stopped' | 'dead' | 'unknown';
 
 export interface GraphNode {
   name: string;
@@ -166,7 +166,7 @@ const dotId = (kind: string, name: string) => dq([`${kind}:${name}`]);
 /** Graphviz DOT of a lab graph: nodes as boxes, networks as ellipses, the host side as a note. */
 export function renderDot(g: LabGraph): string {
   const out = [`graph ${dq([g.lab])} {`, '  graph [rankdir=LR, fontname="Helvetica", label=' + dq([`lab ${g.lab}`]) + ', labelloc=t];', '  node [fontname="Helvetica", fontsize=11];', '  edge [fontname="Helvetica", fontsize=9];'];
-  const stateColor = { running: '#2e7d32', stopped: '#9e9e9e', unknown: '#f9a825' } as const;
+  const stateColor = { running: '#2e7d32', stopped: '#9e9e9e', dead: '#c62828', unknown: '#f9a825' } as const;
   for (const n of g.nodes) {
     const style = n.role === 'router' ? 'shape=box, style="rounded,filled", fillcolor="#fff3e0"' : 'shape=box, style="rounded,filled", fillcolor="#e3f2fd"';
     out.push(`  ${dotId('node', n.name)} [label=${dq(nodeLabel(n))}, ${style}${n.state ? `, color="${stateColor[n.state]}", penwidth=2` : ''}];`);

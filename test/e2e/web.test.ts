@@ -232,7 +232,7 @@ describe('qnet web on the seed lab', () => {
     const pid = nodes.find((n) => n.name === 'deb3')!.pid;
     const t = Date.now();
     process.kill(pid, 'SIGKILL');
-    await page.waitForSelector('#drawing g.node[data-node="deb3"][data-state="stopped"]', { timeout: 10_000 });
+    await page.waitForSelector('#drawing g.node[data-node="deb3"][data-state="dead"]', { timeout: 10_000 });
     const dead = Date.now() - t;
     assert.ok(dead < 10_000, `deb3 shown dead after ${dead} ms`);
 
