@@ -98,6 +98,28 @@ export function isTcpdumpChatter(line: string): boolean {
   return TCPDUMP_NOISE.test(line);
 }
 
+/**
+ * Passes tcpdump's stderr on to `write` by whole lines, leaving its chatter out: a chunk may end inside a line (tcpdump
+ * writes "reading from file -", ", link-type …" and ", snapshot length …" apart). `end` passes what is left.
+ */
+export function tcpdumpStderr(write: (line: string) => void): { push: (chunk: string) => void; end: () => void } {
+  let partial = '';
+  const pass = (l: string) => {
+    if (l && !isTcpdumpChatter(l)) write(`${l}\n`);
+  };
+  return {
+    push: (chunk) => {
+      const lines = (partial + chunk).split('\n');
+      partial = lines.pop()!;
+      lines.forEach(pass);
+    },
+    end: () => {
+      pass(partial);
+      partial = '';
+    },
+  };
+}
+
 /** True when a write failed because its reader went away (a closed pipe or socket): a normal end of a capture. */
 export function isReaderGone(e: NodeJS.ErrnoException): boolean {
   return e.code === 'EPIPE' || e.code === 'ECONNRESET' || e.code === 'ERR_STREAM_DESTROYED';
@@ -176,18 +198,12 @@ export async function capture(labName: string, target: string, opts: CaptureOpti
     out.write(d);
   });
   let err = '';
-  let partial = '';
+  const errLines = tcpdumpStderr((l) => opts.stderr.write(l));
   child.stderr!.on('data', (d: Buffer) => {
-    const s = d.toString();
-    err += s;
-    // By whole lines: a chunk may end inside one ("reading from file -" and ", link-type ..." apart).
-    const ls = (partial + s).split('\n');
-    partial = ls.pop()!;
-    for (const l of ls) if (l && !isTcpdumpChatter(l)) opts.stderr.write(`${l}\n`);
+    err += d.toString();
+    errLines.push(d.toString());
   });
-  child.stderr!.once('end', () => {
-    if (partial && !isTcpdumpChatter(partial)) opts.stderr.write(`${partial}\n`);
-  });
+  child.stderr!.once('end', () => errLines.end());
   stop = () => {
     if (src.kind === 'netdev') void cleanup();
     else child.kill('SIGINT');

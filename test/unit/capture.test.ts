@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { captureSource, isReaderGone, isTcpdumpChatter, tcpdumpArgs } from '../../src/lab/capture.js';
+import { captureSource, isReaderGone, isTcpdumpChatter, tcpdumpArgs, tcpdumpStderr } from '../../src/lab/capture.js';
 import { resolveNicRef } from '../../src/lab/nicref.js';
 import { PcapCounter } from '../../src/lab/pcap.js';
 import { parseTopology } from '../../src/topology/load.js';
@@ -93,6 +93,17 @@ test("tcpdump's chatter is left out (listening, reading, packet counts), its err
     ', link-type EN10MB (Ethernet)',
   ])
     assert.ok(!isTcpdumpChatter(l), l);
+});
+
+test("tcpdump's stderr is passed on by whole lines: a line written in pieces is still known as chatter", () => {
+  const out: string[] = [];
+  const f = tcpdumpStderr((l) => out.push(l));
+  // As tcpdump -r - writes it (three writes for one line), then an error cut across chunks, then one left unended.
+  for (const chunk of ['reading from file -', ', link-type EN10MB (Ethernet)', ', snapshot length 65536\n', 'tcpdump: pcap_loop: trunc', 'ated dump file\n2 packets captured\n', 'tcpdump: last words'])
+    f.push(chunk);
+  assert.deepEqual(out, ['tcpdump: pcap_loop: truncated dump file\n']);
+  f.end();
+  assert.deepEqual(out, ['tcpdump: pcap_loop: truncated dump file\n', 'tcpdump: last words\n']);
 });
 
 test('a write failing because its reader is gone is a normal end; any other failure is not', () => {
