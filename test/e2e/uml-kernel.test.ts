@@ -80,6 +80,7 @@ describe(outcome ? `netem, VLAN filtering and 802.1Q on kernel ${outcome.kernel}
   });
   for (const r of outcome?.tests ?? [])
     test(r.names.join(' > '), { skip: r.skip }, (t) => {
+      t.diagnostic(`${(r.durationMs / 1000).toFixed(1)} s on kernel ${outcome!.kernel}`);
       for (const n of r.notes) t.diagnostic(n);
       assert.ok(r.ok, r.failure);
     });
