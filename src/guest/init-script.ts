@@ -117,12 +117,25 @@ load qemu_fw_cfg
 # free blocks of that order above its low watermark (64 MiB): never, in a guest of this size.
 load virtio_balloon
 echo 5 > /sys/module/page_reporting/parameters/page_reporting_order 2>/dev/null
+# The control port and the agent's console. The driver adds the ports, and names them, as QEMU's main loop answers
+# it, which can be after its module has loaded: a guest that looked once found no control port when its QEMU's
+# main loop waited for the CPU (4 guests' QEMUs on the one CPU of User-Mode Linux), never opened it and never said
+# READY. Look until both are there: every 50 ms, at most 30 s (found at the first look as a rule).
+ports() {
+  n=0
+  while :; do
+    for p in "$1"/*; do
+      case "$(cat "$p/name" 2>/dev/null)" in
+        ${CONTROL_PORT}) CTL="/dev/\${p##*/}" ;;
+      esac
+    done
+    [ -n "$CTL" ] && [ -c "$2" ] && return 0
+    [ $n -ge 600 ] && return 1
+    usleep 50000; n=$((n+1))
+  done
+}
 CTL=
-for p in /sys/class/virtio-ports/*; do
-  case "$(cat "$p/name" 2>/dev/null)" in
-    ${CONTROL_PORT}) CTL="/dev/\${p##*/}" ;;
-  esac
-done
+ports /sys/class/virtio-ports ${AGENT_TTY}
 # The guest agent first: \`qnet exec\` works even when the node's configuration fails.
 [ -c ${AGENT_TTY} ] && qemu-ga -m isa-serial -p ${AGENT_TTY} -t /run -f /run/qemu-ga.pid -d
 [ -n "$CTL" ] && exec 3<>"$CTL"

@@ -222,3 +222,34 @@ test('tidying drops the saved states of image nodes whose base image is gone, an
     rmSync(root, { recursive: true, force: true });
   }
 });
+
+test("the guest waits for its control port and the agent's console, which the driver may add after its module has loaded (the guest's own lines, run by busybox)", async () => {
+  const { mkdtempSync, mkdirSync, writeFileSync, symlinkSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { spawn } = await import('node:child_process');
+  const start = BOOT.indexOf('ports() {');
+  const end = BOOT.indexOf('\n', BOOT.indexOf('ports /sys/class/virtio-ports'));
+  assert.ok(start > 0 && end > start, 'the boot script has its port search');
+  // Found before the agent starts and before the port is opened.
+  assert.ok(end < BOOT.indexOf('qemu-ga -m isa-serial') && end < BOOT.indexOf('exec 3<>"$CTL"'));
+  const dir = mkdtempSync(path.join(tmpdir(), 'qnet-ports-'));
+  try {
+    const script = BOOT.slice(start, end).replaceAll('/sys/class/virtio-ports', `${dir}/ports`).replaceAll('/dev/hvc0', `${dir}/hvc0`);
+    // The console port is there, unnamed; the control port and the agent's device come later, one after the other.
+    mkdirSync(path.join(dir, 'ports', 'vport0p0'), { recursive: true });
+    writeFileSync(path.join(dir, 'ports', 'vport0p0', 'name'), '\n');
+    const sh = spawn('busybox', ['sh', '-c', `${script}\necho "CTL=$CTL found=$?"`], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    sh.stdout.on('data', (d) => (out += d));
+    setTimeout(() => {
+      mkdirSync(path.join(dir, 'ports', 'vport0p1'));
+      writeFileSync(path.join(dir, 'ports', 'vport0p1', 'name'), 'org.qnet.ctl\n');
+    }, 300);
+    setTimeout(() => symlinkSync('/dev/null', path.join(dir, 'hvc0')), 600);
+    const code = await new Promise((r) => sh.once('close', r));
+    assert.equal(code, 0);
+    assert.equal(out.trim(), 'CTL=/dev/vport0p1 found=0');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
