@@ -51,8 +51,9 @@ export function probeScript(probes: ProbeSpec[], opts: { busybox?: boolean; wait
   const w = opts.waitS ?? 3;
   const lines = [
     // busybox says "2 packets received", iputils "2 received". -W: busybox otherwise waits 10 s for the last reply
-    // whatever -w says (measured: 11.3 s for a ping that gets no answer; 3.3 s with -W 2).
-    `p() { n=$(${bb}ping -c 2 -w ${w} -W 2 "$1" 2>/dev/null | sed -n 's/.* \\([0-9][0-9]*\\) \\(packets \\)\\{0,1\\}received.*/\\1/p'); echo "ping $1 \${n:-0}"; }`,
+    // whatever -w says (measured: 11.3 s for a ping that gets no answer; 3.3 s with -W 2); -W is the wait less the
+    // second between the two pings.
+    `p() { n=$(${bb}ping -c 2 -w ${w} -W ${Math.max(2, w - 1)} "$1" 2>/dev/null | sed -n 's/.* \\([0-9][0-9]*\\) \\(packets \\)\\{0,1\\}received.*/\\1/p'); echo "ping $1 \${n:-0}"; }`,
     `t() { if ${bb}nc -w ${w} "$1" "$2" </dev/null >/dev/null 2>&1; then echo "tcp $1 $2 ok"; else echo "tcp $1 $2 fail"; fi; }`,
     ...probes.map((p) => (p.probe === 'ping' ? `p ${p.ip} &` : `t ${p.ip} ${p.port} &`)),
     'wait',

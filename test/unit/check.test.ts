@@ -237,6 +237,10 @@ test('the probe scripts: every probe at once, results parsed back; listeners by 
   assert.match(s, /^t 10\.0\.0\.2 47007 &$/m);
   assert.match(s, /busybox ping -c 2 -w 3 -W 2/);
   assert.match(s, /\nwait\n$/);
+  // The second try (only of probes that should have reached): every wait longer, ping's per-reply one too.
+  const slow = probeScript([{ probe: 'ping', ip: '10.0.0.1' }, { probe: 'tcp', ip: '10.0.0.2', port: 47007 }], { waitS: 10 });
+  assert.match(slow, /[^x]ping -c 2 -w 10 -W 9 /);
+  assert.match(slow, /[^x]nc -w 10 "\$1" "\$2"/);
   const r = parseProbeOutput('ping 10.0.0.1 0\ntcp 10.0.0.2 47007 ok\nping 10.0.0.3 2\njunk\n');
   assert.deepEqual([...r.entries()], [
     ['ping 10.0.0.1', { ok: false, detail: '0/2 replies' }],
