@@ -2,9 +2,11 @@
 // MTU, and the northbound batches of every example put on OVN (goldens: the batch where OVN carries the example, the
 // refusal where it does not). Regenerate with UPDATE_GOLDEN=1 and review.
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { describe, test } from 'node:test';
+import { after, describe, test } from 'node:test';
 import fc from 'fast-check';
 import { UserError } from '../../src/errors.js';
 import { formatNbBatch, leaseSeconds, nbArgv, nbFindArgv, NB_LAB_TABLES, renderNbDown, renderNbUp, type NbCommand } from '../../src/fabric/ovn/nb.js';
@@ -295,5 +297,44 @@ describe('placement', () => {
       ),
       { numRuns: 500 },
     );
+  });
+});
+
+describe('the CLI on a lab on OVN (nothing on the host is touched: the refusal comes before anything is observed)', () => {
+  const qnet = (...args: string[]) => spawnSync(process.execPath, [path.join(ROOT, 'bin', 'qnet.js'), ...args], { encoding: 'utf8', timeout: 30_000, env: { ...process.env, NO_COLOR: '1' } });
+  const remote = SEED_TWO_HOSTS.replace('underlay: 10.1.0.2 }', 'underlay: 10.1.0.2, memory: 1024, cpus: 4 }').replace('ssh: root@192.0.2.10', 'ssh: root@192.0.2.10, memory: 2048, cpus: 4');
+  let dir = '';
+  const file = (name: string, text: string) => {
+    dir ||= mkdtempSync(path.join(tmpdir(), 'qnet-ovn-cli-'));
+    const f = path.join(dir, name);
+    writeFileSync(f, text);
+    return f;
+  };
+  test('validate accepts hosts, ovn and host', () => {
+    const r = qnet('validate', file('ok.yaml', remote));
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /on OVN: hosts a \(root@192\.0\.2\.10\), b \(root@192\.0\.2\.11\); central a, gateway a/);
+  });
+  test('up --dry-run prints the placement and the northbound batch', () => {
+    const r = qnet('up', '--dry-run', file('ok.yaml', remote));
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /^plan for lab seed on OVN \(2 hosts; central a; gateway a\); nothing was changed$/m);
+    assert.match(r.stdout, /^host a: deb1 \(pinned\), deb2; 384 MiB and 2 CPUs of 2048 MiB and 4 CPUs$/m);
+    assert.match(r.stdout, /^host b: deb3 \(pinned\); 192 MiB and 1 CPUs of 1024 MiB and 4 CPUs$/m);
+    assert.match(r.stdout, /^lsp-set-options qnet\.seed\.nic\.deb3\.0 requested-chassis=b$/m);
+  });
+  test('up --dry-run of a lab that does not fit: exit 2, what does not fit', () => {
+    const r = qnet('up', '--dry-run', file('big.yaml', remote.replace('  deb2:\n', '  deb2:\n    memory: 4096\n')));
+    assert.equal(r.status, 2, r.stderr);
+    assert.match(r.stderr, /node deb2 needs 4160 MiB and 1 CPUs/);
+  });
+  test('up: exit 1 naming what is missing, before anything is made', () => {
+    const r = qnet('up', file('ok.yaml', remote));
+    assert.equal(r.status, 1, r.stderr);
+    assert.match(r.stderr, /cannot make labs on OVN yet: the host side .* are not wired/);
+    assert.equal(r.stdout, '');
+  });
+  after(() => {
+    if (dir) rmSync(dir, { recursive: true, force: true });
   });
 });
