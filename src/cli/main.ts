@@ -82,6 +82,12 @@ export function buildProgram(argv: string[]): { program: import('commander').Com
         else {
           const nics = lab.nodes.reduce((n, x) => n + x.nics.length, 0);
           process.stdout.write(`${green('✓')} ${file}: lab ${lab.name}, ${lab.nodes.length} node(s), ${lab.networks.length} network(s), ${nics} NIC(s)\n`);
+          if (lab.hosts) {
+            const { sshDestination } = await import('../topology/ssh-target.js');
+            const hosts = lab.hosts.map((h) => `${h.name} (${h.ssh.kind === 'local' ? 'this machine' : sshDestination(h.ssh)})`).join(', ');
+            const db = lab.ovn?.central ? `central ${lab.ovn.central}` : `NB ${lab.ovn?.nb}, SB ${lab.ovn?.sb}`;
+            process.stdout.write(`  on OVN: hosts ${hosts}; ${db}, gateway ${lab.ovn?.gateway}\n`);
+          }
           for (const n of lab.nodes)
             if (n.image) process.stdout.write(`  ${n.name}: ${n.image.path} (${n.image.format}, ${formatSize(n.image.virtualSize!)}), config ${n.image.config}, ready ${n.image.ready.kind}${n.image.persist ? ', kept across down/up' : ''}\n`);
         }
@@ -110,6 +116,11 @@ export function buildProgram(argv: string[]): { program: import('commander').Com
         const { consoleReporter, vncHint } = await import('./output.js');
         const lab = await loadTopology(file);
         await warn(lab);
+        if (lab.fabric === 'ovn') {
+          const { ovnNotYet, previewOvn } = await import('../lab/ovn.js');
+          if (!o.dryRun) throw ovnNotYet(lab);
+          return void process.stdout.write(await previewOvn(lab));
+        }
         // A real OS under TCG takes one to three minutes to cloud-init's end (more when several boot at once).
         const timeout = Number(o.timeout ?? (lab.nodes.some((n) => n.image) ? 600 : 180));
         if (!Number.isFinite(timeout) || timeout <= 0) throw new UserError(`--timeout: expected a number of seconds, got "${o.timeout}"`);

@@ -2,6 +2,9 @@
 import type { Cidr } from './ipv4.js';
 import type { DiskBus, NicModel } from './schema.js';
 import type { Impairment } from './impair.js';
+import type { SshTarget } from './ssh-target.js';
+
+export type { SshTarget };
 
 /** bridge: a switch (optional host address); isolated: a switch, no host side; nat/routed: the host side is the
  * gateway and the lab's uplink carries the traffic out (masqueraded, or routed as is); socket: a QEMU point-to-point link. */
@@ -196,6 +199,8 @@ export interface ResolvedNode {
   nics: ResolvedNic[];
   /** Present on image nodes; the built-in guest otherwise. */
   image?: ImageSpec;
+  /** On OVN: the host the topology pins the node to (absent: qnet places it). */
+  host?: string;
 }
 
 /** A declared expectation (`checks:`), its references as written (resolved by check/declared.ts). */
@@ -216,7 +221,37 @@ export interface ResolvedLab {
   forwards: PortForward[];
   /** Declared expectations (absent when there are none). */
   checks?: DeclaredCheck[];
+  /** How networks are made: absent for Linux bridges in the lab namespace (as before fabrics existed). */
+  fabric?: 'ovn';
+  /** On OVN: the hosts the lab spans, in the order written (one implicit local host when none is declared). */
+  hosts?: ResolvedHost[];
+  /** On OVN: where its databases are, and which host is its gateway. */
+  ovn?: OvnSpec;
 }
+
+/** A host of a lab on OVN; its name is its OVN chassis name (system-id). */
+export interface ResolvedHost {
+  name: string;
+  ssh: SshTarget;
+  /** The address other hosts' tunnels reach it at (absent: observed on the host, for `ssh: local`). */
+  underlay?: number;
+  datapath?: 'system' | 'netdev';
+  /** What the topology lets qnet place there: MiB of guests (with QEMU's own) and virtual CPUs. */
+  memory?: number;
+  cpus?: number;
+}
+
+/** A lab's OVN: a central host of its own (which runs NB, SB and northd), or given databases; its gateway host. */
+export interface OvnSpec {
+  central?: string;
+  nb?: string;
+  sb?: string;
+  /** The host whose lab namespace holds the host sides and the way out (the distributed gateway port's chassis). */
+  gateway: string;
+}
+
+/** The name of the one host of a lab on OVN that declares no hosts: this machine. */
+export const LOCAL_HOST = 'local';
 
 export const NETNS_PREFIX = 'qnet-';
 export const DEFAULT_MEMORY_MIB = 128;

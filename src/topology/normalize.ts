@@ -29,6 +29,7 @@ import {
 } from './model.js';
 import { describePort, segmentOf, segmentSubnet } from './vlan.js';
 import { parseSize } from './size.js';
+import { normalizeFabric } from './hosts.js';
 import { LIMITS, type Topology } from './schema.js';
 
 type TopoNode = Topology['nodes'][string];
@@ -434,6 +435,7 @@ export function normalize(topo: Topology, issues: Findings, opts: NormalizeOptio
       ...(routes.length ? { routes } : {}),
       nics,
       ...(image ? { image } : {}),
+      ...(node.host !== undefined ? { host: node.host } : {}),
     });
   }
 
@@ -496,5 +498,7 @@ export function normalize(topo: Topology, issues: Findings, opts: NormalizeOptio
     ...(c.tcp !== undefined ? { probe: 'tcp' as const, port: c.tcp } : { probe: 'ping' as const }),
     expect: c.expect,
   }));
-  return { name: topo.name, netns: `${NETNS_PREFIX}${topo.name}`, networks, nodes, forwards, ...(checks.length ? { checks } : {}) };
+  // Linux bridges add nothing here; OVN adds the hosts and databases (and refuses what it cannot carry).
+  const fabric = normalizeFabric(topo, issues);
+  return { name: topo.name, netns: `${NETNS_PREFIX}${topo.name}`, networks, nodes, forwards, ...(checks.length ? { checks } : {}), ...fabric };
 }

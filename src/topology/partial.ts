@@ -2,14 +2,15 @@
 // reports every problem. Pure.
 import { z } from 'zod';
 import { formatPath } from './paths.js';
-import { NetworkSchema, NodeSchema, TopologySchema, type Topology } from './schema.js';
+import { HostSchema, NetworkSchema, NodeSchema, TopologySchema, type Topology } from './schema.js';
 
 // As the topology's schema, but lenient where the rules do not look: any string names the lab, a node or a network
-// (their form was reported by the schema; the rules only compare them), and no limits on how many there are.
+// or host (their form was reported by the schema; the rules only compare them), and no limits on how many there are.
 const PartialSchema = TopologySchema.extend({
   name: z.string().catch('lab'),
   networks: z.record(z.string(), NetworkSchema).default({}),
   nodes: z.record(z.string(), NodeSchema),
+  hosts: z.record(z.string(), HostSchema).optional(),
 });
 
 const INVALID = Symbol('invalid');

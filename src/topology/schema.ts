@@ -228,6 +228,7 @@ export const ReadySchema = z.union([
 ]);
 
 export const NodeSchema = z.strictObject({
+  host: z.string().max(64).optional().describe('the host (of "hosts") this node runs on; without it, qnet places the node by memory and CPUs'),
   image: PATH_TEXT.optional().describe(
     'a disk image to boot (qcow2, raw, vmdk, vdi or vhdx; relative to the topology file): the node runs it on a copy-on-write overlay of its own. Without it, the built-in guest',
   ),
@@ -308,12 +309,60 @@ export const CheckSchema = z
   })
   .refine((c) => (c.ping === undefined) !== (c.tcp === undefined), { error: 'a check is either "ping: true" or "tcp: PORT"' });
 
+/** One host of a lab that spans several (on OVN): how qnet reaches it, its underlay address, what it may hold. */
+export const HostSchema = z.strictObject({
+  ssh: z
+    .string()
+    .max(300, { error: 'an SSH target is at most 300 characters' })
+    .describe('"local" (the machine qnet runs on) or user@host[:port], reached with OpenSSH in batch mode and the user\'s keys'),
+  underlay: ipv4Text
+    .optional()
+    .describe('the IPv4 address other hosts reach this one at (the Geneve tunnels\' end); default: the address in "ssh"'),
+  datapath: z
+    .enum(['system', 'netdev'])
+    .optional()
+    .describe('Open vSwitch datapath: system (the kernel module) or netdev (userspace); default: system where the module loads'),
+  memory: z
+    .number()
+    .int({ error: 'memory is a whole number of MiB' })
+    .min(LIMITS.memoryMinMiB, { error: `memory is at least ${LIMITS.memoryMinMiB} MiB` })
+    .max(16 * 1024 * 1024, { error: 'memory is at most 16 TiB (16777216 MiB)' })
+    .optional()
+    .describe('MiB qnet may give guests on this host (each counts its memory and QEMU\'s own); default: what the host has available'),
+  cpus: z
+    .number()
+    .int({ error: 'cpus is a whole number' })
+    .min(1, { error: 'cpus is at least 1' })
+    .max(4096, { error: 'cpus is at most 4096' })
+    .optional()
+    .describe('virtual CPUs qnet may place on this host; default: its CPUs times the overcommit qnet allows'),
+});
+
+/** Where the lab's OVN databases are: run by qnet on one of its hosts, or an OVN that already runs. */
+export const OvnSchema = z.strictObject({
+  central: z.string().max(64).optional().describe('the host that runs the OVN northbound and southbound databases and ovn-northd'),
+  nb: z.string().max(300).optional().describe('an OVN that already runs (Incus, OpenStack): its northbound database, like tcp:192.0.2.5:6641'),
+  sb: z.string().max(300).optional().describe('its southbound database, like tcp:192.0.2.5:6642'),
+  gateway: z.string().max(64).optional().describe('the host whose lab namespace holds the host sides and the way out of nat and routed networks (default: the central host, else the first)'),
+});
+
 export const TopologySchema = z.strictObject({
   name: z
     .string()
     .max(LIMITS.labName, { error: `lab names are at most ${LIMITS.labName} characters` })
     .regex(NAME, { error: 'lab names use lower-case letters, digits and inner hyphens (like "seed-lab")' })
     .describe('lab name; the lab namespace is qnet-<name>'),
+  fabric: z
+    .enum(['bridge', 'ovn'])
+    .optional()
+    .describe('how networks are made: bridge (Linux bridges in the lab namespace, the default) or ovn (OVN logical switches and routers; implied by "hosts")'),
+  hosts: z
+    .record(objectName('host'), HostSchema)
+    .optional()
+    .refine((r) => r === undefined || Object.keys(r).length >= 1, { error: 'hosts lists at least one host' })
+    .refine((r) => r === undefined || Object.keys(r).length <= 64, { error: 'at most 64 hosts' })
+    .describe('the hosts a lab spans (on OVN): name -> { ssh, underlay, datapath, memory, cpus }'),
+  ovn: OvnSchema.optional().describe('the OVN databases of a lab on OVN: { central: HOST } or { nb: tcp:IP:6641, sb: tcp:IP:6642 }'),
   networks: z
     .record(objectName('network'), NetworkSchema)
     .default({})

@@ -28,6 +28,11 @@ function pair(extra1 = '', extra2 = '', node1 = '', node2 = ''): string {
   );
 }
 
+/** A lab on hosts a and b (or the given `hosts` block) with the given nodes (and networks). */
+function onHosts(nodes: string, hosts = '  a: {ssh: root@192.0.2.10}\n  b: {ssh: root@192.0.2.11}\n', networks = LAN): string {
+  return `${topo(nodes, networks)}hosts:\n${hosts}`;
+}
+
 /** A lab name in YAML double quotes (escapes as given). */
 const named = (yamlName: string) => topo('  deb1: {}\n', '', yamlName);
 
@@ -208,4 +213,49 @@ export const BAD_TOPOLOGIES: BadTopology[] = [
   { why: 'route with host bits set', yaml: pair('', '', '', 'routes: [{to: 10.50.0.1/16, via: 192.168.1.1}], '), path: 'nodes.deb2.routes[0].to', message: /host bits/ },
   { why: 'route via an address off every NIC', yaml: pair('', '', '', 'routes: [{to: 10.50.0.0/16, via: 10.9.9.9}], '), path: 'nodes.deb2.routes[0].via', message: /not on the subnet/ },
   { why: 'route destination without a prefix', yaml: pair('', '', '', 'routes: [{to: 10.50.0.0, via: 192.168.1.1}], '), path: 'nodes.deb2.routes[0].to', message: /not a destination/ },
+  // --- hosts and OVN (issue 33) ---
+  { why: 'node on a host not declared', yaml: onHosts('  deb1: {host: c}\n'), path: 'nodes.deb1.host', message: 'unknown host "c" (hosts: a, b)', cli: true },
+  { why: 'host: without hosts:', yaml: topo('  deb1: {host: a}\n'), path: 'nodes.deb1.host', message: /declare them under "hosts"/, cli: true },
+  { why: 'host: on a one-host OVN lab without hosts:', yaml: topo('  deb1: {host: local}\n') + 'fabric: ovn\n', path: 'nodes.deb1.host', message: /declare them under "hosts"/ },
+  { why: 'two hosts with one underlay address', yaml: onHosts('  deb1: {}\n', '  a: {ssh: root@192.0.2.10}\n  b: {ssh: root@192.0.2.11, underlay: 192.0.2.10}\n'), path: 'hosts.b.underlay', message: /192\.0\.2\.10 is already the underlay address of hosts\.a/, cli: true },
+  { why: 'two hosts with one underlay address, both from ssh', yaml: onHosts('  deb1: {}\n', '  a: {ssh: root@192.0.2.10, underlay: 10.1.0.2}\n  b: {ssh: root@10.1.0.2}\n'), path: 'hosts.b.ssh', message: /already the underlay address of hosts\.a/ },
+  { why: 'two hosts on one machine', yaml: onHosts('  deb1: {}\n', '  a: {ssh: root@192.0.2.10}\n  b: {ssh: admin@192.0.2.10:22, underlay: 10.1.0.9}\n'), path: 'hosts.b.ssh', message: /one machine is one host/ },
+  { why: 'two local hosts', yaml: onHosts('  deb1: {}\n', '  a: {ssh: local}\n  b: {ssh: local}\n'), path: 'hosts.b.ssh', message: /this machine is already hosts\.a/ },
+  { why: 'ssh target starting with "-"', yaml: onHosts('  deb1: {}\n', '  a: {ssh: "-oProxyCommand=reboot"}\n'), path: 'hosts.a.ssh', message: /read as an option/, cli: true },
+  { why: 'ssh target with a space', yaml: onHosts('  deb1: {}\n', '  a: {ssh: "root@192.0.2.10 reboot"}\n'), path: 'hosts.a.ssh', message: /holds a space/ },
+  { why: 'ssh target with a semicolon', yaml: onHosts('  deb1: {}\n', '  a: {ssh: "root@h;reboot"}\n'), path: 'hosts.a.ssh', message: /holds ";"/, cli: true },
+  { why: 'ssh target with command substitution', yaml: onHosts('  deb1: {}\n', '  a: {ssh: "root@$(reboot)"}\n'), path: 'hosts.a.ssh', message: /holds "\$"/ },
+  { why: 'ssh target with backticks', yaml: onHosts('  deb1: {}\n', '  a: {ssh: "root@`id`"}\n'), path: 'hosts.a.ssh', message: /holds "`"/ },
+  { why: 'ssh target with a newline', yaml: onHosts('  deb1: {}\n', '  a: {ssh: "root@h\\nx"}\n'), path: 'hosts.a.ssh', message: /white space/ },
+  { why: 'ssh target with a control character', yaml: onHosts('  deb1: {}\n', '  a: {ssh: "root@h\\x01"}\n'), path: 'hosts.a.ssh', message: /control character/ },
+  { why: 'ssh target with a pipe', yaml: onHosts('  deb1: {}\n', '  a: {ssh: "root@h|x"}\n'), path: 'hosts.a.ssh', message: /holds "\|"/ },
+  { why: 'ssh target with a user starting with "-"', yaml: onHosts('  deb1: {}\n', '  a: {ssh: "-l@192.0.2.10"}\n'), path: 'hosts.a.ssh' },
+  { why: 'ssh target with two @', yaml: onHosts('  deb1: {}\n', '  a: {ssh: "a@b@192.0.2.10"}\n'), path: 'hosts.a.ssh', message: /not user@host/ },
+  { why: 'ssh target port 0', yaml: onHosts('  deb1: {}\n', '  a: {ssh: "root@192.0.2.10:0"}\n'), path: 'hosts.a.ssh', message: /not a port/ },
+  { why: 'ssh target port 70000', yaml: onHosts('  deb1: {}\n', '  a: {ssh: "root@192.0.2.10:70000"}\n'), path: 'hosts.a.ssh', message: /not a port/ },
+  { why: 'ssh target that is an IP with 300 in it', yaml: onHosts('  deb1: {}\n', '  a: {ssh: "root@192.0.2.300"}\n'), path: 'hosts.a.ssh', message: /neither an IPv4 address nor a host name/ },
+  { why: 'empty ssh target', yaml: onHosts('  deb1: {}\n', '  a: {ssh: ""}\n'), path: 'hosts.a.ssh', message: /expected "local"/ },
+  { why: 'host name target without underlay', yaml: onHosts('  deb1: {}\n', '  a: {ssh: root@lab1.example}\n'), path: 'hosts.a.ssh', message: /give the host "underlay"/, cli: true },
+  { why: 'underlay not an IPv4 address', yaml: onHosts('  deb1: {}\n', '  a: {ssh: local, underlay: 10.1.0.300}\n'), path: 'hosts.a.underlay', message: /not an IPv4 address/ },
+  { why: 'unknown host key', yaml: onHosts('  deb1: {}\n', '  a: {ssh: local, ram: 4096}\n'), path: 'hosts.a', message: 'unknown key "ram"' },
+  { why: 'host name with upper case', yaml: onHosts('  deb1: {}\n', '  A: {ssh: local}\n'), path: 'hosts.A' },
+  { why: 'unknown datapath', yaml: onHosts('  deb1: {}\n', '  a: {ssh: local, datapath: dpdk}\n'), path: 'hosts.a.datapath' },
+  { why: 'empty hosts', yaml: topo('  deb1: {}\n') + 'hosts: {}\n', path: 'hosts', message: /at least one host/ },
+  { why: 'ovn.central naming an undeclared host', yaml: onHosts('  deb1: {}\n') + 'ovn: {central: c}\n', path: 'ovn.central', message: 'unknown host "c" (hosts: a, b)', cli: true },
+  { why: 'ovn.gateway naming an undeclared host', yaml: onHosts('  deb1: {}\n') + 'ovn: {gateway: c}\n', path: 'ovn.gateway', message: 'unknown host "c"' },
+  { why: 'ovn.central and ovn.nb together', yaml: onHosts('  deb1: {}\n') + 'ovn: {central: a, nb: "tcp:192.0.2.5:6641", sb: "tcp:192.0.2.5:6642"}\n', path: 'ovn.nb', message: /not both/ },
+  { why: 'ovn.nb without ovn.sb', yaml: onHosts('  deb1: {}\n') + 'ovn: {nb: "tcp:192.0.2.5:6641"}\n', path: 'ovn', message: /"nb" needs "sb"/ },
+  { why: 'ovn.nb not a database address', yaml: onHosts('  deb1: {}\n') + 'ovn: {nb: "tcp:192.0.2.5", sb: "tcp:192.0.2.5:6642"}\n', path: 'ovn.nb', message: /not a database address/ },
+  { why: 'ovn.sb over ssl', yaml: onHosts('  deb1: {}\n') + 'ovn: {nb: "tcp:192.0.2.5:6641", sb: "ssl:192.0.2.5:6642"}\n', path: 'ovn.sb', message: /ssl needs keys/ },
+  { why: 'fabric bridge with hosts', yaml: onHosts('  deb1: {}\n') + 'fabric: bridge\n', path: 'fabric', message: /hosts" implies fabric ovn/ },
+  { why: 'fabric bridge with ovn', yaml: topo('  deb1: {}\n') + 'fabric: bridge\novn: {central: local}\n', path: 'ovn', message: /use "fabric: ovn"/ },
+  { why: 'unknown fabric', yaml: topo('  deb1: {}\n') + 'fabric: vxlan\n', path: 'fabric' },
+  { why: 'bridged network on OVN', yaml: topo('  deb1: {nics: [{network: lan, dhcp: true}]}\n', 'networks:\n  lan: {mode: bridged, uplink: eth0}\n') + 'fabric: ovn\n', path: 'networks.lan.mode', message: /not on OVN: .*use mode nat/, cli: true },
+  { why: 'macnat network on OVN', yaml: topo('  deb1: {nics: [{network: lan, dhcp: true}]}\n', 'networks:\n  lan: {mode: macnat, uplink: wlan0}\n') + 'fabric: ovn\n', path: 'networks.lan.mode', message: /not on OVN: .*macnat/ },
+  { why: 'link network on OVN', yaml: topo('  deb1: {nics: [{network: l}]}\n  deb2: {nics: [{network: l}]}\n', 'networks:\n  l: {mode: link}\n') + 'fabric: ovn\n', path: 'networks.l.mode', message: /use mode socket/ },
+  { why: 'VLAN-aware network on OVN', yaml: onHosts('  deb1: {nics: [{network: sw, vlan: 10}]}\n', undefined, 'networks:\n  sw: {vlans: true}\n'), path: 'networks.sw.vlans', message: /make a network per VLAN/, cli: true },
+  { why: 'VLAN sub-interfaces on OVN', yaml: topo('  deb1: {nics: [{network: lan, vlans: [{id: 10, ip: 10.0.10.1/24}]}]}\n') + 'fabric: ovn\n', path: 'nodes.deb1.nics[0].vlans', message: /drop tagged frames/ },
+  { why: 'STP on OVN', yaml: topo('  deb1: {}\n', 'networks:\n  lan: {stp: true}\n') + 'fabric: ovn\n', path: 'networks.lan.stp', message: /no spanning tree/ },
+  { why: 'forward delay on OVN', yaml: topo('  deb1: {}\n', 'networks:\n  lan: {forwardDelay: 2}\n') + 'fabric: ovn\n', path: 'networks.lan.forwardDelay', message: /no spanning tree/ },
+  { why: 'subnet over the OVN transit link', yaml: topo('  deb1: {}\n', 'networks:\n  lan: {mode: nat, subnet: 100.65.0.0/24, address: 100.65.0.1}\n') + 'fabric: ovn\n', path: 'networks.lan.subnet', message: /keeps for its router's link/ },
 ];

@@ -36,6 +36,8 @@ const FORBIDDEN: Record<string, string[]> = {
   plan: ['host', 'qemu', 'lab', 'cli', 'web'],
   render: ['host', 'qemu', 'lab', 'cli', 'web', 'plan'],
   check: ['host', 'qemu', 'lab', 'cli', 'web'],
+  // Fabrics plan (pure, golden-tested): the northbound renderer and its names touch nothing.
+  fabric: ['host', 'qemu', 'lab', 'cli', 'web', 'plan'],
   host: ['lab', 'cli', 'web'],
   qemu: ['lab', 'cli', 'web'],
   guest: ['lab', 'cli', 'web'],

@@ -1,0 +1,340 @@
+// Labs on OVN (issue 33), the pure part: hosts resolved from the topology, placement of nodes on hosts, the guests'
+// MTU, and the northbound batches of every example put on OVN (goldens: the batch where OVN carries the example, the
+// refusal where it does not). Regenerate with UPDATE_GOLDEN=1 and review.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, describe, test } from 'node:test';
+import fc from 'fast-check';
+import { UserError } from '../../src/errors.js';
+import { formatNbBatch, leaseSeconds, nbArgv, nbFindArgv, NB_LAB_TABLES, renderNbDown, renderNbUp, type NbCommand } from '../../src/fabric/ovn/nb.js';
+import { guestMtu, labGuestMtu } from '../../src/fabric/ovn/mtu.js';
+import { capacityOf, CPU_OVERCOMMIT, formatPlacement, HOST_RESERVE_MIB, placeNodes, QEMU_OVERHEAD_MIB, type HostCapacity } from '../../src/plan/placement.js';
+import { parseTopology } from '../../src/topology/load.js';
+import type { ResolvedLab, ResolvedNode } from '../../src/topology/model.js';
+import { parseSshTarget } from '../../src/topology/ssh-target.js';
+import { golden, ROOT } from './golden.js';
+
+const EXAMPLES = path.join(ROOT, 'examples');
+const read = (name: string) => readFileSync(path.join(EXAMPLES, name), 'utf8');
+
+/** The seed lab over two hosts, as the issue has it: deb1 and deb2 on a (deb2 placed there by qnet), deb3 on b. */
+const SEED_TWO_HOSTS = read('seed-lab.yaml')
+  .replace('nodes:\n  deb1:\n', 'hosts:\n  a: { ssh: root@192.0.2.10 }\n  b: { ssh: root@192.0.2.11, underlay: 10.1.0.2 }\novn: { central: a }\nnodes:\n  deb1:\n    host: a\n')
+  .replace('  deb3:\n', '  deb3:\n    host: b\n');
+
+/** The nat lab with its gateway on b and the forwarded guest on a. */
+const NAT_GATEWAY_B = read('nat-dhcp.yaml')
+  .replace('nodes:\n  win:\n', 'hosts:\n  a: { ssh: local, underlay: 10.1.0.1 }\n  b: { ssh: root@10.1.0.2 }\novn: { central: a, gateway: b }\nnodes:\n  win:\n    host: a\n');
+
+/** The text of a lab's placement and NB batch as the goldens hold it. */
+function rendered(lab: ResolvedLab, capacity: Record<string, HostCapacity | undefined>, mtu: number): string {
+  const placement = placeNodes(lab, capacity);
+  return `# placement\n${formatPlacement(lab, placement, capacity)}\n# ovn-nbctl batch (up)\n${formatNbBatch(renderNbUp(lab, { placement: placement.hosts, mtu }))}`;
+}
+
+describe('every example on OVN: its northbound batch, or why OVN refuses it', () => {
+  const files = readdirSync(EXAMPLES).filter((f) => f.endsWith('.yaml')).sort();
+  test('there are examples', () => assert.ok(files.length >= 8));
+  for (const file of files) {
+    const name = file.replace(/\.yaml$/, '');
+    test(name, () => {
+      let lab: ResolvedLab;
+      try {
+        lab = parseTopology(`${read(file)}fabric: ovn\n`, file);
+      } catch (e) {
+        assert.ok(e instanceof UserError, String(e));
+        assert.match(e.message, /not on OVN/);
+        return golden(`ovn-${name}.refused`, `${e.message}\n`);
+      }
+      golden(`ovn-${name}.nb`, rendered(lab, {}, labGuestMtu([])));
+    });
+  }
+  test('the seed lab over two hosts (deb1, deb2 on a; deb3 on b), underlay MTU 1500', () => {
+    const lab = parseTopology(SEED_TWO_HOSTS, 'seed-two-hosts.yaml');
+    const cap = { a: { memory: 4096, cpus: 8 }, b: { memory: 4096, cpus: 8 } };
+    const text = rendered(lab, cap, labGuestMtu([1500, 1500]));
+    golden('ovn-seed-two-hosts.nb', text);
+    assert.match(text, /host a: deb1 \(pinned\), deb2;/);
+    assert.match(text, /host b: deb3 \(pinned\);/);
+    assert.match(text, /qnet\.seed\.nic\.deb3\.0 requested-chassis=b/);
+    assert.match(text, /'options:mtu="1442"'/);
+  });
+  test('a nat network with its gateway on b and a port forward to a guest on a', () => {
+    const lab = parseTopology(NAT_GATEWAY_B, 'natlab-two-hosts.yaml');
+    const text = rendered(lab, { a: { memory: 8192, cpus: 8 }, b: { memory: 8192, cpus: 8 } }, labGuestMtu([1600, 1600]));
+    golden('ovn-natlab-two-hosts.nb', text);
+    assert.match(text, /'chassis_name="b"'/);
+    assert.match(text, /qnet\.natlab\.nic\.win\.0 requested-chassis=a/);
+    assert.match(text, /lb-add qnet\.natlab\.fwd\.tcp\.8080 100\.65\.0\.1:8080 172\.16\.1\.2:80 tcp/);
+  });
+  test('down: the rows found by the lab\'s marker, destroyed in one batch', () => {
+    const finds = NB_LAB_TABLES.map((t) => nbFindArgv('seed', t, ['--db=tcp:192.0.2.10:6641']).join(' '));
+    const down = renderNbDown({
+      Logical_Switch: ['22222222-0000-4000-8000-000000000002', '11111111-0000-4000-8000-000000000001', '11111111-0000-4000-8000-000000000001'],
+      DNS: ['33333333-0000-4000-8000-000000000003'],
+      DHCP_Options: ['not-a-uuid; ls-del x'],
+    });
+    golden('ovn-down.nb', `# find\n${finds.join('\n')}\n# ovn-nbctl batch (down)\n${formatNbBatch(down)}`);
+    assert.equal(down.length, 3, 'duplicates once, and what is no UUID never reaches the batch');
+    assert.deepEqual(renderNbDown({}), []);
+  });
+});
+
+describe('the northbound batch', () => {
+  const lab = parseTopology(SEED_TWO_HOSTS, 'seed.yaml');
+  const cmds = renderNbUp(lab, { placement: { deb1: 'a', deb2: 'a', deb3: 'b' }, mtu: 1442 });
+  const natlab = parseTopology(NAT_GATEWAY_B, 'natlab.yaml');
+  const natCmds = renderNbUp(natlab, { placement: { win: 'a', deb: 'a' }, mtu: 1500 });
+
+  test('every row it makes carries the lab\'s marker and says what it is', () => {
+    for (const batch of [cmds, natCmds]) {
+      const L = batch === cmds ? 'seed' : 'natlab';
+      const named = batch.filter((c) => ['ls-add', 'lr-add'].includes(c[0]!)).map((c) => c[1]!);
+      named.push(...batch.filter((c) => ['lsp-add', 'lrp-add'].includes(c[0]!)).map((c) => c[2]!));
+      named.push(...batch.filter((c) => c[0] === 'lb-add').map((c) => c[1]!));
+      assert.ok(named.length > 3);
+      for (const row of named) {
+        const set = batch.find((c) => c[0] === 'set' && c[2] === row);
+        assert.ok(set, `${row} is marked`);
+        assert.ok(set.includes(`external_ids:qnet-lab="${L}"`), `${row}: ${set.join(' ')}`);
+        assert.ok(set.some((a) => a.startsWith('external_ids:qnet-row=')), row);
+      }
+      for (const c of batch.filter((x) => x.includes('create'))) assert.ok(c.includes(`external_ids:qnet-lab="${L}"`), c.join(' '));
+    }
+  });
+  test('static addresses are the ports\' addresses, with OVN\'s DHCP (the node\'s gateway as its router)', () => {
+    assert.deepEqual(cmds.find((c) => c[0] === 'lsp-set-addresses' && c[1] === 'qnet.seed.nic.deb2.0'), ['lsp-set-addresses', 'qnet.seed.nic.deb2.0', 'de:ad:be:ef:00:02 192.168.1.2']);
+    const dhcp = cmds.filter((c) => c.includes('DHCP_Options'));
+    assert.equal(dhcp.length, 2, 'one row for deb2 and deb3 (via deb1), one for deb1 (no gateway)');
+    assert.ok(dhcp[0]!.includes('options:router="192.168.1.254"') || dhcp[1]!.includes('options:router="192.168.1.254"'));
+    for (const d of dhcp) for (const k of ['server_id', 'server_mac', 'lease_time', 'dns_server', 'mtu']) assert.ok(d.some((a) => a.startsWith(`options:${k}=`)), k);
+  });
+  test('a DHCP range is OVN\'s dynamic addresses, its subnet and what lies outside the range excluded', () => {
+    const ls = natCmds.find((c) => c[0] === 'set' && c[2] === 'qnet.natlab.net.lan')!;
+    assert.ok(ls.includes('other_config:subnet="172.16.1.0/24"'));
+    assert.ok(ls.includes('other_config:exclude_ips="172.16.1.1 172.16.1.101..172.16.1.254"'));
+    assert.deepEqual(natCmds.find((c) => c[0] === 'lsp-set-addresses' && c[1] === 'qnet.natlab.nic.deb.0')!.slice(2), [`${natlab.nodes[1]!.nics[0]!.mac} dynamic`]);
+    assert.ok(natCmds.some((c) => c.includes('options:lease_time="43200"')), 'lease 12h');
+  });
+  test('antispoof: MAC and IP, the MAC alone for a router guest; none where antispoof is off', () => {
+    assert.equal(cmds.filter((c) => c[0] === 'lsp-set-port-security').length, 0, 'a bridge network has antispoof off by default');
+    const on = parseTopology(SEED_TWO_HOSTS.replace('address: 192.168.1.100', 'address: 192.168.1.100\n    antispoof: true'), 'x');
+    const sec = renderNbUp(on, { placement: { deb1: 'a', deb2: 'a', deb3: 'b' }, mtu: 1442 }).filter((c) => c[0] === 'lsp-set-port-security');
+    assert.deepEqual(sec.map((c) => c.slice(1)), [
+      ['qnet.seed.nic.deb1.1', 'de:ad:be:ef:00:01'],
+      ['qnet.seed.nic.deb2.0', 'de:ad:be:ef:00:02 192.168.1.2'],
+      ['qnet.seed.nic.deb3.0', 'de:ad:be:ef:00:03 192.168.1.3'],
+    ]);
+  });
+  test('dhcpGuard is a drop ACL on the switch', () => {
+    const acl = natCmds.find((c) => c.includes('ACL'))!;
+    assert.ok(acl.includes('action=drop') && acl.includes('direction=from-lport'));
+    assert.ok(natCmds.some((c) => c[0] === 'add' && c[3] === 'acls'));
+  });
+  test('nat: a router with SNAT of the subnet, its gateway port on the gateway host, a localnet external switch', () => {
+    assert.ok(natCmds.some((c) => c.includes('NAT') && c.includes('type=snat') && c.includes('logical_ip="172.16.1.0/24"')));
+    assert.ok(natCmds.some((c) => c[0] === 'lsp-set-type' && c[2] === 'localnet'));
+    assert.ok(natCmds.some((c) => c.includes('Gateway_Chassis') && c.includes('chassis_name="b"')));
+    assert.ok(natCmds.some((c) => c[0] === 'lr-lb-add'));
+    const routed = parseTopology(read('nat-dhcp.yaml').replace('mode: nat', 'mode: routed') + 'fabric: ovn\n', 'r');
+    const r = renderNbUp(routed, { placement: { win: 'local', deb: 'local' }, mtu: 1500 });
+    assert.ok(r.some((c) => c[0] === 'lr-add'), 'routed: the same router');
+    assert.ok(!r.some((c) => c.includes('NAT')), 'routed: no NAT');
+  });
+  test('the host side of a bridge network is a port on the gateway host', () => {
+    assert.deepEqual(cmds.find((c) => c[0] === 'lsp-set-options' && c[1] === 'qnet.seed.host.lan'), ['lsp-set-options', 'qnet.seed.host.lan', 'requested-chassis=a']);
+  });
+  test('one ovn-nbctl run: each command after a --', () => {
+    const argv = nbArgv([['ls-add', 'x'], ['set', 'Logical_Switch', 'x', 'external_ids:qnet-lab="l"']], ['--db=unix:/x']);
+    assert.deepEqual(argv, ['ovn-nbctl', '--db=unix:/x', '--', 'ls-add', 'x', '--', 'set', 'Logical_Switch', 'x', 'external_ids:qnet-lab="l"']);
+  });
+  test('a node that is not placed is a bug, said as such', () => {
+    assert.throws(() => renderNbUp(lab, { placement: { deb1: 'a' }, mtu: 1500 }), /deb2 of lab seed is not placed/);
+  });
+  test('lease times', () => {
+    assert.deepEqual(['12h', '30m', '3600', '2d', '45s', 'infinite', undefined].map(leaseSeconds), [43200, 1800, 3600, 172800, 45, 4294967295, 3600]);
+  });
+  test('the batch text quotes what a shell would split', () => {
+    const t = formatNbBatch([['set', 'T', 'r', 'external_ids:qnet-row="nic deb2 0"']] as NbCommand[]);
+    assert.equal(t, `set T r 'external_ids:qnet-row="nic deb2 0"'\n`);
+  });
+});
+
+describe('MTU over Geneve', () => {
+  test('1500 when the underlay has room for the 58 bytes, else what fits', () => {
+    assert.deepEqual([9000, 1600, 1558, 1557, 1500].map(guestMtu), [1500, 1500, 1500, 1499, 1442]);
+  });
+  test('a lab takes its smallest underlay; one host crosses no tunnel', () => {
+    assert.equal(labGuestMtu([1500]), 1500);
+    assert.equal(labGuestMtu([]), 1500);
+    assert.equal(labGuestMtu([1600, 1500]), 1442);
+  });
+});
+
+describe('hosts in the resolved lab', () => {
+  test('a lab with neither hosts nor fabric resolves exactly as before (no new keys)', () => {
+    const lab = parseTopology(read('seed-lab.yaml'), 'seed.yaml');
+    for (const k of ['fabric', 'hosts', 'ovn']) assert.ok(!(k in lab), k);
+    for (const node of lab.nodes) assert.ok(!('host' in node));
+  });
+  test('fabric: ovn without hosts is this machine, its own central and gateway', () => {
+    const lab = parseTopology(`${read('seed-lab.yaml')}fabric: ovn\n`, 'seed.yaml');
+    assert.deepEqual(lab.hosts, [{ name: 'local', ssh: { kind: 'local' } }]);
+    assert.deepEqual(lab.ovn, { central: 'local', gateway: 'local' });
+  });
+  test('hosts: underlay from the ssh address, or as given; central and gateway', () => {
+    const lab = parseTopology(SEED_TWO_HOSTS, 'x');
+    assert.equal(lab.fabric, 'ovn');
+    assert.deepEqual(lab.hosts!.map((h) => [h.name, h.underlay]), [['a', (192 << 24 >>> 0) + (2 << 8) + 10], ['b', (10 << 24) + (1 << 16) + 2]]);
+    assert.deepEqual(lab.ovn, { central: 'a', gateway: 'a' });
+    const ext = parseTopology(SEED_TWO_HOSTS.replace('ovn: { central: a }', 'ovn: { nb: "tcp:192.0.2.5:6641,tcp:192.0.2.6:6641", sb: "tcp:192.0.2.5:6642" }'), 'x');
+    assert.deepEqual(ext.ovn, { nb: 'tcp:192.0.2.5:6641,tcp:192.0.2.6:6641', sb: 'tcp:192.0.2.5:6642', gateway: 'a' });
+  });
+  test('ssh targets', () => {
+    assert.deepEqual(parseSshTarget('root@192.0.2.10:2222'), { kind: 'ssh', user: 'root', host: '192.0.2.10', port: 2222 });
+    assert.deepEqual(parseSshTarget('lab1.example'), { kind: 'ssh', host: 'lab1.example' });
+    assert.deepEqual(parseSshTarget('local'), { kind: 'local' });
+    for (const bad of ['-oProxyCommand=sh', 'a b', 'a;b', 'a|b', '$(x)', '`x`', 'a\nb', "a'b", 'a"b', 'h:', 'u@', '@h', 'root@[::1]', 'a&b', 'a>b', '*', 'h:-1', 'a\tb'])
+      assert.equal(typeof parseSshTarget(bad), 'string', bad);
+  });
+  test('any string: a target made of safe characters only, or a reason', () => {
+    fc.assert(
+      fc.property(fc.string({ maxLength: 40 }), (s) => {
+        const t = parseSshTarget(s);
+        if (typeof t === 'string') return true;
+        if (t.kind === 'local') return s === 'local';
+        return /^[A-Za-z0-9_.@:-]+$/.test(s) && !s.startsWith('-') && !t.host.startsWith('-');
+      }),
+      { numRuns: 3000 },
+    );
+  });
+});
+
+describe('placement', () => {
+  const lab = (nodes: string, hosts = '  a: { ssh: root@192.0.2.10 }\n  b: { ssh: root@192.0.2.11 }\n') =>
+    parseTopology(`name: p\nhosts:\n${hosts}nodes:\n${nodes}`, 'p.yaml');
+  const mem = (m: number) => m + QEMU_OVERHEAD_MIB;
+
+  test('pinned nodes stay where the topology says; the rest are packed largest first on the first host that holds them', () => {
+    const l = lab('  x: { memory: 512 }\n  y: { memory: 1024 }\n  z: { memory: 256, host: b }\n  w: { memory: 512 }\n');
+    const p = placeNodes(l, { a: { memory: mem(1024) + mem(512), cpus: 8 }, b: { memory: 4096, cpus: 8 } });
+    assert.deepEqual(p.hosts, { z: 'b', y: 'a', w: 'a', x: 'b' });
+    assert.deepEqual(p.unbounded, []);
+  });
+  test('CPUs count as well as memory', () => {
+    const l = lab('  x: { cpus: 4 }\n  y: { cpus: 4 }\n');
+    assert.deepEqual(placeNodes(l, { a: { memory: 8192, cpus: 4 }, b: { memory: 8192, cpus: 4 } }).hosts, { x: 'a', y: 'b' });
+  });
+  test('nothing fits: a UserError naming the node, its needs and what each host has left', () => {
+    const l = lab('  big: { memory: 4096 }\n  small: {}\n');
+    assert.throws(
+      () => placeNodes(l, { a: { memory: 1024, cpus: 8 }, b: { memory: 2048, cpus: 8 } }),
+      (e: unknown) =>
+        e instanceof UserError &&
+        /node big needs 4160 MiB and 1 CPUs/.test(e.message) &&
+        /a: 1024 MiB and 8 CPUs; b: 2048 MiB and 8 CPUs/.test(e.message) &&
+        /add a host/.test(e.message),
+    );
+  });
+  test('pinned nodes that overflow their host are named', () => {
+    const l = lab('  x: { memory: 2048, host: a }\n  y: { memory: 2048, host: a }\n');
+    assert.throws(() => placeNodes(l, { a: { memory: 3000, cpus: 8 } }), /the nodes pinned to host a \(x, y\) need 4224 MiB and 2 CPUs; it holds 3000 MiB and 8 CPUs/);
+  });
+  test('a host whose capacity is not known takes what comes, and is named', () => {
+    const l = lab('  x: { memory: 4096 }\n');
+    const p = placeNodes(l, { a: { memory: 100, cpus: 1 } });
+    assert.deepEqual(p, { hosts: { x: 'b' }, unbounded: ['b'] });
+    assert.match(formatPlacement(l, p, { a: { memory: 100, cpus: 1 } }), /host b: x; 4160 MiB and 1 CPUs \(capacity not observed\)/);
+  });
+  test('capacity: what the topology grants within what is observed', () => {
+    const l = lab('  x: {}\n', '  a: { ssh: local, memory: 2048 }\n  b: { ssh: root@192.0.2.11 }\n');
+    const facts = { memoryMiB: 8192, cpus: 2 };
+    assert.deepEqual(capacityOf(l.hosts![0]!, facts), { memory: 2048, cpus: 2 * CPU_OVERCOMMIT });
+    assert.deepEqual(capacityOf(l.hosts![1]!, facts), { memory: 8192 - HOST_RESERVE_MIB, cpus: 2 * CPU_OVERCOMMIT });
+    assert.deepEqual(capacityOf(l.hosts![0]!), { memory: 2048, cpus: Infinity });
+    assert.equal(capacityOf(l.hosts![1]!), undefined);
+  });
+
+  // Random labs and capacities: either every node is placed within every host's capacity (pinned ones where pinned),
+  // the same whatever order the nodes are listed in, or a UserError says what does not fit.
+  test('property: within capacity, pinned respected, independent of the order of the nodes', () => {
+    const hostNames = ['a', 'b', 'c'];
+    const nodeArb = fc.record({
+      memory: fc.integer({ min: 104, max: 4096 }),
+      cpus: fc.integer({ min: 1, max: 8 }),
+      host: fc.option(fc.constantFrom(...hostNames), { nil: undefined }),
+    });
+    fc.assert(
+      fc.property(
+        fc.array(nodeArb, { minLength: 1, maxLength: 20 }),
+        fc.array(fc.record({ memory: fc.integer({ min: 0, max: 16384 }), cpus: fc.integer({ min: 0, max: 32 }) }), { minLength: 3, maxLength: 3 }),
+        fc.integer(),
+        (specs, caps, seed) => {
+          const nodes: ResolvedNode[] = specs.map((s, i) => ({ name: `n${i}`, memory: s.memory, cpus: s.cpus, nics: [], ...(s.host ? { host: s.host } : {}) }));
+          const hosts = hostNames.map((name) => ({ name, ssh: { kind: 'local' as const } }));
+          const capacity = Object.fromEntries(hostNames.map((h, i) => [h, caps[i]!]));
+          const base: ResolvedLab = { name: 'p', netns: 'qnet-p', networks: [], nodes, forwards: [], fabric: 'ovn', hosts, ovn: { gateway: 'a' } };
+          let placed: Record<string, string>;
+          try {
+            placed = placeNodes(base, capacity).hosts;
+          } catch (e) {
+            assert.ok(e instanceof UserError);
+            return;
+          }
+          for (const h of hostNames) {
+            const on = nodes.filter((n) => placed[n.name] === h);
+            assert.ok(on.reduce((s, n) => s + n.memory + QEMU_OVERHEAD_MIB, 0) <= capacity[h]!.memory);
+            assert.ok(on.reduce((s, n) => s + n.cpus, 0) <= capacity[h]!.cpus);
+          }
+          for (const n of nodes) if (n.host) assert.equal(placed[n.name], n.host);
+          assert.equal(Object.keys(placed).length, nodes.length);
+          const shuffled = [...nodes].sort((x, y) => ((x.name.charCodeAt(1) * 31 + seed) % 7) - ((y.name.charCodeAt(1) * 31 + seed) % 7));
+          assert.deepEqual(placeNodes({ ...base, nodes: shuffled }, capacity).hosts, placed);
+        },
+      ),
+      { numRuns: 500 },
+    );
+  });
+});
+
+describe('the CLI on a lab on OVN (nothing on the host is touched: the refusal comes before anything is observed)', () => {
+  const qnet = (...args: string[]) => spawnSync(process.execPath, [path.join(ROOT, 'bin', 'qnet.js'), ...args], { encoding: 'utf8', timeout: 30_000, env: { ...process.env, NO_COLOR: '1' } });
+  const remote = SEED_TWO_HOSTS.replace('underlay: 10.1.0.2 }', 'underlay: 10.1.0.2, memory: 1024, cpus: 4 }').replace('ssh: root@192.0.2.10', 'ssh: root@192.0.2.10, memory: 2048, cpus: 4');
+  let dir = '';
+  const file = (name: string, text: string) => {
+    dir ||= mkdtempSync(path.join(tmpdir(), 'qnet-ovn-cli-'));
+    const f = path.join(dir, name);
+    writeFileSync(f, text);
+    return f;
+  };
+  test('validate accepts hosts, ovn and host', () => {
+    const r = qnet('validate', file('ok.yaml', remote));
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /on OVN: hosts a \(root@192\.0\.2\.10\), b \(root@192\.0\.2\.11\); central a, gateway a/);
+  });
+  test('up --dry-run prints the placement and the northbound batch', () => {
+    const r = qnet('up', '--dry-run', file('ok.yaml', remote));
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /^plan for lab seed on OVN \(2 hosts; central a; gateway a\); nothing was changed$/m);
+    assert.match(r.stdout, /^host a: deb1 \(pinned\), deb2; 384 MiB and 2 CPUs of 2048 MiB and 4 CPUs$/m);
+    assert.match(r.stdout, /^host b: deb3 \(pinned\); 192 MiB and 1 CPUs of 1024 MiB and 4 CPUs$/m);
+    assert.match(r.stdout, /^lsp-set-options qnet\.seed\.nic\.deb3\.0 requested-chassis=b$/m);
+  });
+  test('up --dry-run of a lab that does not fit: exit 2, what does not fit', () => {
+    const r = qnet('up', '--dry-run', file('big.yaml', remote.replace('  deb2:\n', '  deb2:\n    memory: 4096\n')));
+    assert.equal(r.status, 2, r.stderr);
+    assert.match(r.stderr, /node deb2 needs 4160 MiB and 1 CPUs/);
+  });
+  test('up: exit 1 naming what is missing, before anything is made', () => {
+    const r = qnet('up', file('ok.yaml', remote));
+    assert.equal(r.status, 1, r.stderr);
+    assert.match(r.stderr, /cannot make labs on OVN yet: the host side .* are not wired/);
+    assert.equal(r.stdout, '');
+  });
+  after(() => {
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+});
