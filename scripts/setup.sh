@@ -14,8 +14,8 @@ pkgs+=(qemu-utils xorriso openssh-client socat ovmf mmdebstrap fdisk e2fsprogs)
 pkgs+=(graphviz)
 # `npm run bench` also measures the host's own veth-to-veth throughput with iperf3; `npm test` drives the web view
 # in a real browser (Debian's chromium, headless, through puppeteer-core); user-mode-linux (Debian's 6.1 kernel as
-# a process) is for test/uml/harness.ts, the test host of kernel features this host may lack (netem, bridge VLAN
-# filtering): issue 32, whose tests are not in `npm test` yet.
+# a process) is for test/uml/harness.ts, the test host of the kernel features this host may lack (netem, bridge VLAN
+# filtering): test/e2e/uml-kernel.test.ts runs those tests in it when this kernel lacks them.
 if [ "${1:-}" = --bench ]; then pkgs+=(iperf3); fi
 if [ "${1:-}" = --test ]; then pkgs+=(chromium user-mode-linux); fi
 need_pkgs=()
