@@ -11,7 +11,9 @@ import { stateRoot } from '../dirs.js';
 import { parseIPv4 } from '../topology/ipv4.js';
 import { NAME_PATTERN } from '../topology/names.js';
 import { aptInstallArgv, missingPackages } from './apt.js';
+import { isAlive, waitGone } from '../qemu/process.js';
 import { ovsKernelDatapath } from './kernel.js';
+import { stopService } from './service.js';
 import type { CommandRunner } from './run.js';
 
 /** The Debian packages: every host needs OVS and ovn-controller, the central also the databases and ovn-northd. */
@@ -98,6 +100,8 @@ export interface SetupStep {
   what: string;
   argv: string[];
   env?: Record<string, string>;
+  /** A daemon this step asks to exit: waited for, then SIGTERM and SIGKILL if it lingers. */
+  pid?: number;
 }
 
 /** What runSetup did (and what stop undoes): written to the host's qnet state directory. */
@@ -202,13 +206,27 @@ export function planSetup(req: HostSetupRequest, obs: HostObservation): { datapa
   return { datapath, steps, ...(moved ? { moved } : {}) };
 }
 
-/** The steps that stop what setup started, the controller first (it leaves the SB while the central is up). */
-export function planStop(running: Record<Daemon, boolean>, record: HostRecord | null): SetupStep[] {
+/** The control socket of a running daemon (the OVN databases' are named by ovn-ctl, the others by their pid). */
+function controlSocket(d: Daemon, pid: number): string {
+  if (d === 'nb') return `${OVN_RUNDIR}/ovnnb_db.ctl`;
+  if (d === 'sb') return `${OVN_RUNDIR}/ovnsb_db.ctl`;
+  return `${d === 'ovsdbServer' || d === 'ovsVswitchd' ? OVS_RUNDIR : OVN_RUNDIR}/${DAEMONS[d].comm}.${pid}.ctl`;
+}
+
+/**
+ * The steps that stop what setup started, each daemon asked to exit by its control socket and waited for by its
+ * pid: the controller first (it leaves the SB while the central is up), OVS last. Not ovs-ctl/ovn-ctl stop: they
+ * wait for the pid to vanish, and where the init process is slow to reap (containers) that took 6-8 s a host.
+ */
+export function planStop(pids: Partial<Record<Daemon, number>>, record: HostRecord | null): SetupStep[] {
   const steps: SetupStep[] = [];
-  if (running.ovnController) steps.push({ what: 'stop ovn-controller', argv: [OVN_CTL, 'stop_controller'] });
-  if (running.northd) steps.push({ what: 'stop ovn-northd', argv: [OVN_CTL, '--ovn-manage-ovsdb=no', 'stop_northd'] });
-  if (running.nb || running.sb) steps.push({ what: 'stop the OVN databases', argv: [OVN_CTL, 'stop_ovsdb'] });
-  if (running.ovsVswitchd || running.ovsdbServer) steps.push({ what: 'stop ovs-vswitchd and ovsdb-server', argv: [OVS_CTL, 'stop'] });
+  const order: Daemon[] = ['ovnController', 'northd', 'nb', 'sb', 'ovsVswitchd', 'ovsdbServer'];
+  for (const d of order) {
+    const pid = pids[d];
+    if (pid === undefined) continue;
+    const name = d === 'nb' ? 'the OVN northbound DB' : d === 'sb' ? 'the OVN southbound DB' : DAEMONS[d].comm;
+    steps.push({ what: `stop ${name}`, argv: ['ovs-appctl', '-T', '5', '-t', controlSocket(d, pid), 'exit'], pid });
+  }
   const m = record?.moved;
   if (m) {
     // br-phy went with ovs-vswitchd: the underlay address goes back where setup found it.
@@ -218,15 +236,21 @@ export function planStop(running: Record<Daemon, boolean>, record: HostRecord | 
   return steps;
 }
 
-/** Whether each daemon runs: its pidfile names a live process of its name (no process is started to know it). */
-export async function runningDaemons(): Promise<Record<Daemon, boolean>> {
-  const out = {} as Record<Daemon, boolean>;
+/** The pid of each daemon that runs: its pidfile names a live process of its name (no process is started to know it). */
+export async function daemonPids(): Promise<Partial<Record<Daemon, number>>> {
+  const out: Partial<Record<Daemon, number>> = {};
   for (const [k, d] of Object.entries(DAEMONS) as Array<[Daemon, (typeof DAEMONS)[Daemon]]>) {
     const pid = Number((await readFile(d.pidfile, 'utf8').catch(() => '')).trim());
     const comm = pid > 0 ? (await readFile(`/proc/${pid}/comm`, 'utf8').catch(() => '')).trim() : '';
-    out[k] = comm === d.comm;
+    if (comm === d.comm && (await isAlive(pid))) out[k] = pid;
   }
   return out;
+}
+
+/** Whether each daemon runs. */
+export async function runningDaemons(): Promise<Record<Daemon, boolean>> {
+  const pids = await daemonPids();
+  return Object.fromEntries(Object.keys(DAEMONS).map((k) => [k, pids[k as Daemon] !== undefined])) as Record<Daemon, boolean>;
 }
 
 /** Parses `ovs-vsctl --format=json` / `ovn-sbctl --format=json` output into rows of column values (maps as objects). */
@@ -329,7 +353,8 @@ async function readRecord(): Promise<HostRecord | null> {
 async function runSteps(run: CommandRunner, steps: SetupStep[], progress: (s: string) => void): Promise<void> {
   for (const s of steps) {
     progress(s.what);
-    await run.run(s.argv, { timeoutMs: s.argv[0] === 'apt-get' ? 600000 : 60000, ...(s.env ? { env: { ...process.env, ...s.env } } : {}) });
+    await run.run(s.argv, { timeoutMs: s.argv[0] === 'apt-get' ? 600000 : 60000, ...(s.env ? { env: { ...process.env, ...s.env } } : {}), allowFail: s.pid !== undefined });
+    if (s.pid !== undefined && !(await waitGone(s.pid, 5000))) await stopService(s.pid);
   }
 }
 
@@ -373,7 +398,7 @@ export async function runSetup(
 /** Stops every OVS and OVN daemon setup starts (whoever started them) and puts the underlay address back. */
 export async function runStop(run: CommandRunner, opts: { progress?: (s: string) => void } = {}): Promise<SetupStep[]> {
   const record = await readRecord();
-  const steps = planStop(await runningDaemons(), record);
+  const steps = planStop(await daemonPids(), record);
   await runSteps(run, steps, opts.progress ?? (() => {}));
   await rm(hostRecordFile(), { force: true });
   return steps;

@@ -26,8 +26,10 @@ const ok = (h: SimHost, argv: string[]) => {
 };
 
 test('two simulated hosts: setup, chassis in the SB, a ping across Geneve, setup again, stop, nothing left', { timeout: 300000 }, async () => {
+  const tm = Date.now();
   sim = await makeSimHosts(process.pid.toString(36), ['a', 'b'], { sshd: true });
   const [a, b] = sim.hosts as [SimHost, SimHost];
+  process.stderr.write(`# two simulated hosts with their sshd made in ${Date.now() - tm} ms\n`);
 
   // The driving side reaches each host's sshd on its underlay address, as `up` will (before OVS moves the address).
   for (const h of [a, b]) {
@@ -105,11 +107,15 @@ test('two simulated hosts: setup, chassis in the SB, a ping across Geneve, setup
   for (const h of [a, b]) process.stderr.write(`# RSS on ${h.name}: ${h.daemons().map((d) => `${d.comm} ${(d.rssKiB / 1024).toFixed(1)} MiB`).join(', ')}\n`);
 
   // Stop: every OVS and OVN daemon goes, b leaves the SB while a still runs, the address is back on ul0.
+  let ts = Date.now();
   const stopB = await b.qnet(['host', 'stop']);
+  process.stderr.write(`# host stop on b: ${Date.now() - ts} ms\n`);
   assert.equal(stopB.code, 0, stopB.stderr);
   assert.deepEqual(ok(a, ['ovn-sbctl', '--bare', '--columns=name', 'list', 'Chassis']).trim().split('\n').filter(Boolean), ['a']);
   assert.match(ok(b, ['ip', '-o', '-4', 'addr', 'show', 'dev', 'ul0']), new RegExp(`inet ${b.ip}/24`));
+  ts = Date.now();
   const stopA = await a.qnet(['host', 'stop']);
+  process.stderr.write(`# host stop on a (central): ${Date.now() - ts} ms\n`);
   assert.equal(stopA.code, 0, stopA.stderr);
   for (const h of [a, b]) assert.deepEqual(h.daemons().map((d) => d.comm), ['sshd'], `only the fixture's sshd is left on ${h.name}`);
   const stStopped = await b.qnet(['host', 'status', '--json']);

@@ -96,16 +96,19 @@ describe('planSetup', () => {
     test(`refuses: ${why}`, () => assert.throws(() => planSetup(req, obs as HostObservation), (e: Error) => e instanceof UserError && re.test(e.message)));
 });
 
-test('planStop: controller first, central daemons, OVS, then the underlay address back', () => {
-  assert.deepEqual(planStop(none, null), []);
-  const steps = planStop(all, { name: 'a', underlay: '192.0.2.11', datapath: 'netdev', central: true, remote: 'tcp:192.0.2.11:6642', moved: { dev: 'ul0', prefix: 24, arpIgnore: '0', disableIpv6: '0' } });
+test('planStop: each daemon asked to exit and waited for, the controller first, then the underlay address back', () => {
+  assert.deepEqual(planStop({}, null), []);
+  const pids = { ovsdbServer: 11, ovsVswitchd: 12, ovnController: 13, nb: 14, sb: 15, northd: 16 };
+  const steps = planStop(pids, { name: 'a', underlay: '192.0.2.11', datapath: 'netdev', central: true, remote: 'tcp:192.0.2.11:6642', moved: { dev: 'ul0', prefix: 24, arpIgnore: '0', disableIpv6: '0' } });
   assert.deepEqual(
-    steps.map((s) => s.argv.join(' ')),
+    steps.map((s) => `${s.argv.join(' ')}${s.pid ? ` (${s.pid})` : ''}`),
     [
-      '/usr/share/ovn/scripts/ovn-ctl stop_controller',
-      '/usr/share/ovn/scripts/ovn-ctl --ovn-manage-ovsdb=no stop_northd',
-      '/usr/share/ovn/scripts/ovn-ctl stop_ovsdb',
-      '/usr/share/openvswitch/scripts/ovs-ctl stop',
+      'ovs-appctl -T 5 -t /var/run/ovn/ovn-controller.13.ctl exit (13)',
+      'ovs-appctl -T 5 -t /var/run/ovn/ovn-northd.16.ctl exit (16)',
+      'ovs-appctl -T 5 -t /var/run/ovn/ovnnb_db.ctl exit (14)',
+      'ovs-appctl -T 5 -t /var/run/ovn/ovnsb_db.ctl exit (15)',
+      'ovs-appctl -T 5 -t /var/run/openvswitch/ovs-vswitchd.12.ctl exit (12)',
+      'ovs-appctl -T 5 -t /var/run/openvswitch/ovsdb-server.11.ctl exit (11)',
       'ip addr replace 192.0.2.11/24 dev ul0',
       'sysctl -q -w net.ipv4.conf.ul0.arp_ignore=0 net.ipv6.conf.ul0.disable_ipv6=0',
     ],
