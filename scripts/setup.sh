@@ -17,7 +17,11 @@ pkgs+=(graphviz)
 # a process) is for test/uml/harness.ts, the test host of the kernel features this host may lack (netem, bridge VLAN
 # filtering): test/e2e/uml-kernel.test.ts runs those tests in it when this kernel lacks them.
 if [ "${1:-}" = --bench ]; then pkgs+=(iperf3); fi
-if [ "${1:-}" = --test ]; then pkgs+=(chromium user-mode-linux); fi
+# Multi-host tests (issue 33) simulate hosts with namespaces, each running Open vSwitch and OVN (`qnet host setup`)
+# and its own sshd: openvswitch-switch, ovn-host, ovn-central, openssh-server; ethtool turns checksum offload off on
+# the veths that OVS's userspace datapath reads.
+ovs_pkgs=(openvswitch-switch ovn-host ovn-central openssh-server ethtool)
+if [ "${1:-}" = --test ]; then pkgs+=(chromium user-mode-linux "${ovs_pkgs[@]}"); fi
 need_pkgs=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f '${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || need_pkgs+=("$p")
@@ -28,7 +32,28 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
   echo "setup: installing ${need_pkgs[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
+  # Packages must not start their daemons (OVS, OVN, sshd): tests start their own, in namespaces, and a daemon left
+  # running on the machine is what the tests look for as a leak. A policy-rc.d that says no, for this install only.
+  own_policy=
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d && own_policy=1
+  fi
+  apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null || { [ -z "$own_policy" ] || rm -f /usr/sbin/policy-rc.d; exit 1; }
+  [ -z "$own_policy" ] || rm -f /usr/sbin/policy-rc.d
+  # Nor at the next boot (systemd enables them on install): only the services of what this run installed (an sshd
+  # that was there before, such as the one a CI machine is reached by, is left alone).
+  if [ -d /run/systemd/system ]; then
+    units=()
+    for p in "${need_pkgs[@]}"; do
+      case $p in
+        openvswitch-switch) units+=(openvswitch-switch ovs-vswitchd ovsdb-server) ;;
+        ovn-host) units+=(ovn-host ovn-controller) ;;
+        ovn-central) units+=(ovn-central ovn-northd ovn-ovsdb-server-nb ovn-ovsdb-server-sb) ;;
+        openssh-server) units+=(ssh) ;;
+      esac
+    done
+    for u in "${units[@]}"; do systemctl disable --now "$u" >/dev/null 2>&1 || true; done
+  fi
 elif ! apt-cache policy linux-image-amd64 2>/dev/null | grep -q 'Candidate: [0-9]'; then
   # The guest kernel comes from Debian's archive: apt needs its package lists once.
   apt-get update -qq

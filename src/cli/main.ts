@@ -18,7 +18,7 @@ import { fmtMs, green, red, table, yellow } from './term.js';
 const { Command, CommanderError, Option } = createRequire(import.meta.url)('commander') as typeof import('commander');
 
 /** The commands, by their first word: `main` defines only the one it runs. */
-export const COMMANDS = ['validate', 'up', 'status', 'down', 'stop', 'start', 'restart', 'demo', 'leases', 'exec', 'ssh', 'console', 'link', 'capture', 'impair', 'web', 'check', 'graph', 'export', 'image', 'doctor', 'schema'];
+export const COMMANDS = ['validate', 'up', 'status', 'down', 'stop', 'start', 'restart', 'demo', 'leases', 'exec', 'ssh', 'console', 'link', 'capture', 'impair', 'web', 'check', 'graph', 'export', 'image', 'host', 'doctor', 'schema'];
 
 /** Prints a valid lab's warnings (exposure to a real LAN, adjusted settings) on stderr. */
 async function warn(lab: ResolvedLab): Promise<void> {
@@ -615,6 +615,68 @@ export function buildProgram(argv: string[]): { program: import('commander').Com
           `${green('✓')} ${o.out}: Debian 12, ${format}, ${formatSize(img.size)} virtual, ${img.packages.length} packages (${img.buildMs ? `built in ${fmtMs(img.buildMs)}` : 'from the cache'}; ${fmtMs(Date.now() - t)} in all)\n` +
             `  use it as a node's image: nodes: { a: { image: ${o.out} } }\n`,
         );
+      });
+  }
+
+  if (defines('host')) {
+    const host = program
+      .command('host')
+      .description('this machine as a host of multi-host labs: Open vSwitch and OVN (Debian packages openvswitch-switch and ovn-host; ovn-central on the central)');
+    host
+      .command('setup')
+      .description(
+        'install (apt) and start Open vSwitch and ovn-controller, and register this machine as an OVN chassis; with --central also the OVN northbound and southbound databases (listening on the underlay address, tcp 6641 and 6642) and ovn-northd. Uses the kernel datapath where the openvswitch and geneve modules load, the userspace one (netdev) otherwise. Works without systemd (Debian\'s ovs-ctl and ovn-ctl). Idempotent',
+      )
+      .option('--name <name>', 'this host\'s name in the topology (its OVN chassis name, the OVS system-id)')
+      .option('--underlay <ip>', 'this host\'s IPv4 address that the other hosts reach: Geneve tunnels end on it (ovn-encap-ip)')
+      .option('--underlay-dev <dev>', 'userspace datapath: the interface that has the underlay address, for the underlay alone; it goes into the OVS bridge br-phy and its address onto br-phy (put back by `qnet host stop`)')
+      .option('--central', 'also run the OVN databases and ovn-northd here (package ovn-central)')
+      .option('--remote <db>', 'the central\'s southbound DB (tcp:IP:6642, or its IP); default on the central: tcp:UNDERLAY:6642')
+      .addOption(new Option('--datapath <type>', 'Open vSwitch datapath').choices(['auto', 'system', 'netdev']).default('auto'))
+      .option('--dry-run', 'print what would be done and change nothing')
+      .option('--json', 'print the result (datapath, steps, status) as JSON')
+      .action(async (o: { name?: string; underlay?: string; underlayDev?: string; central?: boolean; remote?: string; datapath: string; dryRun?: boolean; json?: boolean }) => {
+        const { checkSetupRequest, runSetup } = await import('../host/ovn-setup.js');
+        const req = checkSetupRequest(o);
+        const r = await runSetup(runner, req, { dryRun: !!o.dryRun, progress: (s) => process.stderr.write(`· ${s}\n`) });
+        if (o.json) return void process.stdout.write(JSON.stringify(r, null, 2) + '\n');
+        if (o.dryRun) {
+          process.stdout.write(`host ${req.name} (datapath ${r.datapath}); nothing was changed:\n${r.steps.map((s) => `  ${s.what}: ${s.argv.join(' ')}`).join('\n') || '  nothing to do'}\n`);
+          return;
+        }
+        process.stderr.write(`${green('✓')} host ${req.name} is an OVN chassis${req.central ? ' and the central' : ''} (datapath ${r.datapath}, encap geneve ${req.underlay}, SB ${req.remote}) in ${fmtMs(r.ms)}${r.steps.length ? '' : '; nothing needed doing'}\n`);
+      });
+    host
+      .command('status')
+      .description('whether Open vSwitch and ovn-controller run here and this chassis is registered in the southbound DB with its encap IP (what `up` checks on every host); exit 1 if not')
+      .option('--json', 'machine-readable output')
+      .action(async (o: { json?: boolean }) => {
+        const { hostStatus } = await import('../host/ovn-setup.js');
+        const s = await hostStatus(runner);
+        code = s.ready ? 0 : 1;
+        if (o.json) return void process.stdout.write(JSON.stringify(s, null, 2) + '\n');
+        const yes = (b: boolean) => (b ? green('running') : red('not running'));
+        const rows = [
+          ['chassis', s.chassis ?? '-'],
+          ['encap ip', s.encapIp ?? '-'],
+          ['southbound', s.remote ?? '-'],
+          ['datapath', s.datapath ?? '-'],
+          ['ovsdb-server', yes(s.running.ovsdbServer)],
+          ['ovs-vswitchd', yes(s.running.ovsVswitchd)],
+          ['ovn-controller', yes(s.running.ovnController)],
+          ...(s.running.nb || s.running.sb || s.running.northd ? [['NB / SB / northd', [s.running.nb, s.running.sb, s.running.northd].map(yes).join(' / ')]] : []),
+          ['registered', s.sbEncaps.length ? green(s.sbEncaps.map((e) => `${e.type} ${e.ip}`).join(', ')) : red(s.sbError ? `unknown (${s.sbError})` : 'no')],
+        ];
+        process.stdout.write(table(['', ''], rows) + '\n');
+        for (const p of s.problems) process.stdout.write(`${red('→')} ${p}\n`);
+      });
+    host
+      .command('stop')
+      .description('stop what `qnet host setup` started (ovn-controller, and ovn-northd and the OVN databases where they run, then Open vSwitch) and put the underlay address back; the packages and their configuration stay')
+      .action(async () => {
+        const { runStop } = await import('../host/ovn-setup.js');
+        const steps = await runStop(runner, { progress: (s) => process.stderr.write(`· ${s}\n`) });
+        process.stderr.write(steps.length ? `${green('✓')} stopped\n` : 'nothing of Open vSwitch or OVN runs here; nothing to do\n');
       });
   }
 

@@ -15,3 +15,15 @@ export async function aptCandidates(run: CommandRunner, pkgs: string[]): Promise
   }
   return out;
 }
+
+/** The packages of `pkgs` that dpkg does not have installed (one dpkg-query call). */
+export async function missingPackages(run: CommandRunner, pkgs: string[]): Promise<string[]> {
+  const r = await run.run(['dpkg-query', '-W', '-f', '${Package} ${Status}\\n', ...pkgs], { allowFail: true });
+  const ok = new Set(r.stdout.split('\n').filter((l) => / install ok installed$/.test(l)).map((l) => l.split(' ')[0]));
+  return pkgs.filter((p) => !ok.has(p));
+}
+
+/** The argv that installs Debian packages without questions (and without their recommendations). */
+export function aptInstallArgv(pkgs: string[]): string[] {
+  return ['apt-get', 'install', '-y', '-q', '--no-install-recommends', ...pkgs];
+}

@@ -29,3 +29,21 @@ export async function netemUsable(run: CommandRunner): Promise<boolean> {
   netemSeen = r.code === 0;
   return netemSeen;
 }
+
+/**
+ * True when Open vSwitch's kernel datapath can carry OVN here: the openvswitch module (loaded on demand by the
+ * kernel) takes a datapath and the geneve module a Geneve link, both made in a throwaway namespace and removed with
+ * it. Otherwise OVS runs its userspace datapath (netdev), which needs neither.
+ */
+export async function ovsKernelDatapath(run: CommandRunner): Promise<boolean> {
+  const ns = `qnet-probe-${process.pid}`;
+  if ((await run.run(['ip', 'netns', 'add', ns], { allowFail: true })).code !== 0) return false;
+  try {
+    const dp = await run.run(['ip', 'netns', 'exec', ns, 'ovs-dpctl', 'add-dp', 'qnetprobe'], { allowFail: true, timeoutMs: 10000 }).catch(() => null);
+    if (dp?.code !== 0) return false;
+    await run.run(['ip', 'netns', 'exec', ns, 'ovs-dpctl', 'del-dp', 'qnetprobe'], { allowFail: true, timeoutMs: 10000 });
+    return (await run.run(['ip', '-n', ns, 'link', 'add', 'g0', 'type', 'geneve', 'id', '1', 'remote', '192.0.2.1'], { allowFail: true })).code === 0;
+  } finally {
+    await run.run(['ip', 'netns', 'delete', ns], { allowFail: true });
+  }
+}

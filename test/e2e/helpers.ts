@@ -54,6 +54,25 @@ export interface HostSnapshot {
   loops: string[];
   mounts: string[];
   ipForward: string;
+  /** Daemons of simulated hosts and OVS/OVN (whoever started them), as `comm:pid`; zombies aside. */
+  daemons: string[];
+}
+
+/** The daemons a multi-host test may leave behind. */
+const DAEMONS = new Set(['ovsdb-server', 'ovs-vswitchd', 'ovn-controller', 'ovn-northd', 'sshd']);
+
+function daemons(): string[] {
+  const out: string[] = [];
+  for (const p of readdirSync('/proc')) {
+    if (!/^\d+$/.test(p)) continue;
+    try {
+      const comm = readFileSync(`/proc/${p}/comm`, 'utf8').trim();
+      if (DAEMONS.has(comm) && !/^State:\s+Z/m.test(readFileSync(`/proc/${p}/status`, 'utf8'))) out.push(`${comm}:${p}`);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out.sort();
 }
 
 function lines(argv: string[]): string[] {
@@ -76,6 +95,7 @@ export async function snapshot(): Promise<HostSnapshot> {
     loops: lines(['losetup', '--noheadings', '--list', '--output', 'NAME,BACK-FILE']).sort(),
     mounts: readFileSync('/proc/self/mounts', 'utf8').split('\n').filter((l) => / \/(var\/cache|run|var\/lib)\/qnet/.test(l)).sort(),
     ipForward: readFileSync('/proc/sys/net/ipv4/ip_forward', 'utf8').trim(),
+    daemons: daemons(),
   };
 }
 
