@@ -328,10 +328,10 @@ describe('the CLI on a lab on OVN (nothing on the host is touched: the refusal c
     assert.equal(r.status, 2, r.stderr);
     assert.match(r.stderr, /node deb2 needs 4160 MiB and 1 CPUs/);
   });
-  test('up: exit 1 naming what is missing, before anything is made', () => {
+  test('up over several hosts: exit 2 naming what is not made yet, before anything is observed', () => {
     const r = qnet('up', file('ok.yaml', remote));
-    assert.equal(r.status, 1, r.stderr);
-    assert.match(r.stderr, /cannot make labs on OVN yet: the host side .* are not wired/);
+    assert.equal(r.status, 2, r.stderr);
+    assert.match(r.stderr, /hosts: labs over several hosts .* are not yet made by `qnet up`/);
     assert.equal(r.stdout, '');
   });
   after(() => {
