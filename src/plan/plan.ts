@@ -246,6 +246,8 @@ function describe(a: Action): string {
       return `stop ${a.service}`;
     case 'host-forwarding':
       return `turn IPv4 forwarding on the host ${a.enable ? 'on' : 'off'}`;
+    case 'ovn-clear':
+      return `remove every northbound row marked qnet-lab=${a.lab} (found by the marker)`;
     case 'release-uplink':
       return `give the uplink back from ${a.bridge} (its addresses and routes too), delete ${a.bridge}`;
     default:
