@@ -14,6 +14,7 @@ import { findMarkedProcesses } from '../../src/qemu/process.js';
 let sim: SimHosts | undefined;
 let before0: HostSnapshot;
 const lab = labName('ovnseed');
+const lab2 = labName('ovndhcp');
 
 before(async () => {
   before0 = await snapshot();
@@ -22,7 +23,7 @@ before(async () => {
 after(async () => {
   // After a failure: the lab's guests run in mount namespaces of their own (QEMU's private /dev), which the
   // fixture's sweep of the host's mount namespace does not reach; they are found by their marker instead.
-  for (const p of await findMarkedProcesses()) if (p.lab === lab) process.kill(p.pid, 'SIGKILL');
+  for (const p of await findMarkedProcesses()) if (p.lab === lab || p.lab === lab2) process.kill(p.pid, 'SIGKILL');
   if (sim) await sim.remove();
 });
 
@@ -127,4 +128,53 @@ test('one host on OVN: refused without OVN, rolled back part-way, up with ping a
   const now = await snapshot();
   // The saved states of the OVN shape stay in the cache, as any other shape's.
   assert.deepEqual(now, before0);
+});
+
+test('one host on OVN: OVN\'s DHCP (a static lease by MAC, an address from the range) and an isolated network', { timeout: 600000 }, async () => {
+  const file = writeTopology({
+    name: lab2,
+    fabric: 'ovn',
+    networks: {
+      lan: { mode: 'bridge', subnet: '10.20.0.0/24', address: '10.20.0.1', dhcp: { range: '10.20.0.50-10.20.0.60' } },
+      back: { mode: 'isolated', subnet: '10.30.0.0/24' },
+    },
+    nodes: {
+      a: { nics: [{ network: 'lan', dhcp: true, ip: '10.20.0.10', mac: '02:00:00:20:00:0a', model: 'virtio' }, { network: 'back', ip: '10.30.0.1' }] },
+      b: { nics: [{ network: 'lan', dhcp: true, model: 'virtio' }, { network: 'back', ip: '10.30.0.2' }] },
+    },
+  });
+  sim = await makeSimHosts(`${process.pid.toString(36)}d`, ['h2']);
+  const h = sim.hosts[0]!;
+  const setup = await h.qnet(['host', 'setup', '--name', 'h2', '--underlay', h.ip, '--underlay-dev', 'ul0', '--central']);
+  assert.equal(setup.code, 0, setup.stderr);
+  const clean = inside(h, lab2);
+  try {
+    const up = await h.qnet(['up', file], 300000);
+    assert.equal(up.code, 0, up.stderr);
+    const addr = async (node: string, dev: string) => {
+      const r = await h.qnet(['exec', lab2, node, '--', 'ip', '-4', '-o', 'addr', 'show', 'dev', dev]);
+      assert.equal(r.code, 0, r.stderr);
+      return r.stdout;
+    };
+    // a: its static lease, by MAC; b: the first address of the range OVN's IPAM gave its port.
+    assert.match(await addr('a', 'eth0'), /inet 10\.20\.0\.10\/24/);
+    const dyn = h.exec(['ovn-nbctl', '--bare', '--columns=dynamic_addresses', 'find', 'Logical_Switch_Port', `name="qnet.${lab2}.nic.b.0"`]).stdout.trim();
+    const ip = /10\.20\.0\.(\d+)/.exec(dyn)?.[0];
+    assert.ok(ip && Number(ip.split('.')[3]) >= 50 && Number(ip.split('.')[3]) <= 60, `b's dynamic address: ${dyn}`);
+    assert.match(await addr('b', 'eth0'), new RegExp(`inet ${ip!.replace(/\./g, '\\.')}/24`));
+    for (const [to, what] of [['10.20.0.10', 'a over lan'], ['10.20.0.1', 'the host side'], ['10.30.0.1', 'a over the isolated network']] as const) {
+      const ping = await h.qnet(['exec', lab2, 'b', '--', 'ping', '-c', '2', '-W', '3', to]);
+      assert.equal(ping.code, 0, `b -> ${what}: ${ping.stdout}${ping.stderr}`);
+    }
+    // The lease's options: the MTU and the DNS server from OVN's DHCP.
+    const resolv = await h.qnet(['exec', lab2, 'b', '--', 'cat', '/etc/resolv.conf']);
+    assert.match(resolv.stdout, /nameserver 10\.20\.0\.1/);
+  } finally {
+    const down = await h.qnet(['down', lab2]);
+    assert.equal(down.code, 0, down.stderr);
+  }
+  assert.deepEqual(inside(h, lab2), clean, 'down removed everything');
+  const killed = await sim.remove();
+  sim = undefined;
+  assert.deepEqual(killed, []);
 });
