@@ -105,6 +105,11 @@ test('one host on OVN: refused without OVN, rolled back part-way, up with ping a
   assert.equal(check.code, 0, check.stdout + check.stderr);
   assert.match(check.stdout, /tcp/i);
 
+  // `up` of the running lab from its file: nothing differs (its taps as it runs them on OVN), nothing is done.
+  const same = await h.qnet(['up', file]);
+  assert.equal(same.code, 0, same.stderr);
+  assert.match(same.stderr, /already up and unchanged/);
+
   // 4. Down: nothing of the lab in the host, the NB or br-int.
   const down = await h.qnet(['down', lab]);
   assert.equal(down.code, 0, down.stderr);

@@ -404,6 +404,12 @@ describe('the CLI on a lab on OVN (nothing on the host is touched: the refusal c
     assert.equal(r.status, 2, r.stderr);
     assert.match(r.stderr, /node deb2 needs 4160 MiB and 1 CPUs/);
   });
+  test('up of a one-host lab with a nat network: exit 2 naming it, before this host\'s OVN is observed', () => {
+    const r = qnet('up', '--dry-run', file('nat.yaml', `${read('nat-dhcp.yaml').replace(/^name: natlab$/m, 'name: natlab-ovn-unit')}fabric: ovn\n`));
+    assert.equal(r.status, 2, r.stderr);
+    assert.match(r.stderr, /networks\.lan\.mode: nat is not yet on OVN/);
+    assert.match(r.stderr, /nothing was made/);
+  });
   test('up over several hosts: exit 2 naming what is not made yet, before anything is observed', () => {
     const r = qnet('up', file('ok.yaml', remote));
     assert.equal(r.status, 2, r.stderr);
