@@ -171,6 +171,11 @@ test('one host on OVN: OVN\'s DHCP (a static lease by MAC, an address from the r
       const ping = await h.qnet(['exec', lab2, 'b', '--', 'ping', '-c', '2', '-W', '3', to]);
       assert.equal(ping.code, 0, `b -> ${what}: ${ping.stdout}${ping.stderr}`);
     }
+    // status shows the lease (asked of the guest: OVN keeps no lease files) and the network's taps on br-int.
+    const st = await h.qnet(['status', lab2]);
+    assert.equal(st.code, 0, st.stderr);
+    assert.match(st.stdout, new RegExp(`${ip!.replace(/\./g, '\\.')}/24`), st.stdout);
+    assert.match(st.stdout, /^lan\s.*qo[0-9a-f]{10} qo[0-9a-f]{10}/m, st.stdout);
     // The lease's options: the MTU and the DNS server from OVN's DHCP.
     const resolv = await h.qnet(['exec', lab2, 'b', '--', 'cat', '/etc/resolv.conf']);
     assert.match(resolv.stdout, /nameserver 10\.20\.0\.1/);
