@@ -707,7 +707,7 @@ export function buildProgram(argv: string[]): { program: import('commander').Com
   if (defines('doctor'))
     program
       .command('doctor')
-      .description('check what the host needs (tools, tun, bridges, namespaces, nftables, KVM that really works, forward policies); exit 1 if something is missing, 0 with warnings for features only some labs use (impairments, VLANs, links, UEFI)')
+      .description('check what the host needs (tools, tun, bridges, namespaces, nftables, KVM that really works, forward policies); exit 1 if something is missing, 0 with warnings for features only some labs use (impairments, VLANs, links, UEFI); run by an ordinary user, what rootless labs need (user namespaces, /dev/net/tun, /dev/kvm, pasta, kernel modules)')
       .option('--json', 'print the findings as JSON (check, ok, detail, fix) instead of a table')
       .action(async (o: { json?: boolean }) => {
         const { doctor, doctorFails } = await import('../lab/doctor.js');
