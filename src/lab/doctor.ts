@@ -3,7 +3,7 @@ import { constants as fsc } from 'node:fs';
 import { access, readFile } from 'node:fs/promises';
 import os from 'node:os';
 import type { CommandRunner } from '../host/run.js';
-import { cacheRoot, guestUser } from '../dirs.js';
+import { cacheRoot, guestUser, rootless } from '../dirs.js';
 import { netemUsable } from '../host/kernel.js';
 
 /**
@@ -71,7 +71,7 @@ async function toolFindings(run: CommandRunner, env?: NodeJS.ProcessEnv): Promis
  * labs (doctor-rootless.ts): what root's doctor tries in a namespace of its own, a user cannot.
  */
 export async function doctor(run: CommandRunner): Promise<Finding[]> {
-  if ((process.geteuid?.() ?? 0) !== 0) {
+  if (rootless()) {
     const { gatherRootlessFacts, rootlessFindings, rootlessPath } = await import('./doctor-rootless.js');
     const [head, ...rest] = rootlessFindings(await gatherRootlessFacts(run));
     // nft, dnsmasq and tc are in /usr/sbin, often not on a user's PATH: found there as qnet will run them.

@@ -155,13 +155,17 @@ describe('rootless, as an ordinary user made for the test', () => {
     assert.equal(asRoot.code, 0, asRoot.stderr);
   });
 
-  test('up of an acceptable lab: rootless labs are not yet supported (exit 1), nothing is made', async () => {
+  test('up (and demo) of an acceptable lab: rootless labs are not yet supported (exit 1), nothing is made', async () => {
     const file = topology(nat(labName('rlnat')));
     const v = await asUser(['validate', file]);
     assert.equal(v.code, 0, v.stderr);
     const r = await asUser(['up', file]);
     assert.equal(r.code, 1, r.stderr);
     assert.match(r.stderr, new RegExp(`rootless labs are not yet supported: qnet up run by an ordinary user \\(uid ${uid}\\) cannot make lab .* yet, and nothing was changed\\. Today run it as root: \`sudo qnet up ${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\``));
+    // demo brings a lab up too.
+    const d = await asUser(['demo']);
+    assert.equal(d.code, 1, d.stderr);
+    assert.match(d.stderr, /rootless labs are not yet supported: qnet demo run by an ordinary user .*`sudo qnet demo`/);
     assert.deepEqual(readdirSync(runtime), []);
     assert.equal(existsSync(path.join(home, '.local', 'state', 'qnet')), false);
     assert.deepEqual(await snapshot(), before0, 'nothing was made on the host');
