@@ -26,6 +26,33 @@ async function warn(lab: ResolvedLab): Promise<void> {
   for (const w of labWarnings(lab)) process.stderr.write(`${yellow('warning:')} ${w}\n`);
 }
 
+/**
+ * Refuses (exit 2, before anything happens) what a lab of an ordinary user cannot have: the parts that need the
+ * host's own network namespace. As root nothing is asked or loaded.
+ */
+async function refuseIfRootless(lab: ResolvedLab, source: string): Promise<void> {
+  const uid = process.geteuid?.() ?? 0;
+  if (uid === 0) return;
+  const { refuseRootless } = await import('../topology/rootless.js');
+  const { readFile } = await import('node:fs/promises');
+  const start = Number((await readFile('/proc/sys/net/ipv4/ip_unprivileged_port_start', 'utf8').catch(() => '1024')).trim());
+  refuseRootless(lab, { rootless: true, uid, unprivilegedPortStart: Number.isInteger(start) ? start : 1024 }, source);
+}
+
+/**
+ * Until rootless labs exist (issue 34), a command that would make one stops here when run by an ordinary user:
+ * exit 1, nothing done, and what works today. As root it returns at once.
+ */
+async function refuseNotYet(what: string, command: string): Promise<void> {
+  const uid = process.geteuid?.() ?? 0;
+  if (uid === 0) return;
+  const { RuntimeError } = await import('../errors.js');
+  throw new RuntimeError(
+    `rootless labs are not yet supported: ${command.split(' ').slice(0, 2).join(' ')} run by an ordinary user (uid ${uid}) cannot ${what} yet, and nothing was changed. ` +
+      `Today run it as root: \`sudo ${command}\`. \`qnet doctor\` run as this user says what this host lacks for rootless labs`,
+  );
+}
+
 /** `qnet web`: serves until SIGINT or SIGTERM; with `lab`, opens the page on it (xdg-open where there is a display). */
 async function serveWeb(listen: string, lab?: string): Promise<number> {
   const { isLoopback, parseListen, startWeb } = await import('../web/server.js');
@@ -75,8 +102,10 @@ export function buildProgram(argv: string[]): { program: import('commander').Com
         const { loadTopology } = await import('../topology/load.js');
         const { inspectLabImages } = await import('../guest/image-check.js');
         const { formatSize } = await import('../topology/size.js');
+        const loaded = await loadTopology(file);
+        await refuseIfRootless(loaded, file);
         // Image nodes: each image is read (qemu-img info) and refused if it is not a self-contained disk image.
-        const lab = await inspectLabImages(runner, await loadTopology(file), file);
+        const lab = await inspectLabImages(runner, loaded, file);
         await warn(lab);
         if (o.json) process.stdout.write(JSON.stringify(lab, null, 2) + '\n');
         else {
@@ -115,6 +144,8 @@ export function buildProgram(argv: string[]): { program: import('commander').Com
         const { inspectLabImages } = await import('../guest/image-check.js');
         const { consoleReporter, vncHint } = await import('./output.js');
         const lab = await loadTopology(file);
+        await refuseIfRootless(lab, file);
+        await refuseNotYet(`make lab ${lab.name}`, `qnet up ${file}`);
         await warn(lab);
         if (lab.fabric === 'ovn') {
           // Over several hosts: the plan only, for now (a lab on this one host is made as any other).
@@ -325,6 +356,7 @@ export function buildProgram(argv: string[]): { program: import('commander').Com
       .option('--image <file>', 'run the seed lab on real Debian guests from this disk image (examples/seed-lab-debian.yaml; make one with `qnet image create debian`)')
       .option('--json', 'print the checks as JSON (name, ok, ms, detail) instead of a table')
       .action(async (o: { image?: string; json?: boolean }) => {
+        await refuseNotYet('run the seed lab', `qnet demo${o.image ? ` --image ${o.image}` : ''}`);
         const { runDemo } = await import('../lab/demo.js');
         const { consoleReporter } = await import('./output.js');
         const t = Date.now();
@@ -687,7 +719,7 @@ export function buildProgram(argv: string[]): { program: import('commander').Com
   if (defines('doctor'))
     program
       .command('doctor')
-      .description('check what the host needs (tools, tun, bridges, namespaces, nftables, KVM that really works, forward policies); exit 1 if something is missing, 0 with warnings for features only some labs use (impairments, VLANs, links, UEFI)')
+      .description('check what the host needs (tools, tun, bridges, namespaces, nftables, KVM that really works, forward policies); exit 1 if something is missing, 0 with warnings for features only some labs use (impairments, VLANs, links, UEFI); run by an ordinary user, what rootless labs need (user namespaces, /dev/net/tun, /dev/kvm, pasta, kernel modules)')
       .option('--json', 'print the findings as JSON (check, ok, detail, fix) instead of a table')
       .action(async (o: { json?: boolean }) => {
         const { doctor, doctorFails } = await import('../lab/doctor.js');

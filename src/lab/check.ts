@@ -212,7 +212,7 @@ export async function checkLab(labName: string, opts: CheckOptions = {}): Promis
           const r = results.get(probeKey(j.spec));
           const d = j.dest;
           const deaf = j.spec.probe === 'tcp' && d.kind === 'node' && unreachableAgent.has(d.node!);
-          const m = r && again ? { ...r, detail: `${r.detail} (second try, waiting ${waitS} s)` } : r;
+          const m = r && again ? { ...r, detail: `${r.detail}${r.ok ? '' : ', also'} on a second try of ${waitS} s` } : r;
           measured.set(j.key, !m ? { ok: false, skipped: 'not measured: no result' } : deaf ? { ok: m.ok, skipped: `not measured: no listener in ${d.node} (${unreachableAgent.get(d.node!)})` } : m);
         }
         say(`${from}: ${list.length} probes done${again ? ' (second try)' : ''}`);

@@ -114,10 +114,12 @@ export async function findLab(lab: string): Promise<{
  */
 export async function listLabs(opts: { tables?: boolean } = {}): Promise<string[]> {
   const names = new Set<string>();
+  // A user without a usable runtime directory is told what to do (dirs.ts), not shown "no labs".
+  const root = runRoot();
   // nft first (a process): it runs while /proc and /sys are read here.
   const nft = opts.tables ? run.run(['nft', 'list', 'tables'], { allowFail: true }).catch(() => null) : null;
   try {
-    for (const e of await readdir(runRoot(), { withFileTypes: true })) if (e.isDirectory() && !e.name.startsWith('.')) names.add(e.name);
+    for (const e of await readdir(root, { withFileTypes: true })) if (e.isDirectory() && !e.name.startsWith('.')) names.add(e.name);
   } catch {
     // no run root yet
   }

@@ -3,7 +3,7 @@ import { constants as fsc } from 'node:fs';
 import { access, readFile } from 'node:fs/promises';
 import os from 'node:os';
 import type { CommandRunner } from '../host/run.js';
-import { cacheRoot, guestUser } from '../dirs.js';
+import { cacheRoot, guestUser, rootless } from '../dirs.js';
 import { netemUsable } from '../host/kernel.js';
 
 /**
@@ -32,11 +32,11 @@ async function readable(p: string, mode = fsc.R_OK): Promise<boolean> {
   }
 }
 
-/** Runs every check; none changes anything on the host. */
-export async function doctor(run: CommandRunner): Promise<Finding[]> {
+/** The programs qnet runs, the UEFI firmware and Node.js: the same checks for root and for an ordinary user. */
+async function toolFindings(run: CommandRunner, env?: NodeJS.ProcessEnv): Promise<Finding[]> {
   const out: Finding[] = [];
   const tool = async (name: string, argv: string[], pkg: string, re: RegExp) => {
-    const r = await run.run(argv, { allowFail: true }).catch(() => null);
+    const r = await run.run(argv, { allowFail: true, ...(env ? { env } : {}) }).catch(() => null);
     const m = r && r.code === 0 ? re.exec(`${r.stdout}${r.stderr}`) : null;
     out.push(m ? { check: name, ok: true, detail: m[0] } : { check: name, ok: false, detail: 'not found', fix: `apt-get install ${pkg} (or npm run setup)` });
   };
@@ -63,6 +63,21 @@ export async function doctor(run: CommandRunner): Promise<Finding[]> {
   );
   const major = Number(process.versions.node.split('.')[0]);
   out.push({ check: 'node', ok: major >= 20, detail: process.version, ...(major >= 20 ? {} : { fix: 'install Node.js 20 or newer' }) });
+  return out;
+}
+
+/**
+ * Runs every check; none changes anything on the host. Run by an ordinary user, the checks are those of rootless
+ * labs (doctor-rootless.ts): what root's doctor tries in a namespace of its own, a user cannot.
+ */
+export async function doctor(run: CommandRunner): Promise<Finding[]> {
+  if (rootless()) {
+    const { gatherRootlessFacts, rootlessFindings, rootlessPath } = await import('./doctor-rootless.js');
+    const [head, ...rest] = rootlessFindings(await gatherRootlessFacts(run));
+    // nft, dnsmasq and tc are in /usr/sbin, often not on a user's PATH: found there as qnet will run them.
+    return [head!, ...(await toolFindings(run, { ...process.env, PATH: rootlessPath() })), ...rest];
+  }
+  const out = await toolFindings(run);
   out.push({
     check: 'root',
     ok: process.getuid?.() === 0,
