@@ -10,6 +10,7 @@ import { nodeFiles } from '../render/qemu.js';
 import { NETNS_PREFIX } from '../topology/model.js';
 import { findLab } from './discover.js';
 import { releaseUplink } from './lan.js';
+import { removeOvn } from './ovn.js';
 import { lanHostBridge } from '../render/lan.js';
 import { labDir, labStateDir, nodeDir } from '../dirs.js';
 import { exists } from '../host/fs.js';
@@ -84,6 +85,13 @@ export async function down(lab: string, opts: { runner: CommandRunner; reporter?
     if (m?.lab !== lab || !m.service) continue;
     await stopService(pid);
     removed.push(m.service);
+  }
+
+  // A lab on OVN: its ports on br-int and its northbound rows, found by their markers (before its links go).
+  try {
+    removed.push(...(await removeOvn(opts.runner, lab, state?.lab.ovn?.nb !== undefined ? [`--db=${state.lab.ovn.nb}`] : undefined)));
+  } catch (e) {
+    warnings.push((e as Error).message);
   }
 
   // Host bridges of bridged networks first: their uplink goes back with the host's addresses and routes.

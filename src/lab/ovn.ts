@@ -1,7 +1,16 @@
-// Labs on OVN as far as they go today: the plan (placement and northbound batch) for `up --dry-run`, and a clear
-// refusal of the real `up`, naming what is not there yet. The host side and the execution replace the refusal.
+// Labs on OVN: what `up` observes of this host's OVN before any change (ready, chassis, datapath), how `down` and a
+// rollback find and remove the lab's rows in the northbound DB and its ports on br-int by their marker (no state
+// needed), and the plan of labs over several hosts for `up --dry-run` (not made yet: refused with what is missing).
 import { RuntimeError } from '../errors.js';
-import { formatNbBatch, renderNbUp } from '../fabric/ovn/nb.js';
+import { formatNbBatch, nbArgv, nbFindArgv, NB_LAB_TABLES, renderNbDown, renderNbUp, type NbLabTable } from '../fabric/ovn/nb.js';
+import { INTEGRATION_BRIDGE, OVS_LAB_KEY } from '../fabric/ovn/names.js';
+import { notYetOnOvn, onOvn } from '../fabric/ovn/plan.js';
+import { q } from '../fabric/ovn/nb.js';
+import { exists } from '../host/fs.js';
+import { hostStatus, OVN_RUNDIR, OVS_RUNDIR } from '../host/ovn-setup.js';
+import type { CommandRunner } from '../host/run.js';
+import type { OvnHostContext } from '../plan/steps.js';
+import { LOCAL_HOST } from '../topology/model.js';
 import { labGuestMtu } from '../fabric/ovn/mtu.js';
 import { localHostFacts } from '../host/facts.js';
 import { capacityOf, formatPlacement, placeNodes, type HostCapacity } from '../plan/placement.js';
@@ -29,12 +38,108 @@ export async function previewOvn(lab: ResolvedLab): Promise<string> {
   return lines.join('\n') + '\n';
 }
 
-/** The error of `up` on a lab on OVN until its host side is wired: what is missing, and what works already. */
-export function ovnNotYet(lab: ResolvedLab): RuntimeError {
-  return new RuntimeError(
-    `lab ${lab.name} is on OVN (${lab.hosts?.length ?? 0} host(s)), and \`qnet up\` cannot make labs on OVN yet: ` +
-      'the host side (`qnet host setup`: Open vSwitch and ovn-controller on each host), the taps on br-int, QEMU on each host over SSH ' +
-      'and the execution of the northbound batch are not wired. `qnet up --dry-run` shows the placement and the northbound batch; ' +
-      '`qnet validate` checks the file. Without "fabric: ovn", "hosts" and "ovn", the lab runs on Linux bridges on this machine.',
-  );
+/**
+ * What the lab's fabric adds to its plan, observed before any change: nothing on Linux bridges; on OVN, this host's
+ * OVN (see observeOvn), and the lab as it runs there.
+ */
+export async function observeFabric(lab: ResolvedLab, runner: CommandRunner): Promise<{ lab: ResolvedLab; ctx: { ovn?: OvnHostContext } }> {
+  if (lab.fabric !== 'ovn') return { lab, ctx: {} };
+  const o = await observeOvn(lab, runner);
+  return { lab: o.lab, ctx: { ovn: o.ovn } };
+}
+
+/**
+ * A running lab on OVN is not changed in place yet, nor are its nodes started again (their taps are on br-int): the
+ * reason, with the new definition as it would run on OVN (its taps named as the running lab's), to compare. Undefined
+ * for labs on Linux bridges.
+ */
+export function ovnChangeRefusal(running: ResolvedLab, next: ResolvedLab): { why: string; next: ResolvedLab } | undefined {
+  if (running.fabric !== 'ovn' && next.fabric !== 'ovn') return undefined;
+  const netdev = running.nodes.some((n) => n.nics.some((c) => c.vnetHdr === false));
+  return {
+    why: 'a lab on OVN is not changed in place yet, nor are its nodes started again: `qnet down`, then `qnet up`',
+    next: next.fabric === 'ovn' ? onOvn(next, netdev ? 'netdev' : 'system') : next,
+  };
+}
+
+/** True for a lab on OVN that `up` makes today: one host, this machine (no `hosts:`, or one with `ssh: local`). */
+export function ovnOnThisHost(lab: ResolvedLab): boolean {
+  return lab.fabric === 'ovn' && (lab.hosts?.length ?? 0) <= 1 && (lab.hosts ?? []).every((h) => h.ssh.kind === 'local');
+}
+
+/**
+ * What the OVN fabric plans with, observed on this host before any change; refuses (exit 2) what OVN does not carry
+ * yet, and (exit 1) a host whose OVN is not ready, naming what to run. The lab comes back as it runs on OVN.
+ */
+export async function observeOvn(input: ResolvedLab, runner: CommandRunner): Promise<{ lab: ResolvedLab; ovn: OvnHostContext }> {
+  const refused = notYetOnOvn(input);
+  if (refused) throw refused;
+  const st = await hostStatus(runner);
+  if (!st.ready)
+    throw new RuntimeError(
+      `lab ${input.name} is on OVN, and this host's OVN is not ready:\n  ${st.problems.join('\n  ')}\n` +
+        `a lab on one host needs Open vSwitch, ovn-controller and the OVN databases here: \`qnet host setup --name NAME --underlay IP --central\` (\`qnet host status\` says what runs); nothing was made`,
+    );
+  const host = input.hosts?.[0]?.name ?? LOCAL_HOST;
+  // The implicit host of a lab without `hosts:` is whatever chassis this host is; a named one must be this chassis.
+  if (host !== LOCAL_HOST && host !== st.chassis)
+    throw new RuntimeError(`hosts.${host}: this host is OVN chassis "${st.chassis}", not "${host}": name the host ${st.chassis} in the topology, or set it up as ${host}; nothing was made`);
+  if (input.ovn?.nb !== undefined && input.ovn.sb !== undefined && st.remote !== input.ovn.sb)
+    throw new RuntimeError(`ovn.sb: this host's ovn-controller talks to ${st.remote}, not ${input.ovn.sb}; nothing was made`);
+  const datapath = st.datapath === 'netdev' ? 'netdev' : 'system';
+  const lab = onOvn(input, datapath);
+  return {
+    lab,
+    ovn: {
+      chassis: { [host]: st.chassis! },
+      placement: Object.fromEntries(lab.nodes.map((n) => [n.name, host])),
+      datapath,
+      nb: input.ovn?.nb !== undefined ? [`--db=${input.ovn.nb}`] : [],
+    },
+  };
+}
+
+/** The northbound rows of a lab, found by its marker, table by table (none when the NB cannot be read). */
+async function nbRowsOf(runner: CommandRunner, lab: string, nb: string[]): Promise<Partial<Record<NbLabTable, string[]>>> {
+  const found: Partial<Record<NbLabTable, string[]>> = {};
+  for (const table of NB_LAB_TABLES) {
+    const r = await runner.run(nbFindArgv(lab, table, ['--timeout=10', ...nb]), { allowFail: true });
+    if (r.code !== 0) throw new RuntimeError(`the northbound DB could not be read (${r.stderr.trim().split('\n').pop() ?? `exit ${r.code}`}): the lab's OVN rows are left`);
+    const uuids = r.stdout.split('\n').map((l) => l.trim()).filter(Boolean);
+    if (uuids.length) found[table] = uuids;
+  }
+  return found;
+}
+
+/** Removes every northbound row marked with the lab (one transaction); returns how many top rows went. */
+export async function clearOvn(runner: CommandRunner, lab: string, nb: string[]): Promise<number> {
+  const cmds = renderNbDown(await nbRowsOf(runner, lab, nb));
+  if (cmds.length) await runner.run(nbArgv(cmds, ['--timeout=10', ...nb]));
+  return cmds.length;
+}
+
+/** The OVS interfaces on this host that carry the lab's marker (its taps and host sides on br-int). */
+export async function ovsPortsOf(runner: CommandRunner, lab: string): Promise<string[]> {
+  const r = await runner.run(['ovs-vsctl', '--timeout=5', '--bare', '--columns=name', 'find', 'Interface', `external_ids:${OVS_LAB_KEY}=${q(lab)}`], { allowFail: true });
+  return r.code === 0 ? r.stdout.split('\n').map((l) => l.trim()).filter(Boolean) : [];
+}
+
+/**
+ * What `down` removes of a lab on OVN, from the markers alone: its ports on br-int, then its northbound rows (when
+ * this host runs the NB, or the state names it). Asks nothing where no OVS or NB runs (a host without OVN: no process).
+ */
+export async function removeOvn(runner: CommandRunner, lab: string, nb: string[] | undefined): Promise<string[]> {
+  const removed: string[] = [];
+  if (await exists(`${OVS_RUNDIR}/db.sock`)) {
+    const ports = await ovsPortsOf(runner, lab);
+    if (ports.length) {
+      await runner.run(['ovs-vsctl', '--timeout=10', ...ports.flatMap((p) => ['--', '--if-exists', 'del-port', INTEGRATION_BRIDGE, p])]);
+      removed.push(`${ports.length} port${ports.length === 1 ? '' : 's'} on ${INTEGRATION_BRIDGE} (${ports.join(', ')})`);
+    }
+  }
+  if (nb !== undefined || (await exists(`${OVN_RUNDIR}/ovnnb_db.sock`))) {
+    const rows = await clearOvn(runner, lab, nb ?? []);
+    if (rows) removed.push(`${rows} northbound row${rows === 1 ? '' : 's'} marked ${OVS_LAB_KEY}=${lab} (with the ports, ACLs, routes and NAT they hold)`);
+  }
+  return removed;
 }

@@ -5,7 +5,7 @@ import { formatCidr, formatIPv4 } from '../topology/ipv4.js';
 import { NETNS_PREFIX, hasBridge, nicName, onLan, subInterfaceName, type NetworkMode } from '../topology/model.js';
 import { describePort } from '../topology/vlan.js';
 import { guestInterfaces } from './exec.js';
-import { stat } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
 import { imageNodeFiles } from '../guest/image-node.js';
 import type { ResolvedNode } from '../topology/model.js';
 import { findLab, listLabs } from './discover.js';
@@ -97,7 +97,8 @@ export async function labStatus(lab: string): Promise<LabStatus | null> {
   // DHCP NICs show the address their lease gives them (from dnsmasq's lease files).
   const leases = state.lab.networks.some((n) => n.dhcp) ? await labLeases(lab).catch(() => []) : [];
   const prefixOf = new Map(state.lab.networks.map((n) => [n.name, (n.subnet ?? n.address)?.prefix]));
-  const lanNets = new Set(state.lab.networks.filter(onLan).map((n) => n.name));
+  // Networks whose DHCP leases only the guests know: a LAN's own server, and OVN's DHCP (it keeps no lease files).
+  const lanNets = new Set(state.lab.networks.filter((n) => onLan(n) || (state.lab.fabric === 'ovn' && n.dhcp)).map((n) => n.name));
   // Each node at once: asking a guest agent can take a moment, and one that does not answer must not hold up the rest.
   const nodes: NodeStatus[] = await Promise.all(state.lab.nodes.map(async (node): Promise<NodeStatus> => {
     const g = state.guests[node.name];
@@ -157,6 +158,9 @@ export async function labStatus(lab: string): Promise<LabStatus | null> {
       ...(node.gateway !== undefined ? { gateway: formatIPv4(node.gateway) } : {}),
     };
   }));
+  // On OVN the taps are ports of br-int in the host's namespace (sysfs shows its links), not of a bridge in the lab's.
+  const hostLinks = state.lab.fabric === 'ovn' ? new Set(await readdir('/sys/class/net').catch(() => [] as string[])) : undefined;
+  const ovnTaps = (net: string) => state.lab.nodes.flatMap((x) => x.nics.filter((c) => c.network === net && c.kind === 'bridge').map((c) => c.tap));
   const linkTaps = (net: string) => state.lab.nodes.flatMap((x) => x.nics.filter((c) => c.network === net && c.peerTap).map((c) => c.tap));
   const networks = state.lab.networks.map((n) => ({
     name: n.name,
@@ -167,12 +171,16 @@ export async function labStatus(lab: string): Promise<LabStatus | null> {
     ...(n.uplink ? { uplink: n.uplink } : {}),
     ...(n.vlans ? { vlans: { host: n.vlans.host, subnets: Object.fromEntries(Object.entries(n.vlans.subnets).map(([k, c]) => [k, formatCidr(c)])) } } : {}),
     // A socket link has no device on the host: it is there while both of its guests run. A link is its two taps.
-    present: hasBridge(n)
+    present: hostLinks
+      ? n.mode === 'bridge' && n.address
+        ? links.has(n.bridge)
+        : ovnTaps(n.name).every((t) => hostLinks.has(t))
+      : hasBridge(n)
       ? links.has(n.bridge)
       : n.mode === 'link'
         ? linkTaps(n.name).every((t) => links.has(t))
         : nodes.filter((x) => x.nics.some((c) => c.network === n.name)).every((x) => x.state === 'running'),
-    taps: hasBridge(n) ? [...links].filter(([, l]) => l.master === n.bridge).map(([name]) => name) : n.mode === 'link' ? linkTaps(n.name).filter((t) => links.has(t)) : [],
+    taps: hostLinks ? ovnTaps(n.name).filter((t) => hostLinks.has(t)) : hasBridge(n) ? [...links].filter(([, l]) => l.master === n.bridge).map(([name]) => name) : n.mode === 'link' ? linkTaps(n.name).filter((t) => links.has(t)) : [],
   }));
   // Helper daemons (dnsmasq): their death is shown, never silently repaired.
   const services: LabStatus['services'] = [];

@@ -1,5 +1,5 @@
 // Bringing a lab up: run the plan step by step, and on any failure undo what was done, in reverse.
-import { ovnNotYet } from './ovn.js';
+import { clearOvn, observeFabric, ovnChangeRefusal } from './ovn.js';
 import { chmod, chown, copyFile, mkdir, readFile, realpath, rm, rmdir, stat, writeFile } from 'node:fs/promises';
 import type net from 'node:net';
 import path from 'node:path';
@@ -104,10 +104,11 @@ export async function prepareUp(
   input: ResolvedLab,
   opts: UpOptions,
 ): Promise<{ lab: ResolvedLab; steps: Step[]; accel: string; image: string; why: string; lan?: Record<string, LanUplink> }> {
-  if (input.fabric === 'ovn') throw ovnNotYet(input);
   const reporter = opts.reporter ?? silentReporter;
+  // The fabric's host side first (OVN: refusals, this host's OVN ready, its chassis and datapath), before anything.
+  const fabric = await observeFabric(input, opts.runner);
   // Image nodes: every base, ISO and kept disk is checked (exit 2 on bad input) before anything is made.
-  const lab = await inspectLabImages(opts.runner, input, opts.source);
+  const lab = await inspectLabImages(opts.runner, fabric.lab, opts.source);
   const images = await observeImages(lab, opts.runner);
   const user = guestUser();
   const uids = await userIds(user);
@@ -123,7 +124,7 @@ export async function prepareUp(
   for (const n of notes) reporter.info(n);
   return {
     lab,
-    steps: planUp(lab, { image, accel, user, userIds: uids, guestIds: labIds(lab.name), ...(uplink ? { uplink } : {}), ...(hostForwarding !== undefined ? { hostForwarding } : {}), ...(lan ? { lan } : {}), parallel: bootWindow(opts), restoreParallel: restoreWindow(opts), ...(snapshots ? { snapshots } : {}), ...images }),
+    steps: planUp(lab, { image, accel, user, userIds: uids, guestIds: labIds(lab.name), ...(uplink ? { uplink } : {}), ...(hostForwarding !== undefined ? { hostForwarding } : {}), ...(lan ? { lan } : {}), parallel: bootWindow(opts), restoreParallel: restoreWindow(opts), ...(snapshots ? { snapshots } : {}), ...images, ...fabric.ctx }),
     accel,
     image: image.key,
     why,
@@ -164,8 +165,6 @@ export async function chooseUplink(runner: CommandRunner, lab: ResolvedLab, opts
 
 /** Brings a lab up; resolves when every guest is booted and configured. Rolls everything back on failure. */
 export async function up(input: ResolvedLab, opts: UpOptions): Promise<UpResult> {
-  // Labs on OVN are planned (lab/ovn.ts) but not made yet: refused before anything is observed or changed.
-  if (input.fabric === 'ovn') throw ovnNotYet(input);
   const started = Date.now();
   const reporter = opts.reporter ?? silentReporter;
   // Impairments that need netem, on a kernel without it: said before anything is made or changed (a new lab, or
@@ -293,6 +292,9 @@ export async function execute(a: Action, ctx: ExecContext): Promise<void> {
       return;
     case 'rmtree':
       await rm(a.path, { recursive: true, force: true });
+      return;
+    case 'ovn-clear':
+      await clearOvn(ctx.runner, a.lab, a.nb);
       return;
     case 'start-guest': {
       const node = ctx.lab.nodes.find((n) => n.name === a.node);
@@ -508,11 +510,14 @@ export async function checkSource(running: LabState, source: string | undefined,
  * running, and neither removed nor changed: `up` makes the lab as its file says) and the steps of both.
  */
 export async function prepareChange(running: LabState, next: ResolvedLab, opts: UpOptions): Promise<{ change: ChangeSet; revive: Revived[]; steps: Step[] }> {
+  const refusal = ovnChangeRefusal(running.lab, next);
+  if (refusal) next = refusal.next;
   const change = diffLabs(running.lab, next);
   if (change.refused.length) return { change, revive: [], steps: [] };
   const touched = new Set([...change.addNodes, ...change.removeNodes, ...change.restartNodes]);
   const revive = await notRunning(running, next.nodes.filter((n) => !touched.has(n.name)).map((n) => n.name));
   if (isEmpty(change) && !revive.length) return { change, revive, steps: [] };
+  if (refusal) return { change: { ...change, refused: [refusal.why] }, revive, steps: [] };
   const ctx = await changeContext(running, next, opts);
   const again = next.nodes.filter((n) => revive.some((r) => r.node === n.name));
   return { change, revive, steps: [...(isEmpty(change) ? [] : planChange(running.lab, next, change, ctx)), ...(again.length ? planStart(next, again, ctx) : [])] };
@@ -535,6 +540,8 @@ async function changeContext(running: LabState, next: ResolvedLab, opts: UpOptio
 
 /** What `qnet start` would do to start these nodes of a running lab again (they are not running): its steps. */
 export async function prepareStart(running: LabState, revive: Revived[], opts: UpOptions): Promise<Step[]> {
+  const refusal = ovnChangeRefusal(running.lab, running.lab);
+  if (refusal) throw new RuntimeError(`lab ${running.lab.name}: ${refusal.why}`);
   const ctx = await changeContext(running, running.lab, opts);
   return planStart(running.lab, running.lab.nodes.filter((n) => revive.some((r) => r.node === n.name)), ctx);
 }

@@ -36,7 +36,9 @@ export type Action =
   | { kind: 'host-forwarding'; enable: boolean }
   | { kind: 'start-service'; service: string; argv: string[]; env: Record<string, string>; log: string; readyText: string }
   | { kind: 'stop-service'; service: string }
-  | { kind: 'release-uplink'; bridge: string; saved?: LanUplink };
+  | { kind: 'release-uplink'; bridge: string; saved?: LanUplink }
+  /** Destroys every northbound row marked with the lab (found by its marker at run time): the undo of its NB batch. */
+  | { kind: 'ovn-clear'; lab: string; nb: string[] };
 
 /**
  * A guest's part in snapshots: `save` boots it and saves its state at the snapshot point into `path`; `restore`
@@ -95,6 +97,20 @@ export interface PlanContext {
   labKey?: boolean;
   /** UEFI firmware files (Debian's ovmf), for nodes with firmware: uefi. */
   ovmf?: { code: string; vars: string };
+  /** Labs on OVN: what was observed of this host's OVN (absent for labs on Linux bridges). */
+  ovn?: OvnHostContext;
+}
+
+/** What the OVN fabric plans with, observed on the host before any change. */
+export interface OvnHostContext {
+  /** The OVN chassis name (OVS system-id) of each host of the lab, by the host's name in the lab. */
+  chassis: Record<string, string>;
+  /** Where each node runs: its host's name in the lab (see plan/placement.ts). */
+  placement: Record<string, string>;
+  /** The datapath of br-int: on netdev (userspace) QEMU's taps go without the virtio-net header. */
+  datapath: 'system' | 'netdev';
+  /** ovn-nbctl's global options that reach the northbound DB (none: the local central's socket). */
+  nb: string[];
 }
 
 /** What is kept of a persisted image node from an earlier up (observed). */

@@ -112,7 +112,7 @@ export function nicArgs(node: ResolvedNode): string[] {
       args.push('-netdev', `user,id=${id},net=${USER_NET.subnet}${fwd}`);
     } else if (nic.kind === 'socket') {
       args.push('-netdev', `socket,id=${id},udp=127.0.0.1:${nic.socket!.peer},localaddr=127.0.0.1:${nic.socket!.local}`);
-    } else args.push('-netdev', `tap,id=${id},ifname=${nic.tap},script=no,downscript=no`);
+    } else args.push('-netdev', `tap,id=${id},ifname=${nic.tap},script=no,downscript=no${nic.vnetHdr === false ? ',vnet_hdr=off' : ''}`);
     // romfile= : no PXE option ROM (the built-in guest's kernel is loaded directly; image nodes boot from disk).
     args.push('-device', `${NIC_MODELS[nic.model].device},netdev=${id},mac=${nic.mac},romfile=`);
   }

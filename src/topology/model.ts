@@ -128,6 +128,12 @@ export interface ResolvedNic {
   vlans?: SubInterface[];
   /** On a link network: the tap of the other end, which what this NIC's guest sends is redirected to. */
   peerTap?: string;
+  /**
+   * False: QEMU opens the tap without the virtio-net header (`vnet_hdr=off`), so the guest fills its own checksums.
+   * Set by the OVN fabric on Open vSwitch's userspace datapath, which reads taps through AF_PACKET and passes a
+   * packet with a checksum left for offload on unfilled (TCP then fails). Absent everywhere else.
+   */
+  vnetHdr?: false;
 }
 
 /** The guest's name of a NIC's VLAN sub-interface ("eth0.10"). */

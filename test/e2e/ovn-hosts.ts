@@ -28,8 +28,8 @@ export interface SimHost {
   ip: string;
   /** Runs argv inside the host (its mount and network namespaces), bounded. */
   exec(argv: string[], timeoutMs?: number): Run;
-  /** Runs the real CLI inside the host, with the default qnet directories (the host's own). */
-  qnet(args: string[], timeoutMs?: number): Promise<Run>;
+  /** Runs the real CLI inside the host, with the default qnet directories (the host's own), and `env` added. */
+  qnet(args: string[], timeoutMs?: number, env?: Record<string, string>): Promise<Run>;
   /** The daemons running inside it now: comm → pid. */
   daemons(): Array<{ comm: string; pid: number; rssKiB: number }>;
 }
@@ -147,6 +147,9 @@ export async function makeSimHosts(tag: string, names: string[], opts: { sshd?: 
         return r;
       };
       for (const d of PRIVATE_DIRS) mustIn(['mount', '-t', 'tmpfs', '-o', 'mode=0755', `qnet-sim-${name}`, d]);
+      // A sysfs of its own: /sys/class/net lists the links of the namespace that mounts it (qnet reads its
+      // markers there), so the host's must show the host's links, not this machine's.
+      mustIn(['mount', '-t', 'sysfs', `qnet-sim-${name}-sys`, '/sys']);
       mustIn(['ip', 'link', 'set', 'lo', 'up']);
       ul('link', 'add', `u-${name}`, 'mtu', '1600', 'type', 'veth', 'peer', 'name', 'ul0', 'mtu', '1600', 'netns', String(pid));
       ul('link', 'set', `u-${name}`, 'master', 'br0', 'up');
@@ -160,9 +163,9 @@ export async function makeSimHosts(tag: string, names: string[], opts: { sshd?: 
         pid,
         ip,
         exec: inside,
-        qnet: (args, timeoutMs = 120000) =>
+        qnet: (args, timeoutMs = 120000, extra = {}) =>
           new Promise((resolve) => {
-            const env = { ...process.env };
+            const env = { ...process.env, ...extra };
             // The host's own directories: the defaults, which its tmpfs mounts hold.
             delete env.QNET_RUN_DIR;
             delete env.QNET_STATE_DIR;

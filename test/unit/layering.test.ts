@@ -36,8 +36,9 @@ const FORBIDDEN: Record<string, string[]> = {
   plan: ['host', 'qemu', 'lab', 'cli', 'web'],
   render: ['host', 'qemu', 'lab', 'cli', 'web', 'plan'],
   check: ['host', 'qemu', 'lab', 'cli', 'web'],
-  // Fabrics plan (pure, golden-tested): the northbound renderer and its names touch nothing.
-  fabric: ['host', 'qemu', 'lab', 'cli', 'web', 'plan'],
+  // Fabrics plan (pure, golden-tested): the northbound renderer and its names touch nothing. Of plan/ they may use
+  // only the plan's vocabulary (steps.ts): the planner dispatches to them, not they to it.
+  fabric: ['host', 'qemu', 'lab', 'cli', 'web'],
   host: ['lab', 'cli', 'web'],
   qemu: ['lab', 'cli', 'web'],
   guest: ['lab', 'cli', 'web'],
@@ -58,6 +59,8 @@ test('each layer imports only what it may (shared/DESIGN.md)', () => {
       const to = layerOf(target);
       const rel = `${path.relative(SRC, file)} -> ${path.relative(SRC, target)}`;
       if ((FORBIDDEN[from] ?? []).includes(to)) problems.push(rel);
+      if (from === 'fabric' && to === 'plan' && path.basename(target) !== 'steps.ts') problems.push(`${rel} (a fabric may import only plan/steps.ts)`);
+      if ((from === 'fabric') && to === 'guest' && !PURE_GUEST.has(path.basename(target))) problems.push(`${rel} (a pure layer may import only the pure guest modules)`);
       if ((from === 'plan' || from === 'render' || from === 'topology' || from === 'check') && to === 'guest' && !PURE_GUEST.has(path.basename(target)))
         problems.push(`${rel} (a pure layer may import only the pure guest modules)`);
     }

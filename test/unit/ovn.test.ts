@@ -16,6 +16,12 @@ import { parseTopology } from '../../src/topology/load.js';
 import type { ResolvedLab, ResolvedNode } from '../../src/topology/model.js';
 import { parseSshTarget } from '../../src/topology/ssh-target.js';
 import { golden, ROOT } from './golden.js';
+import { formatPlan, planUp, type PlanContext } from '../../src/plan/plan.js';
+import { notYetOnOvn, onOvn } from '../../src/fabric/ovn/plan.js';
+import { fabricOf } from '../../src/fabric/fabric.js';
+import { ovnTap } from '../../src/fabric/ovn/names.js';
+import { bridgeMac } from '../../src/render/ipbatch.js';
+import { snapshotShape } from '../../src/render/qemu.js';
 
 const EXAMPLES = path.join(ROOT, 'examples');
 const read = (name: string) => readFileSync(path.join(EXAMPLES, name), 'utf8');
@@ -80,6 +86,76 @@ describe('every example on OVN: its northbound batch, or why OVN refuses it', ()
     golden('ovn-down.nb', `# find\n${finds.join('\n')}\n# ovn-nbctl batch (down)\n${formatNbBatch(down)}`);
     assert.equal(down.length, 3, 'duplicates once, and what is no UUID never reaches the batch');
     assert.deepEqual(renderNbDown({}), []);
+  });
+});
+
+describe('the plan of a lab on OVN on one host', () => {
+  const IMAGE = { kernel: '/img/vmlinuz', initrd: '/img/initrd.img', cmdline: 'console=ttyS0' };
+  const base: PlanContext = { image: IMAGE, accel: 'tcg', user: 'qnet', userIds: { uid: 995, gid: 995 }, guestIds: { uid: 1900001000, gid: 1900001000 } };
+  const written = parseTopology(`${read('seed-lab.yaml')}fabric: ovn\n`, 'seed-lab.yaml');
+  const lab = onOvn(written, 'netdev');
+  const ovn = { chassis: { local: 'h1' }, placement: { deb1: 'local', deb2: 'local', deb3: 'local' }, datapath: 'netdev' as const, nb: [] };
+  // deb2 saves the shape's state, deb3 is restored from it: each is plugged right after its QEMU starts.
+  const snapshots = { deb2: { path: '/cache/s.state', exists: false }, deb3: { path: '/cache/s.state', exists: false } };
+  const steps = planUp(lab, { ...base, ovn, snapshots });
+  const text = formatPlan(steps);
+  test('golden: namespace, taps in it, the NB batch, the host side on br-int; each node started, then its taps moved to br-int and bound', () => {
+    golden('ovn-seed-plan.txt', text + '\n');
+  });
+  test('no bridge, no dnsmasq; the NB batch names this host\'s chassis; its undo clears the lab\'s rows by marker', () => {
+    assert.doesNotMatch(text, /type bridge|dnsmasq|master /);
+    assert.match(text, /lsp-set-options qnet\.seed\.nic\.deb3\.0 requested-chassis=h1/);
+    const nb = steps.find((s) => s.do.kind === 'exec' && s.do.argv[0] === 'ovn-nbctl' && s.do.argv.includes('ls-add'))!;
+    assert.deepEqual(nb.undo, { kind: 'ovn-clear', lab: 'seed', nb: [] });
+  });
+  test('each node: start, move its taps, plug, wait bound, before the wait for every guest; every change has its undo', () => {
+    const titles = steps.map((s) => s.title);
+    for (const node of ['deb1', 'deb2', 'deb3']) {
+      const start = titles.findIndex((t) => new RegExp(`^(start|restore) ${node} `).test(t));
+      const move = titles.findIndex((t) => t.startsWith(`move ${node}'s tap`));
+      const plug = titles.findIndex((t) => t.startsWith(`plug ${node}'s tap`));
+      const bound = titles.findIndex((t) => t === `wait until OVN binds ${node}'s port`);
+      assert.ok(start >= 0 && start < move && move < plug && plug < bound && bound < titles.findIndex((t) => t.startsWith('wait until every guest')), `${node}: ${[start, move, plug, bound]}`);
+      assert.ok(steps[move]!.undo && steps[plug]!.undo);
+    }
+  });
+  test('taps: unique on the host per lab and NIC, QEMU opens them without the virtio-net header on netdev', () => {
+    const deb2 = lab.nodes.find((n) => n.name === 'deb2')!;
+    assert.equal(deb2.nics[0]!.tap, ovnTap('seed', 'deb2', 0));
+    assert.notEqual(ovnTap('seed', 'deb2', 0), ovnTap('seed2', 'deb2', 0));
+    assert.match(text, new RegExp(`tap,id=net0,ifname=${ovnTap('seed', 'deb2', 0)},script=no,downscript=no,vnet_hdr=off`));
+    // The user-mode NIC stays as it is; on the kernel datapath the header stays on.
+    assert.equal(lab.nodes[0]!.nics[0]!.kind, 'user');
+    assert.ok(onOvn(written, 'system').nodes.every((n) => n.nics.every((c) => c.vnetHdr === undefined)));
+  });
+  test('saved states: an OVN guest on netdev has a shape of its own; the bridge lab\'s shape is as before', () => {
+    const bridgeLab = parseTopology(read('seed-lab.yaml'), 'seed-lab.yaml');
+    const b = bridgeLab.nodes.find((n) => n.name === 'deb2')!;
+    const o = lab.nodes.find((n) => n.name === 'deb2')!;
+    assert.notEqual(snapshotShape(o, IMAGE, 'tcg'), snapshotShape(b, IMAGE, 'tcg'));
+    assert.doesNotMatch(snapshotShape(b, IMAGE, 'tcg')!, /vnet_hdr/);
+    assert.equal(snapshotShape(onOvn(written, 'system').nodes[1]!, IMAGE, 'tcg'), snapshotShape(b, IMAGE, 'tcg'));
+  });
+  test('the host side: a veth whose lab end is named as the bridge was and has its MAC and address', () => {
+    assert.match(text, /link add name qh[0-9a-f]{10} type veth peer name kbr0 netns qnet-seed/);
+    assert.match(text, new RegExp(`link set dev kbr0 address ${bridgeMac('seed', 'lan')} alias qnet:lab=seed`));
+    assert.match(text, /lsp-set-addresses qnet\.seed\.host\.lan '02:15:2b:fa:60:44 192\.168\.1\.100'/);
+    assert.equal(bridgeMac('seed', 'lan'), '02:15:2b:fa:60:44');
+  });
+  test('the fabric of a lab: bridges without "fabric", OVN with it; a bridge lab\'s nodes have nothing to plug', () => {
+    const bridgeLab = parseTopology(read('seed-lab.yaml'), 'seed-lab.yaml');
+    assert.equal(fabricOf(bridgeLab).name, 'bridge');
+    assert.equal(fabricOf(lab).name, 'ovn');
+    assert.deepEqual(fabricOf(bridgeLab).plugSteps(bridgeLab, bridgeLab.nodes[1]!, base), []);
+  });
+  test('not yet on OVN (exit 2, each with its path): nat and routed networks, forwards, several hosts', () => {
+    const nat = parseTopology(`${read('nat-dhcp.yaml')}fabric: ovn\n`, 'nat-dhcp.yaml');
+    const e = notYetOnOvn(nat);
+    assert.ok(e instanceof UserError);
+    assert.match(e.message, /networks\.\w+\.mode: nat is not yet on OVN/);
+    assert.match(e.message, /forwards: port forwards are not yet on OVN/);
+    assert.match(notYetOnOvn(parseTopology(SEED_TWO_HOSTS, 's.yaml'))!.message, /hosts: labs over several hosts/);
+    assert.equal(notYetOnOvn(written), undefined);
   });
 });
 
@@ -328,10 +404,16 @@ describe('the CLI on a lab on OVN (nothing on the host is touched: the refusal c
     assert.equal(r.status, 2, r.stderr);
     assert.match(r.stderr, /node deb2 needs 4160 MiB and 1 CPUs/);
   });
-  test('up: exit 1 naming what is missing, before anything is made', () => {
+  test('up of a one-host lab with a nat network: exit 2 naming it, before this host\'s OVN is observed', () => {
+    const r = qnet('up', '--dry-run', file('nat.yaml', `${read('nat-dhcp.yaml').replace(/^name: natlab$/m, 'name: natlab-ovn-unit')}fabric: ovn\n`));
+    assert.equal(r.status, 2, r.stderr);
+    assert.match(r.stderr, /networks\.lan\.mode: nat is not yet on OVN/);
+    assert.match(r.stderr, /nothing was made/);
+  });
+  test('up over several hosts: exit 2 naming what is not made yet, before anything is observed', () => {
     const r = qnet('up', file('ok.yaml', remote));
-    assert.equal(r.status, 1, r.stderr);
-    assert.match(r.stderr, /cannot make labs on OVN yet: the host side .* are not wired/);
+    assert.equal(r.status, 2, r.stderr);
+    assert.match(r.stderr, /hosts: labs over several hosts .* are not yet made by `qnet up`/);
     assert.equal(r.stdout, '');
   });
   after(() => {

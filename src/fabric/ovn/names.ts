@@ -35,3 +35,18 @@ export function ovnMac(lab: string, what: string): string {
   const h = createHash('sha256').update(`ovn/${lab}/${what}`).digest('hex');
   return `0a:${h.slice(0, 2)}:${h.slice(2, 4)}:${h.slice(4, 6)}:${h.slice(6, 8)}:${h.slice(8, 10)}`;
 }
+
+/** The tap of a guest's NIC on OVN: in the host namespace (where ovs-vswitchd reads it), so unique per lab and NIC. */
+export function ovnTap(lab: string, node: string, index: number): string {
+  return `qo${createHash('sha256').update(`tap/${lab}/${node}/${index}`).digest('hex').slice(0, 10)}`;
+}
+
+/** The host namespace's end of a network's host side (a veth whose other end, in the lab namespace, has the address). */
+export function hostSideVeth(lab: string, net: string): string {
+  return `qh${createHash('sha256').update(`host/${lab}/${net}`).digest('hex').slice(0, 10)}`;
+}
+
+/** The external_ids key that marks the lab's OVS interfaces on br-int (how `down` finds them without state). */
+export const OVS_LAB_KEY = 'qnet-lab';
+/** The integration bridge ovn-controller manages on every chassis. */
+export const INTEGRATION_BRIDGE = 'br-int';

@@ -7,6 +7,7 @@ import { broadcastOf, formatCidr, formatIPv4, networkOf, type Cidr } from '../..
 import { usesUplink, type ResolvedLab, type ResolvedNetwork, type ResolvedNic, type ResolvedNode } from '../../topology/model.js';
 import { OVN_TRANSIT } from '../../topology/ovn-rules.js';
 import { shellQuote } from '../../render/shell.js';
+import { bridgeMac } from '../../render/ipbatch.js';
 import * as n from './names.js';
 
 /** One ovn-nbctl command: its arguments, without the `--` that separates it from the next. */
@@ -55,9 +56,12 @@ function subnetOf(net: ResolvedNetwork): Cidr | undefined {
   return c && { ip: networkOf(c), prefix: c.prefix };
 }
 
-/** The MAC the switch knows its router or host side by: the router's port on nat/routed networks, else the host port. */
-function gatewayMac(lab: string, net: ResolvedNetwork): string {
-  return usesUplink(net) ? n.ovnMac(lab, `lrp/${net.name}`) : n.ovnMac(lab, `host/${net.name}`);
+/**
+ * The MAC the switch knows its router or host side by: the lab bridge's MAC on the bridge fabric (render/ipbatch.ts
+ * bridgeMac), so that the built-in guests' permanent neighbour entries for their host side hold on either fabric.
+ */
+export function gatewayMac(lab: string, net: ResolvedNetwork): string {
+  return bridgeMac(lab, net.name);
 }
 
 /** A NIC's port addresses: "MAC IP…" for known addresses, "MAC dynamic" for a lease from the range, "MAC" otherwise. */

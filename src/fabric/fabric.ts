@@ -1,0 +1,20 @@
+// How a lab's networks are realised, behind one small interface (as guest kinds are): Linux bridges in the lab
+// namespace, or OVN. The planner asks the lab's fabric for the steps that make its networks and plug each started
+// node; nothing else asks which fabric a lab is on. Pure.
+import type { PlanContext, Step } from '../plan/steps.js';
+import type { ResolvedLab, ResolvedNode } from '../topology/model.js';
+import { bridgeFabric } from './bridge.js';
+import { ovnFabric } from './ovn/plan.js';
+
+export interface Fabric {
+  readonly name: 'bridge' | 'ovn';
+  /** The steps that make the lab's networks and the taps of its nodes (its namespace exists, no guest runs yet). */
+  networkSteps(lab: ResolvedLab, ctx: PlanContext): Step[];
+  /** The steps that plug a node's NICs into its networks once its QEMU has opened its taps (none on bridges). */
+  plugSteps(lab: ResolvedLab, node: ResolvedNode, ctx: PlanContext): Step[];
+}
+
+/** The fabric a lab's networks are made on. */
+export function fabricOf(lab: ResolvedLab): Fabric {
+  return lab.fabric === 'ovn' ? ovnFabric : bridgeFabric;
+}

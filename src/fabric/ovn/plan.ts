@@ -1,0 +1,195 @@
+// The OVN fabric on one host: the lab's networks as logical switches (one ovn-nbctl batch), each NIC's tap plugged
+// into br-int with the iface-id of its logical port, each network's host side a veth on br-int whose other end, in
+// the lab namespace, has the network's address. Pure: what it plans, as steps.
+//
+// Where the taps live: QEMU runs in the lab namespace (its user-mode and socket NICs, the checks' stand-in for
+// "upstream", are there) and opens its taps by name there; ovs-vswitchd reads them in the host namespace. So each tap
+// is made in the lab namespace, opened by QEMU, then moved to the host namespace (the open file goes with the
+// device) and added to br-int; the guest is waited for only once OVN has bound its ports.
+import { UserError } from '../../errors.js';
+import { ownerMarker } from '../../render/markers.js';
+import { neighLines } from '../../render/ipbatch.js';
+import { formatCidr } from '../../topology/ipv4.js';
+import { usesUplink, type ResolvedLab, type ResolvedNetwork, type ResolvedNode } from '../../topology/model.js';
+import type { OvnHostContext, PlanContext, Step } from '../../plan/steps.js';
+import type { Fabric } from '../fabric.js';
+import { gatewayMac, nbArgv, q, renderNbUp } from './nb.js';
+import { hostPort, hostSideVeth, INTEGRATION_BRIDGE, nicPort, OVS_LAB_KEY, ovnTap } from './names.js';
+import { GUEST_MTU } from './mtu.js';
+
+/** How long ovn-nbctl waits for the NB (and for a port to be bound) before it gives up, in seconds. */
+const NB_TIMEOUT = 30;
+const OVS_TIMEOUT = 10;
+
+/** OVN on the host qnet runs on: networks are made in the northbound DB, NICs plugged once their QEMU runs. */
+export const ovnFabric: Fabric = {
+  name: 'ovn',
+  networkSteps,
+  plugSteps,
+};
+
+function ovnOf(ctx: PlanContext): OvnHostContext {
+  if (!ctx.ovn) throw new Error('planUp: a lab on OVN needs ctx.ovn (observed on the host)');
+  return ctx.ovn;
+}
+
+/** The networks with a host side in the lab namespace: bridge networks with an address (nat and routed: not yet). */
+function hostSides(lab: ResolvedLab): ResolvedNetwork[] {
+  return lab.networks.filter((n) => n.mode === 'bridge' && n.address !== undefined);
+}
+
+/** The NICs of a node that are ports of logical switches (each with its tap). */
+function switchNics(node: ResolvedNode) {
+  return node.nics.filter((c) => c.kind === 'bridge');
+}
+
+/** `--if-exists del-port` / `--may-exist add-port` commands of one ovs-vsctl transaction. */
+function addPorts(ports: Array<{ ifname: string; lsp: string }>, lab: string): string[] {
+  return [
+    'ovs-vsctl',
+    `--timeout=${OVS_TIMEOUT}`,
+    ...ports.flatMap((p) => ['--', '--may-exist', 'add-port', INTEGRATION_BRIDGE, p.ifname, '--', 'set', 'Interface', p.ifname, `external_ids:iface-id=${q(p.lsp)}`, `external_ids:${OVS_LAB_KEY}=${q(lab)}`]),
+  ];
+}
+
+function delPorts(ifnames: string[]): string[] {
+  return ['ovs-vsctl', `--timeout=${OVS_TIMEOUT}`, ...ifnames.flatMap((i) => ['--', '--if-exists', 'del-port', INTEGRATION_BRIDGE, i])];
+}
+
+/** The ovn-nbctl run that waits until OVN has bound each of these logical ports to a chassis (NB up=true). */
+function waitBound(ovn: OvnHostContext, lsps: string[]): string[] {
+  return ['ovn-nbctl', `--timeout=${NB_TIMEOUT}`, ...ovn.nb, ...lsps.flatMap((p) => ['--', 'wait-until', 'Logical_Switch_Port', p, 'up=true'])];
+}
+
+/** The lab's northbound batch as this host's OVN names its chassis. */
+export function nbUpArgv(lab: ResolvedLab, ovn: OvnHostContext): string[] {
+  const chassis = (host: string) => ovn.chassis[host] ?? host;
+  const placement = Object.fromEntries(Object.entries(ovn.placement).map(([node, host]) => [node, chassis(host)]));
+  const onChassis: ResolvedLab = { ...lab, ...(lab.ovn ? { ovn: { ...lab.ovn, gateway: chassis(lab.ovn.gateway) } } : {}) };
+  return nbArgv(renderNbUp(onChassis, { placement, mtu: GUEST_MTU }), [`--timeout=${NB_TIMEOUT}`, ...ovn.nb]);
+}
+
+/** The steps that make the lab's logical networks, its taps (in the lab namespace, for QEMU) and its host sides. */
+function networkSteps(lab: ResolvedLab, ctx: PlanContext): Step[] {
+  const ovn = ovnOf(ctx);
+  const mark = ownerMarker(lab.name);
+  const ns = lab.netns;
+  const taps = lab.nodes.flatMap((node) => switchNics(node).map((nic) => nic.tap));
+  const steps: Step[] = [
+    {
+      title: `create ${taps.length} tap${taps.length === 1 ? '' : 's'} in the lab namespace, where QEMU opens them (one ip -batch)`,
+      // No undo of its own: what is still in the namespace goes with it (a tap is moved out once its QEMU has it).
+      do: { kind: 'exec', argv: ['ip', '-n', ns, '-batch', '-'], input: [`link set dev lo alias ${mark} up`, ...taps.flatMap((t) => [`tuntap add dev ${t} mode tap user ${ctx.guestIds.uid}`, `link set dev ${t} alias ${mark}`])].join('\n') + '\n' },
+    },
+    {
+      title: `create the lab's logical switches and ports in the northbound DB (one ovn-nbctl transaction, rows marked ${OVS_LAB_KEY}=${lab.name})`,
+      do: { kind: 'exec', argv: nbUpArgv(lab, ovn) },
+      undo: { kind: 'ovn-clear', lab: lab.name, nb: ovn.nb },
+    },
+  ];
+  const sides = hostSides(lab);
+  if (sides.length) {
+    const veths = sides.map((net) => ({ net, ifname: hostSideVeth(lab.name, net.name) }));
+    steps.push(
+      {
+        title: `create the host side${sides.length === 1 ? '' : 's'} of ${sides.map((n) => n.name).join(', ')}: veth ${veths.map((v) => `${v.ifname} (host) <-> ${v.net.bridge} (lab)`).join(', ')}`,
+        do: {
+          kind: 'exec',
+          argv: ['ip', '-batch', '-'],
+          input: veths.flatMap((v) => [`link add name ${v.ifname} type veth peer name ${v.net.bridge} netns ${ns}`, `link set dev ${v.ifname} alias ${mark} up`]).join('\n') + '\n',
+        },
+        undo: { kind: 'exec', argv: ['ip', '-force', '-batch', '-'], input: veths.map((v) => `link delete dev ${v.ifname}`).join('\n') + '\n' },
+      },
+      {
+        title: 'address the host sides in the lab namespace, with permanent neighbour entries for the static guests',
+        do: {
+          kind: 'exec',
+          argv: ['ip', '-n', ns, '-batch', '-'],
+          input:
+            [
+              ...sides.flatMap((net) => [`link set dev ${net.bridge} address ${gatewayMac(lab.name, net)} alias ${mark}`, `addr add ${formatCidr(net.address!)} dev ${net.bridge}`, `link set dev ${net.bridge} up`]),
+              ...neighLines(lab, lab.nodes, 'replace'),
+            ].join('\n') + '\n',
+        },
+      },
+      {
+        // OVS's userspace datapath reads the host end through AF_PACKET, which passes a checksum left for offload on
+        // unfilled: the lab end fills its own. No IPv6 on the host end: it would send solicitations into the switch.
+        title: 'host sides: checksums filled by the lab namespace, no IPv6 on the host ends',
+        do: {
+          kind: 'exec',
+          argv: ['sh', '-c', 'ns=$1; n=$2; shift 2; i=0; for d; do if [ $i -lt $n ]; then ip netns exec "$ns" ethtool -K "$d" tx off >/dev/null || exit 1; else sysctl -qew "net.ipv6.conf.$d.disable_ipv6=1"; fi; i=$((i+1)); done', 'qnet-host-sides', ns, String(sides.length), ...sides.map((n) => n.bridge), ...veths.map((v) => v.ifname)],
+        },
+      },
+      {
+        title: `plug the host side${sides.length === 1 ? '' : 's'} into ${INTEGRATION_BRIDGE} (one ovs-vsctl transaction)`,
+        do: { kind: 'exec', argv: addPorts(veths.map((v) => ({ ifname: v.ifname, lsp: hostPort(lab.name, v.net.name) })), lab.name) },
+        undo: { kind: 'exec', argv: delPorts(veths.map((v) => v.ifname)) },
+      },
+      {
+        title: `wait until OVN binds the host side${sides.length === 1 ? '' : 's'}`,
+        do: { kind: 'exec', argv: waitBound(ovn, sides.map((n) => hostPort(lab.name, n.name))) },
+      },
+    );
+  }
+  return steps;
+}
+
+/** The steps that move a started node's taps to the host namespace, plug them into br-int and wait for OVN to bind them. */
+function plugSteps(lab: ResolvedLab, node: ResolvedNode, ctx: PlanContext): Step[] {
+  const ovn = ovnOf(ctx);
+  const nics = switchNics(node);
+  if (!nics.length) return [];
+  const taps = nics.map((n) => n.tap);
+  return [
+    {
+      title: `move ${node.name}'s tap${taps.length === 1 ? '' : 's'} ${taps.join(', ')} (opened by its QEMU) to the host namespace`,
+      // $$ is this shell's pid, in the host namespace (ip -n enters the lab namespace for itself alone).
+      do: {
+        kind: 'exec',
+        argv: ['sh', '-c', 'ns=$1; shift; for t; do ip -n "$ns" link set dev "$t" netns $$ && sysctl -qew "net.ipv6.conf.$t.disable_ipv6=1" && ip link set dev "$t" up || exit 1; done', 'qnet-plug', lab.netns, ...taps],
+      },
+      undo: { kind: 'exec', argv: ['ip', '-force', '-batch', '-'], input: taps.map((t) => `link delete dev ${t}`).join('\n') + '\n' },
+    },
+    {
+      title: `plug ${node.name}'s tap${taps.length === 1 ? '' : 's'} into ${INTEGRATION_BRIDGE} as ${nics.map((n) => nicPort(lab.name, node.name, n.index)).join(', ')}`,
+      do: { kind: 'exec', argv: addPorts(nics.map((n) => ({ ifname: n.tap, lsp: nicPort(lab.name, node.name, n.index) })), lab.name) },
+      undo: { kind: 'exec', argv: delPorts(taps) },
+    },
+    {
+      title: `wait until OVN binds ${node.name}'s port${taps.length === 1 ? '' : 's'}`,
+      do: { kind: 'exec', argv: waitBound(ovn, nics.map((n) => nicPort(lab.name, node.name, n.index))) },
+    },
+  ];
+}
+
+/**
+ * The lab as it runs on OVN: each NIC's tap named uniquely on the host (the host namespace holds every lab's taps),
+ * and, on the userspace datapath, opened without the virtio-net header (see ResolvedNic.vnetHdr).
+ */
+export function onOvn(lab: ResolvedLab, datapath: 'system' | 'netdev'): ResolvedLab {
+  return {
+    ...lab,
+    nodes: lab.nodes.map((node) => ({
+      ...node,
+      nics: node.nics.map((nic) => (nic.kind === 'bridge' ? { ...nic, tap: ovnTap(lab.name, node.name, nic.index), ...(datapath === 'netdev' ? { vnetHdr: false as const } : {}) } : nic)),
+    })),
+  };
+}
+
+/**
+ * What this stage of OVN does not make yet, each as `path: reason` (exit 2 before anything is made): nat and routed
+ * networks (the router's way out through the lab namespace), port forwards, impairments (tc on taps in the lab
+ * namespace), and labs over several hosts.
+ */
+export function notYetOnOvn(lab: ResolvedLab): UserError | undefined {
+  const issues: string[] = [];
+  for (const net of lab.networks)
+    if (usesUplink(net)) issues.push(`networks.${net.name}.mode: ${net.mode} is not yet on OVN (the logical router's way out through the lab namespace is not wired); use mode bridge or isolated, or the lab without "fabric: ovn"`);
+  if (lab.forwards.length) issues.push('forwards: port forwards are not yet on OVN');
+  for (const node of lab.nodes)
+    for (const nic of node.nics) if (nic.impair) issues.push(`nodes.${node.name}.nics[${nic.index}].impair: impairments are not yet on OVN`);
+  if ((lab.hosts?.length ?? 0) > 1 || lab.hosts?.some((h) => h.ssh.kind !== 'local'))
+    issues.push('hosts: labs over several hosts (or on a host over SSH) are not yet made by `qnet up`; `qnet up --dry-run` shows their plan');
+  return issues.length ? new UserError(`lab ${lab.name} on OVN:\n  ${issues.join('\n  ')}\nnothing was made`) : undefined;
+}
