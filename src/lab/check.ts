@@ -220,8 +220,8 @@ export async function checkLab(labName: string, opts: CheckOptions = {}): Promis
     await probeAll(jobs, WAIT_S, false);
     const retry = new Map<string, Job[]>();
     for (const [from, list] of jobs) {
-      const doubted = list.filter((j) => j.reaches && measured.get(j.key)?.ok === false && !measured.get(j.key)?.skipped);
-      if (doubted.length) retry.set(from, doubted);
+      const missed = list.filter((j) => j.reaches && measured.get(j.key)?.ok === false && !measured.get(j.key)?.skipped);
+      if (missed.length) retry.set(from, missed);
     }
     const doubted = [...retry.values()].reduce((n, l) => n + l.length, 0);
     if (doubted) {
