@@ -2,7 +2,7 @@
 // network and mount namespaces, OVS on the userspace datapath, the OVN central) with a simulated upstream inside it
 // (a namespace beyond a veth, with an HTTP server that reports its peers): guests lease from OVN's DHCP, reach the
 // upstream masqueraded (nat) or as themselves (routed), a port forward answers from the upstream and from the host
-// itself, `qnet check` agrees with the model; a failure part-way and `down` leave nothing (NB rows, br-int ports,
+// itself, `qnet check` agrees with the model; a failure part-way and `down` (without the state file) leave nothing (NB rows, br-int ports,
 // OVS bridges, links, routes, nft tables, forwarding).
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -166,8 +166,10 @@ test('one host on OVN: nat with DHCP, routed, a port forward; check agrees; roll
     process.stderr.write(`# qnet check in ${Date.now() - tc} ms:\n${check.stdout.split('\n').map((l) => `#   ${l}`).join('\n')}\n`);
     assert.equal(check.code, 0, check.stdout + check.stderr);
     assert.match(check.stdout, /forward/);
+    // `down` works from the markers alone: without the state file, too.
+    assert.equal(h.exec(['rm', `/run/qnet/${lab}/state.json`]).code, 0);
   } finally {
-    // 3. Down: nothing of the lab anywhere, also the host's forwarding as it was.
+    // 3. Down (without the state file): nothing of the lab anywhere, also the host's forwarding as it was.
     const down = await h.qnet(['down', lab]);
     assert.equal(down.code, 0, down.stderr);
   }
