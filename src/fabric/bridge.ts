@@ -63,31 +63,7 @@ function networkSteps(lab: ResolvedLab, ctx: PlanContext): Step[] {
       do: { kind: 'exec', argv: ['ip', 'netns', 'exec', lab.netns, 'nft', '-f', '-'], input: renderGuardRuleset(lab) },
     });
   steps.push(...lanSteps(lab, ctx));
-  if (needsUplink(lab)) {
-    if (!ctx.uplink) throw new Error('planUp: a lab with nat or routed networks needs ctx.uplink');
-    const hostIf = uplinkHostIf(lab.name);
-    steps.push(
-      {
-        title: `create the uplink: veth ${hostIf} (host) <-> ${UPLINK_LAB_IF} (lab), ${formatIPv4(ctx.uplink.net)}/30`,
-        do: { kind: 'exec', argv: ['ip', '-batch', '-'], input: renderUplinkHostBatch(lab, ctx.uplink) },
-        undo: { kind: 'exec', argv: ['ip', 'link', 'delete', hostIf] },
-      },
-      { title: 'address the uplink in the lab, default route to the host', do: { kind: 'exec', argv: ['ip', '-n', lab.netns, '-batch', '-'], input: renderUplinkLabBatch(lab, ctx.uplink) } },
-      { title: "route the lab's nat and routed subnets from the host", do: { kind: 'exec', argv: ['ip', '-batch', '-'], input: renderUplinkRoutes(lab, ctx.uplink) } },
-      { title: 'turn on IPv4 forwarding in the lab namespace', do: { kind: 'exec', argv: ['ip', 'netns', 'exec', lab.netns, 'sysctl', '-qw', 'net.ipv4.ip_forward=1'] } },
-    );
-    if (ctx.hostForwarding === false)
-      steps.push({
-        title: 'turn on IPv4 forwarding on the host (it was off; `down` of the last such lab turns it off again)',
-        do: { kind: 'host-forwarding', enable: true },
-        undo: { kind: 'host-forwarding', enable: false },
-      });
-    steps.push({
-      title: `load the host firewall table ip ${uplinkTable(lab.name)} (one nft transaction)`,
-      do: { kind: 'exec', argv: ['nft', '-f', '-'], input: renderHostRuleset(lab) },
-      undo: { kind: 'exec', argv: ['nft', 'delete', 'table', 'ip', uplinkTable(lab.name)] },
-    });
-  }
+  steps.push(...uplinkSteps(lab, ctx));
   const dhcpNets = lab.networks.filter((n) => n.dhcp);
   if (dhcpNets.length) {
     const ddir = path.join(dir, 'dnsmasq');
@@ -110,6 +86,40 @@ function networkSteps(lab: ResolvedLab, ctx: PlanContext): Step[] {
       });
     }
   }
+  return steps;
+}
+
+/**
+ * The uplink of a lab with nat or routed networks (none otherwise): the veth to the host, the routes both ways, the
+ * lab namespace forwarding, the host's nft table (masquerade, port forwards). The same on either fabric: the lab
+ * namespace is the router of nat and routed networks.
+ */
+export function uplinkSteps(lab: ResolvedLab, ctx: PlanContext): Step[] {
+  if (!needsUplink(lab)) return [];
+  const steps: Step[] = [];
+  if (!ctx.uplink) throw new Error('planUp: a lab with nat or routed networks needs ctx.uplink');
+  const hostIf = uplinkHostIf(lab.name);
+  steps.push(
+    {
+      title: `create the uplink: veth ${hostIf} (host) <-> ${UPLINK_LAB_IF} (lab), ${formatIPv4(ctx.uplink.net)}/30`,
+      do: { kind: 'exec', argv: ['ip', '-batch', '-'], input: renderUplinkHostBatch(lab, ctx.uplink) },
+      undo: { kind: 'exec', argv: ['ip', 'link', 'delete', hostIf] },
+    },
+    { title: 'address the uplink in the lab, default route to the host', do: { kind: 'exec', argv: ['ip', '-n', lab.netns, '-batch', '-'], input: renderUplinkLabBatch(lab, ctx.uplink) } },
+    { title: "route the lab's nat and routed subnets from the host", do: { kind: 'exec', argv: ['ip', '-batch', '-'], input: renderUplinkRoutes(lab, ctx.uplink) } },
+    { title: 'turn on IPv4 forwarding in the lab namespace', do: { kind: 'exec', argv: ['ip', 'netns', 'exec', lab.netns, 'sysctl', '-qw', 'net.ipv4.ip_forward=1'] } },
+  );
+  if (ctx.hostForwarding === false)
+    steps.push({
+      title: 'turn on IPv4 forwarding on the host (it was off; `down` of the last such lab turns it off again)',
+      do: { kind: 'host-forwarding', enable: true },
+      undo: { kind: 'host-forwarding', enable: false },
+    });
+  steps.push({
+    title: `load the host firewall table ip ${uplinkTable(lab.name)} (one nft transaction)`,
+    do: { kind: 'exec', argv: ['nft', '-f', '-'], input: renderHostRuleset(lab) },
+    undo: { kind: 'exec', argv: ['nft', 'delete', 'table', 'ip', uplinkTable(lab.name)] },
+  });
   return steps;
 }
 

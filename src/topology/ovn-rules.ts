@@ -1,15 +1,7 @@
 // What a lab on OVN cannot have, each refusal with its reason and what to use instead. Pure; collects issues.
 // Judged on the topology as written (a default is no request), before anything is made.
 import type { Findings } from './findings.js';
-import { formatCidr, overlaps, parseCidr, type Cidr } from './ipv4.js';
-import type { ResolvedLab } from './model.js';
 import type { Topology } from './schema.js';
-
-/**
- * The link between a lab's OVN router and its lab namespace on the gateway host (router .1, namespace .2): inside the
- * shared address space (RFC 6598), apart from the lab uplinks' 100.64.0.0/16, and private to one lab.
- */
-export const OVN_TRANSIT: Cidr = parseCidr('100.65.0.0/30')!;
 
 const MODE_REFUSED: Record<string, string> = {
   bridged:
@@ -46,12 +38,4 @@ export function refuseOnOvn(topo: Topology, issues: Findings): void {
           'not on OVN: OVN\'s logical switches drop tagged frames, so these sub-interfaces would reach nothing; give each VLAN a network of its own and the node a NIC on each',
         );
     });
-}
-
-/** Adds an issue for each subnet of a lab on OVN that would overlap the router's link to the lab namespace. */
-export function checkOvnAddresses(lab: ResolvedLab, findings: Findings): void {
-  if (lab.fabric !== 'ovn') return;
-  for (const net of lab.networks)
-    if (net.subnet && overlaps(net.subnet, OVN_TRANSIT))
-      findings.add(['networks', net.name, 'subnet'], `${formatCidr(net.subnet)} overlaps ${formatCidr(OVN_TRANSIT)}, which a lab on OVN keeps for its router's link to the lab namespace`);
 }

@@ -9,7 +9,6 @@ import { USER_NET, type ResolvedLab, type ResolvedNode } from './model.js';
 import { reachableFromLab } from './reach.js';
 import { formatPath } from './paths.js';
 import { hostSegment, segmentOf, segmentSubnet } from './vlan.js';
-import { checkOvnAddresses } from './ovn-rules.js';
 
 const USER_SUBNET: Cidr = parseCidr(USER_NET.subnet)!;
 const RESERVED_IFNAMES = new Set(['lo', 'all', 'default']);
@@ -217,5 +216,4 @@ export function checkRules(lab: ResolvedLab, findings: Findings): void {
         add(['nodes', node.name, 'gateway'], `${formatIPv4(node.gateway)} is not on the subnet of any of this node's NICs`, ...onLinkDeps(node));
     }
   }
-  checkOvnAddresses(lab, findings);
 }

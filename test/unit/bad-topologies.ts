@@ -257,5 +257,4 @@ export const BAD_TOPOLOGIES: BadTopology[] = [
   { why: 'VLAN sub-interfaces on OVN', yaml: topo('  deb1: {nics: [{network: lan, vlans: [{id: 10, ip: 10.0.10.1/24}]}]}\n') + 'fabric: ovn\n', path: 'nodes.deb1.nics[0].vlans', message: /drop tagged frames/ },
   { why: 'STP on OVN', yaml: topo('  deb1: {}\n', 'networks:\n  lan: {stp: true}\n') + 'fabric: ovn\n', path: 'networks.lan.stp', message: /no spanning tree/ },
   { why: 'forward delay on OVN', yaml: topo('  deb1: {}\n', 'networks:\n  lan: {forwardDelay: 2}\n') + 'fabric: ovn\n', path: 'networks.lan.forwardDelay', message: /no spanning tree/ },
-  { why: 'subnet over the OVN transit link', yaml: topo('  deb1: {}\n', 'networks:\n  lan: {mode: nat, subnet: 100.65.0.0/24, address: 100.65.0.1}\n') + 'fabric: ovn\n', path: 'networks.lan.subnet', message: /keeps for its router's link/ },
 ];

@@ -72,9 +72,10 @@ describe('every example on OVN: its northbound batch, or why OVN refuses it', ()
     const lab = parseTopology(NAT_GATEWAY_B, 'natlab-two-hosts.yaml');
     const text = rendered(lab, { a: { memory: 8192, cpus: 8 }, b: { memory: 8192, cpus: 8 } }, labGuestMtu([1600, 1600]));
     golden('ovn-natlab-two-hosts.nb', text);
-    assert.match(text, /'chassis_name="b"'/);
     assert.match(text, /qnet\.natlab\.nic\.win\.0 requested-chassis=a/);
-    assert.match(text, /lb-add qnet\.natlab\.fwd\.tcp\.8080 100\.65\.0\.1:8080 172\.16\.1\.2:80 tcp/);
+    // The lab namespace (on the gateway host) is the router; the port forward is the host's DNAT, no NB row.
+    assert.match(text, /lsp-set-options qnet\.natlab\.host\.lan requested-chassis=b/);
+    assert.doesNotMatch(text, /lb-add|lr-add|NAT/);
   });
   test('down: the rows found by the lab\'s marker, destroyed in one batch', () => {
     const finds = NB_LAB_TABLES.map((t) => nbFindArgv('seed', t, ['--db=tcp:192.0.2.10:6641']).join(' '));
@@ -148,14 +149,41 @@ describe('the plan of a lab on OVN on one host', () => {
     assert.equal(fabricOf(lab).name, 'ovn');
     assert.deepEqual(fabricOf(bridgeLab).plugSteps(bridgeLab, bridgeLab.nodes[1]!, base), []);
   });
-  test('not yet on OVN (exit 2, each with its path): nat and routed networks, forwards, several hosts', () => {
+  test('not yet on OVN (exit 2, each with its path): impairments, several hosts; nat, routed and forwards are made', () => {
     const nat = parseTopology(`${read('nat-dhcp.yaml')}fabric: ovn\n`, 'nat-dhcp.yaml');
-    const e = notYetOnOvn(nat);
+    assert.equal(notYetOnOvn(nat), undefined);
+    assert.equal(notYetOnOvn(parseTopology(`${read('nat-dhcp.yaml').replace('mode: nat', 'mode: routed')}fabric: ovn\n`, 'r.yaml')), undefined);
+    const e = notYetOnOvn(parseTopology(SEED_TWO_HOSTS, 's.yaml'));
     assert.ok(e instanceof UserError);
-    assert.match(e.message, /networks\.\w+\.mode: nat is not yet on OVN/);
-    assert.match(e.message, /forwards: port forwards are not yet on OVN/);
-    assert.match(notYetOnOvn(parseTopology(SEED_TWO_HOSTS, 's.yaml'))!.message, /hosts: labs over several hosts/);
+    assert.match(e.message, /hosts: labs over several hosts/);
     assert.equal(notYetOnOvn(written), undefined);
+  });
+  describe('a nat lab with DHCP and a port forward on OVN', () => {
+    const natWritten = parseTopology(`${read('nat-dhcp.yaml')}fabric: ovn\n`, 'nat-dhcp.yaml');
+    const nat = onOvn(natWritten, 'netdev');
+    const natOvn = { chassis: { local: 'h1' }, placement: { win: 'local', deb: 'local' }, datapath: 'netdev' as const, nb: [] };
+    const natSteps = planUp(nat, { ...base, ovn: natOvn, uplink: { net: 0x64400008 }, hostForwarding: true });
+    const natText = formatPlan(natSteps);
+    test('golden: the host side on br-int holds the gateway; the uplink, routes, forwarding and the host table as on bridges', () => {
+      golden('ovn-nat-plan.txt', natText + '\n');
+    });
+    test('the uplink steps are the bridge fabric\'s own, after the host side is bound; no dnsmasq, no router in OVN', () => {
+      const bridgeLab = parseTopology(read('nat-dhcp.yaml'), 'nat-dhcp.yaml');
+      const bridgeText = formatPlan(planUp(bridgeLab, { ...base, uplink: { net: 0x64400008 }, hostForwarding: true }));
+      const uplink = (t: string) => t.slice(t.indexOf('create the uplink'), t.indexOf('table ip qnet-')).replace(/^ *\d+\. /gm, '');
+      assert.ok(uplink(natText).length > 100);
+      assert.equal(uplink(natText), uplink(bridgeText));
+      assert.ok(natText.indexOf('wait until OVN binds the host side') < natText.indexOf('create the uplink'));
+      assert.doesNotMatch(natText, /dnsmasq|lr-add|lb-add/);
+      assert.match(natText, /masquerade/);
+      assert.match(natText, /tcp dport 8080 dnat to 172\.16\.1\.2:80/);
+      assert.match(natText, /link add name qh[0-9a-f]{10} type veth peer name br0 netns qnet-natlab/);
+    });
+    test('the host table and the uplink veth are undone by a rollback', () => {
+      const t = natSteps.find((x) => x.title.startsWith('load the host firewall table'))!;
+      assert.ok(t.undo);
+      assert.ok(natSteps.find((x) => x.title.startsWith('create the uplink'))!.undo);
+    });
   });
 });
 
@@ -210,15 +238,13 @@ describe('the northbound batch', () => {
     assert.ok(acl.includes('action=drop') && acl.includes('direction=from-lport'));
     assert.ok(natCmds.some((c) => c[0] === 'add' && c[3] === 'acls'));
   });
-  test('nat: a router with SNAT of the subnet, its gateway port on the gateway host, a localnet external switch', () => {
-    assert.ok(natCmds.some((c) => c.includes('NAT') && c.includes('type=snat') && c.includes('logical_ip="172.16.1.0/24"')));
-    assert.ok(natCmds.some((c) => c[0] === 'lsp-set-type' && c[2] === 'localnet'));
-    assert.ok(natCmds.some((c) => c.includes('Gateway_Chassis') && c.includes('chassis_name="b"')));
-    assert.ok(natCmds.some((c) => c[0] === 'lr-lb-add'));
+  test('nat and routed: no logical router; the host side on the gateway host is the guests\' router, DHCP names it', () => {
+    assert.deepEqual(natCmds.find((c) => c[0] === 'lsp-set-options' && c[1] === 'qnet.natlab.host.lan'), ['lsp-set-options', 'qnet.natlab.host.lan', 'requested-chassis=b']);
+    assert.ok(natCmds.some((c) => c.includes('DHCP_Options') && c.includes('options:router="172.16.1.1"')));
     const routed = parseTopology(read('nat-dhcp.yaml').replace('mode: nat', 'mode: routed') + 'fabric: ovn\n', 'r');
     const r = renderNbUp(routed, { placement: { win: 'local', deb: 'local' }, mtu: 1500 });
-    assert.ok(r.some((c) => c[0] === 'lr-add'), 'routed: the same router');
-    assert.ok(!r.some((c) => c.includes('NAT')), 'routed: no NAT');
+    for (const batch of [natCmds, r]) assert.ok(!batch.some((c) => ['lr-add', 'lb-add'].includes(c[0]!) || c.includes('NAT')));
+    assert.ok(r.some((c) => c[0] === 'lsp-add' && c[2] === 'qnet.natlab.host.lan'), 'routed: the same host side');
   });
   test('the host side of a bridge network is a port on the gateway host', () => {
     assert.deepEqual(cmds.find((c) => c[0] === 'lsp-set-options' && c[1] === 'qnet.seed.host.lan'), ['lsp-set-options', 'qnet.seed.host.lan', 'requested-chassis=a']);
@@ -404,10 +430,11 @@ describe('the CLI on a lab on OVN (nothing on the host is touched: the refusal c
     assert.equal(r.status, 2, r.stderr);
     assert.match(r.stderr, /node deb2 needs 4160 MiB and 1 CPUs/);
   });
-  test('up of a one-host lab with a nat network: exit 2 naming it, before this host\'s OVN is observed', () => {
-    const r = qnet('up', '--dry-run', file('nat.yaml', `${read('nat-dhcp.yaml').replace(/^name: natlab$/m, 'name: natlab-ovn-unit')}fabric: ovn\n`));
+  test('up of a one-host lab with an impaired NIC: exit 2 naming it, before this host\'s OVN is observed', () => {
+    const impaired = read('nat-dhcp.yaml').replace(/^name: natlab$/m, 'name: natlab-ovn-unit').replace('dhcp: true }\n', 'dhcp: true, impair: { rate: 10mbit } }\n');
+    const r = qnet('up', '--dry-run', file('nat.yaml', `${impaired}fabric: ovn\n`));
     assert.equal(r.status, 2, r.stderr);
-    assert.match(r.stderr, /networks\.lan\.mode: nat is not yet on OVN/);
+    assert.match(r.stderr, /nodes\.deb\.nics\[0\]\.impair: impairments are not yet on OVN/);
     assert.match(r.stderr, /nothing was made/);
   });
   test('up over several hosts: exit 2 naming what is not made yet, before anything is observed', () => {

@@ -1,11 +1,14 @@
 // Pure rendering of a lab on OVN as northbound changes: one ovn-nbctl batch (one transaction) per change. `up` makes
 // every row; `down` destroys every row marked with the lab, found by its marker, so it needs no state file.
 // Networks become logical switches; static addresses, the ports' addresses and OVN's DHCP; DHCP ranges, `dynamic`
-// addresses; node names, DNS records; nat and routed networks, one router whose distributed gateway port sits on the
-// gateway host (SNAT for nat); port forwards, load balancers; antispoof, port security; dhcpGuard, an ACL.
+// addresses; node names, DNS records; antispoof, port security; dhcpGuard, an ACL. A network's host side (bridge, nat
+// and routed networks with an address) is a port bound on the gateway host, where the lab namespace holds the address.
+// nat and routed networks have no logical router: as on Linux bridges, the lab namespace routes them to its uplink and
+// the host masquerades and forwards ports (render/uplink.ts), so every lab namespace answers for its networks'
+// addresses as `qnet check` models it; a router with SNAT and load balancers in OVN would leave the lab namespace off
+// those networks.
 import { broadcastOf, formatCidr, formatIPv4, networkOf, type Cidr } from '../../topology/ipv4.js';
 import { usesUplink, type ResolvedLab, type ResolvedNetwork, type ResolvedNic, type ResolvedNode } from '../../topology/model.js';
-import { OVN_TRANSIT } from '../../topology/ovn-rules.js';
 import { shellQuote } from '../../render/shell.js';
 import { bridgeMac } from '../../render/ipbatch.js';
 import * as n from './names.js';
@@ -155,7 +158,7 @@ export function renderNbUp(lab: ResolvedLab, ctx: NbContext): NbCommand[] {
       }
       return id;
     };
-    if (net.mode === 'bridge' && net.address) {
+    if ((net.mode === 'bridge' || usesUplink(net)) && net.address) {
       const p = n.hostPort(L, net.name);
       cmds.push(
         ['lsp-add', ls, p],
@@ -180,71 +183,6 @@ export function renderNbUp(lab: ResolvedLab, ctx: NbContext): NbCommand[] {
       }
   }
 
-  const routed = lab.networks.filter(usesUplink);
-  if (routed.length) cmds.push(...routerCommands(lab, routed, gateway));
-  return cmds;
-}
-
-// The router of nat and routed networks: a port on each, a distributed gateway port on the gateway host towards the
-// lab namespace (through a localnet port), the default route there, SNAT of nat subnets, and port forwards.
-function routerCommands(lab: ResolvedLab, routed: ResolvedNetwork[], gateway: string): NbCommand[] {
-  const L = lab.name;
-  const lr = n.routerName(L);
-  const ext = n.extSwitch(L);
-  const extLrp = n.extRouterPort(L);
-  const routerIp = formatIPv4(OVN_TRANSIT.ip + 1);
-  const labIp = formatIPv4(OVN_TRANSIT.ip + 2);
-  const cmds: NbCommand[] = [['lr-add', lr], ['set', 'Logical_Router', lr, ...mark(L, 'router')]];
-  const routerLsp = (ls: string, lsp: string, lrp: string, row: string): NbCommand[] => [
-    ['lsp-add', ls, lsp],
-    ['lsp-set-type', lsp, 'router'],
-    ['lsp-set-addresses', lsp, 'router'],
-    ['lsp-set-options', lsp, `router-port=${lrp}`],
-    ['set', 'Logical_Switch_Port', lsp, ...mark(L, row)],
-  ];
-  for (const net of routed) {
-    const lrp = n.routerPort(L, net.name);
-    cmds.push(
-      ['lrp-add', lr, lrp, gatewayMac(L, net), formatCidr(net.address!)],
-      ['set', 'Logical_Router_Port', lrp, ...mark(L, `router-port ${net.name}`)],
-      ...routerLsp(n.switchName(L, net.name), n.switchRouterPort(L, net.name), lrp, `router-link ${net.name}`),
-    );
-  }
-  const localnet = n.extLocalnetPort(L);
-  cmds.push(
-    ['ls-add', ext],
-    ['set', 'Logical_Switch', ext, ...mark(L, 'external')],
-    ['lsp-add', ext, localnet],
-    ['lsp-set-type', localnet, 'localnet'],
-    ['lsp-set-addresses', localnet, 'unknown'],
-    ['lsp-set-options', localnet, `network_name=${n.physnetName(L)}`],
-    ['set', 'Logical_Switch_Port', localnet, ...mark(L, 'external localnet')],
-    ['lrp-add', lr, extLrp, n.ovnMac(L, 'lrp/ext'), formatCidr({ ip: OVN_TRANSIT.ip + 1, prefix: OVN_TRANSIT.prefix })],
-    ['set', 'Logical_Router_Port', extLrp, ...mark(L, 'router-port external')],
-    // As lrp-set-gateway-chassis makes it (named PORT-CHASSIS), made here so that it carries the lab's marker too.
-    ['--id=@gw', 'create', 'Gateway_Chassis', `name=${q(`${extLrp}-${gateway}`)}`, `chassis_name=${q(gateway)}`, `priority=${GATEWAY_PRIORITY}`, ...mark(L, `gateway ${gateway}`)],
-    ['set', 'Logical_Router_Port', extLrp, 'gateway_chassis=@gw'],
-    ...routerLsp(ext, n.extSwitchRouterPort(L), extLrp, 'router-link external'),
-    ['--id=@default', 'create', 'Logical_Router_Static_Route', `ip_prefix=${q('0.0.0.0/0')}`, `nexthop=${q(labIp)}`, ...mark(L, 'default route')],
-    ['add', 'Logical_Router', lr, 'static_routes', '@default'],
-  );
-  routed
-    .filter((net) => net.mode === 'nat')
-    .forEach((net, i) => {
-      const id = `@snat${i}`;
-      cmds.push(
-        ['--id=' + id, 'create', 'NAT', 'type=snat', `external_ip=${q(routerIp)}`, `logical_ip=${q(formatCidr(subnetOf(net)!))}`, ...mark(L, `snat ${net.name}`)],
-        ['add', 'Logical_Router', lr, 'nat', id],
-      );
-    });
-  for (const f of lab.forwards) {
-    const lb = n.forwardLb(L, f.proto, f.host);
-    cmds.push(
-      ['lb-add', lb, `${routerIp}:${f.host}`, `${formatIPv4(f.address)}:${f.port}`, f.proto],
-      ['set', 'Load_Balancer', lb, ...mark(L, `forward ${f.proto} ${f.host}`)],
-      ['lr-lb-add', lr, lb],
-    );
-  }
   return cmds;
 }
 

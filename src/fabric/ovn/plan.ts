@@ -13,6 +13,7 @@ import { formatCidr } from '../../topology/ipv4.js';
 import { usesUplink, type ResolvedLab, type ResolvedNetwork, type ResolvedNode } from '../../topology/model.js';
 import type { OvnHostContext, PlanContext, Step } from '../../plan/steps.js';
 import type { Fabric } from '../fabric.js';
+import { uplinkSteps } from '../bridge.js';
 import { gatewayMac, nbArgv, q, renderNbUp } from './nb.js';
 import { hostPort, hostSideVeth, INTEGRATION_BRIDGE, nicPort, OVS_LAB_KEY, ovnTap } from './names.js';
 import { GUEST_MTU } from './mtu.js';
@@ -33,9 +34,13 @@ function ovnOf(ctx: PlanContext): OvnHostContext {
   return ctx.ovn;
 }
 
-/** The networks with a host side in the lab namespace: bridge networks with an address (nat and routed: not yet). */
+/**
+ * The networks with a host side in the lab namespace: bridge networks with an address, and nat and routed networks,
+ * whose router is the lab namespace as on Linux bridges (it holds their address, forwards to the uplink, and the host
+ * masquerades and forwards ports), so that `qnet check`'s model of the lab namespace holds on either fabric.
+ */
 function hostSides(lab: ResolvedLab): ResolvedNetwork[] {
-  return lab.networks.filter((n) => n.mode === 'bridge' && n.address !== undefined);
+  return lab.networks.filter((n) => (n.mode === 'bridge' || usesUplink(n)) && n.address !== undefined);
 }
 
 /** The NICs of a node that are ports of logical switches (each with its tap). */
@@ -132,6 +137,7 @@ function networkSteps(lab: ResolvedLab, ctx: PlanContext): Step[] {
       },
     );
   }
+  steps.push(...uplinkSteps(lab, ctx));
   return steps;
 }
 
@@ -178,15 +184,11 @@ export function onOvn(lab: ResolvedLab, datapath: 'system' | 'netdev'): Resolved
 }
 
 /**
- * What this stage of OVN does not make yet, each as `path: reason` (exit 2 before anything is made): nat and routed
- * networks (the router's way out through the lab namespace), port forwards, impairments (tc on taps in the lab
- * namespace), and labs over several hosts.
+ * What this stage of OVN does not make yet, each as `path: reason` (exit 2 before anything is made): impairments (tc
+ * on taps in the lab namespace), and labs over several hosts.
  */
 export function notYetOnOvn(lab: ResolvedLab): UserError | undefined {
   const issues: string[] = [];
-  for (const net of lab.networks)
-    if (usesUplink(net)) issues.push(`networks.${net.name}.mode: ${net.mode} is not yet on OVN (the logical router's way out through the lab namespace is not wired); use mode bridge or isolated, or the lab without "fabric: ovn"`);
-  if (lab.forwards.length) issues.push('forwards: port forwards are not yet on OVN');
   for (const node of lab.nodes)
     for (const nic of node.nics) if (nic.impair) issues.push(`nodes.${node.name}.nics[${nic.index}].impair: impairments are not yet on OVN`);
   if ((lab.hosts?.length ?? 0) > 1 || lab.hosts?.some((h) => h.ssh.kind !== 'local'))
