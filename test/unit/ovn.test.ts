@@ -18,6 +18,9 @@ import { parseSshTarget } from '../../src/topology/ssh-target.js';
 import { golden, ROOT } from './golden.js';
 import { formatPlan, planUp, type PlanContext } from '../../src/plan/plan.js';
 import { notYetOnOvn, onOvn } from '../../src/fabric/ovn/plan.js';
+import { ifbName } from '../../src/render/impair.js';
+import { captureSource } from '../../src/lab/capture.js';
+import { labsInExternalIds } from '../../src/lab/ovn.js';
 import { fabricOf } from '../../src/fabric/fabric.js';
 import { ovnTap } from '../../src/fabric/ovn/names.js';
 import { bridgeMac } from '../../src/render/ipbatch.js';
@@ -147,6 +150,41 @@ describe('the plan of a lab on OVN on one host', () => {
     assert.equal(fabricOf(bridgeLab).name, 'bridge');
     assert.equal(fabricOf(lab).name, 'ovn');
     assert.deepEqual(fabricOf(bridgeLab).plugSteps(bridgeLab, bridgeLab.nodes[1]!, base), []);
+  });
+  test('an impaired NIC on OVN: its ifb and qdiscs made in the host namespace after its tap is moved there, before it is plugged', () => {
+    const imp = onOvn(parseTopology(`${read('seed-lab.yaml')}fabric: ovn\n`.replace('ip: 192.168.1.3', 'ip: 192.168.1.3, impair: { rate: 10mbit, direction: both }'), 'seed-lab.yaml'), 'netdev');
+    assert.equal(notYetOnOvn(imp), undefined, 'impairments are made on OVN now');
+    const st = planUp(imp, { ...base, ovn });
+    const titles = st.map((s) => s.title);
+    const move = titles.findIndex((t) => t.startsWith("move deb3's tap"));
+    const ifb = titles.findIndex((t) => t.startsWith("create deb3's ifb device"));
+    const tc = titles.findIndex((t) => t.startsWith("impair deb3's tap in the host namespace: NIC 0 (rate 10mbit, both)"));
+    const plug = titles.findIndex((t) => t.startsWith("plug deb3's tap"));
+    assert.ok(move >= 0 && move < ifb && ifb < tc && tc < plug, `${[move, ifb, tc, plug]}`);
+    const tap = ovnTap('seed', 'deb3', 0);
+    const i = ifbName('seed', 'deb3', 0);
+    assert.deepEqual(st[ifb]!.do, { kind: 'exec', argv: ['ip', '-batch', '-'], input: `link add name ${i} type ifb\nlink set dev ${i} alias qnet:lab=seed up\n` });
+    assert.deepEqual(st[ifb]!.undo, { kind: 'exec', argv: ['ip', '-force', '-batch', '-'], input: `link delete dev ${i}\n` });
+    const run = st[tc]!.do as { argv: string[]; input: string };
+    assert.deepEqual(run.argv, ['tc', '-batch', '-'], 'in the host namespace');
+    assert.match(run.input, new RegExp(`qdisc replace dev ${tap} root handle 1: tbf rate 10000000bit`));
+    assert.match(run.input, new RegExp(`filter add dev ${tap} parent ffff: .* mirred egress redirect dev ${i}`));
+    // No other node gets impairment steps; the bridge lab's impairments stay in its namespace.
+    assert.equal(titles.filter((t) => /^impair /.test(t)).length, 1);
+  });
+  test('per-NIC commands on OVN: taps in the host namespace; a network has no interface to capture (exit 2, naming its NICs)', () => {
+    assert.equal(fabricOf(lab).tapNamespace(lab), undefined);
+    const bridgeLab = parseTopology(read('seed-lab.yaml'), 'seed-lab.yaml');
+    assert.equal(fabricOf(bridgeLab).tapNamespace(bridgeLab), 'qnet-seed');
+    assert.deepEqual(captureSource(lab, 'deb2'), { kind: 'iface', iface: ovnTap('seed', 'deb2', 0), what: 'deb2 eth0' });
+    assert.throws(
+      () => captureSource(lab, 'lan'),
+      (e: Error & { exitCode?: number }) => e.exitCode === 2 && /network lan of lab seed is an OVN logical switch.*`qnet capture seed NODE:NIC`; its NICs: deb1:1, deb2:0, deb3:0/.test(e.message),
+    );
+  });
+  test('discovery: the labs named by qnet-lab markers in external_ids, quoted or not', () => {
+    assert.deepEqual(labsInExternalIds('iface-id="qnet.a.nic.x.0" qnet-lab=a\n\nqnet-lab="b-2" qnet-row="network lan"\nother=1 qnet-labx=c\nqnet-lab=a\n'), ['a', 'b-2']);
+    assert.deepEqual(labsInExternalIds(''), []);
   });
   test('not yet on OVN (exit 2, each with its path): nat and routed networks, forwards, several hosts', () => {
     const nat = parseTopology(`${read('nat-dhcp.yaml')}fabric: ovn\n`, 'nat-dhcp.yaml');

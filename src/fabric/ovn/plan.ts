@@ -16,6 +16,9 @@ import type { Fabric } from '../fabric.js';
 import { gatewayMac, nbArgv, q, renderNbUp } from './nb.js';
 import { hostPort, hostSideVeth, INTEGRATION_BRIDGE, nicPort, OVS_LAB_KEY, ovnTap } from './names.js';
 import { GUEST_MTU } from './mtu.js';
+import { labImpairments } from '../../render/impair.js';
+import { describeImpairment } from '../../topology/impair.js';
+import { impairStep } from '../bridge.js';
 
 /** How long ovn-nbctl waits for the NB (and for a port to be bound) before it gives up, in seconds. */
 const NB_TIMEOUT = 30;
@@ -26,6 +29,12 @@ export const ovnFabric: Fabric = {
   name: 'ovn',
   networkSteps,
   plugSteps,
+  // A started guest's taps are moved to the host namespace, where ovs-vswitchd reads them.
+  tapNamespace: () => undefined,
+  networkCaptureRefusal: (lab, net) =>
+    `network ${net.name} of lab ${lab.name} is an OVN logical switch, which has no interface of its own to capture on: capture a NIC on it (\`qnet capture ${lab.name} NODE:NIC\`; its NICs: ${
+      lab.nodes.flatMap((n) => n.nics.filter((c) => c.network === net.name).map((c) => `${n.name}:${c.index}`)).join(', ') || 'none'
+    })`,
 };
 
 function ovnOf(ctx: PlanContext): OvnHostContext {
@@ -151,6 +160,7 @@ function plugSteps(lab: ResolvedLab, node: ResolvedNode, ctx: PlanContext): Step
       },
       undo: { kind: 'exec', argv: ['ip', '-force', '-batch', '-'], input: taps.map((t) => `link delete dev ${t}`).join('\n') + '\n' },
     },
+    ...impairSteps(lab, node),
     {
       title: `plug ${node.name}'s tap${taps.length === 1 ? '' : 's'} into ${INTEGRATION_BRIDGE} as ${nics.map((n) => nicPort(lab.name, node.name, n.index)).join(', ')}`,
       do: { kind: 'exec', argv: addPorts(nics.map((n) => ({ ifname: n.tap, lsp: nicPort(lab.name, node.name, n.index) })), lab.name) },
@@ -160,6 +170,26 @@ function plugSteps(lab: ResolvedLab, node: ResolvedNode, ctx: PlanContext): Step
       title: `wait until OVN binds ${node.name}'s port${taps.length === 1 ? '' : 's'}`,
       do: { kind: 'exec', argv: waitBound(ovn, nics.map((n) => nicPort(lab.name, node.name, n.index))) },
     },
+  ];
+}
+
+/** The steps that impair a node's NICs on their taps in the host namespace, before they are plugged (none unimpaired passes). */
+function impairSteps(lab: ResolvedLab, node: ResolvedNode): Step[] {
+  const impaired = labImpairments({ ...lab, nodes: [{ ...node, nics: switchNics(node) }] });
+  if (!impaired.tc.length) return [];
+  const ifbs = impaired.ip.filter((l) => l.startsWith('link add name ')).map((l) => l.split(' ')[3]!);
+  return [
+    ...(impaired.ip.length
+      ? [
+          {
+            title: `create ${node.name}'s ifb device${ifbs.length === 1 ? '' : 's'} ${ifbs.join(', ')} in the host namespace (what its guest sends, impaired)`,
+            do: { kind: 'exec' as const, argv: ['ip', '-batch', '-'], input: impaired.ip.join('\n') + '\n' },
+            undo: { kind: 'exec' as const, argv: ['ip', '-force', '-batch', '-'], input: ifbs.map((i) => `link delete dev ${i}`).join('\n') + '\n' },
+          },
+        ]
+      : []),
+    // No undo of its own: the qdiscs go with the taps.
+    { ...impairStep(undefined, impaired), title: `impair ${node.name}'s tap${impaired.nics.length === 1 ? '' : 's'} in the host namespace: ${impaired.nics.map(({ nic }) => `NIC ${nic.index} (${describeImpairment(nic.impair!)})`).join('; ')} (one tc -batch)` },
   ];
 }
 
@@ -179,16 +209,13 @@ export function onOvn(lab: ResolvedLab, datapath: 'system' | 'netdev'): Resolved
 
 /**
  * What this stage of OVN does not make yet, each as `path: reason` (exit 2 before anything is made): nat and routed
- * networks (the router's way out through the lab namespace), port forwards, impairments (tc on taps in the lab
- * namespace), and labs over several hosts.
+ * networks (the router's way out through the lab namespace), port forwards, and labs over several hosts.
  */
 export function notYetOnOvn(lab: ResolvedLab): UserError | undefined {
   const issues: string[] = [];
   for (const net of lab.networks)
     if (usesUplink(net)) issues.push(`networks.${net.name}.mode: ${net.mode} is not yet on OVN (the logical router's way out through the lab namespace is not wired); use mode bridge or isolated, or the lab without "fabric: ovn"`);
   if (lab.forwards.length) issues.push('forwards: port forwards are not yet on OVN');
-  for (const node of lab.nodes)
-    for (const nic of node.nics) if (nic.impair) issues.push(`nodes.${node.name}.nics[${nic.index}].impair: impairments are not yet on OVN`);
   if ((lab.hosts?.length ?? 0) > 1 || lab.hosts?.some((h) => h.ssh.kind !== 'local'))
     issues.push('hosts: labs over several hosts (or on a host over SSH) are not yet made by `qnet up`; `qnet up --dry-run` shows their plan');
   return issues.length ? new UserError(`lab ${lab.name} on OVN:\n  ${issues.join('\n  ')}\nnothing was made`) : undefined;
