@@ -38,6 +38,7 @@ export const bridgeFabric: Fabric = {
   networkSteps,
   plugSteps: () => [],
   tapNamespace: (lab) => lab.netns,
+  impairmentRefusal: () => undefined,
   networkCaptureRefusal: () => undefined,
 };
 

@@ -24,6 +24,8 @@ export async function setImpairment(labName: string, ref: string, input: ImpairI
     if (!parsed.success) throw new UserError(`${where}: ${parsed.error.issues.map((i) => `${i.path.length ? `--${String(i.path[0])}: ` : ''}${i.message}`).join('; ')}`);
     next = resolveImpairment(parsed.data);
     if (!next) throw new UserError(`${where}: say what to impair (--delay, --jitter, --loss, --rate, --duplicate, --corrupt), or --clear`);
+    const refused = fabricOf(state.lab).impairmentRefusal(state.lab, nic, next);
+    if (refused) throw new UserError(`${where}: direction ${refused}; nothing was changed`);
   }
   const inForce = (n: ResolvedNode, c: ResolvedNic): Impairment | undefined => {
     const live = state.impair?.[n.name]?.[String(c.index)];

@@ -1,10 +1,10 @@
 // Labs on OVN: what `up` observes of this host's OVN before any change (ready, chassis, datapath), how `down` and a
 // rollback find and remove the lab's rows in the northbound DB and its ports on br-int by their marker (no state
 // needed), and the plan of labs over several hosts for `up --dry-run` (not made yet: refused with what is missing).
-import { RuntimeError } from '../errors.js';
+import { RuntimeError, UserError } from '../errors.js';
 import { formatNbBatch, nbArgv, nbFindArgv, NB_LAB_TABLES, renderNbDown, renderNbUp, type NbLabTable } from '../fabric/ovn/nb.js';
 import { INTEGRATION_BRIDGE, OVS_LAB_KEY } from '../fabric/ovn/names.js';
-import { notYetOnOvn, onOvn } from '../fabric/ovn/plan.js';
+import { notYetOnOvn, onOvn, ovnFabric } from '../fabric/ovn/plan.js';
 import { q } from '../fabric/ovn/nb.js';
 import { exists } from '../host/fs.js';
 import { hostStatus, OVN_RUNDIR, OVS_RUNDIR } from '../host/ovn-setup.js';
@@ -88,6 +88,13 @@ export async function observeOvn(input: ResolvedLab, runner: CommandRunner): Pro
     throw new RuntimeError(`ovn.sb: this host's ovn-controller talks to ${st.remote}, not ${input.ovn.sb}; nothing was made`);
   const datapath = st.datapath === 'netdev' ? 'netdev' : 'system';
   const lab = onOvn(input, datapath);
+  const impairs = lab.nodes.flatMap((node) =>
+    node.nics.flatMap((nic) => {
+      const why = nic.impair && ovnFabric.impairmentRefusal(lab, nic, nic.impair);
+      return why ? [`nodes.${node.name}.nics[${nic.index}].impair.direction: ${why}`] : [];
+    }),
+  );
+  if (impairs.length) throw new UserError(`lab ${input.name} on OVN (datapath ${datapath}):\n  ${impairs.join('\n  ')}\nnothing was made`);
   return {
     lab,
     ovn: {

@@ -65,7 +65,7 @@ test('on OVN: capture of a NIC, impairments declared and live, link down and up,
   assert.equal(up.code, 0, up.stderr);
   assert.match(up.stderr, /impair p's tap in the host namespace: NIC 0 \(rate 20mbit, ingress\)/);
   // 1. The declared impairment is on p's tap in the host namespace, and in force: q sends to p at about 20 Mbit/s.
-  assert.deepEqual(qdiscs(tapP), ['tbf']);
+  assert.deepEqual(qdiscs(tapP), ['tbf'], `${up.stderr}\n${h.exec(['tc', 'qdisc', 'show']).stdout}\n${h.exec(['ip', 'link', 'show']).stdout}`);
   const toP = await iperf(false);
   process.stderr.write(`# q -> p with p's declared ingress rate 20mbit: ${toP.toFixed(1)} Mbit/s\n`);
   assert.ok(toP < 25, `q -> p at ${toP.toFixed(1)} Mbit/s under 20mbit`);

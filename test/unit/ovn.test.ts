@@ -151,7 +151,7 @@ describe('the plan of a lab on OVN on one host', () => {
     assert.equal(fabricOf(lab).name, 'ovn');
     assert.deepEqual(fabricOf(bridgeLab).plugSteps(bridgeLab, bridgeLab.nodes[1]!, base), []);
   });
-  test('an impaired NIC on OVN: its ifb and qdiscs made in the host namespace after its tap is moved there, before it is plugged', () => {
+  test('an impaired NIC on OVN: its ifb and qdiscs made in the host namespace once its tap is plugged (OVS keeps off its qdiscs), before it is bound', () => {
     const imp = onOvn(parseTopology(`${read('seed-lab.yaml')}fabric: ovn\n`.replace('ip: 192.168.1.3', 'ip: 192.168.1.3, impair: { rate: 10mbit, direction: both }'), 'seed-lab.yaml'), 'netdev');
     assert.equal(notYetOnOvn(imp), undefined, 'impairments are made on OVN now');
     const st = planUp(imp, { ...base, ovn });
@@ -160,7 +160,11 @@ describe('the plan of a lab on OVN on one host', () => {
     const ifb = titles.findIndex((t) => t.startsWith("create deb3's ifb device"));
     const tc = titles.findIndex((t) => t.startsWith("impair deb3's tap in the host namespace: NIC 0 (rate 10mbit, both)"));
     const plug = titles.findIndex((t) => t.startsWith("plug deb3's tap"));
-    assert.ok(move >= 0 && move < ifb && ifb < tc && tc < plug, `${[move, ifb, tc, plug]}`);
+    const bound = titles.findIndex((t) => t === "wait until OVN binds deb3's port");
+    assert.ok(move >= 0 && move < plug && plug < ifb && ifb < tc && tc < bound, `${[move, plug, ifb, tc, bound]}`);
+    const plugArgv = (st[plug]!.do as { argv: string[] }).argv;
+    assert.deepEqual(plugArgv.slice(-5), ['--', '--id=@noop', 'create', 'QoS', 'type=linux-noop']);
+    assert.ok(plugArgv.join(' ').includes(`-- set Port ${ovnTap('seed', 'deb3', 0)} qos=@noop`));
     const tap = ovnTap('seed', 'deb3', 0);
     const i = ifbName('seed', 'deb3', 0);
     assert.deepEqual(st[ifb]!.do, { kind: 'exec', argv: ['ip', '-batch', '-'], input: `link add name ${i} type ifb\nlink set dev ${i} alias qnet:lab=seed up\n` });
@@ -171,6 +175,12 @@ describe('the plan of a lab on OVN on one host', () => {
     assert.match(run.input, new RegExp(`filter add dev ${tap} parent ffff: .* mirred egress redirect dev ${i}`));
     // No other node gets impairment steps; the bridge lab's impairments stay in its namespace.
     assert.equal(titles.filter((t) => /^impair /.test(t)).length, 1);
+    // What the guest sends cannot be impaired on the userspace datapath (OVS reads the tap before tc); on the kernel's it can.
+    const nic = imp.nodes[2]!.nics[0]!;
+    assert.match(fabricOf(imp).impairmentRefusal(imp, nic, nic.impair!)!, /^both: on OVN's userspace datapath .* use direction ingress/);
+    assert.equal(fabricOf(imp).impairmentRefusal(imp, nic, { ...nic.impair!, direction: 'ingress' }), undefined);
+    const sys = onOvn(parseTopology(`${read('seed-lab.yaml')}fabric: ovn\n`, 'seed-lab.yaml'), 'system');
+    assert.equal(fabricOf(sys).impairmentRefusal(sys, sys.nodes[2]!.nics[0]!, nic.impair!), undefined);
   });
   test('per-NIC commands on OVN: taps in the host namespace; a network has no interface to capture (exit 2, naming its NICs)', () => {
     assert.equal(fabricOf(lab).tapNamespace(lab), undefined);

@@ -10,14 +10,14 @@ import { UserError } from '../../errors.js';
 import { ownerMarker } from '../../render/markers.js';
 import { neighLines } from '../../render/ipbatch.js';
 import { formatCidr } from '../../topology/ipv4.js';
-import { usesUplink, type ResolvedLab, type ResolvedNetwork, type ResolvedNode } from '../../topology/model.js';
+import { usesUplink, type ResolvedLab, type ResolvedNetwork, type ResolvedNic, type ResolvedNode } from '../../topology/model.js';
 import type { OvnHostContext, PlanContext, Step } from '../../plan/steps.js';
 import type { Fabric } from '../fabric.js';
 import { gatewayMac, nbArgv, q, renderNbUp } from './nb.js';
 import { hostPort, hostSideVeth, INTEGRATION_BRIDGE, nicPort, OVS_LAB_KEY, ovnTap } from './names.js';
 import { GUEST_MTU } from './mtu.js';
 import { labImpairments } from '../../render/impair.js';
-import { describeImpairment } from '../../topology/impair.js';
+import { describeImpairment, type Impairment } from '../../topology/impair.js';
 import { impairStep } from '../bridge.js';
 
 /** How long ovn-nbctl waits for the NB (and for a port to be bound) before it gives up, in seconds. */
@@ -31,6 +31,7 @@ export const ovnFabric: Fabric = {
   plugSteps,
   // A started guest's taps are moved to the host namespace, where ovs-vswitchd reads them.
   tapNamespace: () => undefined,
+  impairmentRefusal,
   networkCaptureRefusal: (lab, net) =>
     `network ${net.name} of lab ${lab.name} is an OVN logical switch, which has no interface of its own to capture on: capture a NIC on it (\`qnet capture ${lab.name} NODE:NIC\`; its NICs: ${
       lab.nodes.flatMap((n) => n.nics.filter((c) => c.network === net.name).map((c) => `${n.name}:${c.index}`)).join(', ') || 'none'
@@ -52,12 +53,21 @@ function switchNics(node: ResolvedNode) {
   return node.nics.filter((c) => c.kind === 'bridge');
 }
 
-/** `--if-exists del-port` / `--may-exist add-port` commands of one ovs-vsctl transaction. */
-function addPorts(ports: Array<{ ifname: string; lsp: string }>, lab: string): string[] {
+/**
+ * `--may-exist add-port` commands of one ovs-vsctl transaction. With `noop`, the ports get a QoS of type linux-noop:
+ * OVS otherwise resets the qdiscs of a port it adds (and again on later reconfigurations) to its default, which would
+ * take off the impairments qnet puts on a guest's tap.
+ */
+function addPorts(ports: Array<{ ifname: string; lsp: string }>, lab: string, noop = false): string[] {
   return [
     'ovs-vsctl',
     `--timeout=${OVS_TIMEOUT}`,
-    ...ports.flatMap((p) => ['--', '--may-exist', 'add-port', INTEGRATION_BRIDGE, p.ifname, '--', 'set', 'Interface', p.ifname, `external_ids:iface-id=${q(p.lsp)}`, `external_ids:${OVS_LAB_KEY}=${q(lab)}`]),
+    ...ports.flatMap((p) => [
+      '--', '--may-exist', 'add-port', INTEGRATION_BRIDGE, p.ifname,
+      '--', 'set', 'Interface', p.ifname, `external_ids:iface-id=${q(p.lsp)}`, `external_ids:${OVS_LAB_KEY}=${q(lab)}`,
+      ...(noop ? ['--', 'set', 'Port', p.ifname, 'qos=@noop'] : []),
+    ]),
+    ...(noop ? ['--', '--id=@noop', 'create', 'QoS', 'type=linux-noop'] : []),
   ];
 }
 
@@ -160,12 +170,13 @@ function plugSteps(lab: ResolvedLab, node: ResolvedNode, ctx: PlanContext): Step
       },
       undo: { kind: 'exec', argv: ['ip', '-force', '-batch', '-'], input: taps.map((t) => `link delete dev ${t}`).join('\n') + '\n' },
     },
-    ...impairSteps(lab, node),
     {
-      title: `plug ${node.name}'s tap${taps.length === 1 ? '' : 's'} into ${INTEGRATION_BRIDGE} as ${nics.map((n) => nicPort(lab.name, node.name, n.index)).join(', ')}`,
-      do: { kind: 'exec', argv: addPorts(nics.map((n) => ({ ifname: n.tap, lsp: nicPort(lab.name, node.name, n.index) })), lab.name) },
+      title: `plug ${node.name}'s tap${taps.length === 1 ? '' : 's'} into ${INTEGRATION_BRIDGE} as ${nics.map((n) => nicPort(lab.name, node.name, n.index)).join(', ')} (QoS linux-noop: its qdiscs are qnet's)`,
+      do: { kind: 'exec', argv: addPorts(nics.map((n) => ({ ifname: n.tap, lsp: nicPort(lab.name, node.name, n.index) })), lab.name, true) },
       undo: { kind: 'exec', argv: delPorts(taps) },
     },
+    // After the plug: OVS's own settings of a port it adds come first (the QoS above keeps it off them after).
+    ...impairSteps(lab, node),
     {
       title: `wait until OVN binds ${node.name}'s port${taps.length === 1 ? '' : 's'}`,
       do: { kind: 'exec', argv: waitBound(ovn, nics.map((n) => nicPort(lab.name, node.name, n.index))) },
@@ -173,7 +184,18 @@ function plugSteps(lab: ResolvedLab, node: ResolvedNode, ctx: PlanContext): Step
   ];
 }
 
-/** The steps that impair a node's NICs on their taps in the host namespace, before they are plugged (none unimpaired passes). */
+/**
+ * Why an impairment cannot be made on a NIC's tap on OVN. On the userspace datapath (the tap opened without the
+ * virtio-net header, see onOvn) ovs-vswitchd reads what the guest sends through an AF_PACKET socket, which gets each
+ * frame before the tap's ingress qdisc: redirected to an ifb and impaired there, the frame has already been switched.
+ */
+function impairmentRefusal(_lab: ResolvedLab, nic: ResolvedNic, i: Impairment): string | undefined {
+  if (nic.vnetHdr === false && i.direction !== 'ingress')
+    return `${i.direction}: on OVN's userspace datapath ovs-vswitchd takes what the guest sends off its tap before traffic control sees it, so only what the guest receives can be impaired here: use direction ingress (\`--direction ingress\`), or impair the receiving NIC`;
+  return undefined;
+}
+
+/** The steps that impair a node's NICs on their taps in the host namespace, once plugged (before OVN binds them: nothing passes yet). */
 function impairSteps(lab: ResolvedLab, node: ResolvedNode): Step[] {
   const impaired = labImpairments({ ...lab, nodes: [{ ...node, nics: switchNics(node) }] });
   if (!impaired.tc.length) return [];
