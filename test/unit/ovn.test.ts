@@ -20,7 +20,7 @@ import { formatPlan, planUp, type PlanContext } from '../../src/plan/plan.js';
 import { notYetOnOvn, onOvn } from '../../src/fabric/ovn/plan.js';
 import { ifbName } from '../../src/render/impair.js';
 import { captureSource } from '../../src/lab/capture.js';
-import { labsInExternalIds } from '../../src/lab/ovn.js';
+import { labsInExternalIds, parseBound } from '../../src/lab/ovn.js';
 import { fabricOf } from '../../src/fabric/fabric.js';
 import { ovnTap } from '../../src/fabric/ovn/names.js';
 import { bridgeMac } from '../../src/render/ipbatch.js';
@@ -195,6 +195,9 @@ describe('the plan of a lab on OVN on one host', () => {
   test('discovery: the labs named by qnet-lab markers in external_ids, quoted or not', () => {
     assert.deepEqual(labsInExternalIds('iface-id="qnet.a.nic.x.0" qnet-lab=a\n\nqnet-lab="b-2" qnet-row="network lan"\nother=1 qnet-labx=c\nqnet-lab=a\n'), ['a', 'b-2']);
     assert.deepEqual(labsInExternalIds(''), []);
+  });
+  test('status: which of the lab\'s logical ports OVN has bound, from ovn-nbctl\'s CSV (up empty until OVN sets it)', () => {
+    assert.deepEqual([...parseBound('qnet.a.nic.p.0,true\n"qnet.a.nic.q.0",false\nqnet.a.host.lan,\n\n')], [['qnet.a.nic.p.0', true], ['qnet.a.nic.q.0', false], ['qnet.a.host.lan', false]]);
   });
   test('not yet on OVN (exit 2, each with its path): nat and routed networks, forwards, several hosts', () => {
     const nat = parseTopology(`${read('nat-dhcp.yaml')}fabric: ovn\n`, 'nat-dhcp.yaml');
