@@ -40,7 +40,7 @@ export function renderStatus(s: LabStatus): string {
             nic ? `${nic.guestIf}${nic.link === 'down' ? ' (link down)' : ''}` : '-',
             nic?.mac ?? '',
             nic?.model ?? '',
-            nic?.tap ?? '',
+            nic ? `${nic.tap ?? ''}${nic.bound === undefined ? '' : nic.bound ? ' (bound)' : ' (not bound)'}` : '',
             nic?.network ?? '',
             nic
               ? `${nic.addresses.join(' ')}${nic.dhcp ? (nic.addresses.length ? ' (dhcp)' : 'dhcp, no lease yet') : ''}${nic.port ? ` [${nic.port}]` : ''}` +

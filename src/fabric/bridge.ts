@@ -37,6 +37,9 @@ export const bridgeFabric: Fabric = {
   name: 'bridge',
   networkSteps,
   plugSteps: () => [],
+  tapNamespace: (lab) => lab.netns,
+  impairmentRefusal: () => undefined,
+  networkCaptureRefusal: () => undefined,
 };
 
 /** The steps that make the lab's bridges, taps and what goes with them (the namespace exists). */
@@ -208,13 +211,13 @@ export function l2Steps(ns: string, lab: ResolvedLab, networks: ResolvedNetwork[
   return steps;
 }
 
-/** The step that impairs NICs (one tc -batch in the lab namespace); its hint says what a kernel without netem lacks. */
-export function impairStep(ns: string, impaired: ReturnType<typeof labImpairments>): Step {
+/** The step that impairs NICs (one tc -batch in namespace `ns`, or the host's); its hint says what a kernel without netem lacks. */
+export function impairStep(ns: string | undefined, impaired: ReturnType<typeof labImpairments>): Step {
   const what = impaired.nics.map(({ node, nic }) => `${node.name} NIC ${nic.index} (${describeImpairment(nic.impair!)})`).join('; ');
   return {
     title: `impair ${impaired.nics.length} NIC${impaired.nics.length === 1 ? '' : 's'}: ${what} (one tc -batch)`,
     // No undo of its own: the qdiscs go with the taps, the ifbs with the namespace.
-    do: { kind: 'exec', argv: ['ip', 'netns', 'exec', ns, 'tc', '-batch', '-'], input: impaired.tc.join('\n') + '\n' },
+    do: { kind: 'exec', argv: [...(ns ? ['ip', 'netns', 'exec', ns] : []), 'tc', '-batch', '-'], input: impaired.tc.join('\n') + '\n' },
     hint: NETEM_HINT,
   };
 }

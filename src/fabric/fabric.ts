@@ -2,7 +2,8 @@
 // namespace, or OVN. The planner asks the lab's fabric for the steps that make its networks and plug each started
 // node; nothing else asks which fabric a lab is on. Pure.
 import type { PlanContext, Step } from '../plan/steps.js';
-import type { ResolvedLab, ResolvedNode } from '../topology/model.js';
+import type { ResolvedLab, ResolvedNetwork, ResolvedNic, ResolvedNode } from '../topology/model.js';
+import type { Impairment } from '../topology/impair.js';
 import { bridgeFabric } from './bridge.js';
 import { ovnFabric } from './ovn/plan.js';
 
@@ -12,6 +13,12 @@ export interface Fabric {
   networkSteps(lab: ResolvedLab, ctx: PlanContext): Step[];
   /** The steps that plug a node's NICs into its networks once its QEMU has opened its taps (none on bridges). */
   plugSteps(lab: ResolvedLab, node: ResolvedNode, ctx: PlanContext): Step[];
+  /** The namespace a running guest's tap is in (where tcpdump and tc reach it): the lab's, or undefined for the host's. */
+  tapNamespace(lab: ResolvedLab): string | undefined;
+  /** Why this impairment cannot be made on this NIC on this fabric (undefined when it can). */
+  impairmentRefusal(lab: ResolvedLab, nic: ResolvedNic, i: Impairment): string | undefined;
+  /** Why a whole network cannot be captured at one interface on this fabric (undefined when it can). */
+  networkCaptureRefusal(lab: ResolvedLab, net: ResolvedNetwork): string | undefined;
 }
 
 /** The fabric a lab's networks are made on. */

@@ -21,9 +21,8 @@ export const OVN_PACKAGES = { host: ['openvswitch-switch', 'ovn-host'], central:
 
 export const OVS_CTL = '/usr/share/openvswitch/scripts/ovs-ctl';
 export const OVN_CTL = '/usr/share/ovn/scripts/ovn-ctl';
-/** The packages' default directories (/var/run is /run on Debian): the daemons, ovs-vsctl and ovn-*ctl agree on them. */
-export const OVS_RUNDIR = '/var/run/openvswitch';
-export const OVN_RUNDIR = '/var/run/ovn';
+import { OVN_RUNDIR, OVS_RUNDIR } from './ovn-paths.js';
+export { OVN_RUNDIR, OVS_RUNDIR };
 /** The bridge the userspace datapath sends Geneve out of: it holds the underlay interface and its address. */
 export const UNDERLAY_BRIDGE = 'br-phy';
 export const NB_PORT = 6641;

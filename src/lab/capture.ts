@@ -1,5 +1,6 @@
 // `qnet capture`: the packets of one NIC or one network of a running lab. A NIC on a bridge, or a network's bridge,
-// is captured by tcpdump on its tap (or bridge) inside the lab namespace; a user-mode or socket NIC has no host
+// is captured by tcpdump on its tap (or bridge) inside the lab namespace (on OVN: on its tap in the host namespace,
+// where it is a port of br-int; a logical switch has no interface, so an OVN network is captured NIC by NIC); a user-mode or socket NIC has no host
 // interface, so QEMU's filter-dump writes its packets into a FIFO qnet reads and hands to tcpdump. Either way
 // tcpdump applies the filter and the count and writes pcap (or text); qnet passes it on, counting the packets.
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -12,6 +13,7 @@ import { RuntimeError, UserError } from '../errors.js';
 import { QmpClient } from '../qemu/qmp.js';
 import { nodeFiles } from '../render/qemu.js';
 import { hasBridge, type ResolvedLab } from '../topology/model.js';
+import { fabricOf } from '../fabric/fabric.js';
 import { nicName, resolveNicRef } from './nicref.js';
 import { PcapCounter } from './pcap.js';
 import { readState, upState } from './state.js';
@@ -46,13 +48,16 @@ export interface CaptureSummary {
   file?: string;
 }
 
-/** Where a capture target is: a host interface in the lab namespace, or a NIC's netdev in its QEMU. */
+/** Where a capture target is: a host interface (in the lab namespace, or the host's: `netns` absent), or a NIC's netdev in its QEMU. */
 export type CaptureSource =
-  | { kind: 'iface'; iface: string; what: string }
+  | { kind: 'iface'; iface: string; netns?: string; what: string }
   | { kind: 'netdev'; node: string; netdev: string; what: string };
 
 /** Resolves NODE[:NIC] or NETWORK of a lab to what is captured (a node's name wins unless `network`). */
 export function captureSource(lab: ResolvedLab, target: string, network = false): CaptureSource {
+  const fabric = fabricOf(lab);
+  const ns = fabric.tapNamespace(lab);
+  const at = (iface: string, what: string): CaptureSource => ({ kind: 'iface', iface, ...(ns ? { netns: ns } : {}), what });
   const net = lab.networks.find((n) => n.name === target);
   const isNode = !network && (target.includes(':') || lab.nodes.some((n) => n.name === target));
   if (!isNode) {
@@ -60,12 +65,16 @@ export function captureSource(lab: ResolvedLab, target: string, network = false)
       throw new UserError(
         `"${target}": lab ${lab.name} has no ${network ? 'network' : 'node or network'} of that name (nodes: ${lab.nodes.map((n) => n.name).join(', ')}; networks: ${lab.networks.map((n) => n.name).join(', ')})`,
       );
-    if (hasBridge(net)) return { kind: 'iface', iface: net.bridge, what: `network ${net.name}` };
+    if (hasBridge(net)) {
+      const refused = fabric.networkCaptureRefusal(lab, net);
+      if (refused) throw new UserError(refused);
+      return { kind: 'iface', iface: net.bridge, netns: lab.netns, what: `network ${net.name}` };
+    }
     // A link's first tap sees all of it: what its guest sends as it enters, what the other sends as it leaves.
     if (net.mode === 'link') {
       const end = lab.nodes.flatMap((n) => n.nics.filter((x) => x.network === net.name && x.peerTap).map((x) => ({ n, x })))[0];
       if (!end) throw new UserError(`network ${net.name} has no NIC to capture`);
-      return { kind: 'iface', iface: end.x.tap, what: `network ${net.name} (at ${end.n.name} ${nicName(end.n, end.x)})` };
+      return at(end.x.tap, `network ${net.name} (at ${end.n.name} ${nicName(end.n, end.x)})`);
     }
     // A socket network is a link between two NICs: the first one's traffic is all of it.
     const end = lab.nodes.flatMap((n) => n.nics.filter((x) => x.kind === 'socket' && x.network === net.name).map((x) => ({ n, x })))[0];
@@ -74,7 +83,7 @@ export function captureSource(lab: ResolvedLab, target: string, network = false)
   }
   const { node, nic } = resolveNicRef(lab, target);
   const what = `${node.name} ${nicName(node, nic)}`;
-  return nic.kind === 'bridge' ? { kind: 'iface', iface: nic.tap, what } : { kind: 'netdev', node: node.name, netdev: `net${nic.index}`, what };
+  return nic.kind === 'bridge' ? at(nic.tap, what) : { kind: 'netdev', node: node.name, netdev: `net${nic.index}`, what };
 }
 
 /** tcpdump's arguments: from a live interface or pcap on stdin, pcap or text out, the count, then the filter. */
@@ -168,8 +177,8 @@ export async function capture(labName: string, target: string, opts: CaptureOpti
   let child: ChildProcess;
   const args = tcpdumpArgs(src.kind === 'iface' ? { iface: src.iface } : 'stdin', { pcap, ...(opts.count !== undefined ? { count: opts.count } : {}), ...(opts.filter ? { filter: opts.filter } : {}) });
   if (src.kind === 'iface') {
-    child = spawn('ip', ['netns', 'exec', state.lab.netns, 'tcpdump', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    opts.stderr.write(`capturing ${src.what} (${src.iface} in ${state.lab.netns}); Ctrl-C stops\n`);
+    child = src.netns ? spawn('ip', ['netns', 'exec', src.netns, 'tcpdump', ...args], { stdio: ['ignore', 'pipe', 'pipe'] }) : spawn('tcpdump', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    opts.stderr.write(`capturing ${src.what} (${src.iface} in ${src.netns ?? 'the host namespace'}); Ctrl-C stops\n`);
   } else {
     const feed = await filterDump(labName, src);
     cleanup = feed.stop;
@@ -216,9 +225,10 @@ export async function capture(labName: string, target: string, opts: CaptureOpti
   process.once('SIGTERM', onSignal);
   if (opts.signal?.aborted) onSignal();
   opts.signal?.addEventListener('abort', onSignal, { once: true });
-  // tcpdump in the lab namespace keeps it (and its taps) alive after `down` deletes its name: watch for that.
+  // tcpdump in the lab namespace keeps it (and its taps) alive after `down` deletes its name: watch for that (and,
+  // for a tap in the host namespace, for the tap itself).
   const gone = setInterval(() => {
-    if (src.kind === 'iface' && !existsSync(`/run/netns/${state.lab.netns}`)) {
+    if (src.kind === 'iface' && (!existsSync(`/run/netns/${state.lab.netns}`) || (!src.netns && !existsSync(`/sys/class/net/${src.iface}`)))) {
       stopped = 'lab down';
       child.kill('SIGINT');
     }

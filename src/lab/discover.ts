@@ -7,6 +7,7 @@ import { markerLab, ownerMarker, uplinkTable } from '../render/markers.js';
 import { NETNS_PREFIX } from '../topology/model.js';
 import { labDir, runRoot, stateRoot } from '../dirs.js';
 import { NAME_PATTERN } from '../topology/names.js';
+import { OVN_RUNDIR, OVS_RUNDIR } from '../host/ovn-paths.js';
 
 // Discovery only reads (ip -j, nft list): it needs no recording runner.
 const run = new RealRunner();
@@ -78,7 +79,13 @@ export async function hostTablesOf(lab: string): Promise<Array<'ip' | 'netdev'>>
   return out;
 }
 
-/** What of a lab is present on the host: its namespace, run directory, processes, uplink and firewall table. */
+// Whether this host runs OVS or an OVN NB that discovery may ask (their sockets); what asks them (lab/ovn.ts, with
+// what it imports) is loaded only then, so a host without OVN pays one stat each.
+async function ovnSockets(): Promise<boolean> {
+  return (await exists(`${OVS_RUNDIR}/db.sock`)) || (await exists(`${OVN_RUNDIR}/ovnnb_db.sock`));
+}
+
+/** What of a lab is present on the host: its namespace, run directory, processes, uplink, firewall table and OVN remains. */
 export async function findLab(lab: string): Promise<{
   present: boolean;
   what: string[];
@@ -101,12 +108,18 @@ export async function findLab(lab: string): Promise<{
   if (hostLinks.length) what.push(`host link${hostLinks.length > 1 ? 's' : ''} ${hostLinks.map((l) => l.ifname).join(', ')}`);
   const hostTables = await hostTablesOf(lab);
   for (const f of hostTables) what.push(`nft table ${f} ${uplinkTable(lab)}`);
+  if (await ovnSockets()) {
+    const { ovnRemainsOf } = await import('./ovn.js');
+    const ovn = await ovnRemainsOf(run, lab);
+    if (ovn.ports.length) what.push(`${ovn.ports.length} port${ovn.ports.length > 1 ? 's' : ''} on br-int (${ovn.ports.join(', ')})`);
+    if (ovn.nbRows) what.push(`${ovn.nbRows} OVN northbound row${ovn.nbRows > 1 ? 's' : ''}`);
+  }
   return { present: what.length > 0, what, pids: procs.map((p) => p.pid), services: services.map((s) => s.pid), hostLinks, hostTables, netns };
 }
 
 /**
  * Names of every lab that has anything on the host: a run directory, a namespace, a marked process or host link;
- * with `tables`, also a host nft table. `qnet status` leaves the tables out: asking nft means starting a process,
+ * with `tables`, also a host nft table, a marked interface on br-int or a marked row in this host's OVN NB. `qnet status` leaves the tables out: asking nft means starting a process,
  * about 20 ms of its 140 ms with no labs here (node's first spawn blocks it 8-9 ms, Python's 0.5 ms). qnet makes a
  * lab's namespace before its host tables and removes the tables first (up, down, rollback), so a table seen alone
  * was left by hand, or by an nft that failed or was killed while a rollback or a down removed it. `qnet down --all`
@@ -118,6 +131,7 @@ export async function listLabs(opts: { tables?: boolean } = {}): Promise<string[
   const root = runRoot();
   // nft first (a process): it runs while /proc and /sys are read here.
   const nft = opts.tables ? run.run(['nft', 'list', 'tables'], { allowFail: true }).catch(() => null) : null;
+  const ovn = opts.tables ? ovnSockets().then(async (here) => (here ? (await import('./ovn.js')).ovnLabs(run) : [])) : null;
   try {
     for (const e of await readdir(root, { withFileTypes: true })) if (e.isDirectory() && !e.name.startsWith('.')) names.add(e.name);
   } catch {
@@ -133,6 +147,7 @@ export async function listLabs(opts: { tables?: boolean } = {}): Promise<string[
   for (const p of procs) names.add(p.lab);
   for (const l of links) names.add(l.lab);
   for (const m of (tables?.stdout ?? '').matchAll(/^table (?:ip|netdev) qnet-([a-z0-9-]+)$/gm)) names.add(m[1]!);
+  for (const l of (await ovn) ?? []) names.add(l);
   return [...names].sort();
 }
 

@@ -9,6 +9,7 @@ import { describeImpairment, needsNetem, resolveImpairment, type Impairment } fr
 import { ImpairSchema, type ImpairInput } from '../topology/schema.js';
 import type { ResolvedNic, ResolvedNode } from '../topology/model.js';
 import { nicName, resolveNicRef } from './nicref.js';
+import { fabricOf } from '../fabric/fabric.js';
 import { updateState, upState } from './state.js';
 
 /** Sets (or with `clear`, removes) a NIC's impairments on a running lab; resolves with what is in force now. */
@@ -23,6 +24,8 @@ export async function setImpairment(labName: string, ref: string, input: ImpairI
     if (!parsed.success) throw new UserError(`${where}: ${parsed.error.issues.map((i) => `${i.path.length ? `--${String(i.path[0])}: ` : ''}${i.message}`).join('; ')}`);
     next = resolveImpairment(parsed.data);
     if (!next) throw new UserError(`${where}: say what to impair (--delay, --jitter, --loss, --rate, --duplicate, --corrupt), or --clear`);
+    const refused = fabricOf(state.lab).impairmentRefusal(state.lab, nic, next);
+    if (refused) throw new UserError(`${where}: direction ${refused}; nothing was changed`);
   }
   const inForce = (n: ResolvedNode, c: ResolvedNic): Impairment | undefined => {
     const live = state.impair?.[n.name]?.[String(c.index)];
@@ -42,26 +45,29 @@ export async function setImpairment(labName: string, ref: string, input: ImpairI
     const now = inForce(node, nic);
     throw new RuntimeError(`${where}: ${describeImpairment(next)}: ${NO_NETEM}.\nNothing was changed: ${now ? `${describeImpairment(now)} is still in force` : 'it has no impairment'}`);
   }
-  await apply(runner, state.lab.netns, labName, node, nic, next, inForce(node, nic));
+  await apply(runner, fabricOf(state.lab).tapNamespace(state.lab), labName, node, nic, next, inForce(node, nic));
   await updateState(state, (now) => ({ ...now, impair: { ...(now.impair ?? {}), [node.name]: { ...(now.impair?.[node.name] ?? {}), [String(nic.index)]: next ?? null } } }));
   return `${where}: ${next ? describeImpairment(next) : 'no impairment'}`;
 }
 
 // Takes off what is on the NIC (nothing there is fine), then puts the new impairment on; on failure, none is left.
-async function apply(runner: CommandRunner, ns: string, lab: string, node: ResolvedNode, nic: ResolvedNic, next: Impairment | undefined, previous: Impairment | undefined): Promise<void> {
+// `ns`: the namespace its tap is in (the lab's; on OVN the host's, undefined), where its ifb is made too.
+async function apply(runner: CommandRunner, ns: string | undefined, lab: string, node: ResolvedNode, nic: ResolvedNic, next: Impairment | undefined, previous: Impairment | undefined): Promise<void> {
   // A link's end: what was in force comes off, and on a failure what was just tried (the queues it took).
   const off = clearImpairment(lab, node.name, nic, previous);
   const undo = nic.peerTap && next ? clearImpairment(lab, node.name, nic, next) : off;
-  await runner.run(['ip', 'netns', 'exec', ns, 'tc', '-force', '-batch', '-'], { input: off.tc.join('\n') + '\n', allowFail: true });
-  await runner.run(['ip', '-n', ns, '-force', '-batch', '-'], { input: off.ip.join('\n') + '\n', allowFail: true });
+  const tc = ns ? ['ip', 'netns', 'exec', ns, 'tc'] : ['tc'];
+  const ip = ns ? ['ip', '-n', ns] : ['ip'];
+  await runner.run([...tc, '-force', '-batch', '-'], { input: off.tc.join('\n') + '\n', allowFail: true });
+  await runner.run([...ip, '-force', '-batch', '-'], { input: off.ip.join('\n') + '\n', allowFail: true });
   if (!next) return;
   const on = nicImpairment(lab, node.name, nic, next);
   try {
-    if (on.ip.length) await runner.run(['ip', '-n', ns, '-batch', '-'], { input: on.ip.join('\n') + '\n' });
-    await runner.run(['ip', 'netns', 'exec', ns, 'tc', '-batch', '-'], { input: on.tc.join('\n') + '\n' });
+    if (on.ip.length) await runner.run([...ip, '-batch', '-'], { input: on.ip.join('\n') + '\n' });
+    await runner.run([...tc, '-batch', '-'], { input: on.tc.join('\n') + '\n' });
   } catch (e) {
-    await runner.run(['ip', 'netns', 'exec', ns, 'tc', '-force', '-batch', '-'], { input: undo.tc.join('\n') + '\n', allowFail: true });
-    await runner.run(['ip', '-n', ns, '-force', '-batch', '-'], { input: undo.ip.join('\n') + '\n', allowFail: true });
+    await runner.run([...tc, '-force', '-batch', '-'], { input: undo.tc.join('\n') + '\n', allowFail: true });
+    await runner.run([...ip, '-force', '-batch', '-'], { input: undo.ip.join('\n') + '\n', allowFail: true });
     throw new RuntimeError(`${node.name} ${nicName(node, nic)}: the impairment could not be set (${(e as Error).message.trim()}); it has none now.\n${NETEM_HINT}`);
   }
 }

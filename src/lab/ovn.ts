@@ -1,10 +1,10 @@
 // Labs on OVN: what `up` observes of this host's OVN before any change (ready, chassis, datapath), how `down` and a
 // rollback find and remove the lab's rows in the northbound DB and its ports on br-int by their marker (no state
 // needed), and the plan of labs over several hosts for `up --dry-run` (not made yet: refused with what is missing).
-import { RuntimeError } from '../errors.js';
+import { RuntimeError, UserError } from '../errors.js';
 import { formatNbBatch, nbArgv, nbFindArgv, NB_LAB_TABLES, renderNbDown, renderNbUp, type NbLabTable } from '../fabric/ovn/nb.js';
 import { INTEGRATION_BRIDGE, OVS_LAB_KEY } from '../fabric/ovn/names.js';
-import { notYetOnOvn, onOvn } from '../fabric/ovn/plan.js';
+import { notYetOnOvn, onOvn, ovnFabric } from '../fabric/ovn/plan.js';
 import { q } from '../fabric/ovn/nb.js';
 import { exists } from '../host/fs.js';
 import { hostStatus, OVN_RUNDIR, OVS_RUNDIR } from '../host/ovn-setup.js';
@@ -88,6 +88,13 @@ export async function observeOvn(input: ResolvedLab, runner: CommandRunner): Pro
     throw new RuntimeError(`ovn.sb: this host's ovn-controller talks to ${st.remote}, not ${input.ovn.sb}; nothing was made`);
   const datapath = st.datapath === 'netdev' ? 'netdev' : 'system';
   const lab = onOvn(input, datapath);
+  const impairs = lab.nodes.flatMap((node) =>
+    node.nics.flatMap((nic) => {
+      const why = nic.impair && ovnFabric.impairmentRefusal(lab, nic, nic.impair);
+      return why ? [`nodes.${node.name}.nics[${nic.index}].impair.direction: ${why}`] : [];
+    }),
+  );
+  if (impairs.length) throw new UserError(`lab ${input.name} on OVN (datapath ${datapath}):\n  ${impairs.join('\n  ')}\nnothing was made`);
   return {
     lab,
     ovn: {
@@ -120,7 +127,7 @@ export async function clearOvn(runner: CommandRunner, lab: string, nb: string[])
 
 /** The OVS interfaces on this host that carry the lab's marker (its taps and host sides on br-int). */
 export async function ovsPortsOf(runner: CommandRunner, lab: string): Promise<string[]> {
-  const r = await runner.run(['ovs-vsctl', '--timeout=5', '--bare', '--columns=name', 'find', 'Interface', `external_ids:${OVS_LAB_KEY}=${q(lab)}`], { allowFail: true });
+  const r = await probe(runner, ['ovs-vsctl', '--timeout=5', '--bare', '--columns=name', 'find', 'Interface', `external_ids:${OVS_LAB_KEY}=${q(lab)}`]);
   return r.code === 0 ? r.stdout.split('\n').map((l) => l.trim()).filter(Boolean) : [];
 }
 
@@ -142,4 +149,59 @@ export async function removeOvn(runner: CommandRunner, lab: string, nb: string[]
     if (rows) removed.push(`${rows} northbound row${rows === 1 ? '' : 's'} marked ${OVS_LAB_KEY}=${lab} (with the ports, ACLs, routes and NAT they hold)`);
   }
   return removed;
+}
+
+// Discovery asks OVS and the NB only where they run here (their sockets exist), each question bounded: a host without
+// Open vSwitch or OVN starts no process for it, and one whose daemons hang costs at most a few seconds.
+const PROBE = { allowFail: true, timeoutMs: 6000 } as const;
+const probe = async (runner: CommandRunner, argv: string[]) => (await runner.run(argv, PROBE).catch(() => null)) ?? { code: 1, stdout: '' };
+
+/** Whether this host runs an OVS database and an OVN northbound DB that discovery may ask (their sockets exist). */
+export async function ovnHere(): Promise<{ ovs: boolean; nb: boolean }> {
+  const [ovs, nb] = await Promise.all([exists(`${OVS_RUNDIR}/db.sock`), exists(`${OVN_RUNDIR}/ovnnb_db.sock`)]);
+  return { ovs, nb };
+}
+
+/** What of a lab is left in this host's OVN, by its markers: its interfaces on br-int and its top NB rows (none where OVN does not run). */
+export async function ovnRemainsOf(runner: CommandRunner, lab: string): Promise<{ ports: string[]; nbRows: number }> {
+  const here = await ovnHere();
+  const ports = here.ovs ? await ovsPortsOf(runner, lab) : [];
+  let nbRows = 0;
+  if (here.nb) {
+    // One ovn-nbctl run for every table: each `find` prints its rows' UUIDs.
+    const r = await probe(runner, ['ovn-nbctl', '--timeout=5', '--bare', ...NB_LAB_TABLES.flatMap((t) => ['--', '--columns=_uuid', 'find', t, `external_ids:${OVS_LAB_KEY}=${q(lab)}`])]);
+    if (r.code === 0) nbRows = r.stdout.split('\n').filter((l) => /^[0-9a-f]{8}-/.test(l.trim())).length;
+  }
+  return { ports, nbRows };
+}
+
+/** The lab names found in `--bare` external_ids output (`qnet-lab=NAME` or `qnet-lab="NAME"`). */
+export function labsInExternalIds(text: string): string[] {
+  return [...new Set([...text.matchAll(new RegExp(`(?:^|\\s)${OVS_LAB_KEY}="?([a-z0-9-]+)"?(?=\\s|$)`, 'gm'))].map((m) => m[1]!))].sort();
+}
+
+/** Every lab with an interface on this host's br-int or a row in its NB, by their markers (none where OVN does not run). */
+export async function ovnLabs(runner: CommandRunner): Promise<string[]> {
+  const here = await ovnHere();
+  const [ovs, nb] = await Promise.all([
+    here.ovs ? probe(runner, ['ovs-vsctl', '--timeout=5', '--bare', '--columns=external_ids', 'list', 'Interface']) : null,
+    here.nb ? probe(runner, ['ovn-nbctl', '--timeout=5', '--bare', ...NB_LAB_TABLES.flatMap((t) => ['--', '--columns=external_ids', 'list', t])]) : null,
+  ]);
+  return labsInExternalIds(`${ovs?.code === 0 ? ovs.stdout : ''}\n${nb?.code === 0 ? nb.stdout : ''}`);
+}
+
+/** Whether each of the lab's logical switch ports is bound to a chassis (NB `up`), by port name; empty when the NB cannot be read. */
+export async function portsBound(runner: CommandRunner, lab: string, nb: string[]): Promise<Map<string, boolean>> {
+  const r = await probe(runner, ['ovn-nbctl', '--timeout=5', ...nb, '--format=csv', '--data=bare', '--no-headings', '--columns=name,up', 'find', 'Logical_Switch_Port', `external_ids:${OVS_LAB_KEY}=${q(lab)}`]);
+  return r.code === 0 ? parseBound(r.stdout) : new Map();
+}
+
+/** `name,up` lines of ovn-nbctl's CSV (up empty before OVN has set it) as port name → bound. */
+export function parseBound(csv: string): Map<string, boolean> {
+  const out = new Map<string, boolean>();
+  for (const line of csv.split('\n')) {
+    const m = /^"?([^",]+)"?,(\w*)$/.exec(line.trim());
+    if (m) out.set(m[1]!, m[2] === 'true');
+  }
+  return out;
 }

@@ -12,6 +12,7 @@ import { findLab, listLabs } from './discover.js';
 import { labStatusOf, nodeStateOf, readState, type LabStatusName, type NodeState } from './state.js';
 import { guestAlive, upAlive } from './alive.js';
 import { labLeases } from './leases.js';
+import { nicPort } from '../fabric/ovn/names.js';
 import { describeImpairment, impairmentInForce } from '../topology/impair.js';
 
 export interface NodeStatus {
@@ -35,6 +36,8 @@ export interface NodeStatus {
     dhcp: boolean;
     addresses: string[];
     link: 'up' | 'down';
+    /** On OVN: whether OVN has bound the NIC's logical port to a chassis (its tap plugged into br-int and claimed). */
+    bound?: boolean;
     impair?: string;
     /** Its port on a VLAN-aware network ("access 10", "trunk 10,20 native 1"). */
     port?: string;
@@ -99,6 +102,8 @@ export async function labStatus(lab: string): Promise<LabStatus | null> {
   const prefixOf = new Map(state.lab.networks.map((n) => [n.name, (n.subnet ?? n.address)?.prefix]));
   // Networks whose DHCP leases only the guests know: a LAN's own server, and OVN's DHCP (it keeps no lease files).
   const lanNets = new Set(state.lab.networks.filter((n) => onLan(n) || (state.lab.fabric === 'ovn' && n.dhcp)).map((n) => n.name));
+  // On OVN: whether OVN has bound each NIC's logical port to this host (one ovn-nbctl run).
+  const bound = state.lab.fabric === 'ovn' ? await (await import('./ovn.js')).portsBound(new RealRunner(), lab, state.lab.ovn?.nb !== undefined ? [`--db=${state.lab.ovn.nb}`] : []) : undefined;
   // Each node at once: asking a guest agent can take a moment, and one that does not answer must not hold up the rest.
   const nodes: NodeStatus[] = await Promise.all(state.lab.nodes.map(async (node): Promise<NodeStatus> => {
     const g = state.guests[node.name];
@@ -144,6 +149,7 @@ export async function labStatus(lab: string): Promise<LabStatus | null> {
         network: n.network,
         dhcp: n.dhcp,
         link: state.links?.[node.name]?.includes(n.index) ? ('down' as const) : ('up' as const),
+        ...(bound && n.kind === 'bridge' ? { bound: bound.get(nicPort(lab, node.name, n.index)) ?? false } : {}),
         ...((i) => (i ? { impair: describeImpairment(i) } : {}))(impairmentInForce(state, node.name, n)),
         ...(n.port ? { port: describePort(n.port) } : {}),
         ...(n.vlans?.length

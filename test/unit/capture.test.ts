@@ -35,11 +35,11 @@ test('NODE[:NIC]: by position, by the guest\'s name, alone for a node with one N
 });
 
 test('a capture target: a bridge NIC is its tap, a network its bridge, a user-mode or socket NIC its netdev', () => {
-  assert.deepEqual(captureSource(seed, 'deb2'), { kind: 'iface', iface: 'ktap2', what: 'deb2 eth0' });
-  assert.deepEqual(captureSource(seed, 'lan'), { kind: 'iface', iface: 'kbr0', what: 'network lan' });
+  assert.deepEqual(captureSource(seed, 'deb2'), { kind: 'iface', iface: 'ktap2', netns: 'qnet-seed', what: 'deb2 eth0' });
+  assert.deepEqual(captureSource(seed, 'lan'), { kind: 'iface', iface: 'kbr0', netns: 'qnet-seed', what: 'network lan' });
   assert.deepEqual(captureSource(seed, 'deb1:0'), { kind: 'netdev', node: 'deb1', netdev: 'net0', what: 'deb1 eth0' });
   assert.deepEqual(captureSource(wired, 'wire'), { kind: 'netdev', node: 'a', netdev: 'net0', what: 'network wire (at a eth0)' });
-  assert.deepEqual(captureSource(seed, 'lan', true), { kind: 'iface', iface: 'kbr0', what: 'network lan' });
+  assert.deepEqual(captureSource(seed, 'lan', true), { kind: 'iface', iface: 'kbr0', netns: 'qnet-seed', what: 'network lan' });
   assert.throws(() => captureSource(seed, 'wan'), bad(/no node or network of that name \(nodes: deb1, deb2, deb3; networks: lan\)/));
   assert.throws(() => captureSource(seed, 'deb2', true), bad(/no network of that name/));
 });

@@ -100,6 +100,7 @@ test('`qnet status` with no labs (new namespaces: nothing of the host\'s) loads 
     'dist/src/dirs.js',
     'dist/src/errors.js',
     'dist/src/host/fs.js',
+    'dist/src/host/ovn-paths.js',
     'dist/src/host/run.js',
     'dist/src/lab/discover.js',
     'dist/src/qemu/process.js',

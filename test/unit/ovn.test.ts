@@ -18,6 +18,9 @@ import { parseSshTarget } from '../../src/topology/ssh-target.js';
 import { golden, ROOT } from './golden.js';
 import { formatPlan, planUp, type PlanContext } from '../../src/plan/plan.js';
 import { notYetOnOvn, onOvn } from '../../src/fabric/ovn/plan.js';
+import { ifbName } from '../../src/render/impair.js';
+import { captureSource } from '../../src/lab/capture.js';
+import { labsInExternalIds, parseBound } from '../../src/lab/ovn.js';
 import { fabricOf } from '../../src/fabric/fabric.js';
 import { ovnTap } from '../../src/fabric/ovn/names.js';
 import { bridgeMac } from '../../src/render/ipbatch.js';
@@ -149,7 +152,55 @@ describe('the plan of a lab on OVN on one host', () => {
     assert.equal(fabricOf(lab).name, 'ovn');
     assert.deepEqual(fabricOf(bridgeLab).plugSteps(bridgeLab, bridgeLab.nodes[1]!, base), []);
   });
-  test('not yet on OVN (exit 2, each with its path): impairments, several hosts; nat, routed and forwards are made', () => {
+  test('an impaired NIC on OVN: its ifb and qdiscs made in the host namespace once its tap is plugged (OVS keeps off its qdiscs), before it is bound', () => {
+    const imp = onOvn(parseTopology(`${read('seed-lab.yaml')}fabric: ovn\n`.replace('ip: 192.168.1.3', 'ip: 192.168.1.3, impair: { rate: 10mbit, direction: both }'), 'seed-lab.yaml'), 'netdev');
+    assert.equal(notYetOnOvn(imp), undefined, 'impairments are made on OVN now');
+    const st = planUp(imp, { ...base, ovn });
+    const titles = st.map((s) => s.title);
+    const move = titles.findIndex((t) => t.startsWith("move deb3's tap"));
+    const ifb = titles.findIndex((t) => t.startsWith("create deb3's ifb device"));
+    const tc = titles.findIndex((t) => t.startsWith("impair deb3's tap in the host namespace: NIC 0 (rate 10mbit, both)"));
+    const plug = titles.findIndex((t) => t.startsWith("plug deb3's tap"));
+    const bound = titles.findIndex((t) => t === "wait until OVN binds deb3's port");
+    assert.ok(move >= 0 && move < plug && plug < ifb && ifb < tc && tc < bound, `${[move, plug, ifb, tc, bound]}`);
+    const plugArgv = (st[plug]!.do as { argv: string[] }).argv;
+    assert.deepEqual(plugArgv.slice(-5), ['--', '--id=@noop', 'create', 'QoS', 'type=linux-noop']);
+    assert.ok(plugArgv.join(' ').includes(`-- set Port ${ovnTap('seed', 'deb3', 0)} qos=@noop`));
+    const tap = ovnTap('seed', 'deb3', 0);
+    const i = ifbName('seed', 'deb3', 0);
+    assert.deepEqual(st[ifb]!.do, { kind: 'exec', argv: ['ip', '-batch', '-'], input: `link add name ${i} type ifb\nlink set dev ${i} alias qnet:lab=seed up\n` });
+    assert.deepEqual(st[ifb]!.undo, { kind: 'exec', argv: ['ip', '-force', '-batch', '-'], input: `link delete dev ${i}\n` });
+    const run = st[tc]!.do as { argv: string[]; input: string };
+    assert.deepEqual(run.argv, ['tc', '-batch', '-'], 'in the host namespace');
+    assert.match(run.input, new RegExp(`qdisc replace dev ${tap} root handle 1: tbf rate 10000000bit`));
+    assert.match(run.input, new RegExp(`filter add dev ${tap} parent ffff: .* mirred egress redirect dev ${i}`));
+    // No other node gets impairment steps; the bridge lab's impairments stay in its namespace.
+    assert.equal(titles.filter((t) => /^impair /.test(t)).length, 1);
+    // What the guest sends cannot be impaired on the userspace datapath (OVS reads the tap before tc); on the kernel's it can.
+    const nic = imp.nodes[2]!.nics[0]!;
+    assert.match(fabricOf(imp).impairmentRefusal(imp, nic, nic.impair!)!, /^both: on OVN's userspace datapath .* use direction ingress/);
+    assert.equal(fabricOf(imp).impairmentRefusal(imp, nic, { ...nic.impair!, direction: 'ingress' }), undefined);
+    const sys = onOvn(parseTopology(`${read('seed-lab.yaml')}fabric: ovn\n`, 'seed-lab.yaml'), 'system');
+    assert.equal(fabricOf(sys).impairmentRefusal(sys, sys.nodes[2]!.nics[0]!, nic.impair!), undefined);
+  });
+  test('per-NIC commands on OVN: taps in the host namespace; a network has no interface to capture (exit 2, naming its NICs)', () => {
+    assert.equal(fabricOf(lab).tapNamespace(lab), undefined);
+    const bridgeLab = parseTopology(read('seed-lab.yaml'), 'seed-lab.yaml');
+    assert.equal(fabricOf(bridgeLab).tapNamespace(bridgeLab), 'qnet-seed');
+    assert.deepEqual(captureSource(lab, 'deb2'), { kind: 'iface', iface: ovnTap('seed', 'deb2', 0), what: 'deb2 eth0' });
+    assert.throws(
+      () => captureSource(lab, 'lan'),
+      (e: Error & { exitCode?: number }) => e.exitCode === 2 && /network lan of lab seed is an OVN logical switch.*`qnet capture seed NODE:NIC`; its NICs: deb1:1, deb2:0, deb3:0/.test(e.message),
+    );
+  });
+  test('discovery: the labs named by qnet-lab markers in external_ids, quoted or not', () => {
+    assert.deepEqual(labsInExternalIds('iface-id="qnet.a.nic.x.0" qnet-lab=a\n\nqnet-lab="b-2" qnet-row="network lan"\nother=1 qnet-labx=c\nqnet-lab=a\n'), ['a', 'b-2']);
+    assert.deepEqual(labsInExternalIds(''), []);
+  });
+  test('status: which of the lab\'s logical ports OVN has bound, from ovn-nbctl\'s CSV (up empty until OVN sets it)', () => {
+    assert.deepEqual([...parseBound('qnet.a.nic.p.0,true\n"qnet.a.nic.q.0",false\nqnet.a.host.lan,\n\n')], [['qnet.a.nic.p.0', true], ['qnet.a.nic.q.0', false], ['qnet.a.host.lan', false]]);
+  });
+  test('not yet on OVN (exit 2, with its path): several hosts; nat, routed, forwards and impairments are made', () => {
     const nat = parseTopology(`${read('nat-dhcp.yaml')}fabric: ovn\n`, 'nat-dhcp.yaml');
     assert.equal(notYetOnOvn(nat), undefined);
     assert.equal(notYetOnOvn(parseTopology(`${read('nat-dhcp.yaml').replace('mode: nat', 'mode: routed')}fabric: ovn\n`, 'r.yaml')), undefined);
@@ -429,13 +480,6 @@ describe('the CLI on a lab on OVN (nothing on the host is touched: the refusal c
     const r = qnet('up', '--dry-run', file('big.yaml', remote.replace('  deb2:\n', '  deb2:\n    memory: 4096\n')));
     assert.equal(r.status, 2, r.stderr);
     assert.match(r.stderr, /node deb2 needs 4160 MiB and 1 CPUs/);
-  });
-  test('up of a one-host lab with an impaired NIC: exit 2 naming it, before this host\'s OVN is observed', () => {
-    const impaired = read('nat-dhcp.yaml').replace(/^name: natlab$/m, 'name: natlab-ovn-unit').replace('dhcp: true }\n', 'dhcp: true, impair: { rate: 10mbit } }\n');
-    const r = qnet('up', '--dry-run', file('nat.yaml', `${impaired}fabric: ovn\n`));
-    assert.equal(r.status, 2, r.stderr);
-    assert.match(r.stderr, /nodes\.deb\.nics\[0\]\.impair: impairments are not yet on OVN/);
-    assert.match(r.stderr, /nothing was made/);
   });
   test('up over several hosts: exit 2 naming what is not made yet, before anything is observed', () => {
     const r = qnet('up', file('ok.yaml', remote));

@@ -10,13 +10,16 @@ import { UserError } from '../../errors.js';
 import { ownerMarker } from '../../render/markers.js';
 import { neighLines } from '../../render/ipbatch.js';
 import { formatCidr } from '../../topology/ipv4.js';
-import { usesUplink, type ResolvedLab, type ResolvedNetwork, type ResolvedNode } from '../../topology/model.js';
+import { usesUplink, type ResolvedLab, type ResolvedNetwork, type ResolvedNic, type ResolvedNode } from '../../topology/model.js';
 import type { OvnHostContext, PlanContext, Step } from '../../plan/steps.js';
 import type { Fabric } from '../fabric.js';
 import { uplinkSteps } from '../bridge.js';
 import { gatewayMac, nbArgv, q, renderNbUp } from './nb.js';
 import { hostPort, hostSideVeth, INTEGRATION_BRIDGE, nicPort, OVS_LAB_KEY, ovnTap } from './names.js';
 import { GUEST_MTU } from './mtu.js';
+import { labImpairments } from '../../render/impair.js';
+import { describeImpairment, type Impairment } from '../../topology/impair.js';
+import { impairStep } from '../bridge.js';
 
 /** How long ovn-nbctl waits for the NB (and for a port to be bound) before it gives up, in seconds. */
 const NB_TIMEOUT = 30;
@@ -27,6 +30,13 @@ export const ovnFabric: Fabric = {
   name: 'ovn',
   networkSteps,
   plugSteps,
+  // A started guest's taps are moved to the host namespace, where ovs-vswitchd reads them.
+  tapNamespace: () => undefined,
+  impairmentRefusal,
+  networkCaptureRefusal: (lab, net) =>
+    `network ${net.name} of lab ${lab.name} is an OVN logical switch, which has no interface of its own to capture on: capture a NIC on it (\`qnet capture ${lab.name} NODE:NIC\`; its NICs: ${
+      lab.nodes.flatMap((n) => n.nics.filter((c) => c.network === net.name).map((c) => `${n.name}:${c.index}`)).join(', ') || 'none'
+    })`,
 };
 
 function ovnOf(ctx: PlanContext): OvnHostContext {
@@ -48,12 +58,21 @@ function switchNics(node: ResolvedNode) {
   return node.nics.filter((c) => c.kind === 'bridge');
 }
 
-/** `--if-exists del-port` / `--may-exist add-port` commands of one ovs-vsctl transaction. */
-function addPorts(ports: Array<{ ifname: string; lsp: string }>, lab: string): string[] {
+/**
+ * `--may-exist add-port` commands of one ovs-vsctl transaction. With `noop`, the ports get a QoS of type linux-noop:
+ * OVS otherwise resets the qdiscs of a port it adds (and again on later reconfigurations) to its default, which would
+ * take off the impairments qnet puts on a guest's tap.
+ */
+function addPorts(ports: Array<{ ifname: string; lsp: string }>, lab: string, noop = false): string[] {
   return [
     'ovs-vsctl',
     `--timeout=${OVS_TIMEOUT}`,
-    ...ports.flatMap((p) => ['--', '--may-exist', 'add-port', INTEGRATION_BRIDGE, p.ifname, '--', 'set', 'Interface', p.ifname, `external_ids:iface-id=${q(p.lsp)}`, `external_ids:${OVS_LAB_KEY}=${q(lab)}`]),
+    ...ports.flatMap((p) => [
+      '--', '--may-exist', 'add-port', INTEGRATION_BRIDGE, p.ifname,
+      '--', 'set', 'Interface', p.ifname, `external_ids:iface-id=${q(p.lsp)}`, `external_ids:${OVS_LAB_KEY}=${q(lab)}`,
+      ...(noop ? ['--', 'set', 'Port', p.ifname, 'qos=@noop'] : []),
+    ]),
+    ...(noop ? ['--', '--id=@noop', 'create', 'QoS', 'type=linux-noop'] : []),
   ];
 }
 
@@ -158,14 +177,47 @@ function plugSteps(lab: ResolvedLab, node: ResolvedNode, ctx: PlanContext): Step
       undo: { kind: 'exec', argv: ['ip', '-force', '-batch', '-'], input: taps.map((t) => `link delete dev ${t}`).join('\n') + '\n' },
     },
     {
-      title: `plug ${node.name}'s tap${taps.length === 1 ? '' : 's'} into ${INTEGRATION_BRIDGE} as ${nics.map((n) => nicPort(lab.name, node.name, n.index)).join(', ')}`,
-      do: { kind: 'exec', argv: addPorts(nics.map((n) => ({ ifname: n.tap, lsp: nicPort(lab.name, node.name, n.index) })), lab.name) },
+      title: `plug ${node.name}'s tap${taps.length === 1 ? '' : 's'} into ${INTEGRATION_BRIDGE} as ${nics.map((n) => nicPort(lab.name, node.name, n.index)).join(', ')} (QoS linux-noop: its qdiscs are qnet's)`,
+      do: { kind: 'exec', argv: addPorts(nics.map((n) => ({ ifname: n.tap, lsp: nicPort(lab.name, node.name, n.index) })), lab.name, true) },
       undo: { kind: 'exec', argv: delPorts(taps) },
     },
+    // After the plug: OVS's own settings of a port it adds come first (the QoS above keeps it off them after).
+    ...impairSteps(lab, node),
     {
       title: `wait until OVN binds ${node.name}'s port${taps.length === 1 ? '' : 's'}`,
       do: { kind: 'exec', argv: waitBound(ovn, nics.map((n) => nicPort(lab.name, node.name, n.index))) },
     },
+  ];
+}
+
+/**
+ * Why an impairment cannot be made on a NIC's tap on OVN. On the userspace datapath (the tap opened without the
+ * virtio-net header, see onOvn) ovs-vswitchd reads what the guest sends through an AF_PACKET socket, which gets each
+ * frame before the tap's ingress qdisc: redirected to an ifb and impaired there, the frame has already been switched.
+ */
+function impairmentRefusal(_lab: ResolvedLab, nic: ResolvedNic, i: Impairment): string | undefined {
+  if (nic.vnetHdr === false && i.direction !== 'ingress')
+    return `${i.direction}: on OVN's userspace datapath ovs-vswitchd takes what the guest sends off its tap before traffic control sees it, so only what the guest receives can be impaired here: use direction ingress (\`--direction ingress\`), or impair the receiving NIC`;
+  return undefined;
+}
+
+/** The steps that impair a node's NICs on their taps in the host namespace, once plugged (before OVN binds them: nothing passes yet). */
+function impairSteps(lab: ResolvedLab, node: ResolvedNode): Step[] {
+  const impaired = labImpairments({ ...lab, nodes: [{ ...node, nics: switchNics(node) }] });
+  if (!impaired.tc.length) return [];
+  const ifbs = impaired.ip.filter((l) => l.startsWith('link add name ')).map((l) => l.split(' ')[3]!);
+  return [
+    ...(impaired.ip.length
+      ? [
+          {
+            title: `create ${node.name}'s ifb device${ifbs.length === 1 ? '' : 's'} ${ifbs.join(', ')} in the host namespace (what its guest sends, impaired)`,
+            do: { kind: 'exec' as const, argv: ['ip', '-batch', '-'], input: impaired.ip.join('\n') + '\n' },
+            undo: { kind: 'exec' as const, argv: ['ip', '-force', '-batch', '-'], input: ifbs.map((i) => `link delete dev ${i}`).join('\n') + '\n' },
+          },
+        ]
+      : []),
+    // No undo of its own: the qdiscs go with the taps.
+    { ...impairStep(undefined, impaired), title: `impair ${node.name}'s tap${impaired.nics.length === 1 ? '' : 's'} in the host namespace: ${impaired.nics.map(({ nic }) => `NIC ${nic.index} (${describeImpairment(nic.impair!)})`).join('; ')} (one tc -batch)` },
   ];
 }
 
@@ -184,13 +236,11 @@ export function onOvn(lab: ResolvedLab, datapath: 'system' | 'netdev'): Resolved
 }
 
 /**
- * What this stage of OVN does not make yet, each as `path: reason` (exit 2 before anything is made): impairments (tc
- * on taps in the lab namespace), and labs over several hosts.
+ * What this stage of OVN does not make yet, each as `path: reason` (exit 2 before anything is made): labs over
+ * several hosts (nat, routed, forwards and impairments are made).
  */
 export function notYetOnOvn(lab: ResolvedLab): UserError | undefined {
   const issues: string[] = [];
-  for (const node of lab.nodes)
-    for (const nic of node.nics) if (nic.impair) issues.push(`nodes.${node.name}.nics[${nic.index}].impair: impairments are not yet on OVN`);
   if ((lab.hosts?.length ?? 0) > 1 || lab.hosts?.some((h) => h.ssh.kind !== 'local'))
     issues.push('hosts: labs over several hosts (or on a host over SSH) are not yet made by `qnet up`; `qnet up --dry-run` shows their plan');
   return issues.length ? new UserError(`lab ${lab.name} on OVN:\n  ${issues.join('\n  ')}\nnothing was made`) : undefined;
