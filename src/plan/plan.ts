@@ -1,52 +1,22 @@
 // Pure planning: a resolved lab (+ image, acceleration, user) becomes ordered steps, each with its inverse.
 import path from 'node:path';
 import { nodeDir, labDir } from '../dirs.js';
-import { ENV_LAB, ENV_NODE, ENV_SERVICE } from '../render/markers.js';
-import { dnsmasqFiles, renderDnsmasqConf, renderDnsmasqHosts } from '../render/dnsmasq.js';
-import {
-  needsUplink,
-  renderHostRuleset,
-  renderUplinkHostBatch,
-  renderUplinkLabBatch,
-  renderUplinkRoutes,
-  UPLINK_LAB_IF,
-  uplinkHostIf,
-  type UplinkAddressing,
-} from '../render/uplink.js';
-import { formatIPv4 } from '../topology/ipv4.js';
 import type { ChangeSet } from './change.js';
 import type { Action, GuestSnapshot, PassedFile, PlanContext, Step, StopHow } from './steps.js';
 import { shellQuote } from '../render/shell.js';
 
 export { shellQuote };
 import { bridgeLines, bridgeUpLine, neighLines, tapLines, tapMaster } from '../render/ipbatch.js';
-import { ownerMarker, uplinkTable } from '../render/markers.js';
-import { fdbLines, linkLines, vlanLines } from '../render/l2.js';
+import { ownerMarker } from '../render/markers.js';
+import { fdbLines } from '../render/l2.js';
 import { needsGuard, renderGuardRuleset } from '../render/guard.js';
-import { IPV6_OFF, renderLinkBatch } from '../render/ipbatch.js';
-import { ifbName, labImpairments, NETEM_HINT } from '../render/impair.js';
-import { describeImpairment } from '../topology/impair.js';
+import { IPV6_OFF } from '../render/ipbatch.js';
+import { ifbName, labImpairments } from '../render/impair.js';
 import { kindOf } from '../guest/kinds.js';
 import { labKeySteps, vncService } from '../guest/image-node.js';
 import type { ResolvedLab, ResolvedNode } from '../topology/model.js';
 import { fabricOf } from '../fabric/fabric.js';
 import { impairStep, l2Steps } from '../fabric/bridge.js';
-import { hasBridge, onLan } from '../topology/model.js';
-import {
-  lanHostBridge,
-  lanHostVeth,
-  lanLabVeth,
-  MACNAT_LAB_TABLE,
-  macnatHostTable,
-  needsMacnat,
-  renderLanHostBatch,
-  renderLanHostUndo,
-  renderLanLabBatch,
-  renderMacnatHostRuleset,
-  renderMacnatLabRuleset,
-  renderMove,
-  type LanUplink,
-} from '../render/lan.js';
 
 export type { Action, GuestSnapshot, Step, PlanContext, PassedFile, StopHow };
 

@@ -27,8 +27,6 @@ const INFINITE_LEASE = 4294967295;
 const DEFAULT_LEASE = 3600;
 /** ACL priority of the DHCP guard (above OVN's default 1000 band, where users' ACLs go). */
 const DHCP_GUARD_PRIORITY = 1001;
-/** Gateway chassis priority: one candidate, so any value; BFD picks the highest when there are several. */
-const GATEWAY_PRIORITY = 10;
 
 /** An ovsdb string atom: double-quoted with JSON's escapes, so no value can end the argument or start another. */
 export const q = (s: string) => JSON.stringify(s);
