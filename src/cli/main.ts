@@ -18,7 +18,7 @@ import { fmtMs, green, red, table, yellow } from './term.js';
 const { Command, CommanderError, Option } = createRequire(import.meta.url)('commander') as typeof import('commander');
 
 /** The commands, by their first word: `main` defines only the one it runs. */
-export const COMMANDS = ['validate', 'up', 'status', 'down', 'stop', 'start', 'restart', 'demo', 'leases', 'exec', 'ssh', 'console', 'link', 'capture', 'impair', 'web', 'check', 'graph', 'export', 'image', 'host', 'doctor', 'schema'];
+export const COMMANDS = ['validate', 'up', 'status', 'down', 'stop', 'start', 'restart', 'demo', 'leases', 'exec', 'ssh', 'console', 'link', 'capture', 'impair', 'web', 'check', 'graph', 'export', 'image', 'host', 'doctor', 'schema', 'agent'];
 
 /** Prints a valid lab's warnings (exposure to a real LAN, adjusted settings) on stderr. */
 async function warn(lab: ResolvedLab): Promise<void> {
@@ -150,10 +150,15 @@ export function buildProgram(argv: string[]): { program: import('commander').Com
         if (lab.fabric === 'ovn') {
           // Over several hosts: the plan only, for now (a lab on this one host is made as any other).
           const { ovnOnThisHost, previewOvn } = await import('../lab/ovn.js');
-          const { notYetOnOvn } = await import('../fabric/ovn/plan.js');
           if (!ovnOnThisHost(lab)) {
-            if (!o.dryRun) throw notYetOnOvn(lab)!;
-            return void process.stdout.write(await previewOvn(lab));
+            if (o.dryRun) return void process.stdout.write(await previewOvn(lab));
+            // Over several hosts: each host's part made by qnet there (lab/multihost.ts).
+            const { upHosts } = await import('../lab/multihost.js');
+            const t = Number(o.timeout ?? 180);
+            if (!Number.isFinite(t) || t <= 0) throw new UserError(`--timeout: expected a number of seconds, got "${o.timeout}"`);
+            const r = await upHosts(lab, { reporter: consoleReporter(), readyTimeoutMs: t * 1000, cold: !!o.cold });
+            const on = [...new Set(Object.values(r.placement))].map((h) => `${h}: ${Object.entries(r.placement).filter(([, x]) => x === h).map(([n]) => n).join(', ')}`).join('; ');
+            return void process.stderr.write(`${green('✓')} lab ${lab.name} is up over ${new Set(Object.values(r.placement)).size} hosts (${on}; guests' MTU ${r.mtu}) in ${fmtMs(r.ms)}; \`qnet status ${lab.name}\`, \`qnet down ${lab.name}\`\n`);
           }
         }
         // A real OS under TCG takes one to three minutes to cloud-init's end (more when several boot at once).
@@ -212,6 +217,21 @@ export function buildProgram(argv: string[]): { program: import('commander').Com
       .option('--json', 'machine-readable output')
       .option('--monitor', 'add each running guest\'s QEMU monitor view of its network (`info network`)')
       .action(async (lab: string | undefined, o: { json?: boolean; monitor?: boolean }) => {
+        if (lab && isLabName(lab)) {
+          // A lab over several hosts: each host's part, as its agent sees it.
+          const { hostsOf } = await import('../lab/multihost.js');
+          const over = await hostsOf(lab);
+          if (over) {
+            const parts = await Promise.all(over.hosts.map(async (h) => ({ host: h.name, status: await h.call({ op: 'status', lab }).catch((e: Error) => ({ error: e.message })) })));
+            if (o.json) return void process.stdout.write(JSON.stringify({ lab, status: over.state?.status, placement: over.state?.placement, hosts: parts }, null, 2) + '\n');
+            const { renderStatus } = await import('./output.js');
+            for (const p of parts) {
+              const s = p.status as import('../lab/status.js').LabStatus | { error: string } | null;
+              process.stdout.write(`host ${p.host}: ${s === null ? 'nothing of the lab' : 'error' in s ? s.error : `\n${renderStatus(s)}`}\n`);
+            }
+            return;
+          }
+        }
         const { keptLabs, listLabs } = await import('../lab/discover.js');
         const { labStateDir } = await import('../dirs.js');
         // What reads and shows a lab is loaded only when there is one: with no labs, most of the command's start-up.
@@ -254,15 +274,29 @@ export function buildProgram(argv: string[]): { program: import('commander').Com
         const { loadTopology } = await import('../topology/load.js');
         const { consoleReporter } = await import('./output.js');
         let labs: string[];
+        let topology: ResolvedLab | undefined;
         if (o.all) labs = [...new Set([...(await listLabs({ tables: true })), ...(o.purge ? await keptLabs() : [])])].sort();
         else if (!target) throw new UserError('down: name a lab or a topology file, or use --all');
         else if (isLabName(target) && !existsSync(target)) labs = [target];
-        else if (existsSync(target)) labs = [(await loadTopology(target)).name];
+        else if (existsSync(target)) labs = [(topology = await loadTopology(target)).name];
         else throw new UserError(`'${target}' is neither a topology file nor a lab name (${LAB_NAME_RULE})`);
         const graceMs = Number(o.grace) * 1000;
         if (!Number.isFinite(graceMs) || graceMs < 0) throw new UserError(`--grace: expected a number of seconds, got "${o.grace}"`);
         const reporter = consoleReporter();
         for (const lab of labs) {
+          // A lab over several hosts (by the driver's state, or the topology file given): removed on every host.
+          const { downHosts, hostsOf } = await import('../lab/multihost.js');
+          const over = await hostsOf(lab, topology);
+          if (over) {
+            const r = await downHosts(lab, over.hosts, { reporter });
+            for (const [h, what] of Object.entries(r.removed)) process.stderr.write(`${green('✓')} ${h}: ${what.length ? `removed ${what.join(', ')}` : 'nothing of the lab there'}\n`);
+            for (const u of r.unreachable) process.stderr.write(`${red('✗')} ${u}\n`);
+            if (r.unreachable.length) {
+              process.stderr.write(`lab ${lab} is down on ${Object.keys(r.removed).length} of ${over.hosts.length} hosts; run \`qnet down ${lab}\` again once the others are reachable\n`);
+              code = 1;
+            } else process.stderr.write(`${green('✓')} lab ${lab} is down on ${over.hosts.length} hosts in ${fmtMs(r.ms)}\n`);
+            continue;
+          }
           const r = await down(lab, { runner, reporter, graceMs, purge: !!o.purge });
           for (const w of r.warnings) process.stderr.write(`! ${w}\n`);
           if (r.removed.length) process.stderr.write(`${green('✓')} lab ${lab} is down in ${fmtMs(r.ms)}: removed ${r.removed.join(', ')}\n`);
@@ -405,7 +439,10 @@ export function buildProgram(argv: string[]): { program: import('commander').Com
         const { execInGuest } = await import('../lab/exec.js');
         const timeout = Number(o.timeout);
         if (!Number.isFinite(timeout) || timeout <= 0) throw new UserError(`--timeout: expected a number of seconds, got "${o.timeout}"`);
-        const r = await execInGuest(lab, node, command, { timeoutMs: timeout * 1000 });
+        // A lab over several hosts: run by the agent of the node's host.
+        const { execOnHost, readHostsState } = await import('../lab/multihost.js');
+        const over = isLabName(lab) ? await readHostsState(lab) : null;
+        const r = over ? await execOnHost(over, node, command, timeout * 1000) : await execInGuest(lab, node, command, { timeoutMs: timeout * 1000 });
         process.stdout.write(r.stdout);
         process.stderr.write(r.stderr);
         if (r.timedOut) process.stderr.write(`qnet exec: ${command[0]} timed out after ${timeout} s and was killed\n`);
@@ -653,6 +690,15 @@ export function buildProgram(argv: string[]): { program: import('commander').Com
         );
       });
   }
+
+  if (defines('agent'))
+    program
+      .command('agent', { hidden: true })
+      .description('qnet\'s side on a host of a lab over several hosts: one JSON request on stdin, JSON lines back (run by the driving qnet over SSH)')
+      .action(async () => {
+        const { runAgent } = await import('../lab/agent.js');
+        code = await runAgent(runner, process.stdin, process.stdout);
+      });
 
   if (defines('host')) {
     const host = program

@@ -81,7 +81,10 @@ function delPorts(ifnames: string[]): string[] {
 }
 
 /** The ovn-nbctl run that waits until OVN has bound each of these logical ports to a chassis (NB up=true). */
-function waitBound(ovn: OvnHostContext, lsps: string[]): string[] {
+function waitBound(ovn: OvnHostContext, lsps: string[], ifnames: string[]): string[] {
+  // A host of a lab over several hosts may have no northbound DB to ask: its ovn-controller says on the OVS interface
+  // once the port's flows are installed here.
+  if (ovn.part) return ['ovs-vsctl', `--timeout=${NB_TIMEOUT}`, ...ifnames.flatMap((i) => ['--', 'wait-until', 'Interface', i, 'external_ids:ovn-installed="true"'])];
   return ['ovn-nbctl', `--timeout=${NB_TIMEOUT}`, ...ovn.nb, ...lsps.flatMap((p) => ['--', 'wait-until', 'Logical_Switch_Port', p, 'up=true'])];
 }
 
@@ -105,12 +108,16 @@ function networkSteps(lab: ResolvedLab, ctx: PlanContext): Step[] {
       // No undo of its own: what is still in the namespace goes with it (a tap is moved out once its QEMU has it).
       do: { kind: 'exec', argv: ['ip', '-n', ns, '-batch', '-'], input: [`link set dev lo alias ${mark} up`, ...taps.flatMap((t) => [`tuntap add dev ${t} mode tap user ${ctx.guestIds.uid}`, `link set dev ${t} alias ${mark}`])].join('\n') + '\n' },
     },
-    {
+  ];
+  // Over several hosts the driver makes the northbound rows once, for every host; here only this host's part.
+  if (!ovn.part)
+    steps.push({
       title: `create the lab's logical switches and ports in the northbound DB (one ovn-nbctl transaction, rows marked ${OVS_LAB_KEY}=${lab.name})`,
       do: { kind: 'exec', argv: nbUpArgv(lab, ovn) },
       undo: { kind: 'ovn-clear', lab: lab.name, nb: ovn.nb },
-    },
-  ];
+    });
+  // The host sides, the uplink, masquerade and forwards are the gateway host's alone.
+  if (ovn.part && !ovn.part.gateway) return steps;
   const sides = hostSides(lab);
   if (sides.length) {
     const veths = sides.map((net) => ({ net, ifname: hostSideVeth(lab.name, net.name) }));
@@ -152,7 +159,7 @@ function networkSteps(lab: ResolvedLab, ctx: PlanContext): Step[] {
       },
       {
         title: `wait until OVN binds the host side${sides.length === 1 ? '' : 's'}`,
-        do: { kind: 'exec', argv: waitBound(ovn, sides.map((n) => hostPort(lab.name, n.name))) },
+        do: { kind: 'exec', argv: waitBound(ovn, sides.map((n) => hostPort(lab.name, n.name)), veths.map((v) => v.ifname)) },
       },
     );
   }
@@ -185,7 +192,7 @@ function plugSteps(lab: ResolvedLab, node: ResolvedNode, ctx: PlanContext): Step
     ...impairSteps(lab, node),
     {
       title: `wait until OVN binds ${node.name}'s port${taps.length === 1 ? '' : 's'}`,
-      do: { kind: 'exec', argv: waitBound(ovn, nics.map((n) => nicPort(lab.name, node.name, n.index))) },
+      do: { kind: 'exec', argv: waitBound(ovn, nics.map((n) => nicPort(lab.name, node.name, n.index)), taps) },
     },
   ];
 }

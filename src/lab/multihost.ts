@@ -1,0 +1,218 @@
+// A lab over several hosts, driven from this machine: resolve, observe every host (before any change), plan the whole
+// lab (placement, MTU, the northbound batch: pure), make the northbound rows once through the central, then each
+// host's part by qnet on that host (`qnet agent`, hosts/host.ts). A failure anywhere undoes every host and every
+// northbound row. `down` asks every host to remove what it holds of the lab (found by its markers), with or without
+// the driver's state file; a host it cannot reach is named and the rest still removed.
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { RuntimeError } from '../errors.js';
+import { runRoot } from '../dirs.js';
+import { hostOf, HostUnreachable, type Host } from '../hosts/host.js';
+import { splitParts, type AgentEvent, type HostObserved } from '../hosts/protocol.js';
+import { labGuestMtu } from '../fabric/ovn/mtu.js';
+import { renderNbUp } from '../fabric/ovn/nb.js';
+import { capacityOf, placeNodes } from '../plan/placement.js';
+import { formatIPv4 } from '../topology/ipv4.js';
+import type { ResolvedLab } from '../topology/model.js';
+import { qnetVersion } from './agent.js';
+import { ovnOnThisHost } from './ovn.js';
+import { silentReporter, type Reporter } from './up.js';
+import type { ExecResult } from '../qemu/agent.js';
+
+/** True for a lab whose nodes run on hosts other than this machine alone (made through each host's agent). */
+export function spansHosts(lab: ResolvedLab): boolean {
+  return lab.fabric === 'ovn' && !ovnOnThisHost(lab);
+}
+
+/** What the driver keeps of a lab over several hosts: enough for `down`, `status` and `exec` to find each part. */
+export interface HostsState {
+  lab: ResolvedLab;
+  status: 'starting' | 'up';
+  placement: Record<string, string>;
+  /** The hosts whose part was begun (each may hold something of the lab). */
+  parts: string[];
+  createdAt: string;
+  upBy: number;
+}
+
+/** Where the driver's state of a lab over several hosts is kept. */
+export function hostsStatePath(lab: string): string {
+  return path.join(runRoot(), '.hosts', `${lab}.json`);
+}
+
+/** The driver's state of a lab over several hosts, or null. */
+export async function readHostsState(lab: string): Promise<HostsState | null> {
+  return JSON.parse(await readFile(hostsStatePath(lab), 'utf8').catch(() => 'null')) as HostsState | null;
+}
+
+async function writeHostsState(s: HostsState): Promise<void> {
+  await mkdir(path.dirname(hostsStatePath(s.lab.name)), { recursive: true, mode: 0o700 });
+  const tmp = `${hostsStatePath(s.lab.name)}.tmp`;
+  await writeFile(tmp, JSON.stringify(s, null, 2));
+  const { rename } = await import('node:fs/promises');
+  await rename(tmp, hostsStatePath(s.lab.name));
+}
+
+// Each host's events, prefixed with its name, to the driver's reporter.
+function relay(reporter: Reporter, host: string): (e: AgentEvent) => void {
+  return (e) => {
+    if (e.event === 'step') reporter.step(`${host}: ${e.title}`, e.ms, e.ok);
+    else if (e.event === 'info') reporter.info(`${host}: ${e.message}`);
+  };
+}
+
+/**
+ * Observes every host at once and refuses (exit 1, before any change) a host that cannot be reached, runs another
+ * qnet, or whose OVN is not ready or not the chassis the lab names; every problem of every host is said.
+ */
+export async function observeHosts(lab: ResolvedLab, hosts: Host[]): Promise<Map<string, HostObserved>> {
+  const version = await qnetVersion();
+  const results = await Promise.all(hosts.map(async (h) => ({ h, r: await h.call({ op: 'observe' }, undefined, 30000).then((v) => ({ ok: v as HostObserved }), (e: Error) => ({ err: e })) })));
+  const problems: string[] = [];
+  const out = new Map<string, HostObserved>();
+  for (const { h, r } of results) {
+    if ('err' in r) {
+      problems.push(r.err instanceof HostUnreachable ? r.err.message : `hosts.${h.name} (${h.where}): ${r.err.message}`);
+      continue;
+    }
+    const o = r.ok;
+    const at = `hosts.${h.name} (${h.where})`;
+    if (o.version !== version) problems.push(`${at} runs qnet ${o.version}, this machine ${version}: install the same qnet on every host`);
+    else if (!o.ovn.ready) problems.push(...o.ovn.problems.map((p) => `${at}: ${p.replace('--name NAME', `--name ${h.name}`)}`));
+    else if (o.ovn.chassis !== h.name) problems.push(`${at} is OVN chassis "${o.ovn.chassis}", not "${h.name}": run \`qnet host setup --name ${h.name} …\` there, or name the host ${o.ovn.chassis}`);
+    out.set(h.name, o);
+  }
+  if (problems.length) throw new RuntimeError(`lab ${lab.name} spans ${hosts.length} hosts, and not all are ready:\n  ${problems.join('\n  ')}\nnothing was made or changed on any host`);
+  return out;
+}
+
+/** Options of `up` over several hosts. */
+export interface HostsUpOptions {
+  reporter?: Reporter;
+  readyTimeoutMs?: number;
+  cold?: boolean;
+}
+
+/** Brings a lab up over its hosts; on any failure removes every host's part and every northbound row (see downHosts). */
+export async function upHosts(input: ResolvedLab, opts: HostsUpOptions = {}): Promise<{ ms: number; placement: Record<string, string>; mtu: number }> {
+  const t0 = Date.now();
+  const reporter = opts.reporter ?? silentReporter;
+  const prior = await readHostsState(input.name);
+  if (prior) throw new RuntimeError(`lab ${input.name} is already up over hosts ${prior.parts.join(', ') || (prior.lab.hosts ?? []).map((h) => h.name).join(', ')} (or left over): run \`qnet down ${input.name}\` first`);
+  const hosts = (input.hosts ?? []).map(hostOf);
+  const observed = await observeHosts(input, hosts);
+  reporter.step(`observe ${hosts.length} hosts: ${[...observed].map(([n, o]) => `${n} (chassis ${o.ovn.chassis}, ${o.ovn.datapath ?? 'system'}, ${o.facts.cpus} CPUs, ${o.facts.memoryMiB} MiB free)`).join(', ')}`, Date.now() - t0, true);
+  // Plan the whole lab (pure from here to the first change).
+  const placement = placeNodes(input, Object.fromEntries((input.hosts ?? []).map((h) => [h.name, capacityOf(h, observed.get(h.name)!.facts)]))).hosts;
+  const mtu = labGuestMtu([...observed.values()].map((o) => o.underlay?.mtu ?? 1500));
+  const chassis = Object.fromEntries([...observed].map(([n, o]) => [n, o.ovn.chassis!]));
+  const tunnels = Object.fromEntries(
+    (input.hosts ?? []).map((h) => {
+      const o = observed.get(h.name)!;
+      const ip = h.underlay !== undefined ? formatIPv4(h.underlay) : o.ovn.encapIp;
+      return [h.name, ip && o.underlay ? { ip, mac: o.underlay.mac } : undefined];
+    }),
+  );
+  const lab = input;
+  const nb = renderNbUp(lab, { placement, mtu });
+  const parts = splitParts(lab, placement, chassis, tunnels);
+  const central = hosts.find((h) => h.name === (lab.ovn?.central ?? lab.ovn?.gateway)) ?? hosts[0]!;
+  const state: HostsState = { lab, status: 'starting', placement, parts: [], createdAt: new Date().toISOString(), upBy: process.pid };
+  await writeHostsState(state);
+  let onSignal: (() => void) | undefined;
+  try {
+    const interrupted = new Promise<never>((_, reject) => {
+      onSignal = () => reject(new RuntimeError('interrupted'));
+      process.once('SIGINT', onSignal);
+      process.once('SIGTERM', onSignal);
+    });
+    interrupted.catch(() => {});
+    const t1 = Date.now();
+    await central.call({ op: 'nb', lab: lab.name, commands: nb }, undefined, 60000);
+    reporter.step(`${central.name}: create the lab's logical switches and ports in the northbound DB (one transaction of ${nb.length} commands; guests' MTU ${mtu})`, Date.now() - t1, true);
+    state.parts = hosts.map((h) => h.name);
+    await writeHostsState(state);
+    // Every host's part at once. The first failure (or an interrupt) stops the others: each host's agent undoes its
+    // part and answers, and only then is everything removed (nothing races a host's own rollback).
+    const stop = new AbortController();
+    const running = parts.map(({ lab: partLab, part }) => {
+      const h = hosts.find((x) => x.name === part.host)!;
+      return h.call({ op: 'up-part', lab: partLab, part, ...(opts.readyTimeoutMs ? { readyTimeoutMs: opts.readyTimeoutMs } : {}), ...(opts.cold ? { cold: true } : {}) }, relay(reporter, h.name), 0, stop.signal).catch((e: Error) => {
+        stop.abort();
+        throw new RuntimeError(`hosts.${h.name}: ${e.message}`, { cause: e });
+      });
+    });
+    try {
+      await Promise.race([Promise.all(running), interrupted]);
+    } catch (e) {
+      stop.abort();
+      await Promise.allSettled(running);
+      throw e;
+    }
+    state.status = 'up';
+    await writeHostsState(state);
+    return { ms: Date.now() - t0, placement, mtu };
+  } catch (err) {
+    reporter.info(`${(err as Error).message.split('\n')[0]}: undoing every host's part and the northbound rows`);
+    const r = await downHosts(lab.name, hosts, { reporter });
+    const left = r.unreachable.length ? `; ${r.unreachable.join('; ')}: \`qnet down ${lab.name}\` removes what is left there` : '; nothing of the lab is left on any host';
+    throw new RuntimeError(`qnet up ${lab.name} failed: ${(err as Error).message}\nrolled back on ${hosts.length - r.unreachable.length} of ${hosts.length} hosts${left}`, { cause: err });
+  } finally {
+    if (onSignal) {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    }
+  }
+}
+
+/** What `down` over several hosts did: per host, what it removed; the hosts it could not reach, each with why. */
+export interface HostsDownResult {
+  removed: Record<string, string[]>;
+  unreachable: string[];
+  ms: number;
+}
+
+/**
+ * Removes a lab from every host (each host's agent finds its part by the markers; the central's takes the northbound
+ * rows): also without any state. The driver's state goes once every host answered.
+ */
+export async function downHosts(lab: string, hosts: Host[], opts: { reporter?: Reporter } = {}): Promise<HostsDownResult> {
+  const t0 = Date.now();
+  const reporter = opts.reporter ?? silentReporter;
+  const removed: Record<string, string[]> = {};
+  const unreachable: string[] = [];
+  await Promise.all(
+    hosts.map(async (h) => {
+      try {
+        const r = (await h.call({ op: 'down-part', lab }, relay(reporter, h.name), 180000)) as { removed: string[]; warnings: string[] };
+        removed[h.name] = r.removed;
+        for (const w of r.warnings) reporter.info(`${h.name}: ${w}`);
+      } catch (e) {
+        unreachable.push((e as Error).message.split('\n')[0]!);
+      }
+    }),
+  );
+  if (!unreachable.length) await rm(hostsStatePath(lab), { force: true });
+  return { removed, unreachable, ms: Date.now() - t0 };
+}
+
+/** The hosts of a lab for `down`, `status` and `exec`: from the driver's state, else from the topology given. */
+export async function hostsOf(lab: string, topology?: ResolvedLab): Promise<{ hosts: Host[]; state: HostsState | null } | null> {
+  const state = await readHostsState(lab);
+  const resolved = state?.lab ?? topology;
+  if (!resolved || !spansHosts(resolved)) return null;
+  return { hosts: (resolved.hosts ?? []).map(hostOf), state };
+}
+
+/** The host a node of a lab over several hosts runs on (from the driver's state). */
+export function hostOfNode(state: HostsState, node: string): Host {
+  const name = state.placement[node];
+  if (!name) throw new RuntimeError(`lab ${state.lab.name} has no node "${node}" (nodes: ${Object.keys(state.placement).join(', ')})`);
+  return hostOf(state.lab.hosts!.find((h) => h.name === name)!);
+}
+
+/** Runs argv in a guest of a lab over several hosts, through the agent of the node's host. */
+export async function execOnHost(state: HostsState, node: string, argv: string[], timeoutMs?: number): Promise<ExecResult> {
+  const r = (await hostOfNode(state, node).call({ op: 'exec', lab: state.lab.name, node, argv, ...(timeoutMs ? { timeoutMs } : {}) })) as Omit<ExecResult, 'stdout' | 'stderr'> & { stdout: string; stderr: string };
+  return { ...r, stdout: Buffer.from(r.stdout, 'base64'), stderr: Buffer.from(r.stderr, 'base64') };
+}
