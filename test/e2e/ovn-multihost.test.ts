@@ -109,7 +109,7 @@ test('the seed lab over two hosts: up, DHCP, ping and the masquerade across the 
   const httpd = a.exec(['sh', '-c', `mkdir -p ${www} && cp ${path.join(runDir, 'index.html')} ${www}/ && { ip netns exec ${ns} busybox httpd -f -p 127.0.0.1:8080 -h ${www} >/dev/null 2>&1 & echo $!; }`]);
   assert.equal(httpd.code, 0, httpd.stderr);
   const httpdPid = Number(httpd.stdout.trim());
-  const fetch = await drive(['exec', lab, 'deb3', '--', 'wget', '-q', '-O', '-', '-T', '10', 'http://10.0.2.2:8080/index.html']);
+  const fetch = await drive(['exec', lab, 'deb3', '--', 'wget', '-q', '-O', '-', 'http://10.0.2.2:8080/index.html']);
   assert.equal(fetch.code, 0, fetch.stdout + fetch.stderr);
   assert.equal(fetch.stdout, 'hello from upstream\n');
 
