@@ -97,7 +97,19 @@ function callAgent(name: string, where: string, argv: string[], req: AgentReques
         } else onEvent?.(e);
       }
     });
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    // What qnet there says on stderr (warnings) is passed on, each line under the host's name.
+    let errLine = '';
+    child.stderr.setEncoding('utf8').on('data', (d: string) => {
+      stderr += d;
+      errLine += d;
+      let i: number;
+      while ((i = errLine.indexOf('\n')) >= 0) {
+        const l = errLine.slice(0, i);
+        errLine = errLine.slice(i + 1);
+        if (l.trim() && argv[0] !== 'ssh') process.stderr.write(`${name}: ${l}\n`);
+        else if (l.trim() && answer === undefined && !/^(ssh|Warning|Permanently)/.test(l)) process.stderr.write(`${name}: ${l}\n`);
+      }
+    });
     child.on('error', (e) => {
       clearTimeout(timer);
       reject(new HostUnreachable(name, `hosts.${name} (${where}): ${argv[0]} could not run: ${e.message}`));

@@ -22,7 +22,7 @@ export interface HostPart {
 /** A request to `qnet agent`. */
 export type AgentRequest =
   | { op: 'observe' }
-  | { op: 'up-part'; lab: ResolvedLab; part: HostPart; readyTimeoutMs?: number; cold?: boolean }
+  | { op: 'up-part'; lab: ResolvedLab; part: HostPart; readyTimeoutMs?: number; cold?: boolean; /** Test hook: fail before step N. */ failBeforeStep?: number }
   | { op: 'down-part'; lab: string }
   | { op: 'nb'; lab: string; commands: string[][] }
   | { op: 'status'; lab: string }
@@ -106,6 +106,7 @@ export function parseRequest(line: string): AgentRequest {
         part,
         ...(typeof o.readyTimeoutMs === 'number' ? { readyTimeoutMs: o.readyTimeoutMs } : {}),
         ...(o.cold === true ? { cold: true } : {}),
+        ...(typeof o.failBeforeStep === 'number' ? { failBeforeStep: o.failBeforeStep } : {}),
       };
     }
     case 'down-part':

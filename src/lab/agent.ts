@@ -56,7 +56,7 @@ async function serve(req: AgentRequest, runner: CommandRunner, reporter: Reporte
       const { up } = await import('./up.js');
       // The first packet to a chassis OVS has not yet resolved is lost: each tunnel's next hop is told beforehand.
       for (const t of req.part.tunnels) await runner.run(['ovs-appctl', 'tnl/neigh/set', UNDERLAY_BRIDGE, t.ip, t.mac], { allowFail: true });
-      const r = await up(req.lab, { runner, reporter, part: req.part, ...(req.readyTimeoutMs ? { readyTimeoutMs: req.readyTimeoutMs } : {}), ...(req.cold ? { cold: true } : {}) });
+      const r = await up(req.lab, { runner, reporter, part: req.part, ...(req.readyTimeoutMs ? { readyTimeoutMs: req.readyTimeoutMs } : {}), ...(req.cold ? { cold: true } : {}), ...(req.failBeforeStep ? { failBeforeStep: req.failBeforeStep } : {}) });
       return { ms: r.ms, guests: Object.fromEntries(Object.entries(r.state.guests).map(([n, g]) => [n, { pid: g.pid }])) };
     }
     case 'down-part': {

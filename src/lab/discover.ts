@@ -1,6 +1,7 @@
 // Finding what exists of a lab on the host, from ownership markers alone (no state file needed).
 import { readdir, readFile } from 'node:fs/promises';
-import { statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
+import path from 'node:path';
 import { exists } from '../host/fs.js';
 import { RealRunner } from '../host/run.js';
 import { findMarkedProcesses } from '../qemu/process.js';
@@ -167,8 +168,11 @@ export async function keptLabs(): Promise<string[]> {
  * lab of the same name is not this host's to count or stop. Kept when either cannot be read.
  */
 function sameRunRoot(pid: number): boolean {
+  // Before this host's first lab its run directory may not exist yet: its nearest existing parent is compared.
+  let dir = runRoot();
+  while (!existsSync(dir) && path.dirname(dir) !== dir) dir = path.dirname(dir);
   try {
-    return statSync(`/proc/${pid}/root${runRoot()}`).dev === statSync(runRoot()).dev;
+    return statSync(`/proc/${pid}/root${dir}`).dev === statSync(dir).dev;
   } catch {
     return true;
   }

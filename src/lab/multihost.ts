@@ -135,9 +135,11 @@ export async function upHosts(input: ResolvedLab, opts: HostsUpOptions = {}): Pr
     // Every host's part at once. The first failure (or an interrupt) stops the others: each host's agent undoes its
     // part and answers, and only then is everything removed (nothing races a host's own rollback).
     const stop = new AbortController();
+    // Test hook: QNET_TEST_FAIL_HOST_STEP=HOST:N fails that host's part before its step N (and so rolls back all).
+    const [failHost, failStep] = (process.env.QNET_TEST_FAIL_HOST_STEP ?? '').split(':');
     const running = parts.map(({ lab: partLab, part }) => {
       const h = hosts.find((x) => x.name === part.host)!;
-      return h.call({ op: 'up-part', lab: partLab, part, ...(opts.readyTimeoutMs ? { readyTimeoutMs: opts.readyTimeoutMs } : {}), ...(opts.cold ? { cold: true } : {}) }, relay(reporter, h.name), 0, stop.signal).catch((e: Error) => {
+      return h.call({ op: 'up-part', lab: partLab, part, ...(opts.readyTimeoutMs ? { readyTimeoutMs: opts.readyTimeoutMs } : {}), ...(opts.cold ? { cold: true } : {}), ...(failHost === h.name ? { failBeforeStep: Number(failStep) } : {}) }, relay(reporter, h.name), 0, stop.signal).catch((e: Error) => {
         stop.abort();
         throw new RuntimeError(`hosts.${h.name}: ${e.message}`, { cause: e });
       });

@@ -32,7 +32,7 @@ after(async () => {
 const NB_TABLES = ['Logical_Switch', 'Logical_Switch_Port', 'Logical_Router', 'DHCP_Options', 'DNS', 'ACL', 'Load_Balancer'];
 
 /** What a lab could leave on a simulated host: namespaces, links, br-int ports, NB rows (on the central), run directories, QEMU. */
-function inside(h: SimHost, central: boolean): Record<string, string[]> {
+function inside(h: SimHost, central: boolean, nodes: string[] = h.name === 'a' ? ['deb1', 'deb2'] : ['deb3']): Record<string, string[]> {
   const lines = (argv: string[]) => h.exec(argv).stdout.split('\n').map((l) => l.trim()).filter(Boolean).sort();
   return {
     netns: lines(['ip', 'netns', 'list']),
@@ -40,7 +40,8 @@ function inside(h: SimHost, central: boolean): Record<string, string[]> {
     brInt: lines(['ovs-vsctl', '--timeout=5', 'list-ports', 'br-int']).filter((p) => !p.startsWith('ovn-')),
     nb: central ? NB_TABLES.flatMap((t) => lines(['ovn-nbctl', '--timeout=5', '--bare', '--columns=_uuid', 'list', t]).map((u) => `${t} ${u}`)) : [],
     runDirs: lines(['ls', '-A', '/run/qnet']).filter((d) => d !== 'host.json'),
-    qemu: lines(['ps', '-eo', 'stat=,args=']).filter((l) => !l.startsWith('Z') && l.includes(`/run/qnet/${lab}/`)),
+    // This host's guests (all simulated hosts share one PID namespace: ps shows every host's processes).
+    qemu: lines(['ps', '-eo', 'stat=,args=']).filter((l) => !l.startsWith('Z') && nodes.some((n) => l.includes(`/run/qnet/${lab}/${n}/`))),
   };
 }
 
@@ -120,4 +121,67 @@ test('the seed lab over two hosts: up, DHCP, ping and the masquerade across the 
   process.stderr.write(`# down over two hosts in ${Date.now() - t1} ms\n${down.stderr.split('\n').map((l) => `#   ${l}`).join('\n')}\n`);
   a.exec(['kill', String(httpdPid)]);
   nothingLeft('down removed everything on both hosts and in the NB');
+
+  // 4. A failure on b part-way (deb3's QEMU started, its tap moved to br-int's namespace): every host's part and every NB row are undone.
+  const failed = await drive(['up', file], 300000, { QNET_TEST_FAIL_HOST_STEP: 'b:9' });
+  assert.equal(failed.code, 1, failed.stderr);
+  assert.match(failed.stderr, /hosts\.b: .*injected failure before step 9/);
+  assert.match(failed.stderr, /rolled back on 2 of 2 hosts; nothing of the lab is left on any host/);
+  nothingLeft('the failure on b rolled back both hosts and the NB');
+
+  // 5. SIGKILL of `up` part-way (once b has started its part), then `down` of the file without any state of the
+  // driver's: nothing is left (each host's agent saw its driver go and undid its part; down removes the rest).
+  const killedUp = drive(['up', file]);
+  const child = killedUp.child!;
+  let seen = '';
+  child.stderr!.on('data', (d) => (seen += d));
+  for (let t = 0; t < 600 && !/b: (restore|start) deb3/.test(seen); t++) await new Promise((r) => setTimeout(r, 50));
+  assert.match(seen, /b: (restore|start) deb3/, 'up reached b\'s guest');
+  child.kill('SIGKILL');
+  await killedUp;
+  // The hosts' agents undo their parts once their SSH session ends; wait for them to finish.
+  const agents = () => sim!.drive(['ps', '-eo', 'args=']).stdout.split('\n').filter((l) => l.endsWith(' agent') && l.includes(ROOT));
+  for (let t = 0; t < 200 && agents().length; t++) await new Promise((r) => setTimeout(r, 100));
+  assert.deepEqual(agents(), [], 'no agent is left running');
+  rmSync(path.join(runDir, '.hosts'), { recursive: true, force: true });
+  const down2 = await drive(['down', file]);
+  assert.equal(down2.code, 0, down2.stderr);
+  nothingLeft(`SIGKILL of up, then down without the driver's state, left nothing: ${down2.stderr}`);
+
+  // 6. b's sshd stopped: up refuses before any change, naming b; with the lab up, down removes a's part and names b.
+  const sshdOff = () => assert.equal(b.exec(['sh', '-c', 'kill $(cat /run/qnet-sshd/sshd.pid)']).code, 0);
+  const sshdOn = () => {
+    for (let t = 0; t < 50 && b.exec(['test', '-e', '/run/qnet-sshd/sshd.pid']).code === 0; t++) spawnSleep(100);
+    assert.equal(b.exec(['/usr/sbin/sshd', '-f', '/run/qnet-sshd/sshd_config']).code, 0);
+  };
+  sshdOff();
+  const refused = await drive(['up', file]);
+  assert.equal(refused.code, 1, refused.stderr);
+  assert.match(refused.stderr, new RegExp(`hosts\\.b \\(root@${b.ip.replace(/\./g, '\\.')}\\) cannot be reached over SSH`));
+  assert.match(refused.stderr, /nothing was made or changed on any host/);
+  nothingLeft('up refused before any change');
+  sshdOn();
+  const again = await drive(['up', file]);
+  assert.equal(again.code, 0, again.stderr);
+  sshdOff();
+  const partial = await drive(['down', lab]);
+  assert.equal(partial.code, 1, partial.stderr);
+  assert.match(partial.stderr, /hosts\.b \(root@[\d.]+\) cannot be reached over SSH/);
+  assert.match(partial.stderr, /lab \S+ is down on 1 of 2 hosts/);
+  assert.deepEqual(inside(a, true), clean.a, 'a\'s part and the NB rows are gone');
+  assert.notDeepEqual(inside(b, false), clean.b, 'b\'s part is still there');
+  sshdOn();
+  const rest = await drive(['down', lab]);
+  assert.equal(rest.code, 0, rest.stderr);
+  nothingLeft('the second down removed b\'s part');
+
+  const killed = await sim.remove();
+  sim = undefined;
+  assert.deepEqual(killed, [], '`qnet host stop` stopped every daemon');
+  const now = await snapshot();
+  assert.deepEqual(now, before0);
 });
+
+function spawnSleep(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
