@@ -18,7 +18,7 @@ import { fmtMs, green, red, table, yellow } from './term.js';
 const { Command, CommanderError, Option } = createRequire(import.meta.url)('commander') as typeof import('commander');
 
 /** The commands, by their first word: `main` defines only the one it runs. */
-export const COMMANDS = ['validate', 'up', 'status', 'down', 'stop', 'start', 'restart', 'demo', 'leases', 'exec', 'ssh', 'console', 'link', 'capture', 'impair', 'web', 'check', 'graph', 'export', 'image', 'host', 'doctor', 'schema', 'agent'];
+export const COMMANDS = ['validate', 'up', 'status', 'down', 'stop', 'start', 'restart', 'demo', 'leases', 'exec', 'ssh', 'console', 'link', 'capture', 'impair', 'web', 'check', 'graph', 'export', 'image', 'agent', 'host', 'doctor', 'schema'];
 
 /** Prints a valid lab's warnings (exposure to a real LAN, adjusted settings) on stderr. */
 async function warn(lab: ResolvedLab): Promise<void> {

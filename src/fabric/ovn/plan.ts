@@ -243,12 +243,12 @@ export function onOvn(lab: ResolvedLab, datapath: 'system' | 'netdev'): Resolved
 }
 
 /**
- * What this stage of OVN does not make yet, each as `path: reason` (exit 2 before anything is made): labs over
- * several hosts (nat, routed, forwards and impairments are made).
+ * What the one-host OVN path does not make, each as `path: reason` (exit 2 before anything is made): labs over
+ * several hosts, which the driver makes host by host (lab/multihost.ts) and whose parts come with their HostPart.
  */
 export function notYetOnOvn(lab: ResolvedLab): UserError | undefined {
   const issues: string[] = [];
   if ((lab.hosts?.length ?? 0) > 1 || lab.hosts?.some((h) => h.ssh.kind !== 'local'))
-    issues.push('hosts: labs over several hosts (or on a host over SSH) are not yet made by `qnet up`; `qnet up --dry-run` shows their plan');
+    issues.push('hosts: labs over several hosts (or on a host over SSH) are made by `qnet up` of their file through each host\'s agent, not as a lab of this host alone');
   return issues.length ? new UserError(`lab ${lab.name} on OVN:\n  ${issues.join('\n  ')}\nnothing was made`) : undefined;
 }
