@@ -582,9 +582,13 @@ export function buildProgram(argv: string[]): { program: import('commander').Com
           return;
         }
         if (!byName) throw new UserError(`"${target}" is a file: \`qnet check FILE --predict\` predicts from it; measuring needs a running lab (\`qnet up ${target}\`, then \`qnet check LAB\`)`);
-        const { checkLab } = await import('../lab/check.js');
+        const { checkLab, checkWith } = await import('../lab/check.js');
         const { printReport } = await import('./check.js');
-        const report = await checkLab(target, { ...(o.only ? { only: o.only } : {}), asDeclared: !!o.asDeclared, progress: o.json ? undefined : (l) => process.stderr.write(`· ${l}\n`) });
+        const copts = { ...(o.only ? { only: o.only } : {}), asDeclared: !!o.asDeclared, progress: o.json ? undefined : (l: string) => process.stderr.write(`· ${l}\n`) };
+        // A lab over several hosts: each guest probed through its host's agent, the lab namespace the gateway's.
+        const { hostsAccess, readHostsState } = await import('../lab/multihost.js');
+        const over = await readHostsState(target);
+        const report = over ? await checkWith(hostsAccess(over), copts) : await checkLab(target, copts);
         code = printReport(report, probes, !!o.json);
       });
 

@@ -26,7 +26,9 @@ export type AgentRequest =
   | { op: 'down-part'; lab: string }
   | { op: 'nb'; lab: string; commands: string[][] }
   | { op: 'status'; lab: string }
-  | { op: 'exec'; lab: string; node: string; argv: string[]; timeoutMs?: number };
+  | { op: 'exec'; lab: string; node: string; argv: string[]; timeoutMs?: number }
+  | { op: 'run'; lab: string; where: 'lab' | 'host'; argv: string[]; timeoutMs?: number }
+  | { op: 'listen'; lab: string; where: 'lab' | 'host'; addrs: string[] };
 
 /** A line `qnet agent` sends back. */
 export type AgentEvent =
@@ -122,8 +124,18 @@ export function parseRequest(line: string): AgentRequest {
       if (!strArray(o.argv) || !o.argv.length) throw new ProtocolError('request.argv: expected a command (a non-empty list of words)');
       return { op: 'exec', lab: labName(o), node: o.node, argv: o.argv, ...(typeof o.timeoutMs === 'number' ? { timeoutMs: o.timeoutMs } : {}) };
     }
+    case 'run':
+    case 'listen': {
+      if (o.where !== 'lab' && o.where !== 'host') throw new ProtocolError(`request.where: expected lab or host, got ${JSON.stringify(o.where)}`);
+      if (o.op === 'run') {
+        if (!strArray(o.argv) || !o.argv.length) throw new ProtocolError('request.argv: expected a command (a non-empty list of words)');
+        return { op: 'run', lab: labName(o), where: o.where, argv: o.argv, ...(typeof o.timeoutMs === 'number' ? { timeoutMs: o.timeoutMs } : {}) };
+      }
+      if (!strArray(o.addrs) || !o.addrs.length || !o.addrs.every((a) => /^\d{1,3}(\.\d{1,3}){3}:\d{1,5}$/.test(a))) throw new ProtocolError('request.addrs: expected a list of IPv4:PORT');
+      return { op: 'listen', lab: labName(o), where: o.where, addrs: o.addrs };
+    }
     default:
-      throw new ProtocolError(`request.op: expected observe, up-part, down-part, nb, status or exec, got ${JSON.stringify(o.op)}`);
+      throw new ProtocolError(`request.op: expected observe, up-part, down-part, nb, status, exec, run or listen, got ${JSON.stringify(o.op)}`);
   }
 }
 

@@ -4,7 +4,8 @@
 // before the answer (the driving qnet was killed, its SSH connection dropped), a part being made is rolled back.
 import { readFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
-import { exitCodeOf } from '../errors.js';
+import { exitCodeOf, RuntimeError } from '../errors.js';
+import { NETNS_PREFIX } from '../topology/model.js';
 import { localHostFacts } from '../host/facts.js';
 import { hostStatus, UNDERLAY_BRIDGE } from '../host/ovn-setup.js';
 import type { CommandRunner } from '../host/run.js';
@@ -28,14 +29,20 @@ export async function runAgent(runner: CommandRunner, input: NodeJS.ReadableStre
     lines.once('close', () => resolve(undefined));
   });
   if (first === undefined) return 0;
-  // The driver went away before the answer: whatever is being made gives way (up rolls back on SIGTERM).
-  lines.once('close', () => {
-    if (!done) process.kill(process.pid, 'SIGTERM');
-  });
+  // The driver went away before the answer: whatever is being made gives way (up rolls back on SIGTERM); a listener
+  // (which lasts until then) stops and answers.
+  const closed = new Promise<void>((resolve) =>
+    lines.once('close', () => {
+      resolve();
+      if (!done && !listening) process.kill(process.pid, 'SIGTERM');
+    }),
+  );
+  let listening = false;
   try {
     const req = parseRequest(first);
     const reporter: Reporter = { step: (title, ms, ok) => send({ event: 'step', title, ms, ok }), info: (message) => send({ event: 'info', message }) };
-    const result = await serve(req, runner, reporter);
+    if (req.op === 'listen') listening = true;
+    const result = await serve(req, runner, reporter, closed);
     done = true;
     send({ event: 'result', result: result ?? null });
     return 0;
@@ -48,7 +55,7 @@ export async function runAgent(runner: CommandRunner, input: NodeJS.ReadableStre
   }
 }
 
-async function serve(req: AgentRequest, runner: CommandRunner, reporter: Reporter): Promise<unknown> {
+async function serve(req: AgentRequest, runner: CommandRunner, reporter: Reporter, closed: Promise<void>): Promise<unknown> {
   switch (req.op) {
     case 'observe':
       return observeHere(runner);
@@ -70,6 +77,24 @@ async function serve(req: AgentRequest, runner: CommandRunner, reporter: Reporte
     case 'status': {
       const { labStatus } = await import('./status.js');
       return await labStatus(req.lab);
+    }
+    case 'run': {
+      const argv = req.where === 'lab' ? ['ip', 'netns', 'exec', `${NETNS_PREFIX}${req.lab}`, ...req.argv] : req.argv;
+      const r = await runner.run(argv, { allowFail: true, timeoutMs: req.timeoutMs ?? 60_000 });
+      return { code: r.code, stdout: r.stdout };
+    }
+    case 'listen': {
+      // For `qnet check` driven from elsewhere: listens until the driver closes the request (the listener dies with
+      // its stdin, this process's pipe, should this process die first).
+      const { localAccess } = await import('./check.js');
+      const { readState } = await import('./state.js');
+      const state = await readState(req.lab);
+      if (!state) throw new RuntimeError(`lab ${req.lab} is not up on this host`);
+      const stop = await localAccess(state).listen(req.where, req.addrs);
+      reporter.info('listening');
+      await closed;
+      stop();
+      return { stopped: true };
     }
     case 'exec': {
       const { execInGuest } = await import('./exec.js');

@@ -12,12 +12,16 @@ import { splitParts, type AgentEvent, type HostObserved } from '../hosts/protoco
 import { labGuestMtu } from '../fabric/ovn/mtu.js';
 import { renderNbUp } from '../fabric/ovn/nb.js';
 import { capacityOf, placeNodes } from '../plan/placement.js';
-import { formatIPv4 } from '../topology/ipv4.js';
+import { formatIPv4, parseIPv4 } from '../topology/ipv4.js';
 import type { ResolvedLab } from '../topology/model.js';
 import { qnetVersion } from './agent.js';
 import { ovnOnThisHost } from './ovn.js';
 import { silentReporter, type Reporter } from './up.js';
 import type { ExecResult } from '../qemu/agent.js';
+import type { CheckAccess } from './check.js';
+import type { LabState } from './state.js';
+import { uplinkHostIf } from '../render/uplink.js';
+import { usesUplink } from '../topology/model.js';
 
 /** True for a lab whose nodes run on hosts other than this machine alone (made through each host's agent). */
 export function spansHosts(lab: ResolvedLab): boolean {
@@ -217,4 +221,36 @@ export function hostOfNode(state: HostsState, node: string): Host {
 export async function execOnHost(state: HostsState, node: string, argv: string[], timeoutMs?: number): Promise<ExecResult> {
   const r = (await hostOfNode(state, node).call({ op: 'exec', lab: state.lab.name, node, argv, ...(timeoutMs ? { timeoutMs } : {}) })) as Omit<ExecResult, 'stdout' | 'stderr'> & { stdout: string; stderr: string };
   return { ...r, stdout: Buffer.from(r.stdout, 'base64'), stderr: Buffer.from(r.stderr, 'base64') };
+}
+
+/**
+ * A lab over several hosts as `qnet check` reaches it: each guest through its host's agent; the lab namespace, the
+ * listeners and the uplink those of the gateway host (where the networks' host sides and the uplink are).
+ */
+export function hostsAccess(state: HostsState): CheckAccess {
+  const lab = state.lab.name;
+  const gateway = state.lab.hosts!.find((h) => h.name === state.lab.ovn?.gateway) ?? state.lab.hosts![0]!;
+  const gw = hostOf(gateway);
+  const run = async (where: 'lab' | 'host', argv: string[], timeoutMs: number) => (await gw.call({ op: 'run', lab, where, argv, timeoutMs }, undefined, timeoutMs + 15000)) as { code: number; stdout: string };
+  return {
+    // What the model needs of the lab's state: its definition (no link or impairment changed: not made over hosts yet).
+    state: { version: 1, lab: state.lab, status: 'up', createdAt: state.createdAt, guests: {} } as unknown as LabState,
+    guestSh: async (node, script, timeoutMs, args = []) => (await execOnHost(state, node, ['sh', '-c', script, 'sh', ...args], timeoutMs)).stdout.toString(),
+    run,
+    listen: async (where, addrs) => {
+      const stop = new AbortController();
+      let ready!: () => void;
+      const listening = new Promise<void>((resolve) => (ready = resolve));
+      const call = gw.call({ op: 'listen', lab, where, addrs }, (e) => e.event === 'info' && e.message === 'listening' && ready(), 0, stop.signal);
+      call.catch(() => {});
+      await Promise.race([listening, call.then(() => Promise.reject(new RuntimeError(`hosts.${gw.name}: the check listener ended at once`)))]);
+      return () => stop.abort();
+    },
+    uplinkAddress: async () => {
+      if (!state.lab.networks.some(usesUplink)) return undefined;
+      const r = await run('host', ['ip', '-j', '-4', 'addr', 'show', 'dev', uplinkHostIf(lab)], 10000);
+      const a = r.code === 0 ? (JSON.parse(r.stdout || '[]') as Array<{ addr_info?: Array<{ local: string }> }>)[0]?.addr_info?.[0]?.local : undefined;
+      return a ? (parseIPv4(a) ?? undefined) : undefined;
+    },
+  };
 }

@@ -114,6 +114,14 @@ test('the seed lab over two hosts: up, DHCP, ping and the masquerade across the 
   assert.equal(fetch.code, 0, fetch.stdout + fetch.stderr);
   assert.equal(fetch.stdout, 'hello from upstream\n');
 
+  // `qnet check` across hosts: every cell of the matrix and the seed's declared checks as the model predicts (deb3's
+  // TCP to the upstream through deb1's masquerade on the other host among them).
+  const tc = Date.now();
+  const check = await drive(['check', lab]);
+  process.stderr.write(`# qnet check over two hosts in ${Date.now() - tc} ms:\n${check.stdout.split('\n').map((l) => `#   ${l}`).join('\n')}\n`);
+  assert.equal(check.code, 0, check.stdout + check.stderr);
+  assert.match(check.stdout, /deb3 .*upstream.*tcp/i);
+
   // 3. Down: nothing of the lab on either host or in the NB.
   const t1 = Date.now();
   const down = await drive(['down', lab]);
