@@ -190,6 +190,76 @@ test('the seed lab over two hosts: up, DHCP, ping and the masquerade across the 
   assert.deepEqual(now, before0);
 });
 
+test('a nat network over two hosts with its gateway on b: OVN DHCP, a port forward on b to a guest on a, a spoofed source from b dropped, check agrees, down leaves nothing', { timeout: 600000 }, async () => {
+  sim = await makeSimHosts(`${process.pid.toString(36)}g`, ['a', 'b'], { sshd: true });
+  const [a, b] = sim.hosts as [SimHost, SimHost];
+  assert.equal((await a.qnet(['host', 'setup', '--name', 'a', '--underlay', a.ip, '--underlay-dev', 'ul0', '--central'])).code, 0);
+  assert.equal((await b.qnet(['host', 'setup', '--name', 'b', '--underlay', b.ip, '--underlay-dev', 'ul0', '--remote', a.ip])).code, 0);
+  const more = (h: SimHost) => ({
+    ...inside(h, h.name === 'a', ['win', 'deb']),
+    nft: h.exec(['nft', 'list', 'tables']).stdout.trim().split('\n').sort(),
+    routes: h.exec(['ip', 'route', 'show']).stdout.trim().split('\n').sort(),
+    forwarding: [h.exec(['sysctl', '-n', 'net.ipv4.ip_forward']).stdout.trim()],
+  });
+  const clean = { a: more(a), b: more(b) };
+  const file = writeTopology({
+    name: lab,
+    hosts: { a: { ssh: `root@${a.ip}` }, b: { ssh: `root@${b.ip}` } },
+    ovn: { central: 'a', gateway: 'b' },
+    networks: { lan: { mode: 'nat', subnet: '172.16.1.0/24', address: '172.16.1.1', dhcp: { range: '172.16.1.50-172.16.1.60' } } },
+    forwards: [{ proto: 'tcp', host: 18080, node: 'win', port: 80 }],
+    nodes: {
+      win: { host: 'a', nics: [{ network: 'lan', mac: '00:26:c6:21:cf:02', dhcp: true, ip: '172.16.1.2', model: 'virtio' }] },
+      deb: { host: 'b', nics: [{ network: 'lan', ip: '172.16.1.3', model: 'virtio' }] },
+    },
+  });
+  const drive = (args: string[], timeoutMs?: number) => sim!.driveQnet(args, runDir, timeoutMs);
+  const exec = (node: string, ...argv: string[]) => drive(['exec', lab, node, '--timeout', '30', '--', ...argv]);
+  const t0 = Date.now();
+  const up = await drive(['up', file]);
+  assert.equal(up.code, 0, up.stdout + up.stderr);
+  process.stderr.write(`# nat lab over two hosts (gateway b) up in ${Date.now() - t0} ms\n`);
+  try {
+    // The host side, uplink and masquerade are on b (the gateway), nothing of them on a.
+    assert.ok(more(b).nft.some((t) => t.includes(`qnet-${lab}`)), `b holds the lab's nft table: ${more(b).nft.join(', ')}`);
+    assert.ok(!more(a).nft.some((t) => t.includes(`qnet-${lab}`)), 'a has none');
+    // OVN's DHCP: win (on a) its static lease by MAC; deb (on b) its static address.
+    const win = await exec('win', 'ip', '-4', '-o', 'addr', 'show', 'eth0');
+    assert.match(win.stdout, /inet 172\.16\.1\.2\/24/, win.stdout + win.stderr);
+    const route = await exec('win', 'ip', 'route', 'show', 'default');
+    assert.match(route.stdout, /default via 172\.16\.1\.1/);
+    // The port forward on b reaches the web server of win on a, across the tunnel: from the underlay (the driving
+    // side) and from b itself.
+    const srv = await exec('win', 'httpd', '-p', '80', '-h', '/etc');
+    assert.equal(srv.code, 0, srv.stderr);
+    const fromHost = b.exec(['timeout', '10', 'busybox', 'wget', '-q', '-O', '-', `http://${b.ip}:18080/hostname`]);
+    assert.equal(fromHost.code, 0, fromHost.stderr);
+    assert.match(fromHost.stdout, /win/);
+    const fromUnderlay = sim.drive(['timeout', '10', 'busybox', 'wget', '-q', '-O', '-', `http://${b.ip}:18080/hostname`]);
+    assert.equal(fromUnderlay.code, 0, fromUnderlay.stderr);
+    assert.match(fromUnderlay.stdout, /win/);
+    // Anti-spoofing (OVN port security): deb (on b) reaches win (on a) from its own address, not from another.
+    const own = await exec('deb', 'ping', '-c', '2', '-W', '3', '172.16.1.2');
+    assert.equal(own.code, 0, own.stdout + own.stderr);
+    assert.equal((await exec('deb', 'ip', 'addr', 'add', '172.16.1.222/24', 'dev', 'eth0')).code, 0);
+    const spoofed = await exec('deb', 'ping', '-c', '2', '-W', '3', '-I', '172.16.1.222', '172.16.1.2');
+    assert.notEqual(spoofed.code, 0, `a spoofed source was dropped: ${spoofed.stdout}`);
+    assert.equal((await exec('deb', 'ip', 'addr', 'del', '172.16.1.222/24', 'dev', 'eth0')).code, 0);
+    // qnet check: the lab namespace, the upstream beyond the uplink and the forward, all on b, as the model says.
+    const tc = Date.now();
+    const check = await drive(['check', lab]);
+    process.stderr.write(`# qnet check (gateway b) in ${Date.now() - tc} ms:\n${check.stdout.split('\n').map((l) => `#   ${l}`).join('\n')}\n`);
+    assert.equal(check.code, 0, check.stdout + check.stderr);
+  } finally {
+    const down = await drive(['down', lab]);
+    assert.equal(down.code, 0, down.stderr);
+  }
+  assert.deepEqual({ a: more(a), b: more(b) }, clean, 'down left nothing on either host');
+  const killed = await sim.remove();
+  sim = undefined;
+  assert.deepEqual(killed, []);
+});
+
 function spawnSleep(ms: number): void {
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 }
