@@ -31,6 +31,8 @@ describe('agent protocol', () => {
       { op: 'status', lab: 'seed' },
       { op: 'nb', lab: 'seed', commands: [['ls-add', 'x']] },
       { op: 'exec', lab: 'seed', node: 'deb3', argv: ['ping', '-c', '1', '192.168.1.2'], timeoutMs: 5000 },
+      { op: 'run', lab: 'seed', where: 'lab', argv: ['busybox', 'sh', '-c', 'true'], timeoutMs: 5000 },
+      { op: 'listen', lab: 'seed', where: 'host', addrs: ['100.64.0.1:7', '192.168.1.100:9000'] },
     ] satisfies AgentRequest[]) {
       const line = encode(r);
       assert.ok(line.endsWith('\n') && !line.slice(0, -1).includes('\n'), 'one line');
@@ -47,6 +49,8 @@ describe('agent protocol', () => {
       ['{"op":"status","lab":"../etc"}', /request\.lab: expected a lab name, got "\.\.\/etc"/],
       ['{"op":"exec","lab":"s","node":"a","argv":[]}', /request\.argv: expected a command/],
       ['{"op":"nb","lab":"s","commands":[["ls-add",1]]}', /request\.commands: expected a non-empty list/],
+      ['{"op":"run","lab":"s","where":"guest","argv":["true"]}', /request\.where: expected lab or host, got "guest"/],
+      ['{"op":"listen","lab":"s","where":"lab","addrs":["0.0.0.0:22; rm -rf /"]}', /request\.addrs: expected a list of IPv4:PORT/],
       ['{"op":"up-part","lab":{"name":"s","nodes":[],"networks":[]},"part":{"host":"a","chassis":{},"placement":{},"gateway":"yes","tunnels":[]}}', /request\.part\.gateway: expected true or false/],
     ];
     for (const [line, why] of bad) assert.throws(() => parseRequest(line), (e: Error) => e instanceof ProtocolError && why.test(e.message), line);
