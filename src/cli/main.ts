@@ -158,7 +158,21 @@ export function buildProgram(argv: string[]): { program: import('commander').Com
             if (!Number.isFinite(t) || t <= 0) throw new UserError(`--timeout: expected a number of seconds, got "${o.timeout}"`);
             const r = await upHosts(lab, { reporter: consoleReporter(), readyTimeoutMs: t * 1000, cold: !!o.cold });
             const on = [...new Set(Object.values(r.placement))].map((h) => `${h}: ${Object.entries(r.placement).filter(([, x]) => x === h).map(([n]) => n).join(', ')}`).join('; ');
-            return void process.stderr.write(`${green('✓')} lab ${lab.name} is up over ${new Set(Object.values(r.placement)).size} hosts (${on}; guests' MTU ${r.mtu}) in ${fmtMs(r.ms)}; \`qnet status ${lab.name}\`, \`qnet down ${lab.name}\`\n`);
+            process.stderr.write(`${green('✓')} lab ${lab.name} is up over ${new Set(Object.values(r.placement)).size} hosts (${on}; guests' MTU ${r.mtu}) in ${fmtMs(r.ms)}; \`qnet status ${lab.name}\`, \`qnet down ${lab.name}\`\n`);
+            if (!o.check) return;
+            if (!lab.checks?.length) return void process.stderr.write(`${yellow('warning:')} --check: ${file} declares no checks (\`checks:\`)\n`);
+            const { checkWith } = await import('../lab/check.js');
+            const { hostsAccess } = await import('../lab/multihost.js');
+            const { readHostsState } = await import('../lab/hosts-state.js');
+            const { declaredText } = await import('./check.js');
+            const report = await checkWith(hostsAccess((await readHostsState(lab.name))!), { declaredOnly: true });
+            process.stdout.write(declaredText(report.declared));
+            const failed = report.declared.filter((d) => !d.ok);
+            if (failed.length) {
+              process.stderr.write(`${red('✗')} ${failed.length} of ${report.declared.length} declared checks failed: ${failed.map((f) => f.label).join('; ')}\n`);
+              code = 1;
+            } else process.stderr.write(`${green('✓')} all ${report.declared.length} declared checks passed in ${fmtMs(report.ms)}\n`);
+            return;
           }
         }
         // A real OS under TCG takes one to three minutes to cloud-init's end (more when several boot at once).
@@ -219,8 +233,8 @@ export function buildProgram(argv: string[]): { program: import('commander').Com
       .action(async (lab: string | undefined, o: { json?: boolean; monitor?: boolean }) => {
         if (lab && isLabName(lab)) {
           // A lab over several hosts: each host's part, as its agent sees it.
-          const { hostsOf } = await import('../lab/multihost.js');
-          const over = await hostsOf(lab);
+          // Only a lab the driver's state names loads what reaches hosts.
+          const over = (await (await import('../lab/hosts-state.js')).readHostsState(lab)) ? await (await import('../lab/multihost.js')).hostsOf(lab) : null;
           if (over) {
             const parts = await Promise.all(over.hosts.map(async (h) => ({ host: h.name, status: await h.call({ op: 'status', lab }).catch((e: Error) => ({ error: e.message })) })));
             if (o.json) return void process.stdout.write(JSON.stringify({ lab, status: over.state?.status, placement: over.state?.placement, hosts: parts }, null, 2) + '\n');
@@ -252,7 +266,15 @@ export function buildProgram(argv: string[]): { program: import('commander').Com
             const { renderStatus } = await import('./output.js');
             process.stdout.write(list.map(renderStatus).join('\n\n') + '\n');
           }
-          else if (!lab) process.stdout.write('no labs\n');
+          const driven = lab ? undefined : await import('../lab/hosts-state.js');
+          const drivenNames = driven ? await driven.drivenLabs() : [];
+          if (!lab && !list.length && !drivenNames.length) process.stdout.write('no labs\n');
+          // Labs over several hosts driven from here: named, each host's part is shown by `status LAB`.
+          if (driven)
+            for (const d of drivenNames) {
+              const st = await driven.readHostsState(d);
+              if (st) process.stdout.write(`lab ${d} (${st.status}) over hosts ${(st.lab.hosts ?? []).map((h) => h.name).join(', ')}: \`qnet status ${d}\`\n`);
+            }
           // Disks kept by persist: true outlive their lab: say where they are and how they go.
           const up = new Set(list.map((x) => x.lab));
           const kept = (await keptLabs()).filter((k) => !up.has(k) && (!lab || k === lab));
@@ -275,7 +297,11 @@ export function buildProgram(argv: string[]): { program: import('commander').Com
         const { consoleReporter } = await import('./output.js');
         let labs: string[];
         let topology: ResolvedLab | undefined;
-        if (o.all) labs = [...new Set([...(await listLabs({ tables: true })), ...(o.purge ? await keptLabs() : [])])].sort();
+        if (o.all) {
+          // With the labs over several hosts this machine drives (their driver's state).
+          const { drivenLabs } = await import('../lab/hosts-state.js');
+          labs = [...new Set([...(await listLabs({ tables: true })), ...(await drivenLabs()), ...(o.purge ? await keptLabs() : [])])].sort();
+        }
         else if (!target) throw new UserError('down: name a lab or a topology file, or use --all');
         else if (isLabName(target) && !existsSync(target)) labs = [target];
         else if (existsSync(target)) labs = [(topology = await loadTopology(target)).name];
@@ -285,9 +311,10 @@ export function buildProgram(argv: string[]): { program: import('commander').Com
         const reporter = consoleReporter();
         for (const lab of labs) {
           // A lab over several hosts (by the driver's state, or the topology file given): removed on every host.
-          const { downHosts, hostsOf } = await import('../lab/multihost.js');
-          const over = await hostsOf(lab, topology);
-          if (over) {
+          const driven = (await (await import('../lab/hosts-state.js')).readHostsState(lab)) || topology?.hosts;
+          const { downHosts, hostsOf } = driven ? await import('../lab/multihost.js') : { downHosts: undefined, hostsOf: undefined };
+          const over = hostsOf ? await hostsOf(lab, topology) : null;
+          if (over && downHosts) {
             const r = await downHosts(lab, over.hosts, { reporter });
             for (const [h, what] of Object.entries(r.removed)) process.stderr.write(`${green('✓')} ${h}: ${what.length ? `removed ${what.join(', ')}` : 'nothing of the lab there'}\n`);
             for (const u of r.unreachable) process.stderr.write(`${red('✗')} ${u}\n`);
@@ -440,9 +467,9 @@ export function buildProgram(argv: string[]): { program: import('commander').Com
         const timeout = Number(o.timeout);
         if (!Number.isFinite(timeout) || timeout <= 0) throw new UserError(`--timeout: expected a number of seconds, got "${o.timeout}"`);
         // A lab over several hosts: run by the agent of the node's host.
-        const { execOnHost, readHostsState } = await import('../lab/multihost.js');
+        const { readHostsState } = await import('../lab/hosts-state.js');
         const over = isLabName(lab) ? await readHostsState(lab) : null;
-        const r = over ? await execOnHost(over, node, command, timeout * 1000) : await execInGuest(lab, node, command, { timeoutMs: timeout * 1000 });
+        const r = over ? await (await import('../lab/multihost.js')).execOnHost(over, node, command, timeout * 1000) : await execInGuest(lab, node, command, { timeoutMs: timeout * 1000 });
         process.stdout.write(r.stdout);
         process.stderr.write(r.stderr);
         if (r.timedOut) process.stderr.write(`qnet exec: ${command[0]} timed out after ${timeout} s and was killed\n`);
@@ -586,9 +613,8 @@ export function buildProgram(argv: string[]): { program: import('commander').Com
         const { printReport } = await import('./check.js');
         const copts = { ...(o.only ? { only: o.only } : {}), asDeclared: !!o.asDeclared, progress: o.json ? undefined : (l: string) => process.stderr.write(`· ${l}\n`) };
         // A lab over several hosts: each guest probed through its host's agent, the lab namespace the gateway's.
-        const { hostsAccess, readHostsState } = await import('../lab/multihost.js');
-        const over = await readHostsState(target);
-        const report = over ? await checkWith(hostsAccess(over), copts) : await checkLab(target, copts);
+        const over = await (await import('../lab/hosts-state.js')).readHostsState(target);
+        const report = over ? await checkWith((await import('../lab/multihost.js')).hostsAccess(over), copts) : await checkLab(target, copts);
         code = printReport(report, probes, !!o.json);
       });
 

@@ -3,10 +3,9 @@
 // host's part by qnet on that host (`qnet agent`, hosts/host.ts). A failure anywhere undoes every host and every
 // northbound row. `down` asks every host to remove what it holds of the lab (found by its markers), with or without
 // the driver's state file; a host it cannot reach is named and the rest still removed.
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
-import path from 'node:path';
+import { rm } from 'node:fs/promises';
 import { RuntimeError } from '../errors.js';
-import { runRoot } from '../dirs.js';
+import { hostsStatePath, readHostsState, writeHostsState, type HostsState } from './hosts-state.js';
 import { hostOf, HostUnreachable, type Host } from '../hosts/host.js';
 import { splitParts, type AgentEvent, type HostObserved } from '../hosts/protocol.js';
 import { labGuestMtu } from '../fabric/ovn/mtu.js';
@@ -26,35 +25,6 @@ import { usesUplink } from '../topology/model.js';
 /** True for a lab whose nodes run on hosts other than this machine alone (made through each host's agent). */
 export function spansHosts(lab: ResolvedLab): boolean {
   return lab.fabric === 'ovn' && !ovnOnThisHost(lab);
-}
-
-/** What the driver keeps of a lab over several hosts: enough for `down`, `status` and `exec` to find each part. */
-export interface HostsState {
-  lab: ResolvedLab;
-  status: 'starting' | 'up';
-  placement: Record<string, string>;
-  /** The hosts whose part was begun (each may hold something of the lab). */
-  parts: string[];
-  createdAt: string;
-  upBy: number;
-}
-
-/** Where the driver's state of a lab over several hosts is kept. */
-export function hostsStatePath(lab: string): string {
-  return path.join(runRoot(), '.hosts', `${lab}.json`);
-}
-
-/** The driver's state of a lab over several hosts, or null. */
-export async function readHostsState(lab: string): Promise<HostsState | null> {
-  return JSON.parse(await readFile(hostsStatePath(lab), 'utf8').catch(() => 'null')) as HostsState | null;
-}
-
-async function writeHostsState(s: HostsState): Promise<void> {
-  await mkdir(path.dirname(hostsStatePath(s.lab.name)), { recursive: true, mode: 0o700 });
-  const tmp = `${hostsStatePath(s.lab.name)}.tmp`;
-  await writeFile(tmp, JSON.stringify(s, null, 2));
-  const { rename } = await import('node:fs/promises');
-  await rename(tmp, hostsStatePath(s.lab.name));
 }
 
 // Each host's events, prefixed with its name, to the driver's reporter.

@@ -169,8 +169,10 @@ test('the seed lab over two hosts: up, DHCP, ping and the masquerade across the 
   assert.match(refused.stderr, /nothing was made or changed on any host/);
   nothingLeft('up refused before any change');
   sshdOn();
-  const again = await drive(['up', file]);
+  // (up --check: the declared checks run once it is up, across the hosts.)
+  const again = await drive(['up', '--check', file]);
   assert.equal(again.code, 0, again.stderr);
+  assert.match(again.stderr, /all 5 declared checks passed/);
   sshdOff();
   const partial = await drive(['down', lab]);
   assert.equal(partial.code, 1, partial.stderr);
