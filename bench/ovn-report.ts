@@ -103,7 +103,7 @@ export function layoutsMarkdown(s: LayoutsSection, opts: { when?: string; machin
   const cell = (r: LayoutResult, f: (r: LayoutResult) => string | undefined) => (r.notMeasured ? 'not measured (below)' : (f(r) ?? '—'));
   const row = (what: string, f: (r: LayoutResult) => string | undefined, target = '') => `| ${what} | ${cols.map((r) => cell(r, f)).join(' | ')} | ${target} |`;
   const t = targets(cols);
-  const restored = (r: LayoutResult) => (r.restored20 ? ` (restored ${[...new Set(r.restored20)].map((n) => `${n}`).join('/')} of ${s.guests})` : '');
+  const restored = (r: LayoutResult) => (r.restored20?.length && r.restored20.every(Number.isFinite) ? ` (restored ${[...new Set(r.restored20)].join('/')} of ${s.guests})` : '');
   const table = [
     `| | ${cols.map((r) => r.label).join(' | ')} | target (issue 33) |`,
     `| --- | ${cols.map(() => '---').join(' | ')} | --- |`,

@@ -2,7 +2,7 @@
 // over two hosts, side by side in one run, inside simulated hosts (test/e2e/ovn-hosts.ts) so that nothing reaches
 // this machine's own OVS, OVN or interfaces. A layout is a small object; the two-host one is `twoHostsLayout`.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { stringify } from 'yaml';
@@ -23,8 +23,11 @@ export interface Layout {
   /** The topology keys that put a lab on this layout (fabric, hosts, ovn) and node i's own keys (its host). */
   extra: Record<string, unknown>;
   place(i: number): Record<string, unknown>;
-  /** Where `qnet` is run (the driving side) and where the lab namespace is (the gateway host). */
-  driver: SimHost;
+  /** Runs the qnet CLI as a user of this layout does (on the driving side). */
+  qnet(args: string[], timeoutMs?: number): Promise<Run>;
+  /** The lab's state file as the driving side keeps it (undefined: none). */
+  state(lab: string): string | undefined;
+  /** The host where the lab namespace is (the gateway host): every guest is pinged from there. */
   gateway: SimHost;
   /** The hosts whose OVS and OVN daemons are measured (none on bridges). */
   daemonHosts: SimHost[];
@@ -32,34 +35,38 @@ export interface Layout {
   bind?: { on: SimHost; central: SimHost; where?: string };
   /** Why a failed `up` means the layout cannot be measured here (not a failure of the bench), if it does. */
   unsupported?(up: Run): string | undefined;
-  /** Another qnet's bin/qnet.js to run instead of this one (an older revision, for the "before" column). */
-  qnetJs?: string;
 }
 
-/** Runs a layout's qnet in its driving host: this checkout's CLI, or the layout's own. */
-function qnet(layout: Layout, args: string[], timeoutMs = 120000): Promise<Run> {
-  if (!layout.qnetJs) return layout.driver.qnet(args, timeoutMs);
-  return new Promise((resolve) => {
-    // As the fixture runs this checkout's CLI: the host's own directories (its tmpfs mounts), bounded.
-    const env = { ...process.env };
-    delete env.QNET_RUN_DIR;
-    delete env.QNET_STATE_DIR;
-    const child = spawn('nsenter', ['-t', String(layout.driver.pid), '-m', '-n', '--', process.execPath, layout.qnetJs!, ...args], { env });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    const t = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('close', (code) => {
-      clearTimeout(t);
-      resolve({ code: code ?? -1, stdout, stderr });
+/** qnet run inside host `h` with its own directories: this checkout's CLI, or `qnetJs` (an older one). */
+function inHost(h: SimHost, qnetJs?: string): Pick<Layout, 'qnet' | 'state'> {
+  const state = (lab: string) => {
+    const r = h.exec(['cat', `/run/qnet/${lab}/state.json`]);
+    return r.code === 0 ? r.stdout : undefined;
+  };
+  if (!qnetJs) return { qnet: (args, timeoutMs = 120000) => h.qnet(args, timeoutMs), state };
+  const qnet = (args: string[], timeoutMs = 120000) =>
+    new Promise<Run>((resolve) => {
+      // As the fixture runs this checkout's CLI: the host's own directories (its tmpfs mounts), bounded.
+      const env = { ...process.env };
+      delete env.QNET_RUN_DIR;
+      delete env.QNET_STATE_DIR;
+      const child = spawn('nsenter', ['-t', String(h.pid), '-m', '-n', '--', process.execPath, qnetJs, ...args], { env });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (d) => (stdout += d));
+      child.stderr.on('data', (d) => (stderr += d));
+      const t = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+      child.on('close', (code) => {
+        clearTimeout(t);
+        resolve({ code: code ?? -1, stdout, stderr });
+      });
     });
-  });
+  return { qnet, state };
 }
 
 /** Bridges, the default fabric, in host `h`. */
 export function bridgesLayout(h: SimHost): Layout {
-  return { key: 'br', label: 'bridges (default)', extra: {}, place: () => ({}), driver: h, gateway: h, daemonHosts: [] };
+  return { key: 'br', label: 'bridges (default)', extra: {}, place: () => ({}), ...inHost(h), gateway: h, daemonHosts: [] };
 }
 
 /**
@@ -67,28 +74,41 @@ export function bridgesLayout(h: SimHost): Layout {
  * `hosts:` is exactly as fast as before.
  */
 export function bridgesBeforeLayout(h: SimHost, rev: string, qnetJs: string): Layout {
-  return { ...bridgesLayout(h), key: 'brb', label: `bridges, qnet ${rev} (before issue 33)`, qnetJs };
+  return { ...bridgesLayout(h), ...inHost(h, qnetJs), key: 'brb', label: `bridges, qnet ${rev} (before issue 33)` };
 }
 
 /** OVN on the one host `h` (set up as the central): `fabric: ovn` without `hosts:`. */
 export function oneHostLayout(h: SimHost): Layout {
-  return { key: 'ovn1', label: 'OVN, one host', extra: { fabric: 'ovn' }, place: () => ({}), driver: h, gateway: h, daemonHosts: [h], bind: { on: h, central: h } };
+  return { key: 'ovn1', label: 'OVN, one host', extra: { fabric: 'ovn' }, place: () => ({}), ...inHost(h), gateway: h, daemonHosts: [h], bind: { on: h, central: h } };
 }
 
+/** The driving side of simulated hosts, where the fixture has one (multi-host up: qnet reaching each host over SSH). */
+type Driver = { driveQnet?: (args: string[], runDir: string, timeoutMs?: number) => Promise<Run> };
+
 /**
- * OVN over two hosts: a (the central, where qnet runs and the lab namespace is) and b, reached over SSH; guests
- * alternate between them (g0 on a, g1 on b), so every measured packet crosses the Geneve tunnel. Ports for the
- * bind rows are bound on b, the host without the databases. Until `qnet up` makes labs over several hosts it
- * refuses them (exit 2), and the column says so.
+ * OVN over two hosts: a (the central and gateway: the lab namespace is there) and b, both reached over SSH from the
+ * driving side (the fixture's `driveQnet`, qnet with its own run directory `runDir`); guests alternate between them
+ * (g0 on a, g1 on b), so every measured packet crosses the Geneve tunnel. Ports for the bind rows are bound on b, the
+ * host without the databases. While `qnet up` does not make labs over several hosts it refuses them (exit 2, before
+ * any change), and the column says so; a fixture without a driving side runs qnet in a, which refuses the same way.
  */
-export function twoHostsLayout(sim: SimHosts): Layout {
+export function twoHostsLayout(sim: SimHosts, runDir: string): Layout {
   const [a, b] = sim.hosts as [SimHost, SimHost];
+  const drive = (sim as SimHosts & Driver).driveQnet;
+  const driverState = (lab: string) => {
+    try {
+      return readFileSync(path.join(runDir, lab, 'state.json'), 'utf8');
+    } catch {
+      return undefined;
+    }
+  };
+  const driver: Pick<Layout, 'qnet' | 'state'> = drive ? { qnet: (args, timeoutMs = 120000) => drive(args, runDir, timeoutMs), state: driverState } : inHost(a);
   return {
     key: 'ovn2',
     label: 'OVN, two hosts',
-    extra: { hosts: { a: { ssh: 'local', underlay: a.ip }, b: { ssh: `root@${b.ip}`, underlay: b.ip } }, ovn: { central: 'a' } },
+    extra: { hosts: { a: { ssh: `root@${a.ip}` }, b: { ssh: `root@${b.ip}` } }, ovn: { central: 'a' } },
     place: (i) => ({ host: i % 2 ? 'b' : 'a' }),
-    driver: a,
+    ...driver,
     gateway: a,
     daemonHosts: [a, b],
     bind: { on: b, central: a, where: 'on b' },
@@ -176,7 +196,7 @@ done`;
 /** Runs `qnet up` for a lab file and times it until every guest answers ping from the lab namespace. */
 async function upUntilPing(layout: Layout, lab: { file: string; netns: string; ips: string[] }): Promise<{ ms: number; up: Run }> {
   const t0 = process.hrtime.bigint();
-  const up = await qnet(layout, ['up', lab.file], 600000);
+  const up = await layout.qnet(['up', lab.file], 600000);
   if (up.code !== 0) return { ms: NaN, up };
   // Each address until it answers (bounded): the guests are ready when `up` returns, so this is one round of pings.
   const loop = `for a in ${lab.ips.join(' ')}; do n=0; until busybox ping -c 1 -W 2 $a >/dev/null 2>&1; do n=$((n+1)); [ $n -lt 100 ] || { echo "no answer from $a" >&2; exit 1; }; sleep 0.1; done; done`;
@@ -184,40 +204,41 @@ async function upUntilPing(layout: Layout, lab: { file: string; netns: string; i
   return { ms: Number(process.hrtime.bigint() - t0) / 1e6, up };
 }
 
-/** How many of the lab's guests were restored from a saved state (the lab's state file, in the host that runs it). */
-function restoredCount(h: SimHost, lab: string): number {
-  const r = h.exec(['cat', `/run/qnet/${lab}/state.json`]);
-  if (r.code !== 0) return 0;
-  const s = JSON.parse(r.stdout) as { guests: Record<string, { start?: string }> };
-  return Object.values(s.guests).filter((g) => g.start === 'restored').length;
+/** How many of the lab's guests were restored from a saved state, by the lab's state file (NaN: it does not say). */
+function restoredCount(layout: Layout, lab: string): number {
+  const text = layout.state(lab);
+  const guests = text ? (JSON.parse(text) as { guests?: Record<string, { start?: string }> }).guests : undefined;
+  return guests ? Object.values(guests).filter((g) => g.start === 'restored').length : NaN;
 }
 
 async function down(layout: Layout, lab: string): Promise<number> {
   const t = Date.now();
-  must(await qnet(layout, ['down', lab], 300000), `qnet down ${lab}`);
+  must(await layout.qnet(['down', lab], 300000), `qnet down ${lab}`);
   return Date.now() - t;
 }
 
 /** One iperf3 run in the guests: server in `to`, client in `from`; Mbit/s received. */
 async function iperf(layout: Layout, lab: string, from: string, to: string, toIp: string, secs: number): Promise<number> {
-  must(await qnet(layout, ['exec', lab, to, '--', 'iperf3', '-s', '-D', '-1']), `iperf3 server in ${to}`);
+  must(await layout.qnet(['exec', lab, to, '--', 'iperf3', '-s', '-D', '-1']), `iperf3 server in ${to}`);
   let out = '';
   for (let i = 0; i < 10; i++) {
-    out = (await qnet(layout, ['exec', lab, from, '--', 'iperf3', '-c', toIp, '-t', String(secs), '-i', '0', '-J'], (secs + 60) * 1000)).stdout;
+    out = (await layout.qnet(['exec', lab, from, '--', 'iperf3', '-c', toIp, '-t', String(secs), '-i', '0', '-J'], (secs + 60) * 1000)).stdout;
     if (!/connection refused/i.test(out)) break;
     await new Promise((r) => setTimeout(r, 200)); // the server was not listening yet
   }
   return iperfBps(out, `${layout.label}: ${from} → ${to}`) / 1e6;
 }
 
-/** Measures one layout: two guests (ping, TCP both ways), then 20 guests (up, memory, port binds, down). */
-async function measure(layout: Layout, o: Opts, p: { secs: number; reps: number; pings: number; guests: number; dir: string }): Promise<LayoutResult> {
+type Params = { secs: number; reps: number; pings: number; guests: number; dir: string };
+
+/** The two-guest part of a layout: ping RTT and TCP both ways (or why the layout cannot be measured here). */
+async function measureTwo(layout: Layout, o: Opts, p: Params): Promise<LayoutResult> {
   const res: LayoutResult = { label: layout.label };
   const two = `${o.prefix}-l2-${layout.key}`;
   const twoLab = labFile(p.dir, two, 2, layout);
   o.log(`bench: layouts: ${layout.label}: two guests`);
-  o.held.add(`lab ${two}`, async () => void (await qnet(layout, ['down', two])));
-  const first = await qnet(layout, ['up', twoLab.file], 600000);
+  o.held.add(`lab ${two}`, async () => void (await layout.qnet(['down', two])));
+  const first = await layout.qnet(['up', twoLab.file], 600000);
   if (first.code !== 0) {
     o.held.drop(`lab ${two}`);
     const why = layout.unsupported?.(first);
@@ -225,7 +246,7 @@ async function measure(layout: Layout, o: Opts, p: { secs: number; reps: number;
     throw new Error(`${layout.label}: qnet up ${twoLab.file} failed (${first.code}): ${first.stderr}`);
   }
   try {
-    const ping = must(await qnet(layout, ['exec', two, 'g0', '--', 'ping', '-c', String(p.pings + 1), '-i', '0.2', '-W', '2', '10.99.0.11'], 60000), 'ping g0 → g1');
+    const ping = must(await layout.qnet(['exec', two, 'g0', '--', 'ping', '-c', String(p.pings + 1), '-i', '0.2', '-W', '2', '10.99.0.11'], 60000), 'ping g0 → g1');
     res.rttMs = pingRtts(ping.stdout).slice(1);
     if (res.rttMs.length < p.pings / 2) throw new Error(`${layout.label}: ping g0 → g1 answered ${res.rttMs.length + 1} of ${p.pings + 1}: ${ping.stdout}`);
     res.mbitOut = [];
@@ -239,34 +260,47 @@ async function measure(layout: Layout, o: Opts, p: { secs: number; reps: number;
     await down(layout, two);
     o.held.drop(`lab ${two}`);
   }
+  return res;
+}
 
+/**
+ * One up of the layout's 20-guest lab, added to `res`: time until every guest answers, how many were restored, and
+ * `down`; with `last`, while the lab is up, the daemons' memory and the port binds too.
+ */
+async function measureBig(layout: Layout, res: LayoutResult, o: Opts, p: Params, last: boolean): Promise<void> {
   const big = `${o.prefix}-l20-${layout.key}`;
   const bigLab = labFile(p.dir, big, p.guests, layout);
-  res.up20Ms = [];
-  res.restored20 = [];
-  res.down20Ms = [];
-  for (let r = 0; r < p.reps; r++) {
-    o.held.add(`lab ${big}`, async () => void (await qnet(layout, ['down', big])));
-    const u = await upUntilPing(layout, bigLab);
-    if (u.up.code !== 0) throw new Error(`${layout.label}: qnet up ${bigLab.file} failed (${u.up.code}): ${u.up.stderr}`);
-    res.up20Ms.push(u.ms);
-    res.restored20.push(restoredCount(layout.driver, big));
-    o.log(`bench: layouts: ${layout.label}: ${p.guests} guests up in ${(u.ms / 1000).toFixed(2)} s (${res.restored20.at(-1)} restored)`);
-    if (r === p.reps - 1) {
-      // With the lab up: the daemons' memory, then ports bound beside its own.
-      if (layout.daemonHosts.length) res.rss = Object.fromEntries(layout.daemonHosts.map((h) => [h.name, daemonRss(h)]));
-      if (layout.bind) {
-        const b = bindTimes(layout.bind, 5);
-        res.bindInstalledMs = b.installed;
-        res.bindUpMs = b.up;
-        if (layout.bind.where) res.bindWhere = layout.bind.where;
-        o.log(`bench: layouts: ${layout.label}: bind ${b.installed.map((x) => x.toFixed(0))} / ${b.up.map((x) => x.toFixed(0))} ms`);
-      }
+  o.held.add(`lab ${big}`, async () => void (await layout.qnet(['down', big])));
+  const u = await upUntilPing(layout, bigLab);
+  if (u.up.code !== 0) throw new Error(`${layout.label}: qnet up ${bigLab.file} failed (${u.up.code}): ${u.up.stderr}`);
+  (res.up20Ms ??= []).push(u.ms);
+  (res.restored20 ??= []).push(restoredCount(layout, big));
+  o.log(`bench: layouts: ${layout.label}: ${p.guests} guests up in ${(u.ms / 1000).toFixed(2)} s (${res.restored20.at(-1)} restored)`);
+  if (last) {
+    // With the lab up: the daemons' memory, then ports bound beside its own.
+    if (layout.daemonHosts.length) res.rss = Object.fromEntries(layout.daemonHosts.map((h) => [h.name, daemonRss(h)]));
+    if (layout.bind) {
+      const b = bindTimes(layout.bind, 5);
+      res.bindInstalledMs = b.installed;
+      res.bindUpMs = b.up;
+      if (layout.bind.where) res.bindWhere = layout.bind.where;
+      o.log(`bench: layouts: ${layout.label}: bind ${b.installed.map((x) => x.toFixed(0))} / ${b.up.map((x) => x.toFixed(0))} ms`);
     }
-    res.down20Ms.push(await down(layout, big));
-    o.held.drop(`lab ${big}`);
   }
-  return res;
+  (res.down20Ms ??= []).push(await down(layout, big));
+  o.held.drop(`lab ${big}`);
+}
+
+/**
+ * Measures the layouts: each one's two guests, then the 20-guest ups taken in turn (one of each layout, then the
+ * next round), so that the machine's drift over the minutes the section takes falls on every column alike.
+ */
+async function measureAll(cols: Array<Layout | LayoutResult>, o: Opts, p: Params): Promise<LayoutResult[]> {
+  const results: LayoutResult[] = [];
+  for (const c of cols) results.push('qnet' in c ? await measureTwo(c, o, p) : c);
+  for (let r = 0; r < p.reps; r++)
+    for (const [i, c] of cols.entries()) if ('qnet' in c && !results[i]!.notMeasured) await measureBig(c, results[i]!, o, p, r === p.reps - 1);
+  return results;
 }
 
 /**
@@ -275,7 +309,7 @@ async function measure(layout: Layout, o: Opts, p: { secs: number; reps: number;
  */
 export async function layoutsSection(o: Opts): Promise<LayoutsSection> {
   const t0 = Date.now();
-  const p = { secs: o.quick ? 3 : 5, reps: o.quick ? 1 : 2, pings: 20, guests: 20, dir: mkdtempSync(path.join(os.tmpdir(), 'qnet-bench-layouts-')) };
+  const p: Params = { secs: o.quick ? 3 : 5, reps: o.quick ? 1 : 3, pings: 20, guests: 20, dir: mkdtempSync(path.join(os.tmpdir(), 'qnet-bench-layouts-')) };
   let sim: SimHosts | undefined;
   const labs = ['brb', 'br', 'ovn1', 'ovn2'].flatMap((k) => [`${o.prefix}-l2-${k}`, `${o.prefix}-l20-${k}`]);
   // Guests run in mount namespaces of their own (QEMU's private /dev), out of the simulated hosts' sweep: found by
@@ -297,12 +331,14 @@ export async function layoutsSection(o: Opts): Promise<LayoutsSection> {
       setupMs.push({ host: h === a ? 'central a' : 'host b', ms: Date.now() - t });
     }
     const results: LayoutResult[] = [];
+    // The two-host layout's driving side keeps its run directory (the lab's state) here.
+    const driverDir = path.join(p.dir, 'driver');
+    mkdirSync(driverDir);
     const before = buildRev(o.root, BEFORE_OVN_REV, o.log, o.held);
     try {
       const beforeCol: Layout | LayoutResult =
         'why' in before ? { label: `bridges, qnet ${BEFORE_OVN_REV} (before issue 33)`, notMeasured: before.why } : bridgesBeforeLayout(a, BEFORE_OVN_REV, path.join(before.dir, 'bin', 'qnet.js'));
-      const cols: Array<Layout | LayoutResult> = [beforeCol, bridgesLayout(a), oneHostLayout(a), twoHostsLayout(sim)];
-      for (const c of cols) results.push('driver' in c ? await measure(c, o, p) : c);
+      results.push(...(await measureAll([beforeCol, bridgesLayout(a), oneHostLayout(a), twoHostsLayout(sim, driverDir)], o, p)));
     } finally {
       if ('remove' in before) before.remove();
     }
