@@ -112,7 +112,13 @@ export function twoHostsLayout(sim: SimHosts, runDir: string): Layout {
     gateway: a,
     daemonHosts: [a, b],
     bind: { on: b, central: a, where: 'on b' },
-    unsupported: (up) => (up.code === 2 && /not yet made by `qnet up`/.test(up.stderr) ? 'multi-host up not landed (`qnet up` refuses labs over several hosts)' : undefined),
+    unsupported: (up) => {
+      if (up.code !== 2) return undefined;
+      if (/not yet made by `qnet up`/.test(up.stderr)) return 'multi-host up not landed (`qnet up` refuses labs over several hosts)';
+      // Placement's own bound (CPUs or memory a host may hold): said as qnet says it.
+      const fit = /does not fit on its hosts:\n\s*(.*)/.exec(up.stderr);
+      return fit ? `\`qnet up\` refuses it: does not fit on its hosts: ${fit[1]!.trim()}` : undefined;
+    },
   };
 }
 
@@ -256,6 +262,18 @@ async function measureTwo(layout: Layout, o: Opts, p: Params): Promise<LayoutRes
       res.mbitBack.push(await iperf(layout, two, 'g1', 'g0', '10.99.0.10', p.secs));
     }
     o.log(`bench: layouts: ${layout.label}: rtt ${res.rttMs.join(', ')} ms; TCP ${res.mbitOut.map((x) => x.toFixed(0))} / ${res.mbitBack.map((x) => x.toFixed(0))} Mbit/s`);
+    // Ports bound beside the lab's own; the daemons' memory now too, kept if the 20-guest lab cannot be made.
+    if (layout.bind) {
+      const b = bindTimes(layout.bind, 5);
+      res.bindInstalledMs = b.installed;
+      res.bindUpMs = b.up;
+      if (layout.bind.where) res.bindWhere = layout.bind.where;
+      o.log(`bench: layouts: ${layout.label}: bind ${b.installed.map((x) => x.toFixed(0))} / ${b.up.map((x) => x.toFixed(0))} ms`);
+    }
+    if (layout.daemonHosts.length) {
+      res.rss = Object.fromEntries(layout.daemonHosts.map((h) => [h.name, daemonRss(h)]));
+      res.rssGuests = 2;
+    }
   } finally {
     await down(layout, two);
     o.held.drop(`lab ${two}`);
@@ -265,27 +283,26 @@ async function measureTwo(layout: Layout, o: Opts, p: Params): Promise<LayoutRes
 
 /**
  * One up of the layout's 20-guest lab, added to `res`: time until every guest answers, how many were restored, and
- * `down`; with `last`, while the lab is up, the daemons' memory and the port binds too.
+ * `down`; with `last`, while the lab is up, the daemons' memory. A lab the layout refuses is noted, not a failure.
  */
 async function measureBig(layout: Layout, res: LayoutResult, o: Opts, p: Params, last: boolean): Promise<void> {
   const big = `${o.prefix}-l20-${layout.key}`;
   const bigLab = labFile(p.dir, big, p.guests, layout);
   o.held.add(`lab ${big}`, async () => void (await layout.qnet(['down', big])));
   const u = await upUntilPing(layout, bigLab);
-  if (u.up.code !== 0) throw new Error(`${layout.label}: qnet up ${bigLab.file} failed (${u.up.code}): ${u.up.stderr}`);
+  if (u.up.code !== 0) {
+    o.held.drop(`lab ${big}`); // a failed up rolled itself back
+    const why = layout.unsupported?.(u.up);
+    if (why) return void (res.up20NotMeasured = why);
+    throw new Error(`${layout.label}: qnet up ${bigLab.file} failed (${u.up.code}): ${u.up.stderr}`);
+  }
   (res.up20Ms ??= []).push(u.ms);
   (res.restored20 ??= []).push(restoredCount(layout, big));
   o.log(`bench: layouts: ${layout.label}: ${p.guests} guests up in ${(u.ms / 1000).toFixed(2)} s (${res.restored20.at(-1)} restored)`);
-  if (last) {
-    // With the lab up: the daemons' memory, then ports bound beside its own.
-    if (layout.daemonHosts.length) res.rss = Object.fromEntries(layout.daemonHosts.map((h) => [h.name, daemonRss(h)]));
-    if (layout.bind) {
-      const b = bindTimes(layout.bind, 5);
-      res.bindInstalledMs = b.installed;
-      res.bindUpMs = b.up;
-      if (layout.bind.where) res.bindWhere = layout.bind.where;
-      o.log(`bench: layouts: ${layout.label}: bind ${b.installed.map((x) => x.toFixed(0))} / ${b.up.map((x) => x.toFixed(0))} ms`);
-    }
+  // With the lab up, in the last round: the daemons' memory.
+  if (last && layout.daemonHosts.length) {
+    res.rss = Object.fromEntries(layout.daemonHosts.map((h) => [h.name, daemonRss(h)]));
+    res.rssGuests = p.guests;
   }
   (res.down20Ms ??= []).push(await down(layout, big));
   o.held.drop(`lab ${big}`);
@@ -299,7 +316,7 @@ async function measureAll(cols: Array<Layout | LayoutResult>, o: Opts, p: Params
   const results: LayoutResult[] = [];
   for (const c of cols) results.push('qnet' in c ? await measureTwo(c, o, p) : c);
   for (let r = 0; r < p.reps; r++)
-    for (const [i, c] of cols.entries()) if ('qnet' in c && !results[i]!.notMeasured) await measureBig(c, results[i]!, o, p, r === p.reps - 1);
+    for (const [i, c] of cols.entries()) if ('qnet' in c && !results[i]!.notMeasured && !results[i]!.up20NotMeasured) await measureBig(c, results[i]!, o, p, r === p.reps - 1);
   return results;
 }
 

@@ -81,4 +81,11 @@ test('the section\'s Markdown (golden)', () => {
   const md = layoutsMarkdown({ ...s, results: [...s.results.slice(0, 3), two] }, { machine: 'm' });
   assert.match(md, /\| ovn-controller \| 10\.7 MiB \| a 11\.0 MiB, b 10\.5 MiB \|/);
   assert.match(md, /met: 0\.75 of one host/);
+  // Two hosts measured, but its 20-guest lab refused: those rows say so, the memory is the two-guest lab's.
+  const refused = { ...two, up20Ms: undefined, down20Ms: undefined, restored20: undefined, up20NotMeasured: '`qnet up` refuses it: does not fit on its hosts', rssGuests: 2 };
+  const md2 = layoutsMarkdown({ ...s, results: [...s.results.slice(0, 3), refused] }, { machine: 'm' });
+  assert.match(md2, /\| 20 guests: `qnet up` → every guest answers ping, median of 2 \|.*\| not measured \(below\) \| two hosts within 1\.5× of one host: not judged: OVN, two hosts with no 20-guest lab;/);
+  assert.match(md2, /\nNot measured: OVN, two hosts, 20 guests: `qnet up` refuses it: does not fit on its hosts\.\n/);
+  assert.match(md2, /\| ovn-controller \| 10\.7 MiB \| a 11\.0 MiB, b 10\.5 MiB \(2 guests up\) \|/);
+  assert.match(md2, /met: 0\.75 of one host/);
 });
