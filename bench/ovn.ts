@@ -35,6 +35,8 @@ export interface Layout {
   bind?: { on: SimHost; central: SimHost; where?: string };
   /** Why a failed `up` means the layout cannot be measured here (not a failure of the bench), if it does. */
   unsupported?(up: Run): string | undefined;
+  /** Only the 20-guest rows (the two-guest ones are another column's). */
+  only20?: boolean;
 }
 
 /** qnet run inside host `h` with its own directories: this checkout's CLI, or `qnetJs` (an older one). */
@@ -75,6 +77,14 @@ export function bridgesLayout(h: SimHost): Layout {
  */
 export function bridgesBeforeLayout(h: SimHost, rev: string, qnetJs: string): Layout {
   return { ...bridgesLayout(h), ...inHost(h, qnetJs), key: 'brb', label: `bridges, qnet ${rev} (before issue 33)` };
+}
+
+/**
+ * Bridges in host `h` where OVS and OVN run (set up for the other layouts): what a lab with no `hosts:` costs on a
+ * machine that is also an OVN host (`down` asks OVS and the northbound DB for the lab's remains there).
+ */
+export function bridgesBesideOvnLayout(h: SimHost): Layout {
+  return { ...bridgesLayout(h), key: 'bro', label: 'bridges, beside OVS and OVN', only20: true };
 }
 
 /** OVN on the one host `h` (set up as the central): `fabric: ovn` without `hosts:`. */
@@ -240,6 +250,7 @@ type Params = { secs: number; reps: number; pings: number; guests: number; dir: 
 /** The two-guest part of a layout: ping RTT and TCP both ways (or why the layout cannot be measured here). */
 async function measureTwo(layout: Layout, o: Opts, p: Params): Promise<LayoutResult> {
   const res: LayoutResult = { label: layout.label };
+  if (layout.only20) return res;
   const two = `${o.prefix}-l2-${layout.key}`;
   const twoLab = labFile(p.dir, two, 2, layout);
   o.log(`bench: layouts: ${layout.label}: two guests`);
@@ -328,7 +339,7 @@ export async function layoutsSection(o: Opts): Promise<LayoutsSection> {
   const t0 = Date.now();
   const p: Params = { secs: o.quick ? 3 : 5, reps: o.quick ? 1 : 3, pings: 20, guests: 20, dir: mkdtempSync(path.join(os.tmpdir(), 'qnet-bench-layouts-')) };
   let sim: SimHosts | undefined;
-  const labs = ['brb', 'br', 'ovn1', 'ovn2'].flatMap((k) => [`${o.prefix}-l2-${k}`, `${o.prefix}-l20-${k}`]);
+  const labs = ['brb', 'br', 'bro', 'ovn1', 'ovn2'].flatMap((k) => [`${o.prefix}-l2-${k}`, `${o.prefix}-l20-${k}`]);
   // Guests run in mount namespaces of their own (QEMU's private /dev), out of the simulated hosts' sweep: found by
   // their marker. Then each host stops its daemons (`qnet host stop`) and the fixture removes the rest.
   const removeAll = async () => {
@@ -339,8 +350,9 @@ export async function layoutsSection(o: Opts): Promise<LayoutsSection> {
   };
   o.held.add('layouts', removeAll);
   try {
-    sim = await makeSimHosts(`bl${process.pid.toString(36)}`, ['a', 'b'], { sshd: true });
-    const [a, b] = sim.hosts as [SimHost, SimHost];
+    sim = await makeSimHosts(`bl${process.pid.toString(36)}`, ['a', 'b', 'c'], { sshd: true });
+    // a and b: OVN hosts (a the central); c: neither, the bridge layouts' host, as a machine without OVN.
+    const [a, b, c] = sim.hosts as [SimHost, SimHost, SimHost];
     const setupMs: Array<{ host: string; ms: number }> = [];
     for (const [h, role] of [[a, ['--central']], [b, ['--remote', a.ip]]] as const) {
       const t = Date.now();
@@ -354,8 +366,8 @@ export async function layoutsSection(o: Opts): Promise<LayoutsSection> {
     const before = buildRev(o.root, BEFORE_OVN_REV, o.log, o.held);
     try {
       const beforeCol: Layout | LayoutResult =
-        'why' in before ? { label: `bridges, qnet ${BEFORE_OVN_REV} (before issue 33)`, notMeasured: before.why } : bridgesBeforeLayout(a, BEFORE_OVN_REV, path.join(before.dir, 'bin', 'qnet.js'));
-      results.push(...(await measureAll([beforeCol, bridgesLayout(a), oneHostLayout(a), twoHostsLayout(sim, driverDir)], o, p)));
+        'why' in before ? { label: `bridges, qnet ${BEFORE_OVN_REV} (before issue 33)`, notMeasured: before.why } : bridgesBeforeLayout(c, BEFORE_OVN_REV, path.join(before.dir, 'bin', 'qnet.js'));
+      results.push(...(await measureAll([beforeCol, bridgesLayout(c), bridgesBesideOvnLayout(a), oneHostLayout(a), twoHostsLayout(sim, driverDir)], o, p)));
     } finally {
       if ('remove' in before) before.remove();
     }

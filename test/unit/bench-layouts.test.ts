@@ -40,11 +40,12 @@ test('targets: met, not met, and not judged while a column is not measured', () 
   // min(median out, median back): one host 395, two hosts 295 → 0.75; up 5100 / 4100.
   assert.match(t.throughput, /^met: 0\.75 of one host/);
   assert.match(t.up, /^met: 1\.24× one host/);
-  assert.match(t.noHosts, /^met: 1\.02× before/);
+  assert.match(t.noHosts, /^met: up 1\.02×, down 1\.00× before/);
   const t2 = targets([before, { ...now, up20Ms: [5000, 5200] }, one, twoSlow]);
   assert.match(t2.throughput, /^not met: 0\.37/);
   assert.match(t2.up, /^not met: 1\.73×/);
-  assert.match(t2.noHosts, /^not met: 1\.24× before/);
+  assert.match(t2.noHosts, /^not met: up 1\.24×, down 1\.00× before/);
+  assert.match(targets([before, { ...now, down20Ms: [500, 520] }, one, twoFast]).noHosts, /^not met: up 1\.02×, down 1\.24× before/);
   const t3 = targets([before, now, one, { label: 'OVN, two hosts', notMeasured: 'multi-host up not landed' }]);
   assert.equal(t3.throughput, 'not judged: OVN, two hosts not measured');
   assert.equal(t3.up, t3.throughput);
