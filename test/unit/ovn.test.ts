@@ -20,9 +20,10 @@ import { formatPlan, planUp, type PlanContext } from '../../src/plan/plan.js';
 import { notYetOnOvn, onOvn } from '../../src/fabric/ovn/plan.js';
 import { ifbName } from '../../src/render/impair.js';
 import { captureSource } from '../../src/lab/capture.js';
+import { findMirrorsArgv, mirrorAddArgv, mirrorCapture, mirrorDelArgv } from '../../src/fabric/ovn/mirror.js';
 import { labsInExternalIds, parseBound } from '../../src/lab/ovn.js';
 import { fabricOf } from '../../src/fabric/fabric.js';
-import { ovnTap } from '../../src/fabric/ovn/names.js';
+import { hostSideVeth, ovnTap } from '../../src/fabric/ovn/names.js';
 import { bridgeMac } from '../../src/render/ipbatch.js';
 import { snapshotShape } from '../../src/render/qemu.js';
 
@@ -183,14 +184,29 @@ describe('the plan of a lab on OVN on one host', () => {
     const sys = onOvn(parseTopology(`${read('seed-lab.yaml')}fabric: ovn\n`, 'seed-lab.yaml'), 'system');
     assert.equal(fabricOf(sys).impairmentRefusal(sys, sys.nodes[2]!.nics[0]!, nic.impair!), undefined);
   });
-  test('per-NIC commands on OVN: taps in the host namespace; a network has no interface to capture (exit 2, naming its NICs)', () => {
+  test('per-NIC commands on OVN: taps in the host namespace; a network is captured from a mirror of its ports (across hosts: refused, naming its NICs)', () => {
     assert.equal(fabricOf(lab).tapNamespace(lab), undefined);
     const bridgeLab = parseTopology(read('seed-lab.yaml'), 'seed-lab.yaml');
     assert.equal(fabricOf(bridgeLab).tapNamespace(bridgeLab), 'qnet-seed');
     assert.deepEqual(captureSource(lab, 'deb2'), { kind: 'iface', iface: ovnTap('seed', 'deb2', 0), what: 'deb2 eth0' });
+    const src = captureSource(lab, 'lan');
+    assert.equal(src.kind, 'mirror');
+    assert.ok(src.kind === 'mirror' && src.hostSide, 'lan has an address: its host side is mirrored too');
+    const m = mirrorCapture(lab, lab.networks[0]!, true, '4242');
+    assert.deepEqual(m.ports, [ovnTap('seed', 'deb1', 1), ovnTap('seed', 'deb2', 0), ovnTap('seed', 'deb3', 0), hostSideVeth('seed', 'lan')]);
+    assert.match(m.port, /^qc[0-9a-f]{10}$/);
+    assert.notEqual(mirrorCapture(lab, lab.networks[0]!, true, '4243').port, m.port, 'two captures of one network: two ports');
+    // One transaction: the port (marked with the lab), the ports present on br-int selected both ways, the mirror marked.
+    const add = mirrorAddArgv(m, 'seed', [ovnTap('seed', 'deb2', 0), ovnTap('seed', 'deb3', 0), 'other']).join(' ');
+    assert.match(add, new RegExp(`add-port br-int ${m.port} -- set Interface ${m.port} type=internal external_ids:qnet-lab="seed"`));
+    assert.match(add, /--id=@p0 get Port qo\S+ -- --id=@p1 get Port qo\S+ -- --id=@out get Port qc\S+ -- --id=@m create Mirror name="qnet\.seed\.capture\.lan\.[0-9a-f]{10}" select_src_port=@p0,@p1 select_dst_port=@p0,@p1 output_port=@out external_ids:qnet-lab="seed" -- add Bridge br-int mirrors @m$/);
+    assert.doesNotMatch(add, new RegExp(ovnTap('seed', 'deb1', 1)), 'a port not on br-int is not asked for');
+    assert.deepEqual(mirrorDelArgv(['u1'], m.port).slice(2), ['--', '--if-exists', 'del-port', 'br-int', m.port, '--', 'remove', 'Bridge', 'br-int', 'mirrors', 'u1']);
+    assert.deepEqual(findMirrorsArgv({ lab: 'seed' }).slice(-2), ['Mirror', 'external_ids:qnet-lab="seed"']);
+    const two = parseTopology(SEED_TWO_HOSTS, 'seed-two-hosts.yaml');
     assert.throws(
-      () => captureSource(lab, 'lan'),
-      (e: Error & { exitCode?: number }) => e.exitCode === 2 && /network lan of lab seed is an OVN logical switch.*`qnet capture seed NODE:NIC`; its NICs: deb1:1, deb2:0, deb3:0/.test(e.message),
+      () => captureSource(two, 'lan'),
+      (e: Error & { exitCode?: number }) => e.exitCode === 2 && /network lan of lab seed spans hosts a, b: .*`qnet capture seed NODE:NIC`; its NICs: deb1:1, deb2:0, deb3:0/.test(e.message),
     );
   });
   test('discovery: the labs named by qnet-lab markers in external_ids, quoted or not', () => {
