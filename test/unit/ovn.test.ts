@@ -418,13 +418,31 @@ describe('placement', () => {
     assert.deepEqual(p, { hosts: { x: 'b' }, unbounded: ['b'] });
     assert.match(formatPlacement(l, p, { a: { memory: 100, cpus: 1 } }), /host b: x; 4160 MiB and 1 CPUs \(capacity not observed\)/);
   });
-  test('capacity: what the topology grants within what is observed', () => {
-    const l = lab('  x: {}\n', '  a: { ssh: local, memory: 2048 }\n  b: { ssh: root@192.0.2.11 }\n');
+  test('capacity: what the topology grants within what is observed; CPUs observed are a preference, declared a bound', () => {
+    const l = lab('  x: {}\n', '  a: { ssh: local, memory: 2048 }\n  b: { ssh: root@192.0.2.11 }\n  c: { ssh: root@192.0.2.12, cpus: 3 }\n');
     const facts = { memoryMiB: 8192, cpus: 2 };
-    assert.deepEqual(capacityOf(l.hosts![0]!, facts), { memory: 2048, cpus: 2 * CPU_OVERCOMMIT });
-    assert.deepEqual(capacityOf(l.hosts![1]!, facts), { memory: 8192 - HOST_RESERVE_MIB, cpus: 2 * CPU_OVERCOMMIT });
+    assert.deepEqual(capacityOf(l.hosts![0]!, facts), { memory: 2048, cpus: 2 * CPU_OVERCOMMIT, cpusSoft: true });
+    assert.deepEqual(capacityOf(l.hosts![1]!, facts), { memory: 8192 - HOST_RESERVE_MIB, cpus: 2 * CPU_OVERCOMMIT, cpusSoft: true });
+    assert.deepEqual(capacityOf(l.hosts![2]!, facts), { memory: 8192 - HOST_RESERVE_MIB, cpus: 3 });
     assert.deepEqual(capacityOf(l.hosts![0]!), { memory: 2048, cpus: Infinity });
     assert.equal(capacityOf(l.hosts![1]!), undefined);
+  });
+
+  test("20 guests on two 2-core hosts (observed): placed by memory, the hosts' CPUs over-committed and said so; a declared cpus: stays a bound", () => {
+    const l = lab(Array.from({ length: 20 }, (_, i) => `  g${i}: {}\n`).join(''));
+    const facts = { memoryMiB: 8192, cpus: 2 };
+    const cap = { a: capacityOf(l.hosts![0]!, facts), b: capacityOf(l.hosts![1]!, facts) };
+    const p = placeNodes(l, cap);
+    assert.equal(Object.keys(p.hosts).length, 20);
+    const on = (h: string) => Object.values(p.hosts).filter((x) => x === h).length;
+    assert.deepEqual([on('a'), on('b')], [10, 10], 'first the 8 vCPUs each host is guessed to hold, then the one with most CPUs left');
+    assert.deepEqual(p.overcommitted, ['a', 'b']);
+    assert.match(formatPlacement(l, p, cap), /host a: .*; 1920 MiB and 10 CPUs of 7680 MiB and 8 CPUs \(CPUs over-committed: its guests share its cores\)/);
+    const bound = lab(Array.from({ length: 20 }, (_, i) => `  g${i}: {}\n`).join(''), '  a: { ssh: root@192.0.2.10, cpus: 8 }\n  b: { ssh: root@192.0.2.11, cpus: 8 }\n');
+    assert.throws(() => placeNodes(bound, { a: capacityOf(bound.hosts![0]!, facts), b: capacityOf(bound.hosts![1]!, facts) }), /node g\d+ needs 192 MiB and 1 CPUs \(its memory and 64 MiB for QEMU\); no host has that left \(a: 6144 MiB and 0 CPUs; b: 6144 MiB and 0 CPUs\)/);
+    // Memory stays a bound whatever the CPUs.
+    const big = lab('  x: { memory: 9000 }\n');
+    assert.throws(() => placeNodes(big, { a: capacityOf(big.hosts![0]!, facts), b: capacityOf(big.hosts![1]!, facts) }), /node x needs 9064 MiB/);
   });
 
   // Random labs and capacities: either every node is placed within every host's capacity (pinned ones where pinned),
