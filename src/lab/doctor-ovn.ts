@@ -15,8 +15,9 @@ export interface OvnFacts {
   running: Record<Daemon, boolean>;
   /** This host as `qnet host status` sees it (when Open vSwitch is installed). */
   status?: HostOvnStatus;
-  /** The openvswitch and geneve kernel modules work (probed when Open vSwitch is installed). */
+  /** The kernel datapath can carry OVN (probed when Open vSwitch is installed), and why not when it cannot. */
   kernelDatapath?: boolean;
+  kernelDatapathWhy?: string;
 }
 
 const SETUP = '`qnet host setup --name NAME --underlay IP [--underlay-dev DEV] --central` (or `--remote CENTRAL` on other hosts)';
@@ -39,8 +40,8 @@ export function ovnFindings(f: OvnFacts): Finding[] {
     f.kernelDatapath === undefined
       ? ''
       : f.kernelDatapath
-        ? 'the openvswitch and geneve modules work: setup picks the kernel datapath'
-        : 'no openvswitch or geneve kernel module: setup picks the userspace datapath (netdev: no module needed, slower, QEMU opens taps without the virtio-net header)';
+        ? 'the kernel datapath works (openvswitch with conntrack zones, geneve): setup picks it'
+        : `${f.kernelDatapathWhy ?? 'no openvswitch or geneve kernel module'}: setup picks the userspace datapath (netdev: no module needed, slower, QEMU opens taps without the virtio-net header)`;
   out.push({ check: 'OVS datapath', ok: true, detail: [inUse, modules].filter(Boolean).join('; ') });
   const ovnCheck = 'OVN (labs on OVN)';
   if (!f.ovn) {
@@ -76,8 +77,10 @@ export async function gatherOvnFacts(run: CommandRunner): Promise<OvnFacts> {
   if (ovn) f.ovn = ovn.replace('ovn-controller', 'OVN');
   if (ovs) {
     f.status = await hostStatus(run);
-    const { ovsKernelDatapath } = await import('../host/kernel.js');
-    f.kernelDatapath = await ovsKernelDatapath(run);
+    const { ovsKernelDatapathProblem } = await import('../host/kernel.js');
+    const why = await ovsKernelDatapathProblem(run);
+    f.kernelDatapath = why === undefined;
+    if (why) f.kernelDatapathWhy = why;
   }
   return f;
 }

@@ -27,6 +27,8 @@ test('installed, stopped: warnings for OVS and OVN, the datapath as information'
   ]);
   assert.match(f[0]!.detail, /ovsdb-server and ovs-vswitchd not running/);
   assert.match(f[1]!.detail, /none in use yet; no openvswitch or geneve kernel module: setup picks the userspace datapath/);
+  const why = ovnFindings({ ...facts, kernelDatapathWhy: 'the kernel has no geneve module' });
+  assert.match(why[1]!.detail, /none in use yet; the kernel has no geneve module: setup picks the userspace datapath/);
   assert.match(f[2]!.detail, /^OVN 23\.03\.1 installed, ovn-controller not running: labs on OVN .* cannot start$/);
   assert.equal(doctorFails(f), false);
 });
@@ -38,7 +40,7 @@ test('a ready chassis and central on the userspace datapath: ok rows; half a cen
   assert.match(f[1]!.detail, /^in use: userspace \(netdev\)/);
   assert.match(f[2]!.detail, /chassis a registered with Geneve on 192\.0\.2\.11; the central runs here/);
   const half = ovnFindings({ ovs: 'Open vSwitch 3.1.0', ovn: 'OVN 23.03.1', northd: true, running: { ...all, northd: false }, kernelDatapath: true, status: { ...status, datapath: 'system' } });
-  assert.match(half[1]!.detail, /^in use: kernel; the openvswitch and geneve modules work/);
+  assert.match(half[1]!.detail, /^in use: kernel; the kernel datapath works/);
   assert.deepEqual([half[2]!.ok, half[2]!.warn], [false, true]);
   assert.match(half[2]!.detail, /only part of a central runs here \(northbound DB, southbound DB\): labs with their central here cannot start$/);
   assert.equal(doctorFails(half), false);
