@@ -26,6 +26,9 @@ import { defaultBootWindow } from '../src/lab/slots.js';
 import { imageSection, imagesMarkdown } from './images.js';
 import { checkMarkdown, checkSection } from './check.js';
 import { forceDown, Held } from './held.js';
+import { iperfBps } from './iperf.js';
+import { layoutsSection } from './ovn.js';
+import { layoutsMarkdown } from './ovn-report.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const QNET = path.join(ROOT, 'bin', 'qnet.js');
@@ -440,19 +443,6 @@ async function sharedVsCopied(): Promise<string[]> {
   return rows;
 }
 
-/** Bits per second received, from `iperf3 -J` output; throws with iperf3's own error when there is one. */
-function iperfBps(json: string, what: string): number {
-  let d: { error?: string; end?: { sum_received?: { bits_per_second?: number } } };
-  try {
-    d = JSON.parse(json) as typeof d;
-  } catch {
-    throw new Error(`${what}: iperf3 printed no JSON: ${json.slice(0, 200)}`);
-  }
-  const bps = d.end?.sum_received?.bits_per_second;
-  if (d.error || !bps) throw new Error(`${what}: iperf3: ${d.error ?? 'no result'}`);
-  return bps;
-}
-
 async function throughput(): Promise<string[]> {
   const rows: string[] = [];
   const secs = quick ? 5 : 10;
@@ -536,6 +526,22 @@ async function throughput(): Promise<string[]> {
   return rows;
 }
 
+/** The machine in one line, as the sections that say it name it. */
+function machine(): string {
+  return `${os.cpus().length} × ${os.cpus()[0]?.model ?? 'unknown CPU'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Linux ${os.release()}`;
+}
+
+/** Replaces the section of BENCHMARKS.md that starts with `heading` by `md`, or puts it before `before` if it has none. */
+function replaceSection(heading: string, before: string, md: string): void {
+  const file = path.join(ROOT, 'BENCHMARKS.md');
+  const text = readFileSync(file, 'utf8');
+  const at = text.indexOf(heading);
+  const next = at < 0 ? -1 : text.indexOf('\n## ', at + 5);
+  const anchor = text.indexOf(before);
+  if (at < 0 && anchor < 0) throw new Error(`BENCHMARKS.md has neither "${heading}" nor "${before}"`);
+  writeFileSync(file, at >= 0 ? text.slice(0, at) + md + (next < 0 ? '' : text.slice(next + 1)) : text.slice(0, anchor) + md + text.slice(anchor));
+}
+
 async function main(): Promise<void> {
   const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
   const when = new Date().toISOString().slice(0, 16).replace('T', ' ');
@@ -567,11 +573,19 @@ async function main(): Promise<void> {
       writeFileSync(file, at >= 0 ? text.slice(0, at) + md + text.slice(next + 1) : text.slice(0, anchor) + md + text.slice(anchor));
       return;
     }
+    if (only === 'layouts') {
+      // --only layouts: bridges, OVN on one host and on two; also replaces that section of BENCHMARKS.md.
+      const r = await layoutsSection({ root: ROOT, prefix: PREFIX, quick, log, held });
+      const md = layoutsMarkdown(r, { when: new Date().toISOString().slice(0, 16).replace('T', ' '), machine: machine() });
+      process.stdout.write(md);
+      replaceSection('## Layouts: bridges, OVN', '## Image nodes', md);
+      return;
+    }
     if (only === 'ram') {
       process.stdout.write((await sharedVsCopied()).join('\n') + '\n');
       return;
     }
-    if (!['plumbing', 'labs', 'libvirt', 'throughput'].includes(only)) throw new Error(`--only: unknown section "${only}" (plumbing, ram, labs, libvirt, throughput, images, check, cli)`);
+    if (!['plumbing', 'labs', 'libvirt', 'throughput'].includes(only)) throw new Error(`--only: unknown section "${only}" (plumbing, ram, labs, libvirt, throughput, layouts, images, check, cli)`);
     // --only libvirt: the labs rows with the libvirt columns, without the waves, the idle samples and the 100 guests.
     const l = only === 'labs' ? await labs(withLibvirt) : only === 'libvirt' ? await labs(true, false) : undefined;
     const out = only === 'plumbing' ? await plumbing() : only === 'throughput' ? await throughput() : [...l!.rows, '', ...l!.hundred, '', ...l!.waves, '', ...l!.boot, '', ...l!.mem];
@@ -587,6 +601,8 @@ async function main(): Promise<void> {
   const l = await labs(withLibvirt);
   log('bench: throughput');
   const tp = await throughput();
+  log('bench: layouts (bridges, OVN on one host and on two)');
+  const lay = await layoutsSection({ root: ROOT, prefix: PREFIX, quick, log, held });
   log('bench: image nodes');
   const img = await imageSection(imageOpts);
   log('bench: check');
@@ -686,7 +702,7 @@ iperf3 from the guest image: g0 sends to g1 across the lab's bridge; the figure 
 | --- | --- |
 ${tp.join('\n')}
 
-${imagesMarkdown(img, { quick, withLibvirt, fmt })}
+${layoutsMarkdown(lay, { machine: machine() })}${imagesMarkdown(img, { quick, withLibvirt, fmt })}
 ${checkMarkdown(chk)}## CLI start-up
 
 A command as a user types it: a new \`node bin/qnet.js …\` process each time, started by a shell (one bash loop,

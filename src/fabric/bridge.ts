@@ -39,7 +39,8 @@ export const bridgeFabric: Fabric = {
   plugSteps: () => [],
   tapNamespace: (lab) => lab.netns,
   impairmentRefusal: () => undefined,
-  networkCaptureRefusal: () => undefined,
+  // The bridge sees every frame of its network.
+  networkCapture: (lab, net) => ({ kind: 'iface', iface: net.bridge, netns: lab.netns }),
 };
 
 /** The steps that make the lab's bridges, taps and what goes with them (the namespace exists). */

@@ -17,9 +17,15 @@ export interface Fabric {
   tapNamespace(lab: ResolvedLab): string | undefined;
   /** Why this impairment cannot be made on this NIC on this fabric (undefined when it can). */
   impairmentRefusal(lab: ResolvedLab, nic: ResolvedNic, i: Impairment): string | undefined;
-  /** Why a whole network cannot be captured at one interface on this fabric (undefined when it can). */
-  networkCaptureRefusal(lab: ResolvedLab, net: ResolvedNetwork): string | undefined;
+  /** How a whole network (one with a bridge or switch) is captured on this fabric, or why it cannot be. */
+  networkCapture(lab: ResolvedLab, net: ResolvedNetwork): NetworkCapture;
 }
+
+/** A whole network's capture: at one interface (a Linux bridge), through a mirror of its ports (OVN), or refused. */
+export type NetworkCapture =
+  | { kind: 'iface'; iface: string; netns?: string }
+  | { kind: 'mirror'; hostSide: boolean }
+  | { kind: 'refused'; why: string };
 
 /** The fabric a lab's networks are made on. */
 export function fabricOf(lab: ResolvedLab): Fabric {

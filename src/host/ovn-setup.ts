@@ -12,7 +12,7 @@ import { parseIPv4 } from '../topology/ipv4.js';
 import { NAME_PATTERN } from '../topology/names.js';
 import { aptInstallArgv, missingPackages } from './apt.js';
 import { isAlive, waitGone } from '../qemu/process.js';
-import { ovsKernelDatapath } from './kernel.js';
+import { ovsKernelDatapathProblem } from './kernel.js';
 import { stopService } from './service.js';
 import type { CommandRunner } from './run.js';
 
@@ -89,6 +89,8 @@ export interface HostObservation {
   brPhy?: { holdsDev: boolean; mtu: number; up: boolean };
   /** The result of the kernel datapath probe (only made when the datapath is auto). */
   kernelDatapath?: boolean;
+  /** Why the kernel datapath cannot carry OVN here (with kernelDatapath false). */
+  kernelDatapathWhy?: string;
   /** The listeners of the NB and SB databases, as their Connection rows say (central, databases running). */
   nbConnection?: string;
   sbConnection?: string;
@@ -131,6 +133,8 @@ export function chooseDatapath(req: HostSetupRequest, obs: HostObservation): Dat
  */
 export function planSetup(req: HostSetupRequest, obs: HostObservation): { datapath: Datapath; steps: SetupStep[]; moved?: HostRecord['moved'] } {
   const datapath = chooseDatapath(req, obs);
+  if (req.datapath === 'system' && obs.kernelDatapath === false)
+    throw new UserError(`--datapath system: ${obs.kernelDatapathWhy ?? 'the kernel datapath cannot carry OVN here'}; use the userspace datapath (--datapath netdev, or auto) with --underlay-dev`);
   const steps: SetupStep[] = [];
   const ids = obs.externalIds;
   if (ids['ovn-remote'] && ids['system-id'] && ids['system-id'] !== req.name)
@@ -144,7 +148,7 @@ export function planSetup(req: HostSetupRequest, obs: HostObservation): { datapa
   if (datapath === 'netdev' && on.dev !== UNDERLAY_BRIDGE) {
     if (req.underlayDev === undefined)
       throw new UserError(
-        `--underlay-dev: the userspace datapath (this kernel has no usable openvswitch or geneve module) sends Geneve out of an OVS bridge: give --underlay-dev ${on.dev} (the interface with ${req.underlay}: qnet moves it into ${UNDERLAY_BRIDGE} and its address onto ${UNDERLAY_BRIDGE}; use an interface for the underlay alone)`,
+        `--underlay-dev: the userspace datapath (${req.datapath === 'netdev' ? 'as asked' : obs.kernelDatapathWhy ?? 'this kernel has no usable openvswitch or geneve module'}) sends Geneve out of an OVS bridge: give --underlay-dev ${on.dev} (the interface with ${req.underlay}: qnet moves it into ${UNDERLAY_BRIDGE} and its address onto ${UNDERLAY_BRIDGE}; use an interface for the underlay alone)`,
       );
     if (on.dev !== req.underlayDev) throw new UserError(`--underlay-dev: ${req.underlay} is on ${on.dev}, not on ${req.underlayDev}`);
   }
@@ -224,7 +228,10 @@ export function planStop(pids: Partial<Record<Daemon, number>>, record: HostReco
     const pid = pids[d];
     if (pid === undefined) continue;
     const name = d === 'nb' ? 'the OVN northbound DB' : d === 'sb' ? 'the OVN southbound DB' : DAEMONS[d].comm;
-    steps.push({ what: `stop ${name}`, argv: ['ovs-appctl', '-T', '5', '-t', controlSocket(d, pid), 'exit'], pid });
+    // ovs-vswitchd exits with --cleanup: otherwise it leaves its datapath behind for a restart (the userspace
+    // datapath's br-int, br-phy and ovs-netdev are persistent taps, br-phy still holding the underlay address;
+    // the kernel's, its ovs-system datapath): seen after `host stop` inside User-Mode Linux.
+    steps.push({ what: `stop ${name}`, argv: ['ovs-appctl', '-T', '5', '-t', controlSocket(d, pid), 'exit', ...(d === 'ovsVswitchd' ? ['--cleanup'] : [])], pid });
   }
   const m = record?.moved;
   if (m) {
@@ -286,7 +293,11 @@ export async function observeHost(run: CommandRunner, req: HostSetupRequest): Pr
     const holds = (await run.run(['ovs-vsctl', '--timeout=5', 'port-to-br', req.underlayDev], { allowFail: true })).stdout.trim() === UNDERLAY_BRIDGE;
     obs.brPhy = { holdsDev: holds, mtu: br.mtu, up: !!br.flags?.includes('UP') };
   }
-  if (req.datapath === 'auto' && !missing.includes('openvswitch-switch')) obs.kernelDatapath = await ovsKernelDatapath(run);
+  if (req.datapath !== 'netdev' && !missing.includes('openvswitch-switch')) {
+    const why = await ovsKernelDatapathProblem(run);
+    obs.kernelDatapath = why === undefined;
+    if (why) obs.kernelDatapathWhy = why;
+  }
   if (req.central && running.nb && running.sb) {
     const conn = async (tool: string) => (await run.run([tool, '--timeout=5', 'get-connection'], { allowFail: true })).stdout.trim();
     obs.nbConnection = await conn('ovn-nbctl');

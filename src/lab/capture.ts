@@ -1,6 +1,7 @@
 // `qnet capture`: the packets of one NIC or one network of a running lab. A NIC on a bridge, or a network's bridge,
 // is captured by tcpdump on its tap (or bridge) inside the lab namespace (on OVN: on its tap in the host namespace,
-// where it is a port of br-int; a logical switch has no interface, so an OVN network is captured NIC by NIC); a user-mode or socket NIC has no host
+// where it is a port of br-int; a logical switch has no interface, so an OVN network is captured from a mirror of its
+// ports onto a port made for the capture); a user-mode or socket NIC has no host
 // interface, so QEMU's filter-dump writes its packets into a FIFO qnet reads and hands to tcpdump. Either way
 // tcpdump applies the filter and the count and writes pcap (or text); qnet passes it on, counting the packets.
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -12,11 +13,14 @@ import { nodeDir } from '../dirs.js';
 import { RuntimeError, UserError } from '../errors.js';
 import { QmpClient } from '../qemu/qmp.js';
 import { nodeFiles } from '../render/qemu.js';
-import { hasBridge, type ResolvedLab } from '../topology/model.js';
+import { hasBridge, type ResolvedLab, type ResolvedNetwork } from '../topology/model.js';
+import { findMirrorsArgv, mirrorAddArgv, mirrorCapture, mirrorDelArgv } from '../fabric/ovn/mirror.js';
+import { INTEGRATION_BRIDGE } from '../fabric/ovn/names.js';
+import { RealRunner } from '../host/run.js';
 import { fabricOf } from '../fabric/fabric.js';
 import { nicName, resolveNicRef } from './nicref.js';
 import { PcapCounter } from './pcap.js';
-import { readState, upState } from './state.js';
+import { readState, upState, type LabState } from './state.js';
 
 export interface CaptureOptions {
   /** Write pcap to this file, or to stdout with "-"; absent: one line of text per packet on stdout. */
@@ -51,6 +55,8 @@ export interface CaptureSummary {
 /** Where a capture target is: a host interface (in the lab namespace, or the host's: `netns` absent), or a NIC's netdev in its QEMU. */
 export type CaptureSource =
   | { kind: 'iface'; iface: string; netns?: string; what: string }
+  /** A network on OVN: its ports mirrored on br-int to a port made for the capture (src/fabric/ovn/mirror.ts). */
+  | { kind: 'mirror'; network: ResolvedNetwork; hostSide: boolean; what: string }
   | { kind: 'netdev'; node: string; netdev: string; what: string };
 
 /** Resolves NODE[:NIC] or NETWORK of a lab to what is captured (a node's name wins unless `network`). */
@@ -66,9 +72,10 @@ export function captureSource(lab: ResolvedLab, target: string, network = false)
         `"${target}": lab ${lab.name} has no ${network ? 'network' : 'node or network'} of that name (nodes: ${lab.nodes.map((n) => n.name).join(', ')}; networks: ${lab.networks.map((n) => n.name).join(', ')})`,
       );
     if (hasBridge(net)) {
-      const refused = fabric.networkCaptureRefusal(lab, net);
-      if (refused) throw new UserError(refused);
-      return { kind: 'iface', iface: net.bridge, netns: lab.netns, what: `network ${net.name}` };
+      const how = fabric.networkCapture(lab, net);
+      if (how.kind === 'refused') throw new UserError(how.why);
+      if (how.kind === 'mirror') return { kind: 'mirror', network: net, hostSide: how.hostSide, what: `network ${net.name}` };
+      return { kind: 'iface', iface: how.iface, ...(how.netns ? { netns: how.netns } : {}), what: `network ${net.name}` };
     }
     // A link's first tap sees all of it: what its guest sends as it enters, what the other sends as it leaves.
     if (net.mode === 'link') {
@@ -154,21 +161,37 @@ async function checkFilter(filter: string[]): Promise<void> {
 /** Captures until the count, Ctrl-C (SIGINT/SIGTERM) or the lab going down; resolves with the summary. */
 export async function capture(labName: string, target: string, opts: CaptureOptions): Promise<CaptureSummary> {
   const state = await upState(labName);
-  const src = captureSource(state.lab, target, opts.network);
+  const wanted = captureSource(state.lab, target, opts.network);
   if (opts.count !== undefined && (!Number.isInteger(opts.count) || opts.count < 1)) throw new UserError(`--count: expected a whole number of packets (1 or more), got ${opts.count}`);
   await checkFilter(opts.filter ?? []);
-  const pcap = opts.write !== undefined;
-  const toFile = pcap && opts.write !== '-';
-  let out: Writable = opts.stdout;
   let fileFd: number | undefined;
-  if (toFile) {
+  if (opts.write !== undefined && opts.write !== '-') {
     try {
-      fileFd = openSync(opts.write!, 'w', 0o600);
+      fileFd = openSync(opts.write, 'w', 0o600);
     } catch (e) {
       throw new UserError(`-w ${opts.write}: cannot write it (${(e as Error).message})`);
     }
-    out = createWriteStream('', { fd: fileFd });
   }
+  // A network on OVN: its mirror is made now (after every check of the input) and taken away whatever happens.
+  let unmirror: () => Promise<void> = async () => {};
+  let src: Exclude<CaptureSource, { kind: 'mirror' }>;
+  if (wanted.kind === 'mirror') {
+    const m = await startMirror(state.lab, wanted.network, wanted.hostSide);
+    unmirror = m.stop;
+    src = { kind: 'iface', iface: m.port, what: `${wanted.what} (a mirror of its ${m.ports} port${m.ports === 1 ? '' : 's'} on br-int)` };
+  } else src = wanted;
+  try {
+    return await captureFrom(labName, state, src, opts, fileFd);
+  } finally {
+    await unmirror();
+  }
+}
+
+// The capture itself, from a host interface or a NIC's netdev.
+async function captureFrom(labName: string, state: LabState, src: Exclude<CaptureSource, { kind: 'mirror' }>, opts: CaptureOptions, fileFd: number | undefined): Promise<CaptureSummary> {
+  const pcap = opts.write !== undefined;
+  const toFile = pcap && opts.write !== '-';
+  const out: Writable = toFile ? createWriteStream('', { fd: fileFd! }) : opts.stdout;
   const counter = new PcapCounter();
   let lines = 0;
   let stopped = 'ended' as CaptureSummary['stopped'];
@@ -258,6 +281,28 @@ export async function capture(labName: string, target: string, opts: CaptureOpti
     stopped,
     ...(toFile ? { file: path.resolve(opts.write!) } : {}),
   };
+}
+
+// A network on OVN: a mirror of its ports on br-int (those on this host) onto an internal port made for this capture,
+// brought up for tcpdump. Its stop removes both; if qnet is killed first, `down` finds them by the lab's marker.
+async function startMirror(lab: ResolvedLab, network: ResolvedNetwork, hostSide: boolean): Promise<{ port: string; ports: number; stop: () => Promise<void> }> {
+  const runner = new RealRunner();
+  const m = mirrorCapture(lab, network, hostSide, String(process.pid));
+  const present = (await runner.run(['ovs-vsctl', '--timeout=5', 'list-ports', INTEGRATION_BRIDGE], { allowFail: true })).stdout.split('\n').map((l) => l.trim()).filter(Boolean);
+  const ports = m.ports.filter((p) => present.includes(p));
+  if (!ports.length) throw new RuntimeError(`network ${network.name} has no port on ${INTEGRATION_BRIDGE} of this host to capture (its NICs' guests stopped?)`);
+  const stop = async () => {
+    const uuids = (await runner.run(findMirrorsArgv({ name: m.mirror }), { allowFail: true })).stdout.split('\n').map((l) => l.trim()).filter(Boolean);
+    await runner.run(mirrorDelArgv(uuids, m.port), { allowFail: true });
+  };
+  try {
+    await runner.run(mirrorAddArgv(m, lab.name, present));
+    await runner.run(['ip', 'link', 'set', m.port, 'up']);
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+  return { port: m.port, ports: ports.length, stop };
 }
 
 // A NIC's packets from QEMU's filter-dump, through a FIFO in the node's run directory: opened here first (read end,

@@ -177,6 +177,9 @@ export async function doctor(run: CommandRunner): Promise<Finding[]> {
   });
   const firewalld = (await run.run(['systemctl', 'is-active', 'firewalld'], { allowFail: true }).catch(() => null))?.stdout.trim() === 'active';
   if (firewalld) out.push({ check: 'firewalld', ok: false, detail: 'active', fix: 'put the qn+ interfaces in a zone that forwards (firewall-cmd --zone=trusted --add-interface=qnXXXXXXXX)' });
+  // Open vSwitch and OVN: only labs on OVN need them, so their rows inform or warn and never fail doctor.
+  const { gatherOvnFacts, ovnFindings } = await import('./doctor-ovn.js');
+  out.push(...ovnFindings(await gatherOvnFacts(run)));
   out.push({ check: 'machine', ok: true, detail: `${os.cpus().length} CPUs, ${Math.round(os.totalmem() / 2 ** 30)} GiB, kernel ${os.release()}` });
   return out;
 }

@@ -4,6 +4,7 @@
 import { RuntimeError, UserError } from '../errors.js';
 import { formatNbBatch, nbArgv, nbFindArgv, NB_LAB_TABLES, renderNbDown, renderNbUp, type NbLabTable } from '../fabric/ovn/nb.js';
 import { INTEGRATION_BRIDGE, OVS_LAB_KEY } from '../fabric/ovn/names.js';
+import { findMirrorsArgv, mirrorDelArgv } from '../fabric/ovn/mirror.js';
 import { notYetOnOvn, onOvn, ovnFabric } from '../fabric/ovn/plan.js';
 import { q } from '../fabric/ovn/nb.js';
 import { exists } from '../host/fs.js';
@@ -140,6 +141,12 @@ export async function ovsPortsOf(runner: CommandRunner, lab: string): Promise<st
 export async function removeOvn(runner: CommandRunner, lab: string, nb: string[] | undefined): Promise<string[]> {
   const removed: string[] = [];
   if (await exists(`${OVS_RUNDIR}/db.sock`)) {
+    // Mirrors of a capture that was killed (its port goes with the lab's ports below).
+    const mirrors = (await probe(runner, findMirrorsArgv({ lab }))).stdout.split('\n').map((l) => l.trim()).filter(Boolean);
+    if (mirrors.length) {
+      await runner.run(mirrorDelArgv(mirrors));
+      removed.push(`${mirrors.length} capture mirror${mirrors.length === 1 ? '' : 's'} on ${INTEGRATION_BRIDGE}`);
+    }
     const ports = await ovsPortsOf(runner, lab);
     if (ports.length) {
       await runner.run(['ovs-vsctl', '--timeout=10', ...ports.flatMap((p) => ['--', '--if-exists', 'del-port', INTEGRATION_BRIDGE, p])]);

@@ -15,28 +15,39 @@ export interface HostFacts {
 export interface HostCapacity {
   memory: number;
   cpus: number;
+  /**
+   * The CPU bound is qnet's guess from the host's cores (CPU_OVERCOMMIT each), not the topology's `cpus:`: guests go
+   * beyond it (CPUs over-committed, said in the plan) rather than the lab be refused while memory remains.
+   */
+  cpusSoft?: boolean;
 }
 
 /** MiB a host keeps for itself (its daemons, OVS and OVN, page cache) before any guest is placed there. */
 export const HOST_RESERVE_MIB = 512;
 /** MiB QEMU itself takes beside a guest's memory (measured under TCG: about 40-60 MiB of RSS; rounded up). */
 export const QEMU_OVERHEAD_MIB = 64;
-/** Virtual CPUs placed per host CPU: guests mostly wait, as qnet runs more guests than cores on one host today. */
+/**
+ * Virtual CPUs placed per host CPU before a host counts as full: guests mostly wait (one host runs 250 built-in
+ * guests on 2 cores). Only a preference where the topology gives no `cpus:` for the host: past it, nodes still go
+ * where memory remains (the plan says the CPUs are over-committed), as the same lab on one host would run.
+ */
 export const CPU_OVERCOMMIT = 4;
 
-/** The node → host map, and the hosts whose capacity was not known (their nodes were placed as if it were unbounded). */
+/** The node → host map, the hosts whose capacity was not known (their nodes were placed as if it were unbounded), and those given more virtual CPUs than qnet's guess of what they hold. */
 export interface Placement {
   hosts: Record<string, string>;
   unbounded: string[];
+  overcommitted?: string[];
 }
 
 /** What a host may hold: what the topology grants, within what is observed (either alone when it is all there is). */
 export function capacityOf(host: ResolvedHost, facts?: HostFacts): HostCapacity | undefined {
-  const observed = facts && { memory: Math.max(0, facts.memoryMiB - HOST_RESERVE_MIB), cpus: facts.cpus * CPU_OVERCOMMIT };
+  const observed = facts && { memory: Math.max(0, facts.memoryMiB - HOST_RESERVE_MIB), cpus: facts.cpus * CPU_OVERCOMMIT, cpusSoft: true as const };
   if (host.memory === undefined && host.cpus === undefined) return observed;
   return {
     memory: Math.min(host.memory ?? Infinity, observed?.memory ?? Infinity),
-    cpus: Math.min(host.cpus ?? Infinity, observed?.cpus ?? Infinity),
+    // A declared `cpus:` is a bound; without one, the observed cores are a preference (see CPU_OVERCOMMIT).
+    ...(host.cpus !== undefined ? { cpus: host.cpus } : { cpus: observed?.cpus ?? Infinity, ...(observed ? { cpusSoft: true as const } : {}) }),
   };
 }
 
@@ -69,7 +80,7 @@ export function placeNodes(lab: ResolvedLab, capacity: Record<string, HostCapaci
   // Pinned nodes first: they have no choice, and what they leave is what the others share.
   for (const node of lab.nodes.filter((n) => n.host !== undefined)) take(node, node.host!);
   for (const [host, f] of free)
-    if (f.memory < 0 || f.cpus < 0) {
+    if (f.memory < 0 || (f.cpus < 0 && !capacity[host]?.cpusSoft)) {
       const pinned = lab.nodes.filter((n) => n.host === host);
       const need = pinned.reduce((s, n) => ({ memory: s.memory + demandOf(n).memory, cpus: s.cpus + demandOf(n).cpus }), { memory: 0, cpus: 0 });
       const has = capacity[host]!;
@@ -78,14 +89,23 @@ export function placeNodes(lab: ResolvedLab, capacity: Record<string, HostCapaci
   const rest = lab.nodes
     .filter((n) => n.host === undefined)
     .sort((a, b) => b.memory - a.memory || b.cpus - a.cpus || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  const overcommitted = new Set<string>();
   for (const node of rest) {
     const d = demandOf(node);
-    const host = hosts.find((h) => {
-      const f = free.get(h.name)!;
-      return f.memory >= d.memory && f.cpus >= d.cpus;
-    });
-    if (host) take(node, host.name);
-    else
+    const host =
+      hosts.find((h) => {
+        const f = free.get(h.name)!;
+        return f.memory >= d.memory && f.cpus >= d.cpus;
+      }) ??
+      // No host has the CPUs left: where they are only qnet's guess, the one with the most CPUs left that has the
+      // memory takes the node (its CPUs over-committed).
+      hosts
+        .filter((h) => capacity[h.name]?.cpusSoft && free.get(h.name)!.memory >= d.memory)
+        .sort((x, y) => free.get(y.name)!.cpus - free.get(x.name)!.cpus || free.get(y.name)!.memory - free.get(x.name)!.memory)[0];
+    if (host) {
+      take(node, host.name);
+      if (free.get(host.name)!.cpus < 0) overcommitted.add(host.name);
+    } else
       problems.push(
         `node ${node.name} needs ${fmt(d)} (its memory and ${QEMU_OVERHEAD_MIB} MiB for QEMU); no host has that left (${hosts
           .map((h) => `${h.name}: ${fmt(clamp(free.get(h.name)!))}`)
@@ -97,7 +117,8 @@ export function placeNodes(lab: ResolvedLab, capacity: Record<string, HostCapaci
       `lab ${lab.name} does not fit on its hosts:\n${problems.map((p) => `  ${p}`).join('\n')}\n` +
         'give nodes less memory or fewer CPUs, pin them elsewhere ("host"), or add a host',
     );
-  return { hosts: placed, unbounded };
+  for (const [host, f] of free) if (f.cpus < 0) overcommitted.add(host);
+  return { hosts: placed, unbounded, ...(overcommitted.size ? { overcommitted: hosts.map((h) => h.name).filter((h) => overcommitted.has(h)) } : {}) };
 }
 
 const clamp = (c: HostCapacity): HostCapacity => ({ memory: Math.max(0, c.memory), cpus: Math.max(0, c.cpus) });
@@ -110,7 +131,7 @@ export function formatPlacement(lab: ResolvedLab, placement: Placement, capacity
       const mem = nodes.reduce((s, n) => s + demandOf(n).memory, 0);
       const cpus = nodes.reduce((s, n) => s + n.cpus, 0);
       const cap = capacity[h.name];
-      const of = cap ? ` of ${fmt(cap)}` : ' (capacity not observed)';
+      const of = cap ? ` of ${fmt(cap)}${placement.overcommitted?.includes(h.name) ? ' (CPUs over-committed: its guests share its cores)' : ''}` : ' (capacity not observed)';
       const list = nodes.map((n) => `${n.name}${n.host ? ' (pinned)' : ''}`).join(', ') || 'no nodes';
       return `host ${h.name}: ${list}; ${mem} MiB and ${cpus} CPUs${of}`;
     })

@@ -1,12 +1,12 @@
 // The per-NIC commands on a lab on OVN (issue 33), inside one simulated host (OVS on the userspace datapath, the OVN
-// central): `capture` of a NIC (its tap in the host namespace) holds a ping's ICMP, a network is refused (exit 2,
-// naming the NICs); an impairment declared in the topology is on the tap from `up`; `impair` (rate, 100% loss) and
+// central): `capture` of a NIC (its tap in the host namespace) holds a ping's ICMP, so does a capture of the whole
+// network (an OVS mirror of its ports, removed when the capture ends, and by `down` when the capture was killed); an impairment declared in the topology is on the tap from `up`; `impair` (rate, 100% loss) and
 // `--clear` are measured before and after; `link down` stops a ping and `link up` restores it; and a lab whose state
 // file, namespace, guests and links were removed by hand, leaving its br-int ports and northbound rows, is found and
 // removed by `qnet down`. Prints the figures.
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
-import { labName, writeTopology } from './helpers.js';
+import { labName, QNET, writeTopology } from './helpers.js';
 import { makeSimHosts, type SimHost, type SimHosts } from './ovn-hosts.js';
 import { findMarkedProcesses } from '../../src/qemu/process.js';
 import { ovnTap } from '../../src/fabric/ovn/names.js';
@@ -29,6 +29,7 @@ function inside(h: SimHost) {
     netns: lines(['ip', 'netns', 'list']),
     links: lines(['ip', '-o', 'link', 'show']).map((l) => l.split(':')[1]!.trim().split('@')[0]!),
     brInt: lines(['ovs-vsctl', '--timeout=5', 'list-ports', 'br-int']),
+    mirrors: lines(['ovs-vsctl', '--timeout=5', '--bare', '--columns=name', 'list', 'Mirror']),
     nb: NB_TABLES.flatMap((t) => lines(['ovn-nbctl', '--timeout=5', '--bare', '--columns=_uuid', 'list', t]).map((u) => `${t} ${u}`)),
     runDirs: lines(['ls', '-A', '/run/qnet']),
   };
@@ -75,6 +76,7 @@ test('on OVN: capture of a NIC, impairments declared and live, link down and up,
   for (const t of [tapP, tapQ]) assert.match(st, new RegExp(`${t} \\(bound\\)`), st);
 
   // 2. Capture of q's NIC (its tap on br-int, in the host namespace) while p pings q: the ICMP is there.
+  const beforeCap = inside(h);
   const cap = h.qnet(['capture', lab, 'q', '--count', '4', '--filter', 'icmp'], 60000);
   await new Promise((r) => setTimeout(r, 1500));
   assert.ok(await ping('p', '10.95.0.3'));
@@ -82,10 +84,17 @@ test('on OVN: capture of a NIC, impairments declared and live, link down and up,
   assert.equal(c.code, 0, c.stderr);
   assert.match(c.stderr, new RegExp(`capturing q eth0 \\(${tapQ} in the host namespace\\)`));
   assert.equal((c.stdout.match(/ICMP echo (request|reply)/g) ?? []).length, 4, c.stdout);
-  // A whole network: an OVN logical switch has no interface; refused, naming its NICs.
-  const net = await h.qnet(['capture', lab, 'lan', '--count', '1']);
-  assert.equal(net.code, 2, net.stderr);
-  assert.match(net.stderr, /logical switch.*capture a NIC on it.*p:0, q:0/s);
+  // A whole network: an OVS mirror of its ports onto a port made for the capture; each frame once (2 pings: 4 frames).
+  const netCap = h.qnet(['capture', lab, 'lan', '--count', '4', '--filter', 'icmp'], 60000);
+  for (let i = 0; i < 50 && !inside(h).mirrors.length; i++) await new Promise((r) => setTimeout(r, 100));
+  assert.equal(inside(h).mirrors.length, 1, 'the mirror is there while the capture runs');
+  await exec('p', 'ping -c 2 -i 0.3 -W 2 10.95.0.3');
+  const nc = await netCap;
+  assert.equal(nc.code, 0, nc.stderr);
+  assert.match(nc.stderr, /capturing network lan \(a mirror of its 3 ports on br-int\) \(qc[0-9a-f]{10} in the host namespace\)/);
+  const frames = nc.stdout.match(/10\.95\.0\.\d > 10\.95\.0\.\d: ICMP echo (request|reply)/g) ?? [];
+  assert.deepEqual(frames, ['10.95.0.2 > 10.95.0.3: ICMP echo request', '10.95.0.3 > 10.95.0.2: ICMP echo reply', '10.95.0.2 > 10.95.0.3: ICMP echo request', '10.95.0.3 > 10.95.0.2: ICMP echo reply'], nc.stdout);
+  assert.deepEqual({ mirrors: inside(h).mirrors, brInt: inside(h).brInt }, { mirrors: [], brInt: beforeCap.brInt }, 'the capture took its mirror and port away');
 
   // 3. Impairments live on q's tap: 100% loss of what it receives stops a ping, --clear restores it.
   assert.equal((await h.qnet(['impair', lab, 'q', '--loss', '100%', '--direction', 'ingress'])).code, 0);
@@ -129,8 +138,21 @@ test('on OVN: capture of a NIC, impairments declared and live, link down and up,
   for (let i = 0; i < 5 && !back; i++) back = await ping('p', '10.95.0.3');
   assert.ok(back, 'q is plugged in again');
 
-  // 5. The lab removed by hand but for its OVN remains (guests killed, links, namespace and run directory gone):
-  // `down` finds its br-int ports and NB rows by their markers and removes them, saying so.
+  // 5. A capture of the network killed (SIGKILL: no cleanup) leaves its mirror and port; then the lab removed by hand
+  // but for its OVN remains (guests killed, links, namespace and run directory gone): `down` finds its br-int ports,
+  // the mirror and the NB rows by their markers and removes them, saying so.
+  const killedCap = h.exec(
+    [
+      'sh',
+      '-c',
+      `"$0" "$1" capture ${lab} lan >/dev/null 2>&1 & p=$!; i=0; while [ $i -lt 100 ] && [ -z "$(ovs-vsctl --timeout=5 --bare --columns=name list Mirror)" ]; do sleep 0.1; i=$((i+1)); done; kill -KILL $p; wait $p; echo "exit $?"`,
+      process.execPath,
+      QNET,
+    ],
+    30000,
+  );
+  assert.match(killedCap.stdout, /exit 137/, killedCap.stderr);
+  assert.equal(inside(h).mirrors.length, 1, 'a killed capture leaves its mirror');
   for (const p of await findMarkedProcesses()) if (p.lab === lab) process.kill(p.pid, 'SIGKILL');
   for (let i = 0; i < 50 && (await findMarkedProcesses()).some((p) => p.lab === lab); i++) await new Promise((r) => setTimeout(r, 100));
   const byHand = h.exec([
@@ -140,14 +162,15 @@ test('on OVN: capture of a NIC, impairments declared and live, link down and up,
   ]);
   assert.equal(byHand.code, 0, byHand.stderr);
   const left = inside(h);
-  assert.equal(left.brInt.length, 3, `two taps and the host side still on br-int: ${left.brInt.join(', ')}`);
+  assert.equal(left.brInt.length, 4, `two taps, the host side and the killed capture's port still on br-int: ${left.brInt.join(', ')}`);
   assert.ok(left.nb.length > clean.nb.length, 'the NB rows are left');
   // Found by `status`'s discovery too (`down --all` asks the same markers).
-  assert.match((await h.qnet(['status', lab])).stdout, /left over: .*3 ports on br-int.*3 OVN northbound rows/s);
+  assert.match((await h.qnet(['status', lab])).stdout, /left over: .*4 ports on br-int.*3 OVN northbound rows/s);
   const down = await h.qnet(['down', lab]);
   assert.equal(down.code, 0, down.stderr);
   process.stderr.write(`# down of the remains: ${down.stdout}${down.stderr}\n`);
-  assert.match(down.stdout + down.stderr, /3 ports on br-int/);
+  assert.match(down.stdout + down.stderr, /4 ports on br-int/);
+  assert.match(down.stdout + down.stderr, /1 capture mirror on br-int/);
   assert.match(down.stdout + down.stderr, /northbound row/);
   assert.deepEqual(inside(h), clean, 'nothing of the lab is left');
 

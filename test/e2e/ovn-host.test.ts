@@ -38,6 +38,10 @@ test('two simulated hosts: setup, chassis in the SB, a ping across Geneve, setup
     assert.ok(Number(r.stdout) >= 8, `ssh reached host ${h.name}'s own mount namespace (${r.stdout.trim()} private mounts)`);
   }
 
+  // Each host's links and addresses before setup: what stop must give back (OVS's bridges are taps of its own).
+  const net = (h: SimHost) => ok(h, ['ip', '-o', 'addr', 'show']).split('\n').map((l) => l.replace(/\s+valid_lft.*$/, '').replace(/^\d+:\s+/, '')).filter(Boolean).sort();
+  const links = (h: SimHost) => ok(h, ['ip', '-o', 'link', 'show']).split('\n').map((l) => l.split(':')[1]?.trim().split('@')[0]).filter(Boolean).sort();
+  const clean = new Map([a, b].map((h) => [h.name, { links: links(h), addrs: net(h) }]));
   const t0 = Date.now();
   const sa = await a.qnet(['host', 'setup', '--name', 'a', '--underlay', a.ip, '--underlay-dev', 'ul0', '--central']);
   assert.equal(sa.code, 0, sa.stderr);
@@ -106,6 +110,8 @@ test('two simulated hosts: setup, chassis in the SB, a ping across Geneve, setup
   // Memory of each daemon, per host.
   for (const h of [a, b]) process.stderr.write(`# RSS on ${h.name}: ${h.daemons().map((d) => `${d.comm} ${(d.rssKiB / 1024).toFixed(1)} MiB`).join(', ')}\n`);
 
+  // The test's stand-in guests go (their veth with their namespace), before what stop must give back is compared.
+  for (const g of guests) ok(g.h, ['ip', 'netns', 'delete', 'g']);
   // Stop: every OVS and OVN daemon goes, b leaves the SB while a still runs, the address is back on ul0.
   let ts = Date.now();
   const stopB = await b.qnet(['host', 'stop']);
@@ -118,6 +124,8 @@ test('two simulated hosts: setup, chassis in the SB, a ping across Geneve, setup
   process.stderr.write(`# host stop on a (central): ${Date.now() - ts} ms\n`);
   assert.equal(stopA.code, 0, stopA.stderr);
   for (const h of [a, b]) assert.deepEqual(h.daemons().map((d) => d.comm), ['sshd'], `only the fixture's sshd is left on ${h.name}`);
+  // No br-int, br-phy or ovs-netdev left (ovs-vswitchd's persistent taps: it exits with --cleanup), addresses as before.
+  for (const h of [a, b]) assert.deepEqual({ links: links(h), addrs: net(h) }, clean.get(h.name), `${h.name}'s links and addresses as before setup`);
   const stStopped = await b.qnet(['host', 'status', '--json']);
   assert.equal(stStopped.code, 1);
   assert.equal((JSON.parse(stStopped.stdout) as { ready: boolean }).ready, false);

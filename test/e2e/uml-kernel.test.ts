@@ -2,7 +2,9 @@
 // bridge's VLAN filtering and 802.1Q for VLAN-aware networks), proven on a kernel that has them. The tests of
 // test/uml/ run here when this kernel has the features, else inside the User-Mode Linux test host (Debian's
 // user-mode-linux, a distribution kernel as a process: test/uml/harness.ts), all in one boot; each of their
-// tests is one test here, named with the kernel it ran on. Then the harness itself: nothing of it is left on the
+// tests is one test here, named with the kernel it ran on. Inside UML, OVN too (test/uml/ovn.test.ts: `qnet host
+// setup` on a distribution kernel's datapath probe, netem on an OVN NIC); run directly, that one is left out, as it
+// would set OVN up in this machine's own namespace (the ovn-* e2e files test OVN in simulated hosts). Then the harness itself: nothing of it is left on the
 // host, not when it ends, not when UML is killed, not when the test process running it is killed.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
@@ -16,10 +18,10 @@ import { shellQuote } from '../../src/render/shell.js';
 import { parseTap, removeStale, runInUml, testCommand, umlInstalled, umlProcesses, type TapTest } from '../uml/harness.js';
 import { ROOT, labName, qnet, snapshot, writeTopology, type HostSnapshot } from './helpers.js';
 
-const FILES = ['doctor', 'impair', 'vlans'].map((f) => path.join(ROOT, 'dist', 'test', 'uml', `${f}.test.js`));
 const runner = new RealRunner();
 const here = { netem: await netemUsable(runner), vlans: await bridgeVlanFiltering(runner) };
 const direct = here.netem && here.vlans;
+const FILES = ['doctor', 'impair', 'vlans', ...(direct ? [] : ['ovn'])].map((f) => path.join(ROOT, 'dist', 'test', 'uml', `${f}.test.js`));
 const lacking = [here.netem ? '' : 'netem', here.vlans ? '' : 'bridge VLAN filtering'].filter(Boolean).join(' and ');
 
 // What the harness could leave on the host: its directories, UML processes, UML's ~/.uml, and writes to qnet's
@@ -95,7 +97,7 @@ if (direct || umlInstalled()) {
   }
 }
 
-describe(outcome ? `netem, VLAN filtering and 802.1Q on kernel ${outcome.kernel}, in ${outcome.where}` : 'netem, VLAN filtering and 802.1Q', () => {
+describe(outcome ? `netem, VLAN filtering, 802.1Q${direct ? '' : ' and OVN'} on kernel ${outcome.kernel}, in ${outcome.where}` : 'netem, VLAN filtering and 802.1Q', () => {
   test('the tests ran to the end and came back; nothing is left on the host', async (t) => {
     assert.ok(outcome, `this host lacks ${lacking}, and user-mode-linux is not installed to test them on a kernel that has them (npm test installs it: bash scripts/setup.sh --test)`);
     t.diagnostic(`${outcome.where}, kernel ${outcome.kernel}: ${warm ? `${warm}; ` : ''}${outcome.figures}; ${outcome.tests.filter((x) => x.ok).length} passed, ${outcome.tests.filter((x) => !x.ok).length} failed`);

@@ -108,3 +108,38 @@ test('the format: --format, else the extension of --out, else dot; anything else
   assert.throws(() => graphFormat('png', undefined), (e: Error & { exitCode?: number }) => e.exitCode === 2 && /--format: expected one of svg, dot, mermaid, json, got "png"/.test(e.message));
   assert.throws(() => graphFormat(undefined, 'lab.txt'), (e: Error & { exitCode?: number }) => e.exitCode === 2 && /--out lab\.txt: say the format/.test(e.message));
 });
+
+describe('a lab on several hosts: each host a cluster of its nodes', () => {
+  // The seed lab over two hosts, as issue 33 has it: deb1 pinned on a, deb3 on b, deb2 placed by qnet.
+  const text = readFileSync(path.join(ROOT, 'examples', 'seed-lab.yaml'), 'utf8')
+    .replace('nodes:\n  deb1:\n', 'hosts:\n  a: { ssh: root@192.0.2.11 }\n  b: { ssh: root@192.0.2.12 }\novn: { central: a }\nnodes:\n  deb1:\n    host: a\n')
+    .replace('  deb3:\n', '  deb3:\n    host: b\n');
+  const lab = parseTopology(text, 'seed-two-hosts.yaml');
+  test('from the file: pinned nodes in their host, the others said to be placed at up (golden DOT and Mermaid)', () => {
+    const g = labGraph(lab);
+    assert.deepEqual(g.machines, [
+      { name: 'a', reach: 'root@192.0.2.11', roles: ['central', 'gateway'], nodes: ['deb1'] },
+      { name: 'b', reach: 'root@192.0.2.12', roles: [], nodes: ['deb3'] },
+    ]);
+    assert.deepEqual(g.unplaced, ['deb2']);
+    const dot = renderDot(g);
+    golden('graph-seed-two-hosts.dot', dot);
+    golden('graph-seed-two-hosts.mmd', renderMermaid(g));
+    assert.match(dot, /subgraph "cluster_0" \{\n {4}label="host a · root@192\.0\.2\.11 · central, gateway";/);
+    assert.match(dot, /placed by qnet when the lab comes up: deb2/);
+    assert.match(dot, /bridge · OVN switch qnet\.seed\.net\.lan/);
+    // Each node is drawn once: inside its cluster, or outside when not placed yet.
+    for (const n of ['deb1', 'deb2', 'deb3']) assert.equal(dot.split(`"node:${n}" [label=`).length, 2, n);
+  });
+  test('of a running lab: its placement puts every node in its host', () => {
+    const g = labGraph(lab, { states: { deb1: 'running', deb2: 'running', deb3: 'running' }, placement: { deb1: 'a', deb2: 'b', deb3: 'b' } });
+    assert.deepEqual(g.machines?.map((m) => m.nodes), [['deb1'], ['deb2', 'deb3']]);
+    assert.equal(g.unplaced, undefined);
+    const mmd = renderMermaid(g);
+    assert.match(mmd, /subgraph machine_b \["host b · root@192\.0\.2\.12"\]\n {4}node_deb2\(/);
+  });
+  test('a lab on OVN on this machine alone, and a lab on bridges, have no host clusters', () => {
+    assert.equal(labGraph(parseTopology(`${readFileSync(path.join(ROOT, 'examples', 'seed-lab.yaml'), 'utf8')}fabric: ovn\n`, 's.yaml')).machines, undefined);
+    assert.equal(labGraph(example('seed-lab.yaml')).machines, undefined);
+  });
+});

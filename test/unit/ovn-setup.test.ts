@@ -92,6 +92,19 @@ describe('planSetup', () => {
     ['the address is on another interface', central, { ...fresh, underlayOn: { dev: 'eth0', prefix: 24 } }, /192\.0\.2\.11 is on eth0, not on ul0/],
     ['--underlay-dev with the kernel datapath', central, { ...fresh, kernelDatapath: true }, /--underlay-dev: only for the userspace datapath/],
     ['no such --underlay-dev', central, { ...fresh, underlayDev: undefined }, /no interface "ul0"/],
+    // A kernel datapath without conntrack zones (Debian's user-mode-linux): OVN's flows would be refused, no port bound.
+    [
+      '--datapath system on a kernel without conntrack zones',
+      checkSetupRequest({ name: 'b', underlay: '192.0.2.12', remote: '192.0.2.11', datapath: 'system' }),
+      { ...fresh, kernelDatapath: false, kernelDatapathWhy: "the kernel's openvswitch datapath has no conntrack zones (CONFIG_NF_CONNTRACK_ZONES), which OVN's ACLs and NAT need" },
+      /--datapath system: the kernel's openvswitch datapath has no conntrack zones .*--datapath netdev, or auto\) with --underlay-dev/,
+    ],
+    [
+      'auto on a kernel without conntrack zones, and no --underlay-dev: says why the userspace datapath',
+      { ...central, underlayDev: undefined },
+      { ...fresh, kernelDatapath: false, kernelDatapathWhy: "the kernel's openvswitch datapath has no conntrack zones (CONFIG_NF_CONNTRACK_ZONES), which OVN's ACLs and NAT need" },
+      /--underlay-dev: the userspace datapath \(the kernel's openvswitch datapath has no conntrack zones .*\) sends Geneve out of an OVS bridge: give --underlay-dev ul0/,
+    ],
   ] as const)
     test(`refuses: ${why}`, () => assert.throws(() => planSetup(req, obs as HostObservation), (e: Error) => e instanceof UserError && re.test(e.message)));
 });
@@ -107,7 +120,7 @@ test('planStop: each daemon asked to exit and waited for, the controller first, 
       'ovs-appctl -T 5 -t /var/run/ovn/ovn-northd.16.ctl exit (16)',
       'ovs-appctl -T 5 -t /var/run/ovn/ovnnb_db.ctl exit (14)',
       'ovs-appctl -T 5 -t /var/run/ovn/ovnsb_db.ctl exit (15)',
-      'ovs-appctl -T 5 -t /var/run/openvswitch/ovs-vswitchd.12.ctl exit (12)',
+      'ovs-appctl -T 5 -t /var/run/openvswitch/ovs-vswitchd.12.ctl exit --cleanup (12)',
       'ovs-appctl -T 5 -t /var/run/openvswitch/ovsdb-server.11.ctl exit (11)',
       'ip addr replace 192.0.2.11/24 dev ul0',
       'sysctl -q -w net.ipv4.conf.ul0.arp_ignore=0 net.ipv6.conf.ul0.disable_ipv6=0',

@@ -20,9 +20,10 @@ import { formatPlan, planUp, type PlanContext } from '../../src/plan/plan.js';
 import { notYetOnOvn, onOvn } from '../../src/fabric/ovn/plan.js';
 import { ifbName } from '../../src/render/impair.js';
 import { captureSource } from '../../src/lab/capture.js';
+import { findMirrorsArgv, mirrorAddArgv, mirrorCapture, mirrorDelArgv } from '../../src/fabric/ovn/mirror.js';
 import { labsInExternalIds, parseBound } from '../../src/lab/ovn.js';
 import { fabricOf } from '../../src/fabric/fabric.js';
-import { ovnTap } from '../../src/fabric/ovn/names.js';
+import { hostSideVeth, ovnTap } from '../../src/fabric/ovn/names.js';
 import { bridgeMac } from '../../src/render/ipbatch.js';
 import { snapshotShape } from '../../src/render/qemu.js';
 
@@ -183,14 +184,29 @@ describe('the plan of a lab on OVN on one host', () => {
     const sys = onOvn(parseTopology(`${read('seed-lab.yaml')}fabric: ovn\n`, 'seed-lab.yaml'), 'system');
     assert.equal(fabricOf(sys).impairmentRefusal(sys, sys.nodes[2]!.nics[0]!, nic.impair!), undefined);
   });
-  test('per-NIC commands on OVN: taps in the host namespace; a network has no interface to capture (exit 2, naming its NICs)', () => {
+  test('per-NIC commands on OVN: taps in the host namespace; a network is captured from a mirror of its ports (across hosts: refused, naming its NICs)', () => {
     assert.equal(fabricOf(lab).tapNamespace(lab), undefined);
     const bridgeLab = parseTopology(read('seed-lab.yaml'), 'seed-lab.yaml');
     assert.equal(fabricOf(bridgeLab).tapNamespace(bridgeLab), 'qnet-seed');
     assert.deepEqual(captureSource(lab, 'deb2'), { kind: 'iface', iface: ovnTap('seed', 'deb2', 0), what: 'deb2 eth0' });
+    const src = captureSource(lab, 'lan');
+    assert.equal(src.kind, 'mirror');
+    assert.ok(src.kind === 'mirror' && src.hostSide, 'lan has an address: its host side is mirrored too');
+    const m = mirrorCapture(lab, lab.networks[0]!, true, '4242');
+    assert.deepEqual(m.ports, [ovnTap('seed', 'deb1', 1), ovnTap('seed', 'deb2', 0), ovnTap('seed', 'deb3', 0), hostSideVeth('seed', 'lan')]);
+    assert.match(m.port, /^qc[0-9a-f]{10}$/);
+    assert.notEqual(mirrorCapture(lab, lab.networks[0]!, true, '4243').port, m.port, 'two captures of one network: two ports');
+    // One transaction: the port (marked with the lab), the ports present on br-int selected both ways, the mirror marked.
+    const add = mirrorAddArgv(m, 'seed', [ovnTap('seed', 'deb2', 0), ovnTap('seed', 'deb3', 0), 'other']).join(' ');
+    assert.match(add, new RegExp(`add-port br-int ${m.port} -- set Interface ${m.port} type=internal external_ids:qnet-lab="seed"`));
+    assert.match(add, /--id=@p0 get Port qo\S+ -- --id=@p1 get Port qo\S+ -- --id=@out get Port qc\S+ -- --id=@m create Mirror name="qnet\.seed\.capture\.lan\.[0-9a-f]{10}" select_src_port=@p0,@p1 select_dst_port=@p0,@p1 output_port=@out external_ids:qnet-lab="seed" -- add Bridge br-int mirrors @m$/);
+    assert.doesNotMatch(add, new RegExp(ovnTap('seed', 'deb1', 1)), 'a port not on br-int is not asked for');
+    assert.deepEqual(mirrorDelArgv(['u1'], m.port).slice(2), ['--', '--if-exists', 'del-port', 'br-int', m.port, '--', 'remove', 'Bridge', 'br-int', 'mirrors', 'u1']);
+    assert.deepEqual(findMirrorsArgv({ lab: 'seed' }).slice(-2), ['Mirror', 'external_ids:qnet-lab="seed"']);
+    const two = parseTopology(SEED_TWO_HOSTS, 'seed-two-hosts.yaml');
     assert.throws(
-      () => captureSource(lab, 'lan'),
-      (e: Error & { exitCode?: number }) => e.exitCode === 2 && /network lan of lab seed is an OVN logical switch.*`qnet capture seed NODE:NIC`; its NICs: deb1:1, deb2:0, deb3:0/.test(e.message),
+      () => captureSource(two, 'lan'),
+      (e: Error & { exitCode?: number }) => e.exitCode === 2 && /network lan of lab seed spans hosts a, b: .*`qnet capture seed NODE:NIC`; its NICs: deb1:1, deb2:0, deb3:0/.test(e.message),
     );
   });
   test('discovery: the labs named by qnet-lab markers in external_ids, quoted or not', () => {
@@ -402,13 +418,31 @@ describe('placement', () => {
     assert.deepEqual(p, { hosts: { x: 'b' }, unbounded: ['b'] });
     assert.match(formatPlacement(l, p, { a: { memory: 100, cpus: 1 } }), /host b: x; 4160 MiB and 1 CPUs \(capacity not observed\)/);
   });
-  test('capacity: what the topology grants within what is observed', () => {
-    const l = lab('  x: {}\n', '  a: { ssh: local, memory: 2048 }\n  b: { ssh: root@192.0.2.11 }\n');
+  test('capacity: what the topology grants within what is observed; CPUs observed are a preference, declared a bound', () => {
+    const l = lab('  x: {}\n', '  a: { ssh: local, memory: 2048 }\n  b: { ssh: root@192.0.2.11 }\n  c: { ssh: root@192.0.2.12, cpus: 3 }\n');
     const facts = { memoryMiB: 8192, cpus: 2 };
-    assert.deepEqual(capacityOf(l.hosts![0]!, facts), { memory: 2048, cpus: 2 * CPU_OVERCOMMIT });
-    assert.deepEqual(capacityOf(l.hosts![1]!, facts), { memory: 8192 - HOST_RESERVE_MIB, cpus: 2 * CPU_OVERCOMMIT });
+    assert.deepEqual(capacityOf(l.hosts![0]!, facts), { memory: 2048, cpus: 2 * CPU_OVERCOMMIT, cpusSoft: true });
+    assert.deepEqual(capacityOf(l.hosts![1]!, facts), { memory: 8192 - HOST_RESERVE_MIB, cpus: 2 * CPU_OVERCOMMIT, cpusSoft: true });
+    assert.deepEqual(capacityOf(l.hosts![2]!, facts), { memory: 8192 - HOST_RESERVE_MIB, cpus: 3 });
     assert.deepEqual(capacityOf(l.hosts![0]!), { memory: 2048, cpus: Infinity });
     assert.equal(capacityOf(l.hosts![1]!), undefined);
+  });
+
+  test("20 guests on two 2-core hosts (observed): placed by memory, the hosts' CPUs over-committed and said so; a declared cpus: stays a bound", () => {
+    const l = lab(Array.from({ length: 20 }, (_, i) => `  g${i}: {}\n`).join(''));
+    const facts = { memoryMiB: 8192, cpus: 2 };
+    const cap = { a: capacityOf(l.hosts![0]!, facts), b: capacityOf(l.hosts![1]!, facts) };
+    const p = placeNodes(l, cap);
+    assert.equal(Object.keys(p.hosts).length, 20);
+    const on = (h: string) => Object.values(p.hosts).filter((x) => x === h).length;
+    assert.deepEqual([on('a'), on('b')], [10, 10], 'first the 8 vCPUs each host is guessed to hold, then the one with most CPUs left');
+    assert.deepEqual(p.overcommitted, ['a', 'b']);
+    assert.match(formatPlacement(l, p, cap), /host a: .*; 1920 MiB and 10 CPUs of 7680 MiB and 8 CPUs \(CPUs over-committed: its guests share its cores\)/);
+    const bound = lab(Array.from({ length: 20 }, (_, i) => `  g${i}: {}\n`).join(''), '  a: { ssh: root@192.0.2.10, cpus: 8 }\n  b: { ssh: root@192.0.2.11, cpus: 8 }\n');
+    assert.throws(() => placeNodes(bound, { a: capacityOf(bound.hosts![0]!, facts), b: capacityOf(bound.hosts![1]!, facts) }), /node g\d+ needs 192 MiB and 1 CPUs \(its memory and 64 MiB for QEMU\); no host has that left \(a: 6144 MiB and 0 CPUs; b: 6144 MiB and 0 CPUs\)/);
+    // Memory stays a bound whatever the CPUs.
+    const big = lab('  x: { memory: 9000 }\n');
+    assert.throws(() => placeNodes(big, { a: capacityOf(big.hosts![0]!, facts), b: capacityOf(big.hosts![1]!, facts) }), /node x needs 9064 MiB/);
   });
 
   // Random labs and capacities: either every node is placed within every host's capacity (pinned ones where pinned),

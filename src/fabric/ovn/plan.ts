@@ -33,10 +33,17 @@ export const ovnFabric: Fabric = {
   // A started guest's taps are moved to the host namespace, where ovs-vswitchd reads them.
   tapNamespace: () => undefined,
   impairmentRefusal,
-  networkCaptureRefusal: (lab, net) =>
-    `network ${net.name} of lab ${lab.name} is an OVN logical switch, which has no interface of its own to capture on: capture a NIC on it (\`qnet capture ${lab.name} NODE:NIC\`; its NICs: ${
-      lab.nodes.flatMap((n) => n.nics.filter((c) => c.network === net.name).map((c) => `${n.name}:${c.index}`)).join(', ') || 'none'
-    })`,
+  // A logical switch has no interface: a mirror on br-int copies its ports' frames. Across hosts each host has only
+  // its own ports: refused there until a capture gathers every host's (capture a NIC, on its host).
+  networkCapture: (lab, net) =>
+    (lab.hosts?.length ?? 1) > 1
+      ? {
+          kind: 'refused',
+          why: `network ${net.name} of lab ${lab.name} spans hosts ${lab.hosts!.map((h) => h.name).join(', ')}: a capture of the whole network across hosts is not made yet; capture a NIC on it (\`qnet capture ${lab.name} NODE:NIC\`; its NICs: ${
+            lab.nodes.flatMap((n) => n.nics.filter((c) => c.network === net.name).map((c) => `${n.name}:${c.index}`)).join(', ') || 'none'
+          })`,
+        }
+      : { kind: 'mirror', hostSide: hostSides(lab).includes(net) },
 };
 
 function ovnOf(ctx: PlanContext): OvnHostContext {
