@@ -18,6 +18,8 @@ let sim: SimHosts | undefined;
 let before0: HostSnapshot;
 const lab = labName('mh');
 const runDir = mkdtempSync(path.join(tmpdir(), 'qnet-e2e-driver-'));
+/** The test's web server in a's lab namespace (a mount namespace of its own, out of the fixture's sweep). */
+let httpdPid = 0;
 
 before(async () => {
   before0 = await snapshot();
@@ -25,6 +27,13 @@ before(async () => {
 
 after(async () => {
   for (const p of await findMarkedProcesses()) if (p.lab === lab) process.kill(p.pid, 'SIGKILL');
+  if (httpdPid) {
+    try {
+      process.kill(httpdPid, 'SIGKILL');
+    } catch {
+      // gone
+    }
+  }
   if (sim) await sim.remove();
   rmSync(runDir, { recursive: true, force: true });
 });
@@ -109,7 +118,8 @@ test('the seed lab over two hosts: up, DHCP, ping and the masquerade across the 
   writeFileSync(path.join(runDir, 'index.html'), 'hello from upstream\n');
   const httpd = a.exec(['sh', '-c', `mkdir -p ${www} && cp ${path.join(runDir, 'index.html')} ${www}/ && { ip netns exec ${ns} busybox httpd -f -p 127.0.0.1:8080 -h ${www} >/dev/null 2>&1 & echo $!; }`]);
   assert.equal(httpd.code, 0, httpd.stderr);
-  const httpdPid = Number(httpd.stdout.trim());
+  httpdPid = Number(httpd.stdout.trim());
+  assert.ok(readFileSync(`/proc/${httpdPid}/cmdline`, 'utf8').includes(www), 'the pid is the web server\'s');
   const fetch = await drive(['exec', lab, 'deb3', '--', 'wget', '-q', '-O', '-', 'http://10.0.2.2:8080/index.html']);
   assert.equal(fetch.code, 0, fetch.stdout + fetch.stderr);
   assert.equal(fetch.stdout, 'hello from upstream\n');
@@ -127,7 +137,8 @@ test('the seed lab over two hosts: up, DHCP, ping and the masquerade across the 
   const down = await drive(['down', lab]);
   assert.equal(down.code, 0, down.stderr);
   process.stderr.write(`# down over two hosts in ${Date.now() - t1} ms\n${down.stderr.split('\n').map((l) => `#   ${l}`).join('\n')}\n`);
-  a.exec(['kill', String(httpdPid)]);
+  process.kill(httpdPid, 'SIGKILL');
+  httpdPid = 0;
   nothingLeft('down removed everything on both hosts and in the NB');
 
   // 4. A failure on b part-way (deb3's QEMU started, its tap moved to br-int's namespace): every host's part and every NB row are undone.
