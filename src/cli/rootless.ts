@@ -40,8 +40,10 @@ function positionals(args: string[]): string[] {
 /** The labs of this user: a directory under the runtime root, or a marked process of theirs (an orphan). */
 export function ownLabs(): string[] {
   const names = new Set<string>();
+  // A user without a usable runtime directory is told what to do (dirs.ts), not shown "no labs".
+  const root = runRoot();
   try {
-    for (const e of readdirSync(runRoot(), { withFileTypes: true })) if (e.isDirectory() && isLabName(e.name)) names.add(e.name);
+    for (const e of readdirSync(root, { withFileTypes: true })) if (e.isDirectory() && isLabName(e.name)) names.add(e.name);
   } catch {
     // no runtime root yet
   }
@@ -166,8 +168,11 @@ async function downRootless(args: string[]): Promise<number> {
     if (rec && madeInside(lab)) inner = (await runInside(rec, lab, ['down', lab, ...passOn])).code;
     const removed = await removeRemains(home, lab);
     if (removed.length) process.stderr.write(`${green('✓')} lab ${lab}: removed ${removed.join(', ')} in ${Date.now() - t} ms\n`);
-    else if (!rec && inner === 0) {
-      if (!rest.includes('--all')) throw noLab(lab);
+    else if (!rec && inner === 0 && !rest.includes('--all')) {
+      // Nothing of it here: taken down before (said, exit 0), or never a lab of this user's (exit 2).
+      const at = await (await import('../lab/tombstones.js')).takenDownAt(lab);
+      if (!at) throw noLab(lab);
+      process.stderr.write(`lab ${lab} is already down (taken down at ${at.slice(0, 19).replace('T', ' ')} UTC): nothing to remove\n`);
     }
     if (inner !== 0) code = inner;
   }

@@ -109,7 +109,7 @@ export function rootlessFindings(f: RootlessFacts): Finding[] {
   out.push({
     check: 'rootless',
     ok: true,
-    detail: `running as ${f.user} (uid ${f.uid}), not root: these checks are for rootless labs (one user namespace per lab). \`qnet up\` does not make rootless labs yet; run it as root today (sudo)`,
+    detail: `running as ${f.user} (uid ${f.uid}), not root: these checks are for rootless labs (one user namespace per lab). \`qnet up\` makes your labs there, each kept by a holder process of yours (what needs the host's own namespace is refused: run that as root)`,
   });
   out.push(
     f.dirs.run

@@ -39,7 +39,7 @@ describe('rootless doctor', () => {
     const fs = rootlessFindings(stock());
     assert.deepEqual(fs.filter((f) => !f.ok), []);
     assert.equal(doctorFails(fs), false);
-    assert.match(find(fs, 'rootless').detail, /uid 1000.*not make rootless labs yet.*sudo/);
+    assert.match(find(fs, 'rootless').detail, /uid 1000.*`qnet up` makes your labs there, each kept by a holder process/);
     assert.match(find(fs, 'user-mode uplink (pasta, slirp4netns)').detail, /^pasta \(pasta 0\.0~git20230309\) will carry nat networks and forwards: .*10\.6 Gbit\/s/);
     assert.match(find(fs, 'newuidmap, /etc/subuid, /etc/subgid').detail, /^not needed: qnet maps only your own uid .*unshare --map-root-user.*Found: newuidmap \/usr\/bin\/newuidmap; .*\/etc\/subuid 100000:65536/);
     assert.match(find(fs, '/dev/kvm').detail, /through group kvm, which you are in/);

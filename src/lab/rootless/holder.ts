@@ -5,8 +5,9 @@
 // $XDG_RUNTIME_DIR/qnet/LAB/holder.json with its start time and namespace inodes: a pid reused by another process
 // after the holder died never matches them, so it is never taken for the lab.
 import { spawn } from 'node:child_process';
-import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { RuntimeError } from '../../errors.js';
 import { isAlive, waitGone } from '../../qemu/process.js';
@@ -41,6 +42,31 @@ const HOLDER_SCRIPT = [
   'echo ready',
   'exec sleep infinity </dev/null >/dev/null 2>&1',
 ].join('\n');
+
+/**
+ * The unshare options that map the user's subordinate ids (/etc/subuid, /etc/subgid) as uids and gids 1 and up in
+ * the holder, when the user has both and newuidmap/newgidmap exist; none otherwise (only uid 0, the user, is mapped).
+ * With them setgroups is allowed inside, which tcpdump needs (it changes its groups as it drops root); everything
+ * else works with the user alone.
+ */
+export function subordinateIds(): string[] {
+  const me = os.userInfo();
+  const range = (file: string) => {
+    try {
+      for (const line of readFileSync(file, 'utf8').split('\n')) {
+        const [who, start, count] = line.trim().split(':');
+        if ((who === me.username || who === String(me.uid)) && Number(count) > 0) return `${start},1,${count}`;
+      }
+    } catch {
+      // no such file: no subordinate ids
+    }
+    return null;
+  };
+  const users = range('/etc/subuid');
+  const groups = range('/etc/subgid');
+  const tools = ['/usr/bin/newuidmap', '/usr/bin/newgidmap'].every((f) => existsSync(f));
+  return users && groups && tools ? [`--map-users=${users}`, `--map-groups=${groups}`] : [];
+}
 
 /** The directory of a user's lab: holder.json, and the run directory the lab's commands use inside (`lab/`). */
 export function labHome(runRoot: string, lab: string): string {
@@ -103,7 +129,8 @@ export async function readHolder(home: string): Promise<HolderRecord | null> {
 export async function startHolder(home: string, lab: string, env: NodeJS.ProcessEnv): Promise<HolderRecord> {
   await mkdir(home, { recursive: true, mode: 0o700 });
   const name = `${NETNS_PREFIX}${lab}`;
-  const child = spawn('unshare', ['--user', '--map-root-user', '--net', '--mount', '--propagation', 'private', '--', 'sh', '-c', HOLDER_SCRIPT, 'qnet-holder', name], {
+  const sub = subordinateIds();
+  const child = spawn('unshare', ['--user', '--map-root-user', ...sub, '--net', '--mount', '--propagation', 'private', '--', 'sh', '-c', HOLDER_SCRIPT, 'qnet-holder', name], {
     detached: true,
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...env, [ENV_HOLDER]: lab },
