@@ -158,7 +158,7 @@ describe('rootless, as an ordinary user made for the test', () => {
     row('directories (XDG)', 'ok', new RegExp(`runtime ${runtime}/qnet, state ${home}/\\.local/state/qnet, cache ${home}/\\.cache/qnet`));
     row('user.max_user_namespaces', 'ok', /\d+: qnet needs one per lab/);
     row('user namespaces (unshare -Urn)', 'ok', /a user namespace with you as its root/);
-    row('newuidmap, /etc/subuid, /etc/subgid', 'ok', /not needed: qnet maps only your own uid/);
+    row('newuidmap, /etc/subuid, /etc/subgid', 'ok', /optional: your own uid .* is enough .*`qnet capture` needs/);
     row('/dev/net/tun', tunOpen ? 'ok' : 'FIX', new RegExp(`mode 0${tunMode.toString(8)} root:root: you ${tunOpen ? 'may' : 'cannot'} open it`));
     row('/dev/kvm', '(ok|warn)', /(absent|mode \d{4} )/);
     row('user-mode uplink (pasta, slirp4netns)', '(ok|warn)', /(pasta|slirp4netns|neither pasta nor slirp4netns)/);
