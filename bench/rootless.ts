@@ -68,11 +68,15 @@ function file(name: string, topo: string): string {
 }
 
 /** Gbit/s of one iperf3 run from the host to `addr:port` (reverse: the guest sends). */
-function iperf(addr: string, port: number, reverse: boolean): number {
-  const r = sh(['iperf3', '-c', addr, '-p', String(port), '-t', '5', '-J', ...(reverse ? ['-R'] : [])]);
-  const j = JSON.parse(r.stdout || '{}') as { end?: { sum_received?: { bits_per_second: number } }; error?: string };
-  if (!j.end?.sum_received) throw new Error(`iperf3 to ${addr}:${port}: ${j.error ?? r.stderr}`);
-  return j.end.sum_received.bits_per_second / 1e9;
+async function iperf(addr: string, port: number, reverse: boolean): Promise<number> {
+  // The guest's `iperf3 -s -D` returns before it listens: a refused (or, through pasta, reset) first try is retried.
+  for (let i = 0; ; i++) {
+    const r = sh(['iperf3', '-c', addr, '-p', String(port), '-t', '5', '-J', ...(reverse ? ['-R'] : [])]);
+    const j = JSON.parse(r.stdout || '{}') as { end?: { sum_received?: { bits_per_second: number } }; error?: string };
+    if (j.end?.sum_received) return j.end.sum_received.bits_per_second / 1e9;
+    if (i === 10) throw new Error(`iperf3 to ${addr}:${port}: ${j.error ?? r.stderr}`);
+    await new Promise((res) => setTimeout(res, 500));
+  }
 }
 
 async function main(): Promise<void> {
@@ -118,8 +122,8 @@ async function main(): Promise<void> {
         addr = j[0]?.addr_info[0]?.local ?? '';
         if (!addr) throw new Error(`no address on ${uplinkHostIf(name)}`);
       }
-      const h2g = iperf(addr, port, false);
-      const g2h = iperf(addr, port, true);
+      const h2g = await iperf(addr, port, false);
+      const g2h = await iperf(addr, port, true);
       rows.push(`| host → guest through the uplink (iperf3, 5 s, via the forward) | ${asRoot ? 'root (veth + DNAT)' : 'rootless (pasta)'} | ${h2g.toFixed(2)} Gbit/s |`);
       rows.push(`| guest → host through the uplink (iperf3 -R) | ${asRoot ? 'root (veth + DNAT)' : 'rootless (pasta)'} | ${g2h.toFixed(2)} Gbit/s |`);
     } finally {
