@@ -1,4 +1,5 @@
-// How qnet run by an ordinary user reaches its labs: each lab has a holder (holder.ts), and a command on the lab runs
+// How qnet run by an ordinary user reaches its labs (the `holder` kind of lab/space.ts): each lab has a holder
+// (lab/rootless/holder.ts), and a command on the lab runs
 // qnet itself again inside the holder's user and mount namespaces, where it is uid 0 over the lab alone and finds the
 // lab's namespace by name as root's qnet does. So the code that makes and works a lab is the same for root and for a
 // user; what differs lives here (where a lab is, how a command gets to it) and in the plan's rootless choices (the
@@ -11,7 +12,8 @@ import path from 'node:path';
 import { cacheRoot, runRoot, stateRoot } from '../dirs.js';
 import { RuntimeError, UserError } from '../errors.js';
 import { isLabName, LAB_NAME_RULE } from '../topology/names.js';
-import { ENV_HOLDER, joinArgv, labHome, ownMarkedProcesses, readHolder, removeRemains, startHolder, type HolderRecord } from '../lab/rootless/holder.js';
+import { ENV_HOLDER, joinArgv, labHome, ownMarkedProcesses, removeRemains, startHolder } from '../lab/rootless/holder.js';
+import { holderSpace } from '../lab/space.js';
 
 /** Set in the environment of a qnet run inside a lab's holder: the lab's name. */
 export const ENV_ROOTLESS_LAB = 'QNET_ROOTLESS_LAB';
@@ -37,20 +39,6 @@ function positionals(args: string[]): string[] {
   return out;
 }
 
-/** The labs of this user: a directory under the runtime root, or a marked process of theirs (an orphan). */
-export function ownLabs(): string[] {
-  const names = new Set<string>();
-  // A user without a usable runtime directory is told what to do (dirs.ts), not shown "no labs".
-  const root = runRoot();
-  try {
-    for (const e of readdirSync(root, { withFileTypes: true })) if (e.isDirectory() && isLabName(e.name)) names.add(e.name);
-  } catch {
-    // no runtime root yet
-  }
-  for (const p of ownMarkedProcesses()) names.add(p.lab);
-  return [...names].sort();
-}
-
 /** The environment of qnet inside a lab's holder: it is uid 0 there, so its directories are given (the user's). */
 function innerEnv(lab: string, home: string): NodeJS.ProcessEnv {
   const sbin = ['/usr/sbin', '/sbin'].filter((d) => !(process.env.PATH ?? '').split(':').includes(d));
@@ -70,8 +58,8 @@ function innerEnv(lab: string, home: string): NodeJS.ProcessEnv {
  * Runs qnet with `args` inside the lab's holder; its exit code (and its standard output, with `capture`). Ctrl-C
  * reaches both (one process group): the inner qnet handles it, this one waits for it.
  */
-export function runInside(rec: HolderRecord, lab: string, args: string[], capture = false): Promise<{ code: number; stdout: string }> {
-  const argv = [...joinArgv(rec), process.execPath, process.argv[1]!, ...args];
+export function runInside(entry: string[], lab: string, args: string[], capture = false): Promise<{ code: number; stdout: string }> {
+  const argv = [...entry, process.execPath, process.argv[1]!, ...args];
   const env = innerEnv(lab, labHome(runRoot(), lab));
   return new Promise((resolve, reject) => {
     const ignore = () => {};
@@ -94,11 +82,11 @@ function noLab(lab: string): UserError {
 }
 
 /** The holder of a lab that must be running: exit 2 when there is no such lab of this user, 1 when only remains are. */
-async function holderOf(lab: string): Promise<HolderRecord> {
+async function holderOf(lab: string): Promise<string[]> {
   if (!isLabName(lab)) throw new UserError(`'${lab}' is not a lab name (${LAB_NAME_RULE})`);
   const home = labHome(runRoot(), lab);
-  const rec = await readHolder(home);
-  if (rec) return rec;
+  const entry = await holderSpace.entry(lab);
+  if (entry) return entry;
   if (existsSync(home) || ownMarkedProcesses(lab).length)
     throw new RuntimeError(`lab ${lab} is not running: its holder (the process that keeps its namespaces) is gone; \`qnet down ${lab}\` removes what is left`);
   throw noLab(lab);
@@ -124,18 +112,18 @@ async function upRootless(command: 'up' | 'demo', args: string[]): Promise<numbe
     name = lab.name;
   }
   const home = labHome(runRoot(), name);
-  let rec = await readHolder(home);
-  const fresh = !rec;
-  if (!rec) {
+  let entry = await holderSpace.entry(name);
+  const fresh = !entry;
+  if (!entry) {
     if (existsSync(home) || ownMarkedProcesses(name).length)
       throw new RuntimeError(`lab ${name} has remains of an earlier run (its holder is gone); \`qnet down ${name}\` removes them, then run this again`);
-    rec = await startHolder(home, name, process.env);
+    entry = joinArgv(await startHolder(home, name, process.env));
     await mkdir(path.join(home, 'lab'), { mode: 0o700 });
   }
   const dryRun = args.includes('--dry-run');
   let code: number;
   try {
-    code = (await runInside(rec, name, args)).code;
+    code = (await runInside(entry, name, args)).code;
   } catch (e) {
     if (fresh) await removeRemains(home, name);
     throw e;
@@ -152,7 +140,7 @@ async function downRootless(args: string[]): Promise<number> {
   const rest = args.slice(1);
   const target = positionals(rest)[0];
   let labs: string[];
-  if (rest.includes('--all')) labs = ownLabs();
+  if (rest.includes('--all')) labs = await holderSpace.labs();
   else if (!target) throw new UserError('down: name a lab or a topology file, or use --all');
   else if (isLabName(target) && !existsSync(target)) labs = [target];
   else if (existsSync(target)) labs = [(await (await import('../topology/load.js')).loadTopology(target)).name];
@@ -162,13 +150,13 @@ async function downRootless(args: string[]): Promise<number> {
   let code = 0;
   for (const lab of labs) {
     const home = labHome(runRoot(), lab);
-    const rec = await readHolder(home);
+    const entry = await holderSpace.entry(lab);
     const t = Date.now();
     let inner = 0;
-    if (rec && madeInside(lab)) inner = (await runInside(rec, lab, ['down', lab, ...passOn])).code;
+    if (entry && madeInside(lab)) inner = (await runInside(entry, lab, ['down', lab, ...passOn])).code;
     const removed = await removeRemains(home, lab);
     if (removed.length) process.stderr.write(`${green('✓')} lab ${lab}: removed ${removed.join(', ')} in ${Date.now() - t} ms\n`);
-    else if (!rec && inner === 0 && !rest.includes('--all')) {
+    else if (!entry && inner === 0 && !rest.includes('--all')) {
       // Nothing of it here: taken down before (said, exit 0), or never a lab of this user's (exit 2).
       const at = await (await import('../lab/tombstones.js')).takenDownAt(lab);
       if (!at) throw noLab(lab);
@@ -187,16 +175,16 @@ async function statusRootless(args: string[]): Promise<number> {
   if (lab) return (await runInside(await holderOf(lab), lab, args)).code;
   const out: unknown[] = [];
   let code = 0;
-  const labs = ownLabs();
+  const labs = await holderSpace.labs();
   for (const name of labs) {
-    const rec = await readHolder(labHome(runRoot(), name));
-    if (!rec || !madeInside(name)) {
+    const entry = await holderSpace.entry(name);
+    if (!entry || !madeInside(name)) {
       const note = { lab: name, status: 'leftover', leftovers: ['its holder is gone or never finished'], nodes: [], networks: [], services: [] };
       if (json) out.push(note);
       else process.stdout.write(`lab ${name}: leftover (its holder is gone or up was interrupted); \`qnet down ${name}\` removes it\n`);
       continue;
     }
-    const r = await runInside(rec, name, ['status', name, ...rest], json);
+    const r = await runInside(entry, name, ['status', name, ...rest], json);
     if (json) out.push(JSON.parse(r.stdout || 'null'));
     if (r.code) code = r.code;
   }

@@ -88,3 +88,18 @@ describe('a lab\'s holder', () => {
     assert.deepEqual(argv.slice(-4), ['setpriv', '--pdeathsig', 'KILL', '--']);
   });
 });
+
+describe('lab spaces', () => {
+  test('root\'s labs are the host\'s (nothing to enter); a user\'s each its holder\'s (none running: null)', async () => {
+    const { hostSpace, holderSpace, labSpace } = await import('../../src/lab/space.js');
+    assert.equal(labSpace().kind, process.geteuid?.() === 0 ? 'host' : 'holder');
+    assert.deepEqual(await hostSpace.entry('any'), []);
+    const saved = process.env.QNET_RUN_DIR;
+    process.env.QNET_RUN_DIR = '/nonexistent/qnet-run';
+    try {
+      assert.equal(await holderSpace.entry('nolab'), null);
+    } finally {
+      process.env.QNET_RUN_DIR = saved;
+    }
+  });
+});

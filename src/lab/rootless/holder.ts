@@ -13,6 +13,7 @@ import { RuntimeError } from '../../errors.js';
 import { isAlive, waitGone } from '../../qemu/process.js';
 import { ENV_LAB } from '../../render/markers.js';
 import { NETNS_PREFIX } from '../../topology/model.js';
+import { isLabName } from '../../topology/names.js';
 
 /** The environment variable that marks a holder (its value: the lab), so an orphan (no pid file yet) is found. */
 export const ENV_HOLDER = 'QNET_HOLDER';
@@ -201,6 +202,18 @@ export function ownMarkedProcesses(lab?: string): MarkedOwn[] {
     if (which && (!lab || which === lab)) out.push({ pid: Number(entry), lab: which, holder: h !== undefined });
   }
   return out;
+}
+
+/** The labs of this user: a directory under their runtime root, or a marked process of theirs (an orphan). */
+export function ownLabs(runRoot: string): string[] {
+  const names = new Set<string>();
+  try {
+    for (const e of readdirSync(runRoot, { withFileTypes: true })) if (e.isDirectory() && isLabName(e.name)) names.add(e.name);
+  } catch {
+    // no runtime root yet
+  }
+  for (const p of ownMarkedProcesses()) names.add(p.lab);
+  return [...names].sort();
 }
 
 /** SIGTERM, then SIGKILL after 3 s; resolves when the process is gone. */
