@@ -12,6 +12,9 @@ pkgs=(qemu-system-x86 iproute2 nftables dnsmasq-base busybox-static cpio kmod ut
 pkgs+=(qemu-utils xorriso openssh-client socat ovmf mmdebstrap fdisk e2fsprogs)
 # `qnet graph --format svg`: Graphviz draws the DOT qnet renders.
 pkgs+=(graphviz)
+# Rootless labs (a user's, issue 34): pasta (package passt) carries nat networks and forwards; uidmap's
+# newuidmap/newgidmap map the user's subordinate ids in a lab's user namespace (capture needs them).
+pkgs+=(passt uidmap)
 # `npm run bench` also measures the host's own veth-to-veth throughput with iperf3; `npm test` drives the web view
 # in a real browser (Debian's chromium, headless, through puppeteer-core); user-mode-linux (Debian's 6.1 kernel as
 # a process) is for test/uml/harness.ts, the test host of the kernel features this host may lack (netem, bridge VLAN
@@ -21,7 +24,9 @@ if [ "${1:-}" = --bench ]; then pkgs+=(iperf3); fi
 # and its own sshd: openvswitch-switch, ovn-host, ovn-central, openssh-server; ethtool turns checksum offload off on
 # the veths that OVS's userspace datapath reads.
 ovs_pkgs=(openvswitch-switch ovn-host ovn-central openssh-server ethtool)
-if [ "${1:-}" = --test ]; then pkgs+=(chromium user-mode-linux "${ovs_pkgs[@]}"); fi
+# slirp4netns: the rootless uplink where pasta is missing (doctor says which one a user's labs get; curl: the rootless
+# e2e asks a forward from the host).
+if [ "${1:-}" = --test ]; then pkgs+=(chromium user-mode-linux "${ovs_pkgs[@]}" slirp4netns curl); fi
 need_pkgs=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f '${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || need_pkgs+=("$p")

@@ -64,6 +64,14 @@ export function processDirsInput(): DirsInput {
   return { uid: process.geteuid?.() ?? 0, env: process.env, home: os.homedir(), ownerOf };
 }
 
+/**
+ * True for qnet run again inside a user's lab holder (cli/rootless.ts): uid 0 over that lab's namespaces
+ * only, so the lab is planned rootless (its uplink through pasta, QEMU with no capabilities, every id the user's).
+ */
+export function insideHolder(): boolean {
+  return !!process.env.QNET_ROOTLESS_LAB && (process.geteuid?.() ?? 0) === 0;
+}
+
 /** True when qnet runs as an ordinary user (its labs would be rootless), false as root. */
 export function rootless(): boolean {
   return (process.geteuid?.() ?? 0) !== 0;

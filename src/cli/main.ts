@@ -39,20 +39,6 @@ async function refuseIfRootless(lab: ResolvedLab, source: string): Promise<void>
   refuseRootless(lab, { rootless: true, uid, unprivilegedPortStart: Number.isInteger(start) ? start : 1024 }, source);
 }
 
-/**
- * Until rootless labs exist (issue 34), a command that would make one stops here when run by an ordinary user:
- * exit 1, nothing done, and what works today. As root it returns at once.
- */
-async function refuseNotYet(what: string, command: string): Promise<void> {
-  const uid = process.geteuid?.() ?? 0;
-  if (uid === 0) return;
-  const { RuntimeError } = await import('../errors.js');
-  throw new RuntimeError(
-    `rootless labs are not yet supported: ${command.split(' ').slice(0, 2).join(' ')} run by an ordinary user (uid ${uid}) cannot ${what} yet, and nothing was changed. ` +
-      `Today run it as root: \`sudo ${command}\`. \`qnet doctor\` run as this user says what this host lacks for rootless labs`,
-  );
-}
-
 /** `qnet web`: serves until SIGINT or SIGTERM; with `lab`, opens the page on it (xdg-open where there is a display). */
 async function serveWeb(listen: string, lab?: string): Promise<number> {
   const { isLoopback, parseListen, startWeb } = await import('../web/server.js');
@@ -145,7 +131,6 @@ export function buildProgram(argv: string[]): { program: import('commander').Com
         const { consoleReporter, vncHint } = await import('./output.js');
         const lab = await loadTopology(file);
         await refuseIfRootless(lab, file);
-        await refuseNotYet(`make lab ${lab.name}`, `qnet up ${file}`);
         await warn(lab);
         if (lab.fabric === 'ovn') {
           // Over several hosts: the plan only, for now (a lab on this one host is made as any other).
@@ -417,7 +402,6 @@ export function buildProgram(argv: string[]): { program: import('commander').Com
       .option('--image <file>', 'run the seed lab on real Debian guests from this disk image (examples/seed-lab-debian.yaml; make one with `qnet image create debian`)')
       .option('--json', 'print the checks as JSON (name, ok, ms, detail) instead of a table')
       .action(async (o: { image?: string; json?: boolean }) => {
-        await refuseNotYet('run the seed lab', `qnet demo${o.image ? ` --image ${o.image}` : ''}`);
         const { runDemo } = await import('../lab/demo.js');
         const { consoleReporter } = await import('./output.js');
         const t = Date.now();
@@ -823,6 +807,11 @@ export function buildProgram(argv: string[]): { program: import('commander').Com
 export async function main(argv: string[]): Promise<number> {
   const { program, code } = buildProgram(argv);
   try {
+    // An ordinary user's labs live in user namespaces of their own: the commands on them go there (cli/rootless.ts).
+    if ((process.geteuid?.() ?? 0) !== 0) {
+      const c = await (await import('./rootless.js')).rootlessFront(argv);
+      if (c !== undefined) return c;
+    }
     await program.parseAsync(argv, { from: 'user' });
     return code();
   } catch (err) {

@@ -31,6 +31,7 @@ import {
   renderMove,
 } from '../render/lan.js';
 import type { Fabric } from './fabric.js';
+import { rootlessUplinkSteps } from './rootless-uplink.js';
 
 /** Linux bridges in the lab namespace: every tap is made with its bridge, so a started node has nothing to plug. */
 export const bridgeFabric: Fabric = {
@@ -67,7 +68,7 @@ function networkSteps(lab: ResolvedLab, ctx: PlanContext): Step[] {
       do: { kind: 'exec', argv: ['ip', 'netns', 'exec', lab.netns, 'nft', '-f', '-'], input: renderGuardRuleset(lab) },
     });
   steps.push(...lanSteps(lab, ctx));
-  steps.push(...uplinkSteps(lab, ctx));
+  steps.push(...(ctx.rootless ? rootlessUplinkSteps(lab, ctx) : uplinkSteps(lab, ctx)));
   const dhcpNets = lab.networks.filter((n) => n.dhcp);
   if (dhcpNets.length) {
     const ddir = path.join(dir, 'dnsmasq');
@@ -81,7 +82,8 @@ function networkSteps(lab: ResolvedLab, ctx: PlanContext): Step[] {
         do: {
           kind: 'start-service',
           service: `dnsmasq:${net.name}`,
-          argv: ['nsenter', `--net=/run/netns/${lab.netns}`, '--', 'dnsmasq', '--keep-in-foreground', `--conf-file=${files.conf}`],
+          // Rootless: no pid file (it would be /run/dnsmasq.pid, root's, not writable by the user; nor needed).
+          argv: ['nsenter', `--net=/run/netns/${lab.netns}`, '--', 'dnsmasq', '--keep-in-foreground', ...(ctx.rootless ? ['--pid-file'] : []), `--conf-file=${files.conf}`],
           env: { [ENV_LAB]: lab.name, [ENV_SERVICE]: `dnsmasq:${net.name}` },
           log: files.log,
           readyText: 'DHCP, IP range',

@@ -44,6 +44,7 @@ function builtinSteps(lab: ResolvedLab, node: ResolvedNode, ctx: PlanContext, sn
       netns: lab.netns,
       user: String(ctx.guestIds.uid),
       group: String(ctx.guestIds.gid),
+      ...(ctx.rootless ? { rootless: true } : {}),
       ...(ctx.qemuBinary ? { binary: ctx.qemuBinary } : {}),
     });
   // A saver's RAM is a shared memfd (copied out as the template at its snapshot point); a restored guest maps the

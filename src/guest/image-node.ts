@@ -309,7 +309,7 @@ function imageSteps(lab: ResolvedLab, node: ResolvedNode, ctx: PlanContext, snap
       title: `write ${node.name}'s cloud-init seed (NoCloud ISO: meta-data, user-data, network-config)`,
       do: { kind: 'seed', node: node.name, dir: files.seedDir, iso: files.seedIso, labKey: `${k.key}.pub`, hostKey: files.hostKey, knownHosts: k.knownHosts },
     });
-  const wrap = (args: string[]) => wrapGuestCommand({ netns: lab.netns, user: String(ctx.guestIds.uid), group: String(ctx.guestIds.gid), accel: ctx.accel, ...(ctx.qemuBinary ? { binary: ctx.qemuBinary } : {}) }, args);
+  const wrap = (args: string[]) => wrapGuestCommand({ netns: lab.netns, user: String(ctx.guestIds.uid), group: String(ctx.guestIds.gid), accel: ctx.accel, ...(ctx.rootless ? { rootless: true } : {}), ...(ctx.qemuBinary ? { binary: ctx.qemuBinary } : {}) }, args);
   // A saver's RAM is a shared memfd (copied out as its shape's template at the snapshot point, with its disk); a
   // restored node maps the template privately, on the saved disk; it boots as a plain node if the state is unusable.
   const { args, fds } = renderImageQemuArgs(lab, node, files, ctx, { memory: snapshot?.mode === 'save' ? 'template-source' : 'plain' });
@@ -332,7 +332,10 @@ function imageSteps(lab: ResolvedLab, node: ResolvedNode, ctx: PlanContext, snap
         service,
         // As the lab's own ids: it may open the lab's VNC socket and a port above 1024, nothing else.
         argv: [
-          'setpriv', `--reuid=${ctx.guestIds.uid}`, `--regid=${ctx.guestIds.gid}`, '--clear-groups', '--no-new-privs', '--',
+          // Rootless: the user's own ids, groups kept (a user namespace may forbid setgroups), no capability left.
+          ...(ctx.rootless
+            ? ['setpriv', '--reuid=0', '--regid=0', '--keep-groups', '--inh-caps=-all', '--bounding-set=-all', '--no-new-privs', '--']
+            : ['setpriv', `--reuid=${ctx.guestIds.uid}`, `--regid=${ctx.guestIds.gid}`, '--clear-groups', '--no-new-privs', '--']),
           'socat', '-d', '-d', '-lf', files.vncLog, `TCP-LISTEN:${img.vnc.port},bind=127.0.0.1,reuseaddr,fork`, `UNIX-CONNECT:${files.vnc}`,
         ],
         env: { [ENV_LAB]: lab.name, [ENV_SERVICE]: service },

@@ -1,6 +1,7 @@
 // Looking up the unprivileged user that guests run as.
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
+import { insideHolder } from '../dirs.js';
 import { RuntimeError } from '../errors.js';
 
 /** uid and gid of a local user, from /etc/passwd; a clear error if the user does not exist. */
@@ -25,6 +26,8 @@ export const LAB_ID_SPAN = 50_000_000;
  * lab cannot open another lab's sockets or files (each lab's node directories are 0700 and owned by it).
  */
 export function labIds(lab: string): { uid: number; gid: number } {
+  // In a user's lab holder only uid 0 (the user) is mapped: the user's own ids are the only ones a guest can have.
+  if (insideHolder()) return { uid: 0, gid: 0 };
   const h = parseInt(createHash('sha256').update(`ids/${lab}`).digest('hex').slice(0, 8), 16) % LAB_ID_SPAN;
   return { uid: LAB_ID_BASE + h, gid: LAB_ID_BASE + h };
 }

@@ -5,11 +5,11 @@
 // interface, so QEMU's filter-dump writes its packets into a FIFO qnet reads and hands to tcpdump. Either way
 // tcpdump applies the filter and the count and writes pcap (or text); qnet passes it on, counting the packets.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, constants, createWriteStream, existsSync, openSync, unlinkSync } from 'node:fs';
+import { closeSync, constants, createWriteStream, existsSync, openSync, readFileSync, unlinkSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import type { Writable } from 'node:stream';
-import { nodeDir } from '../dirs.js';
+import { insideHolder, nodeDir } from '../dirs.js';
 import { RuntimeError, UserError } from '../errors.js';
 import { QmpClient } from '../qemu/qmp.js';
 import { nodeFiles } from '../render/qemu.js';
@@ -199,6 +199,15 @@ async function captureFrom(labName: string, state: LabState, src: Exclude<Captur
   let feedStream: net.Socket | undefined;
   let child: ChildProcess;
   const args = tcpdumpArgs(src.kind === 'iface' ? { iface: src.iface } : 'stdin', { pcap, ...(opts.count !== undefined ? { count: opts.count } : {}), ...(opts.filter ? { filter: opts.filter } : {}) });
+  // In a user's lab holder tcpdump stays uid 0 there (the user): it changes its groups, which the holder allows only
+  // with the user's subordinate ids mapped (lab/rootless/holder.ts).
+  if (insideHolder()) {
+    if (readFileSync('/proc/self/setgroups', 'utf8').trim() !== 'allow')
+      throw new RuntimeError(
+        'capture in a rootless lab needs subordinate ids for you (tcpdump changes its groups, which a user namespace mapping only your own ids forbids): have root run `usermod --add-subuids 100000-165535 --add-subgids 100000-165535 $USER` (and install uidmap), then `qnet down` and `qnet up` the lab again',
+      );
+    args.unshift('-Z', 'root');
+  }
   if (src.kind === 'iface') {
     child = src.netns ? spawn('ip', ['netns', 'exec', src.netns, 'tcpdump', ...args], { stdio: ['ignore', 'pipe', 'pipe'] }) : spawn('tcpdump', args, { stdio: ['ignore', 'pipe', 'pipe'] });
     opts.stderr.write(`capturing ${src.what} (${src.iface} in ${src.netns ?? 'the host namespace'}); Ctrl-C stops\n`);

@@ -7,7 +7,7 @@ import { RealRunner } from '../host/run.js';
 import { findMarkedProcesses } from '../qemu/process.js';
 import { markerLab, ownerMarker, uplinkTable } from '../render/markers.js';
 import { NETNS_PREFIX } from '../topology/model.js';
-import { labDir, runRoot, stateRoot } from '../dirs.js';
+import { insideHolder, labDir, runRoot, stateRoot } from '../dirs.js';
 import { NAME_PATTERN } from '../topology/names.js';
 import { OVN_RUNDIR, OVS_RUNDIR } from '../host/ovn-paths.js';
 
@@ -66,6 +66,16 @@ export async function netnsOwnership(lab: string): Promise<'ours' | 'foreign' | 
   }
 }
 
+/** Whether the lab's namespace carries its marker (the alias of its loopback, set by up's first link batch). */
+async function netnsMarked(lab: string): Promise<boolean> {
+  const r = await run.run(['ip', '-n', `${NETNS_PREFIX}${lab}`, '-j', 'link', 'show', 'lo'], { allowFail: true });
+  try {
+    return r.code === 0 && (JSON.parse(r.stdout) as Array<{ ifalias?: string }>)[0]?.ifalias === ownerMarker(lab);
+  } catch {
+    return false;
+  }
+}
+
 /** Links in the host namespace that carry the lab's marker (uplink veths, host bridges of bridged networks). */
 export async function hostLinksOf(lab: string): Promise<MarkedLink[]> {
   return (await markedHostLinks()).filter((l) => l.lab === lab);
@@ -98,7 +108,9 @@ export async function findLab(lab: string): Promise<{
   netns: 'ours' | 'foreign' | 'absent';
 }> {
   const what: string[] = [];
-  const netns = await netnsOwnership(lab);
+  let netns = await netnsOwnership(lab);
+  // Inside a user's lab holder the namespace is the holder's, there before `up`: it is the lab's once marked.
+  if (netns === 'ours' && insideHolder() && !(await netnsMarked(lab))) netns = 'absent';
   if (netns !== 'absent') what.push(`namespace ${NETNS_PREFIX}${lab}${netns === 'foreign' ? ' (not made by qnet)' : ''}`);
   if (await exists(labDir(lab))) what.push(`run directory ${labDir(lab)}`);
   const marked = (await findMarkedProcesses(lab)).filter((p) => sameRunRoot(p.pid));

@@ -109,7 +109,7 @@ export function rootlessFindings(f: RootlessFacts): Finding[] {
   out.push({
     check: 'rootless',
     ok: true,
-    detail: `running as ${f.user} (uid ${f.uid}), not root: these checks are for rootless labs (one user namespace per lab). \`qnet up\` does not make rootless labs yet; run it as root today (sudo)`,
+    detail: `running as ${f.user} (uid ${f.uid}), not root: these checks are for rootless labs (one user namespace per lab). \`qnet up\` makes your labs there, each kept by a holder process of yours (what needs the host's own namespace is refused: run that as root)`,
   });
   out.push(
     f.dirs.run
@@ -195,8 +195,8 @@ function subidFinding(f: RootlessFacts): Finding {
     check: 'newuidmap, /etc/subuid, /etc/subgid',
     ok: true,
     detail:
-      `not needed: qnet maps only your own uid (it is root of the lab's user namespace: unshare --map-root-user), which is enough for ` +
-      `bridges, taps, nftables, dnsmasq (run with -u root) and QEMU (its capabilities dropped). Found: ${have.join('; ')}`,
+      `optional: your own uid (root of the lab's user namespace: unshare --map-root-user) is enough for ` +
+      `bridges, taps, nftables, dnsmasq (run as you) and QEMU (its capabilities dropped); with newuidmap, newgidmap and a range of each, qnet maps them too, which \`qnet capture\` needs (tcpdump changes its groups). Found: ${have.join('; ')}`,
   };
 }
 

@@ -35,7 +35,7 @@ import { netemNics } from '../topology/impair.js';
 import { NO_NETEM } from '../render/impair.js';
 import { inspectLanUplinks, releaseUplink } from './lan.js';
 import { findLab } from './discover.js';
-import { guestUser, nodeDir } from '../dirs.js';
+import { insideHolder, guestUser, nodeDir } from '../dirs.js';
 import { readState, updateState, writeState, type LabState, type NodeState } from './state.js';
 import { nodeState } from './alive.js';
 import { processMarker, processStartTime } from '../qemu/process.js';
@@ -121,13 +121,14 @@ export async function prepareUp(
   if (Date.now() - t > 500) reporter.step(`probe acceleration: ${accel} (${why})`, Date.now() - t, true);
   const lan = lab.networks.some(onLan) ? await inspectLanUplinks(lab, opts.runner, (m) => reporter.info(m)) : undefined;
   const uplink = needsUplink(lab) ? await chooseUplink(opts.runner, lab) : undefined;
-  const hostForwarding = uplink ? await hostForwardingOnByHost() : undefined;
+  // Rootless, the host's forwarding is neither needed (pasta's sockets carry the traffic) nor the user's to change.
+  const hostForwarding = uplink && !insideHolder() ? await hostForwardingOnByHost() : undefined;
   const notes: string[] = [];
   const snapshots = opts.cold ? undefined : await labSnapshots(lab, image, accel, opts.runner, undefined, notes);
   for (const n of notes) reporter.info(n);
   return {
     lab,
-    steps: planUp(lab, { image, accel, user, userIds: uids, guestIds: labIds(lab.name), ...(uplink ? { uplink } : {}), ...(hostForwarding !== undefined ? { hostForwarding } : {}), ...(lan ? { lan } : {}), parallel: bootWindow(opts), restoreParallel: restoreWindow(opts), ...(snapshots ? { snapshots } : {}), ...images, ...fabric.ctx }),
+    steps: planUp(lab, { image, accel, user, userIds: uids, guestIds: labIds(lab.name), ...(insideHolder() ? { rootless: true } : {}), ...(uplink ? { uplink } : {}), ...(hostForwarding !== undefined ? { hostForwarding } : {}), ...(lan ? { lan } : {}), parallel: bootWindow(opts), restoreParallel: restoreWindow(opts), ...(snapshots ? { snapshots } : {}), ...images, ...fabric.ctx }),
     accel,
     image: image.key,
     why,
@@ -540,7 +541,7 @@ async function changeContext(running: LabState, next: ResolvedLab, opts: UpOptio
   const image = await ensureImage(opts.runner, (m) => (opts.reporter ?? silentReporter).info(m));
   const snapshots = opts.cold ? undefined : await labSnapshots(next, image, running.accel as Accel, opts.runner);
   const images = await observeImages(next, opts.runner);
-  return { image, accel: running.accel as Accel, user, userIds: await userIds(user), guestIds: labIds(next.name), parallel: bootWindow(opts), restoreParallel: restoreWindow(opts), ...(snapshots ? { snapshots } : {}), ...images };
+  return { image, accel: running.accel as Accel, user, userIds: await userIds(user), guestIds: labIds(next.name), ...(insideHolder() ? { rootless: true } : {}), parallel: bootWindow(opts), restoreParallel: restoreWindow(opts), ...(snapshots ? { snapshots } : {}), ...images };
 }
 
 /** What `qnet start` would do to start these nodes of a running lab again (they are not running): its steps. */

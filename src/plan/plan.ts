@@ -26,11 +26,16 @@ export function planUp(lab: ResolvedLab, ctx: PlanContext): Step[] {
   const steps: Step[] = [
     // Exclusive: the run directory is the lab's lock, so two `up`s of one lab at the same instant cannot both run.
     { title: `create run directory ${dir}`, do: { kind: 'mkdir', path: dir, mode: 0o711, exclusive: true }, undo: { kind: 'rmtree', path: dir } },
-    {
-      title: `create network namespace ${lab.netns}`,
-      do: { kind: 'exec', argv: ['ip', 'netns', 'add', lab.netns] },
-      undo: { kind: 'exec', argv: ['ip', 'netns', 'delete', lab.netns] },
-    },
+    // A user's lab namespace is its holder's, there before `up` runs inside it (lab/rootless/holder.ts).
+    ...(ctx.rootless
+      ? []
+      : [
+          {
+            title: `create network namespace ${lab.netns}`,
+            do: { kind: 'exec', argv: ['ip', 'netns', 'add', lab.netns] },
+            undo: { kind: 'exec', argv: ['ip', 'netns', 'delete', lab.netns] },
+          } satisfies Step,
+        ]),
     {
       title: 'turn IPv6 off in the lab namespace (its bridges and taps send nothing of their own)',
       do: { kind: 'exec', argv: ['ip', 'netns', 'exec', lab.netns, ...IPV6_OFF] },

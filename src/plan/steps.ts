@@ -73,6 +73,11 @@ export interface PlanContext {
   /** The lab's own ids, which its guests (and their taps and files) get. */
   guestIds: { uid: number; gid: number };
   qemuBinary?: string;
+  /**
+   * The lab is a user's (rootless): its namespace is made by its holder, its uplink is pasta's, QEMU keeps no
+   * capabilities. Absent as root.
+   */
+  rootless?: boolean;
   /** The uplink /30 chosen for this host (labs with nat or routed networks). */
   uplink?: UplinkAddressing;
   /** Whether IPv4 forwarding is already on in the host namespace (observed). */

@@ -170,6 +170,8 @@ export interface Wrapper {
   group?: string;
   accel: Accel;
   binary?: string;
+  /** In a user's lab holder: /dev/net/tun is the host's (mode 0666), no device can be made, ids are the user's. */
+  rootless?: boolean;
 }
 
 /**
@@ -179,6 +181,16 @@ export interface Wrapper {
  */
 export function wrapGuestCommand(w: Wrapper, args: string[]): string[] {
   const group = w.group ?? w.user;
+  // Rootless: uid 0 of the holder's user namespace (the user) with every capability dropped (bounding set emptied,
+  // so exec gives none back) and its groups kept (/dev/kvm through the kvm group; setgroups is denied there anyway).
+  // The tap is owned by that uid, so QEMU opens it without CAP_NET_ADMIN.
+  if (w.rootless)
+    return [
+      ...(w.netns ? ['nsenter', `--net=/run/netns/${w.netns}`, '--'] : []),
+      'setpriv', `--reuid=${w.user}`, `--regid=${group}`, '--keep-groups', '--inh-caps=-all', '--bounding-set=-all', '--no-new-privs', '--',
+      w.binary ?? 'qemu-system-x86_64',
+      ...args,
+    ];
   return [
     ...(w.netns ? ['nsenter', `--net=/run/netns/${w.netns}`, '--'] : []),
     'unshare', '--mount', '--propagation', 'private', '--',
@@ -190,7 +202,7 @@ export function wrapGuestCommand(w: Wrapper, args: string[]): string[] {
 }
 
 /** The full argv of a built-in guest (see wrapGuestCommand). */
-export function renderGuestCommand(o: QemuOptions & { netns?: string; user: string; group?: string }): string[] {
+export function renderGuestCommand(o: QemuOptions & { netns?: string; user: string; group?: string; rootless?: boolean }): string[] {
   return wrapGuestCommand(o, renderQemuArgs(o));
 }
 

@@ -1,16 +1,34 @@
-// End-to-end, rootless (first stage of issue 34): an ordinary user that this test makes (useradd) and removes
-// (userdel -r), with a runtime directory made for it, runs the real CLI. doctor says what this host lacks for
-// rootless labs and the command that fixes each; what needs the host's own namespace is refused (exit 2); up of an
-// acceptable lab says rootless labs are not yet supported (exit 1); nothing is made on the host; and the user, its
-// home and its runtime directory are gone at the end. /dev/net/tun is left as it is (0600 here).
+// End-to-end, rootless (issue 34): ordinary users that this test makes (useradd) and removes (userdel -r), each with
+// a runtime directory made for it, run the real CLI. doctor says what this host lacks for rootless labs; what needs
+// the host's own namespace is refused (exit 2); the seed lab's demo passes rootless; a nat lab comes up in a user
+// namespace of the user's, its forward answers from the host, exec, capture and status work, down leaves nothing,
+// also after a SIGKILL of up at any moment; a second user neither sees nor takes down the first one's lab.
+//
+// /dev/net/tun: stock distributions make it 0666 (systemd's udev rule); this machine has 0600, so the test makes it
+// 0666 for its run, as a stock distribution has it, and puts the mode it found back in after() and, should the test
+// process die first, in an exit handler (a SIGKILL of the test itself leaves it 0666: `chmod 0600 /dev/net/tun`).
+// The first user's image cache is a copy of root's (the built-in guest's kernel and packages): nothing is downloaded.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, existsSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { QNET, labName, qnet, snapshot, writeTopology, type HostSnapshot } from './helpers.js';
 
 const USER = `qnr${process.pid.toString(36)}`;
+const USER2 = `qns${process.pid.toString(36)}`;
+let uid2 = -1;
+let runtime2 = '';
+const TUN = '/dev/net/tun';
+const tunMode0 = statSync(TUN).mode & 0o7777;
+const restoreTun = () => {
+  try {
+    if ((statSync(TUN).mode & 0o7777) !== tunMode0) chmodSync(TUN, tunMode0);
+  } catch {
+    // nothing to restore
+  }
+};
+process.on('exit', restoreTun);
 let uid = -1;
 let gid = -1;
 let home = '';
@@ -23,17 +41,42 @@ function sh(argv: string[]): { code: number; stdout: string; stderr: string } {
 }
 
 /** The real CLI run as the test's user (setpriv: its uid, gid and groups), with a user's environment only. */
-function asUser(args: string[], env: Record<string, string | undefined> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
-  const base: Record<string, string | undefined> = { PATH: '/usr/local/bin:/usr/bin:/bin', HOME: home, USER, LOGNAME: USER, XDG_RUNTIME_DIR: runtime, LANG: 'C.UTF-8', ...env };
+function asUser(args: string[], env: Record<string, string | undefined> = {}, who: 1 | 2 = 1, started?: (pid: number) => void): Promise<{ code: number; stdout: string; stderr: string; signal?: string | null }> {
+  const [name, u, h, rt] = who === 1 ? [USER, uid, home, runtime] : [USER2, uid2, `/home/${USER2}`, runtime2];
+  const base: Record<string, string | undefined> = { PATH: '/usr/local/bin:/usr/bin:/bin', HOME: h, USER: name, LOGNAME: name, XDG_RUNTIME_DIR: rt, LANG: 'C.UTF-8', ...env };
   const clean = Object.fromEntries(Object.entries(base).filter(([, v]) => v !== undefined)) as NodeJS.ProcessEnv;
   return new Promise((resolve) => {
-    const child = spawn('setpriv', ['--reuid', String(uid), '--regid', String(gid), '--init-groups', '--', process.execPath, QNET, ...args], { env: clean, cwd: home });
+    // setpriv execs node: the child's pid is qnet's own (a SIGKILL to it is a SIGKILL of qnet).
+    const child = spawn('setpriv', ['--reuid', String(u), '--regid', String(u), '--init-groups', '--', process.execPath, QNET, ...args], { env: clean, cwd: h });
+    if (started && child.pid) started(child.pid);
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
     child.stderr.on('data', (d) => (stderr += d));
-    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+    child.on('close', (code, signal) => resolve({ code: code ?? -1, stdout, stderr, signal }));
   });
+}
+
+/** The processes of a user (zombies left to init are reaped within moments: waited for, up to 3 s). */
+async function processesOf(u: number): Promise<string> {
+  let out = '';
+  for (let i = 0; i < 30; i++) {
+    out = sh(['ps', '-u', String(u), '-o', 'pid=,stat=,args=']).stdout.trim();
+    if (!out) return '';
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return out;
+}
+
+/** A TCP port nobody listens on now (the test's forward), at or above 1024. */
+function freePort(): number {
+  const used = new Set(sh(['ss', '-Htln']).stdout.split('\n').map((l) => Number(l.trim().split(/\s+/)[3]?.split(':').pop())));
+  for (let p = 20000 + (process.pid % 20000); ; p++) if (!used.has(p)) return p;
+}
+
+/** One HTTP GET from the host to 127.0.0.1:port; the body, or nothing. */
+function get(port: number): string {
+  return sh(['curl', '-s', '--max-time', '5', `http://127.0.0.1:${port}/`]).stdout;
 }
 
 /** A topology the user can read (written by root to a temp directory removed when the test process exits). */
@@ -45,8 +88,13 @@ function topology(topo: unknown): string {
 }
 
 function removeUser(): void {
-  if (sh(['id', '-u', USER]).code === 0) sh(['userdel', '-r', USER]);
-  if (runtime) rmSync(runtime, { recursive: true, force: true });
+  for (const [name, u] of [[USER, uid], [USER2, uid2]] as const) {
+    // Whatever a failed test left of the users' labs (holders, QEMU, pasta, dnsmasq): theirs alone, by uid.
+    if (u > 0) sh(['pkill', '-KILL', '-u', String(u)]);
+    if (sh(['id', '-u', name]).code === 0) sh(['userdel', '-r', name]);
+  }
+  for (const rt of [runtime, runtime2]) if (rt) rmSync(rt, { recursive: true, force: true });
+  restoreTun();
   if (madeRunUser && existsSync('/run/user') && !readdirSync('/run/user').length) rmdirSync('/run/user');
 }
 
@@ -80,12 +128,24 @@ describe('rootless, as an ordinary user made for the test', () => {
     assert.equal(existsSync(runtime), false, `${runtime} is not someone else's already`);
     const rt = sh(['install', '-d', '-m', '0700', '-o', String(uid), '-g', String(gid), runtime]);
     assert.equal(rt.code, 0, rt.stderr);
+    assert.equal(sh(['useradd', '--create-home', '--user-group', '--shell', '/bin/sh', USER2]).code, 0);
+    uid2 = Number(sh(['id', '-u', USER2]).stdout.trim());
+    runtime2 = `/run/user/${uid2}`;
+    assert.equal(sh(['install', '-d', '-m', '0700', '-o', String(uid2), '-g', String(uid2), runtime2]).code, 0);
+    // The built-in guest's kernel package and image, as root has them: the user's cache starts as a copy.
+    const cache = path.join(home, '.cache', 'qnet');
+    sh(['mkdir', '-p', cache]);
+    for (const d of ['debs', 'images']) if (existsSync(`/var/cache/qnet/${d}`)) sh(['cp', '-a', `/var/cache/qnet/${d}`, cache]);
+    sh(['chown', '-R', `${uid}:${gid}`, path.join(home, '.cache')]);
+    chmodSync(TUN, 0o666);
   });
   after(() => removeUser());
 
   test('doctor lists what rootless labs need, each missing piece with the command that fixes it; nothing changes', async () => {
+    // Asked with /dev/net/tun as this machine has it (0600 here: a failure with its fix), then 0666 again.
+    chmodSync(TUN, tunMode0);
     const r = await asUser(['doctor']);
-    const tunMode = statSync('/dev/net/tun').mode & 0o777;
+    const tunMode = tunMode0 & 0o777;
     const tunOpen = (tunMode & 0o006) === 0o006;
     // tun 0600 (this machine) is a failure: every lab with a bridge needs taps.
     assert.equal(r.code, tunOpen ? r.code : 1, r.stdout + r.stderr);
@@ -94,11 +154,11 @@ describe('rootless, as an ordinary user made for the test', () => {
       assert.ok(line, `a row for ${check}:\n${r.stdout}`);
       assert.match(line.slice(check.length).trim(), new RegExp(`^${result}\\s+${detail.source}`), line);
     };
-    row('rootless', 'ok', new RegExp(`running as ${USER} \\(uid ${uid}\\), not root: .*not make rootless labs yet.*sudo`));
+    row('rootless', 'ok', new RegExp(`running as ${USER} \\(uid ${uid}\\), not root: .*\`qnet up\` makes your labs there`));
     row('directories (XDG)', 'ok', new RegExp(`runtime ${runtime}/qnet, state ${home}/\\.local/state/qnet, cache ${home}/\\.cache/qnet`));
     row('user.max_user_namespaces', 'ok', /\d+: qnet needs one per lab/);
     row('user namespaces (unshare -Urn)', 'ok', /a user namespace with you as its root/);
-    row('newuidmap, /etc/subuid, /etc/subgid', 'ok', /not needed: qnet maps only your own uid/);
+    row('newuidmap, /etc/subuid, /etc/subgid', 'ok', /optional: your own uid .* is enough .*`qnet capture` needs/);
     row('/dev/net/tun', tunOpen ? 'ok' : 'FIX', new RegExp(`mode 0${tunMode.toString(8)} root:root: you ${tunOpen ? 'may' : 'cannot'} open it`));
     row('/dev/kvm', '(ok|warn)', /(absent|mode \d{4} )/);
     row('user-mode uplink (pasta, slirp4netns)', '(ok|warn)', /(pasta|slirp4netns|neither pasta nor slirp4netns)/);
@@ -109,7 +169,7 @@ describe('rootless, as an ordinary user made for the test', () => {
     // The tools are found in /usr/sbin although a user's PATH lacks it.
     row('nftables', 'ok', /v[\d.]+/);
     row('dnsmasq', 'ok', /version [\d.]+/);
-    const j = await asUser(['doctor', '--json']);
+    const j = await asUser(['doctor', '--json']).finally(() => chmodSync(TUN, 0o666));
     assert.equal(j.code, r.code);
     const findings = JSON.parse(j.stdout) as Array<{ check: string; ok: boolean; warn?: boolean; detail: string; fix?: string }>;
     for (const f of findings.filter((x) => !x.ok)) assert.ok(f.fix, `${f.check} says how to fix it`);
@@ -120,7 +180,7 @@ describe('rootless, as an ordinary user made for the test', () => {
     assert.match(n.stdout, /^directories \(XDG\)\s+FIX\s+XDG_RUNTIME_DIR is not set/m);
     assert.ok(n.stdout.includes(`install -d -m 0700 -o ${uid} /run/user/${uid}`), n.stdout);
     assert.deepEqual(readdirSync(runtime), [], 'doctor made nothing in the runtime directory');
-    assert.equal(existsSync(path.join(home, '.cache', 'qnet')), false);
+    assert.equal(existsSync(path.join(home, '.local', 'state', 'qnet')), false);
   });
 
   test('a runtime directory that is missing or not the user\'s: exit 1 saying what to do', async () => {
@@ -155,20 +215,131 @@ describe('rootless, as an ordinary user made for the test', () => {
     assert.equal(asRoot.code, 0, asRoot.stderr);
   });
 
-  test('up (and demo) of an acceptable lab: rootless labs are not yet supported (exit 1), nothing is made', async () => {
-    const file = topology(nat(labName('rlnat')));
-    const v = await asUser(['validate', file]);
-    assert.equal(v.code, 0, v.stderr);
-    const r = await asUser(['up', file]);
-    assert.equal(r.code, 1, r.stderr);
-    assert.match(r.stderr, new RegExp(`rootless labs are not yet supported: qnet up run by an ordinary user \\(uid ${uid}\\) cannot make lab .* yet, and nothing was changed\\. Today run it as root: \`sudo qnet up ${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\``));
-    // demo brings a lab up too.
+  test('the seed lab\'s demo passes rootless, and leaves nothing', async () => {
+    const t = Date.now();
     const d = await asUser(['demo']);
-    assert.equal(d.code, 1, d.stderr);
-    assert.match(d.stderr, /rootless labs are not yet supported: qnet demo run by an ordinary user .*`sudo qnet demo`/);
-    assert.deepEqual(readdirSync(runtime), []);
-    assert.equal(existsSync(path.join(home, '.local', 'state', 'qnet')), false);
-    assert.deepEqual(await snapshot(), before0, 'nothing was made on the host');
+    assert.equal(d.code, 0, d.stdout + d.stderr);
+    assert.match(d.stdout, /all 7 checks passed in .*; the lab is gone/);
+    assert.match(d.stdout, /deb3 → upstream tcp 80, expect pass\s+pass/);
+    assert.equal(await processesOf(uid), '', 'no process of the user is left');
+    assert.deepEqual(readdirSync(path.join(runtime, 'qnet')), [], 'nothing is left in the runtime directory');
+    process.stderr.write(`# rootless demo: ${Date.now() - t} ms\n`);
+  });
+
+  test('a nat lab: up in a user namespace, its forward answers from the host; status, exec, capture; a second user neither sees nor takes it down; down leaves nothing', async () => {
+    const lab = labName('rlnat');
+    const port = freePort();
+    const topo = nat(lab, port);
+    // A second node on an isolated bridge network, and a page on a's port 80 (busybox httpd, started by the guest
+    // itself from exec, detached so that exec returns).
+    (topo.networks as Record<string, unknown>).back = { subnet: '192.168.77.0/24', address: '192.168.77.1' };
+    (topo.nodes as Record<string, unknown>).a = { nics: [{ network: 'lan', dhcp: true, ip: '172.16.9.60' }, { network: 'back', ip: '192.168.77.2' }] };
+    (topo.nodes as Record<string, unknown>).b = { nics: [{ network: 'back', ip: '192.168.77.3' }] };
+    (topo.forwards as Array<Record<string, unknown>>)[0]!.port = 80;
+    const file = topology(topo);
+    const before = await snapshot();
+    const t = Date.now();
+    try {
+      const up = await asUser(['up', file]);
+      assert.equal(up.code, 0, up.stderr);
+      process.stderr.write(`# rootless up of the nat lab: ${Date.now() - t} ms\n`);
+      assert.match(up.stderr, /start pasta: tap uplink in the lab .*forwards listening on the host \(tcp \d+\) \(rootless: no veth to the host; pasta before slirp4netns/);
+      // The holder: its pid file, written whole, names a live process of the user by pid, start time and namespaces.
+      const rec = JSON.parse(readFileSync(path.join(runtime, 'qnet', lab, 'holder.json'), 'utf8')) as { pid: number; start: string; userns: string; netns: string };
+      assert.match(rec.userns, /^user:\[\d+\]$/);
+      assert.equal(statSync(`/proc/${rec.pid}`).uid, uid);
+      assert.notEqual(readFileSync(`/proc/${rec.pid}/stat`, 'utf8').length, 0);
+      // QEMU runs as the user with no capability at all.
+      const qemu = sh(['pgrep', '-u', String(uid), '-f', 'qemu-system']).stdout.trim().split('\n')[0]!;
+      assert.match(readFileSync(`/proc/${qemu}/status`, 'utf8'), /CapEff:\s+0000000000000000/);
+      // Nothing on the host's side: no namespace, link, nft table or route of root's changed.
+      const host = await snapshot();
+      for (const k of ['netns', 'links', 'nftTables', 'routes', 'runDirs', 'ipForward'] as const) assert.deepEqual(host[k], before[k], `${k} of the host unchanged`);
+      const st = await asUser(['status', lab, '--json']);
+      assert.equal(st.code, 0, st.stderr);
+      const status = JSON.parse(st.stdout) as { status: string; nodes: Array<{ name: string; state: string }>; services: Array<{ name: string; state: string }> };
+      assert.equal(status.status, 'up');
+      assert.deepEqual(status.nodes.map((n) => `${n.name}:${n.state}`).sort(), ['a:running', 'b:running']);
+      assert.ok(status.services.some((s) => s.name === 'pasta' && s.state === 'running'), st.stdout);
+      const all = await asUser(['status']);
+      assert.match(all.stdout, new RegExp(`lab ${lab}\\s+up`));
+      const ping = await asUser(['exec', lab, 'b', '--', 'ping', '-c', '2', '-W', '2', '192.168.77.2']);
+      assert.equal(ping.code, 0, ping.stdout + ping.stderr);
+      const httpd = await asUser(['exec', lab, 'a', '--', 'sh', '-c', `mkdir -p /tmp/w && echo rootless-${lab} > /tmp/w/index.html && busybox httpd -p 80 -h /tmp/w && echo started`]);
+      assert.equal(httpd.code, 0, httpd.stderr);
+      assert.equal(get(port).trim(), `rootless-${lab}`, 'the forward answers from the host');
+      // capture on the isolated network while b pings a.
+      const cap = asUser(['capture', lab, 'back', '--count', '2', '--filter', 'icmp']);
+      await new Promise((r) => setTimeout(r, 1500));
+      await asUser(['exec', lab, 'b', '--', 'ping', '-c', '3', '192.168.77.2']);
+      const c = await cap;
+      assert.equal(c.code, 0, c.stderr);
+      assert.match(c.stdout, /192\.168\.77\.3 > 192\.168\.77\.2: ICMP echo request/);
+      // ssh reaches the lab too (a built-in guest has no sshd: the same answer as root's).
+      const ssh = await asUser(['ssh', lab, 'a', '--', 'true']);
+      const sshRoot = await qnet(['ssh', 'nosuchlab-rl', 'a', '--', 'true']);
+      assert.notEqual(ssh.code, 0);
+      assert.doesNotMatch(ssh.stderr, /no lab .* of yours/, 'ssh found the lab');
+      assert.equal(sshRoot.code, 2);
+      // A pid file that names another process (a reused pid: same pid, other start time) is not joined.
+      const hf = path.join(runtime, 'qnet', lab, 'holder.json');
+      const good = readFileSync(hf, 'utf8');
+      writeFileSync(hf, JSON.stringify({ ...JSON.parse(good), start: '1' }));
+      const stale = await asUser(['status', lab]);
+      writeFileSync(hf, good);
+      assert.equal(stale.code, 1, stale.stderr);
+      assert.match(stale.stderr, new RegExp(`lab ${lab} is not running: its holder .* is gone`));
+      // The second user: sees no lab, cannot reach it nor take it down; root does not list it among its labs.
+      const s2 = await asUser(['status'], {}, 2);
+      assert.equal(s2.code, 0, s2.stderr);
+      assert.equal(s2.stdout.trim(), 'no labs');
+      for (const args of [['status', lab], ['down', lab], ['exec', lab, 'a', '--', 'true'], ['capture', lab, 'back', '--count', '1']]) {
+        const r = await asUser(args, {}, 2);
+        assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+        assert.match(r.stderr, new RegExp(`no lab ${lab} of yours on this host`));
+      }
+      const d2 = await asUser(['down', '--all'], {}, 2);
+      assert.equal(d2.code, 0, d2.stderr);
+      const rs = await qnet(['status']);
+      assert.doesNotMatch(rs.stdout, new RegExp(lab), 'root does not list a user\'s lab');
+      assert.equal(get(port).trim(), `rootless-${lab}`, 'the lab still answers');
+      const t2 = Date.now();
+      const down = await asUser(['down', lab]);
+      assert.equal(down.code, 0, down.stderr);
+      process.stderr.write(`# rootless down of the nat lab: ${Date.now() - t2} ms\n`);
+      assert.match(down.stderr, new RegExp(`lab ${lab} is down .*pasta, dnsmasq:lan`));
+      assert.match(down.stderr, new RegExp(`lab ${lab}: removed holder \\(pid ${rec.pid}\\) and its namespaces, run directory`));
+      assert.equal(await processesOf(uid), '', 'no process of the user is left');
+      assert.deepEqual(readdirSync(path.join(runtime, 'qnet')), []);
+      assert.equal(get(port), '', 'nothing listens on the forwarded port');
+      const again = await asUser(['down', lab]);
+      assert.equal(again.code, 0, again.stderr);
+      assert.match(again.stderr, /already down/);
+    } finally {
+      await asUser(['down', lab]);
+    }
+  });
+
+  test('SIGKILL of up at any moment, then down (or down --all), leaves no holder, pasta, dnsmasq, QEMU, mount or file', async () => {
+    const lab = labName('rlkill');
+    const file = topology(nat(lab, freePort()));
+    // --cold: every guest boots (4 s or so here), so the later kills land while QEMU runs and is not ready yet.
+    const steps: string[] = [];
+    for (const [ms, how] of [[100, 'down --all'], [350, 'down'], [700, 'down'], [1500, 'down'], [3000, 'down --all']] as const) {
+      let pid = 0;
+      const run = asUser(['up', '--cold', file], {}, 1, (p) => (pid = p));
+      const early = await Promise.race([run, new Promise<null>((r) => setTimeout(r, ms, null))]);
+      assert.equal(early, null, `up ended before its kill at ${ms} ms: ${early?.stderr}`);
+      process.kill(pid, 'SIGKILL');
+      const r = await run;
+      assert.equal(r.signal, 'SIGKILL');
+      steps.push(`${ms} ms: ${r.stderr.split('\n').filter((l) => l.startsWith('✓')).length} steps done`);
+      const d = await asUser(how === 'down' ? ['down', lab] : ['down', '--all']);
+      assert.ok(d.code === 0 || (d.code === 2 && /no lab/.test(d.stderr)), `${how} after a kill at ${ms} ms: ${d.stderr}`);
+      assert.equal(await processesOf(uid), '', `no process of the user after a kill at ${ms} ms and ${how}`);
+      assert.deepEqual(readdirSync(path.join(runtime, 'qnet')).filter((f) => f !== '.lock'), [], `nothing in the runtime directory after a kill at ${ms} ms`);
+    }
+    process.stderr.write(`# rootless up killed at ${steps.join('; ')}\n`);
   });
 
   test('nothing is left: the user, its home, its runtime directory, its subordinate ids', async () => {
@@ -179,6 +350,7 @@ describe('rootless, as an ordinary user made for the test', () => {
     for (const f of ['/etc/subuid', '/etc/subgid'])
       if (existsSync(f)) assert.ok(!readFileSync(f, 'utf8').split('\n').some((l) => l.startsWith(`${USER}:`)), `${f} has no range of ${USER}`);
     assert.equal(sh(['pgrep', '-u', String(uid)]).code, 1, 'no process of the user');
+    assert.equal(statSync(TUN).mode & 0o7777, tunMode0, `${TUN} has its mode back`);
     assert.deepEqual(await snapshot(), before0, 'nothing was made on the host');
   });
 });

@@ -35,13 +35,13 @@ const find = (fs: Finding[], check: string) => {
 };
 
 describe('rootless doctor', () => {
-  test('a stock host: every check ok, pasta chosen and why, subordinate ids said not needed', () => {
+  test('a stock host: every check ok, pasta chosen and why, subordinate ids said optional (capture needs them)', () => {
     const fs = rootlessFindings(stock());
     assert.deepEqual(fs.filter((f) => !f.ok), []);
     assert.equal(doctorFails(fs), false);
-    assert.match(find(fs, 'rootless').detail, /uid 1000.*not make rootless labs yet.*sudo/);
+    assert.match(find(fs, 'rootless').detail, /uid 1000.*`qnet up` makes your labs there, each kept by a holder process/);
     assert.match(find(fs, 'user-mode uplink (pasta, slirp4netns)').detail, /^pasta \(pasta 0\.0~git20230309\) will carry nat networks and forwards: .*10\.6 Gbit\/s/);
-    assert.match(find(fs, 'newuidmap, /etc/subuid, /etc/subgid').detail, /^not needed: qnet maps only your own uid .*unshare --map-root-user.*Found: newuidmap \/usr\/bin\/newuidmap; .*\/etc\/subuid 100000:65536/);
+    assert.match(find(fs, 'newuidmap, /etc/subuid, /etc/subgid').detail, /^optional: your own uid .*unshare --map-root-user.*`qnet capture` needs.*Found: newuidmap \/usr\/bin\/newuidmap; .*\/etc\/subuid 100000:65536/);
     assert.match(find(fs, '/dev/kvm').detail, /through group kvm, which you are in/);
     assert.match(find(fs, 'kernel modules').detail, /usable in a user namespace$/);
   });
