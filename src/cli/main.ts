@@ -18,7 +18,7 @@ import { fmtMs, green, red, table, yellow } from './term.js';
 const { Command, CommanderError, Option } = createRequire(import.meta.url)('commander') as typeof import('commander');
 
 /** The commands, by their first word: `main` defines only the one it runs. */
-export const COMMANDS = ['validate', 'up', 'status', 'down', 'stop', 'start', 'restart', 'demo', 'leases', 'exec', 'ssh', 'console', 'link', 'capture', 'impair', 'web', 'check', 'graph', 'export', 'image', 'host', 'doctor', 'schema'];
+export const COMMANDS = ['validate', 'up', 'status', 'down', 'stop', 'start', 'restart', 'demo', 'leases', 'exec', 'ssh', 'console', 'link', 'capture', 'impair', 'web', 'check', 'graph', 'export', 'image', 'agent', 'host', 'doctor', 'schema'];
 
 /** Prints a valid lab's warnings (exposure to a real LAN, adjusted settings) on stderr. */
 async function warn(lab: ResolvedLab): Promise<void> {
@@ -135,10 +135,29 @@ export function buildProgram(argv: string[]): { program: import('commander').Com
         if (lab.fabric === 'ovn') {
           // Over several hosts: the plan only, for now (a lab on this one host is made as any other).
           const { ovnOnThisHost, previewOvn } = await import('../lab/ovn.js');
-          const { notYetOnOvn } = await import('../fabric/ovn/plan.js');
           if (!ovnOnThisHost(lab)) {
-            if (!o.dryRun) throw notYetOnOvn(lab)!;
-            return void process.stdout.write(await previewOvn(lab));
+            if (o.dryRun) return void process.stdout.write(await previewOvn(lab));
+            // Over several hosts: each host's part made by qnet there (lab/multihost.ts).
+            const { upHosts } = await import('../lab/multihost.js');
+            const t = Number(o.timeout ?? 180);
+            if (!Number.isFinite(t) || t <= 0) throw new UserError(`--timeout: expected a number of seconds, got "${o.timeout}"`);
+            const r = await upHosts(lab, { reporter: consoleReporter(), readyTimeoutMs: t * 1000, cold: !!o.cold });
+            const on = [...new Set(Object.values(r.placement))].map((h) => `${h}: ${Object.entries(r.placement).filter(([, x]) => x === h).map(([n]) => n).join(', ')}`).join('; ');
+            process.stderr.write(`${green('✓')} lab ${lab.name} is up over ${new Set(Object.values(r.placement)).size} hosts (${on}; guests' MTU ${r.mtu}) in ${fmtMs(r.ms)}; \`qnet status ${lab.name}\`, \`qnet down ${lab.name}\`\n`);
+            if (!o.check) return;
+            if (!lab.checks?.length) return void process.stderr.write(`${yellow('warning:')} --check: ${file} declares no checks (\`checks:\`)\n`);
+            const { checkWith } = await import('../lab/check.js');
+            const { hostsAccess } = await import('../lab/multihost.js');
+            const { readHostsState } = await import('../lab/hosts-state.js');
+            const { declaredText } = await import('./check.js');
+            const report = await checkWith(hostsAccess((await readHostsState(lab.name))!), { declaredOnly: true });
+            process.stdout.write(declaredText(report.declared));
+            const failed = report.declared.filter((d) => !d.ok);
+            if (failed.length) {
+              process.stderr.write(`${red('✗')} ${failed.length} of ${report.declared.length} declared checks failed: ${failed.map((f) => f.label).join('; ')}\n`);
+              code = 1;
+            } else process.stderr.write(`${green('✓')} all ${report.declared.length} declared checks passed in ${fmtMs(report.ms)}\n`);
+            return;
           }
         }
         // A real OS under TCG takes one to three minutes to cloud-init's end (more when several boot at once).
@@ -197,6 +216,21 @@ export function buildProgram(argv: string[]): { program: import('commander').Com
       .option('--json', 'machine-readable output')
       .option('--monitor', 'add each running guest\'s QEMU monitor view of its network (`info network`)')
       .action(async (lab: string | undefined, o: { json?: boolean; monitor?: boolean }) => {
+        if (lab && isLabName(lab)) {
+          // A lab over several hosts: each host's part, as its agent sees it.
+          // Only a lab the driver's state names loads what reaches hosts.
+          const over = (await (await import('../lab/hosts-state.js')).readHostsState(lab)) ? await (await import('../lab/multihost.js')).hostsOf(lab) : null;
+          if (over) {
+            const parts = await Promise.all(over.hosts.map(async (h) => ({ host: h.name, status: await h.call({ op: 'status', lab }).catch((e: Error) => ({ error: e.message })) })));
+            if (o.json) return void process.stdout.write(JSON.stringify({ lab, status: over.state?.status, placement: over.state?.placement, hosts: parts }, null, 2) + '\n');
+            const { renderStatus } = await import('./output.js');
+            for (const p of parts) {
+              const s = p.status as import('../lab/status.js').LabStatus | { error: string } | null;
+              process.stdout.write(`host ${p.host}: ${s === null ? 'nothing of the lab' : 'error' in s ? s.error : `\n${renderStatus(s)}`}\n`);
+            }
+            return;
+          }
+        }
         const { keptLabs, listLabs } = await import('../lab/discover.js');
         const { labStateDir } = await import('../dirs.js');
         // What reads and shows a lab is loaded only when there is one: with no labs, most of the command's start-up.
@@ -217,7 +251,15 @@ export function buildProgram(argv: string[]): { program: import('commander').Com
             const { renderStatus } = await import('./output.js');
             process.stdout.write(list.map(renderStatus).join('\n\n') + '\n');
           }
-          else if (!lab) process.stdout.write('no labs\n');
+          const driven = lab ? undefined : await import('../lab/hosts-state.js');
+          const drivenNames = driven ? await driven.drivenLabs() : [];
+          if (!lab && !list.length && !drivenNames.length) process.stdout.write('no labs\n');
+          // Labs over several hosts driven from here: named, each host's part is shown by `status LAB`.
+          if (driven)
+            for (const d of drivenNames) {
+              const st = await driven.readHostsState(d);
+              if (st) process.stdout.write(`lab ${d} (${st.status}) over hosts ${(st.lab.hosts ?? []).map((h) => h.name).join(', ')}: \`qnet status ${d}\`\n`);
+            }
           // Disks kept by persist: true outlive their lab: say where they are and how they go.
           const up = new Set(list.map((x) => x.lab));
           const kept = (await keptLabs()).filter((k) => !up.has(k) && (!lab || k === lab));
@@ -239,15 +281,34 @@ export function buildProgram(argv: string[]): { program: import('commander').Com
         const { loadTopology } = await import('../topology/load.js');
         const { consoleReporter } = await import('./output.js');
         let labs: string[];
-        if (o.all) labs = [...new Set([...(await listLabs({ tables: true })), ...(o.purge ? await keptLabs() : [])])].sort();
+        let topology: ResolvedLab | undefined;
+        if (o.all) {
+          // With the labs over several hosts this machine drives (their driver's state).
+          const { drivenLabs } = await import('../lab/hosts-state.js');
+          labs = [...new Set([...(await listLabs({ tables: true })), ...(await drivenLabs()), ...(o.purge ? await keptLabs() : [])])].sort();
+        }
         else if (!target) throw new UserError('down: name a lab or a topology file, or use --all');
         else if (isLabName(target) && !existsSync(target)) labs = [target];
-        else if (existsSync(target)) labs = [(await loadTopology(target)).name];
+        else if (existsSync(target)) labs = [(topology = await loadTopology(target)).name];
         else throw new UserError(`'${target}' is neither a topology file nor a lab name (${LAB_NAME_RULE})`);
         const graceMs = Number(o.grace) * 1000;
         if (!Number.isFinite(graceMs) || graceMs < 0) throw new UserError(`--grace: expected a number of seconds, got "${o.grace}"`);
         const reporter = consoleReporter();
         for (const lab of labs) {
+          // A lab over several hosts (by the driver's state, or the topology file given): removed on every host.
+          const driven = (await (await import('../lab/hosts-state.js')).readHostsState(lab)) || topology?.hosts;
+          const { downHosts, hostsOf } = driven ? await import('../lab/multihost.js') : { downHosts: undefined, hostsOf: undefined };
+          const over = hostsOf ? await hostsOf(lab, topology) : null;
+          if (over && downHosts) {
+            const r = await downHosts(lab, over.hosts, { reporter });
+            for (const [h, what] of Object.entries(r.removed)) process.stderr.write(`${green('✓')} ${h}: ${what.length ? `removed ${what.join(', ')}` : 'nothing of the lab there'}\n`);
+            for (const u of r.unreachable) process.stderr.write(`${red('✗')} ${u}\n`);
+            if (r.unreachable.length) {
+              process.stderr.write(`lab ${lab} is down on ${Object.keys(r.removed).length} of ${over.hosts.length} hosts; run \`qnet down ${lab}\` again once the others are reachable\n`);
+              code = 1;
+            } else process.stderr.write(`${green('✓')} lab ${lab} is down on ${over.hosts.length} hosts in ${fmtMs(r.ms)}\n`);
+            continue;
+          }
           const r = await down(lab, { runner, reporter, graceMs, purge: !!o.purge });
           for (const w of r.warnings) process.stderr.write(`! ${w}\n`);
           if (r.removed.length) process.stderr.write(`${green('✓')} lab ${lab} is down in ${fmtMs(r.ms)}: removed ${r.removed.join(', ')}\n`);
@@ -389,7 +450,10 @@ export function buildProgram(argv: string[]): { program: import('commander').Com
         const { execInGuest } = await import('../lab/exec.js');
         const timeout = Number(o.timeout);
         if (!Number.isFinite(timeout) || timeout <= 0) throw new UserError(`--timeout: expected a number of seconds, got "${o.timeout}"`);
-        const r = await execInGuest(lab, node, command, { timeoutMs: timeout * 1000 });
+        // A lab over several hosts: run by the agent of the node's host.
+        const { readHostsState } = await import('../lab/hosts-state.js');
+        const over = isLabName(lab) ? await readHostsState(lab) : null;
+        const r = over ? await (await import('../lab/multihost.js')).execOnHost(over, node, command, timeout * 1000) : await execInGuest(lab, node, command, { timeoutMs: timeout * 1000 });
         process.stdout.write(r.stdout);
         process.stderr.write(r.stderr);
         if (r.timedOut) process.stderr.write(`qnet exec: ${command[0]} timed out after ${timeout} s and was killed\n`);
@@ -529,9 +593,12 @@ export function buildProgram(argv: string[]): { program: import('commander').Com
           return;
         }
         if (!byName) throw new UserError(`"${target}" is a file: \`qnet check FILE --predict\` predicts from it; measuring needs a running lab (\`qnet up ${target}\`, then \`qnet check LAB\`)`);
-        const { checkLab } = await import('../lab/check.js');
+        const { checkLab, checkWith } = await import('../lab/check.js');
         const { printReport } = await import('./check.js');
-        const report = await checkLab(target, { ...(o.only ? { only: o.only } : {}), asDeclared: !!o.asDeclared, progress: o.json ? undefined : (l) => process.stderr.write(`· ${l}\n`) });
+        const copts = { ...(o.only ? { only: o.only } : {}), asDeclared: !!o.asDeclared, progress: o.json ? undefined : (l: string) => process.stderr.write(`· ${l}\n`) };
+        // A lab over several hosts: each guest probed through its host's agent, the lab namespace the gateway's.
+        const over = await (await import('../lab/hosts-state.js')).readHostsState(target);
+        const report = over ? await checkWith((await import('../lab/multihost.js')).hostsAccess(over), copts) : await checkLab(target, copts);
         code = printReport(report, probes, !!o.json);
       });
 
@@ -637,6 +704,15 @@ export function buildProgram(argv: string[]): { program: import('commander').Com
         );
       });
   }
+
+  if (defines('agent'))
+    program
+      .command('agent', { hidden: true })
+      .description('qnet\'s side on a host of a lab over several hosts: one JSON request on stdin, JSON lines back (run by the driving qnet over SSH)')
+      .action(async () => {
+        const { runAgent } = await import('../lab/agent.js');
+        code = await runAgent(runner, process.stdin, process.stdout);
+      });
 
   if (defines('host')) {
     const host = program

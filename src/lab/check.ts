@@ -58,8 +58,40 @@ export interface CheckReport {
   ms: number;
 }
 
+/**
+ * Where `qnet check` reaches a running lab: its state, its guests (a script run by each one's agent), the lab
+ * namespace and the host (commands, listeners) and the uplink's address. One host: here; over several hosts: each
+ * guest through its host's agent, the lab namespace and the host those of the gateway host (lab/multihost.ts).
+ */
+export interface CheckAccess {
+  state: LabState;
+  guestSh(node: string, script: string, timeoutMs: number, args?: string[]): Promise<string>;
+  /** Runs argv in the lab namespace or in the host's own; its output. */
+  run(where: 'lab' | 'host', argv: string[], timeoutMs: number): Promise<{ code: number; stdout: string }>;
+  /** Listens on TCP at each ADDR:PORT in the lab namespace or the host's (check-listener.ts) until the stopper is called. */
+  listen(where: 'lab' | 'host', addrs: string[]): Promise<() => void>;
+  uplinkAddress(): Promise<number | undefined>;
+}
+
+/** A lab on this host, as `qnet check` reaches it. */
+export function localAccess(state: LabState): CheckAccess {
+  const runner = new RealRunner();
+  const ns = state.lab.netns;
+  return {
+    state,
+    guestSh: (node, script, timeoutMs, args) => guestSh(state.lab.name, node, script, timeoutMs, args),
+    run: (where, argv, timeoutMs) => runner.run(where === 'lab' ? ['ip', 'netns', 'exec', ns, ...argv] : argv, { allowFail: true, timeoutMs }),
+    listen: async (where, addrs) => {
+      const children: ChildProcess[] = [];
+      await listen(where === 'lab' ? ['ip', 'netns', 'exec', ns, process.execPath, LISTENER, ...addrs] : [process.execPath, LISTENER, ...addrs], children);
+      return () => children.forEach((c) => c.kill('SIGTERM'));
+    },
+    uplinkAddress: () => uplinkAddress(state.lab),
+  };
+}
+
 /** What qnet knows of a running lab beyond its topology (links, impairments, leases, the uplink's address). */
-export async function liveFacts(state: LabState, opts: { asDeclared?: boolean } = {}): Promise<LiveFacts> {
+export async function liveFacts(state: LabState, opts: { asDeclared?: boolean } = {}, access: CheckAccess = localAccess(state)): Promise<LiveFacts> {
   const lab = state.lab;
   const leases: Record<string, Record<number, number>> = {};
   for (const l of await labLeases(lab.name).catch(() => [])) {
@@ -80,7 +112,7 @@ export async function liveFacts(state: LabState, opts: { asDeclared?: boolean } 
     }),
   );
   const facts: LiveFacts = { leases };
-  const up = await uplinkAddress(lab);
+  const up = await access.uplinkAddress();
   if (up !== undefined) facts.upstream = up;
   if (!opts.asDeclared) {
     facts.linksDown = state.links ?? {};
@@ -89,8 +121,8 @@ export async function liveFacts(state: LabState, opts: { asDeclared?: boolean } 
   return facts;
 }
 
-// The host's address on the lab's uplink veth (100.64.x.y, chosen at `up`).
-async function uplinkAddress(lab: ResolvedLab): Promise<number | undefined> {
+/** The host's address on the lab's uplink veth (100.64.x.y, chosen at `up`). */
+export async function uplinkAddress(lab: ResolvedLab): Promise<number | undefined> {
   if (!lab.networks.some(usesUplink)) return undefined;
   const r = await new RealRunner().run(['ip', '-j', '-4', 'addr', 'show', 'dev', uplinkHostIf(lab.name)], { allowFail: true });
   try {
@@ -106,10 +138,15 @@ const cellKey = (from: string, to: string, probe: Probe) => `${from}|${to}|${pro
 
 /** Predicts and measures a running lab's matrix (and its declared checks). */
 export async function checkLab(labName: string, opts: CheckOptions = {}): Promise<CheckReport> {
+  return checkWith(localAccess(await upState(labName)), opts);
+}
+
+/** Predicts and measures a running lab's matrix (and its declared checks), reaching it through `access`. */
+export async function checkWith(access: CheckAccess, opts: CheckOptions = {}): Promise<CheckReport> {
   const t0 = Date.now();
-  const state = await upState(labName);
+  const state = access.state;
   const lab = state.lab;
-  const live = await liveFacts(state, opts);
+  const live = await liveFacts(state, opts, access);
   const prediction = predict(lab, live);
   const { checks } = resolveChecks(lab, live);
   const probes = opts.only ? [opts.only] : (['ping', 'tcp'] as Probe[]);
@@ -156,37 +193,35 @@ export async function checkLab(labName: string, opts: CheckOptions = {}): Promis
       } else addPort(placeOf(d), j.spec.port!);
     }
   const say = opts.progress ?? (() => {});
-  const children: ChildProcess[] = [];
+  const stoppers: Array<() => void> = [];
   const started: string[] = [];
   const unreachableAgent = new Map<string, string>();
   let probeAddr = false;
-  const runner = new RealRunner();
   try {
     const total = [...jobs.values()].reduce((n, l) => n + l.length, 0);
     say(`${total} probes from ${jobs.size} sources; listening on TCP ${[...new Set([...ports.values()].flatMap((s) => [...s]))].join(', ') || '(none)'}`);
     if (!live.upstream && prediction.destinations.some((d) => d.kind === 'upstream')) {
-      await runner.run(['ip', '-n', lab.netns, 'addr', 'add', `${PROBE_UPSTREAM}/32`, 'dev', 'lo']);
+      const r = await access.run('lab', ['ip', 'addr', 'add', `${PROBE_UPSTREAM}/32`, 'dev', 'lo'], 10_000);
+      if (r.code !== 0) throw new RuntimeError(`the probes' upstream address ${PROBE_UPSTREAM} could not be added in the lab namespace`);
       probeAddr = true;
     }
     await bounded([...ports.entries()].filter(([p]) => p.startsWith('node:')), PARALLEL, async ([p, set]) => {
       const node = p.slice(5);
       try {
-        await guestSh(lab.name, node, listenScript([...set]), 20_000, [LISTEN_ARG]);
+        await access.guestSh(node, listenScript([...set]), 20_000, [LISTEN_ARG]);
         started.push(node);
       } catch (e) {
         unreachableAgent.set(node, (e as Error).message.split('\n')[0]!);
       }
     });
-    const nsListen = (ns: string | undefined, addrs: string[]) => {
-      if (!addrs.length) return Promise.resolve();
-      const argv = ns ? ['ip', 'netns', 'exec', ns, process.execPath, LISTENER, ...addrs] : [process.execPath, LISTENER, ...addrs];
-      return listen(argv, children);
+    const nsListen = async (where: 'lab' | 'host', addrs: string[]) => {
+      if (addrs.length) stoppers.push(await access.listen(where, addrs));
     };
     const labnsAddrs: string[] = [];
     for (const d of prediction.destinations)
       if (d.kind === 'host' || (d.kind === 'upstream' && !live.upstream)) for (const port of ports.get('labns') ?? []) labnsAddrs.push(`${formatIPv4(d.ip)}:${port}`);
-    await nsListen(lab.netns, labnsAddrs);
-    if (live.upstream !== undefined) await nsListen(undefined, [...(ports.get('root') ?? [])].map((port) => `${formatIPv4(live.upstream!)}:${port}`));
+    await nsListen('lab', labnsAddrs);
+    if (live.upstream !== undefined) await nsListen('host', [...(ports.get('root') ?? [])].map((port) => `${formatIPv4(live.upstream!)}:${port}`));
 
     // Every source runs its probes at once; `again` marks the second try of those that should have reached.
     const probeAll = (rows: Map<string, Job[]>, waitS: number, again: boolean) =>
@@ -196,12 +231,11 @@ export async function checkLab(labName: string, opts: CheckOptions = {}): Promis
         try {
           if (from === 'host' || from === 'upstream') {
             const script = probeScript(specs, { busybox: true, waitS });
-            const argv = from === 'host' ? ['ip', 'netns', 'exec', lab.netns, 'busybox', 'sh', '-c', script] : ['busybox', 'sh', '-c', script];
-            out = (await runner.run(argv, { allowFail: true, timeoutMs: 60_000 })).stdout;
+            out = (await access.run(from === 'host' ? 'lab' : 'host', ['busybox', 'sh', '-c', script], 60_000)).stdout;
           } else {
             const why = unreachableAgent.get(from);
             if (why) throw new RuntimeError(why);
-            out = await guestSh(lab.name, from, probeScript(specs, { waitS }), 60_000);
+            out = await access.guestSh(from, probeScript(specs, { waitS }), 60_000);
           }
         } catch (e) {
           for (const j of list) measured.set(j.key, { ok: false, skipped: `not measured: ${(e as Error).message.split('\n')[0]}` });
@@ -229,9 +263,9 @@ export async function checkLab(labName: string, opts: CheckOptions = {}): Promis
       await probeAll(retry, RETRY_WAIT_S, true);
     }
   } finally {
-    for (const c of children) c.kill('SIGTERM');
-    await Promise.all(started.map((node) => guestSh(lab.name, node, stopScript(), 10_000).catch(() => '')));
-    if (probeAddr) await runner.run(['ip', '-n', lab.netns, 'addr', 'del', `${PROBE_UPSTREAM}/32`, 'dev', 'lo'], { allowFail: true });
+    for (const stop of stoppers) stop();
+    await Promise.all(started.map((node) => access.guestSh(node, stopScript(), 10_000).catch(() => '')));
+    if (probeAddr) await access.run('lab', ['ip', 'addr', 'del', `${PROBE_UPSTREAM}/32`, 'dev', 'lo'], 10_000).catch(() => undefined);
   }
   const declared = checks.map((c, i): DeclaredResult => declaredResult(lab, c, live, measured.get(`declared|${i}`)));
   for (const k of [...measured.keys()]) if (k.startsWith('declared|')) measured.delete(k);

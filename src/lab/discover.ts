@@ -1,5 +1,7 @@
 // Finding what exists of a lab on the host, from ownership markers alone (no state file needed).
 import { readdir, readFile } from 'node:fs/promises';
+import { existsSync, statSync } from 'node:fs';
+import path from 'node:path';
 import { exists } from '../host/fs.js';
 import { RealRunner } from '../host/run.js';
 import { findMarkedProcesses } from '../qemu/process.js';
@@ -111,7 +113,7 @@ export async function findLab(lab: string): Promise<{
   if (netns === 'ours' && insideHolder() && !(await netnsMarked(lab))) netns = 'absent';
   if (netns !== 'absent') what.push(`namespace ${NETNS_PREFIX}${lab}${netns === 'foreign' ? ' (not made by qnet)' : ''}`);
   if (await exists(labDir(lab))) what.push(`run directory ${labDir(lab)}`);
-  const marked = await findMarkedProcesses(lab);
+  const marked = (await findMarkedProcesses(lab)).filter((p) => sameRunRoot(p.pid));
   const procs = marked.filter((p) => p.node);
   const services = marked.filter((p) => p.service);
   if (procs.length) what.push(`${procs.length} guest process${procs.length > 1 ? 'es' : ''}`);
@@ -169,5 +171,21 @@ export async function keptLabs(): Promise<string[]> {
     return (await readdir(stateRoot(), { withFileTypes: true })).filter((e) => e.isDirectory() && NAME_PATTERN.test(e.name)).map((e) => e.name).sort();
   } catch {
     return [];
+  }
+}
+
+/**
+ * Whether a marked process sees this host's run directory (the same file system at runRoot()): not so for a process of
+ * another host that shares this PID namespace (simulated hosts are mount and network namespaces on one machine), whose
+ * lab of the same name is not this host's to count or stop. Kept when either cannot be read.
+ */
+function sameRunRoot(pid: number): boolean {
+  // Before this host's first lab its run directory may not exist yet: its nearest existing parent is compared.
+  let dir = runRoot();
+  while (!existsSync(dir) && path.dirname(dir) !== dir) dir = path.dirname(dir);
+  try {
+    return statSync(`/proc/${pid}/root${dir}`).dev === statSync(dir).dev;
+  } catch {
+    return true;
   }
 }

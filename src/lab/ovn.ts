@@ -16,6 +16,7 @@ import { labGuestMtu } from '../fabric/ovn/mtu.js';
 import { localHostFacts } from '../host/facts.js';
 import { capacityOf, formatPlacement, placeNodes, type HostCapacity } from '../plan/placement.js';
 import type { ResolvedLab } from '../topology/model.js';
+import type { HostPart } from '../hosts/protocol.js';
 
 /** The text `qnet up --dry-run` prints for a lab on OVN: hosts, placement, the guests' MTU and the NB batch. */
 export async function previewOvn(lab: ResolvedLab): Promise<string> {
@@ -43,9 +44,9 @@ export async function previewOvn(lab: ResolvedLab): Promise<string> {
  * What the lab's fabric adds to its plan, observed before any change: nothing on Linux bridges; on OVN, this host's
  * OVN (see observeOvn), and the lab as it runs there.
  */
-export async function observeFabric(lab: ResolvedLab, runner: CommandRunner): Promise<{ lab: ResolvedLab; ctx: { ovn?: OvnHostContext } }> {
+export async function observeFabric(lab: ResolvedLab, runner: CommandRunner, part?: HostPart): Promise<{ lab: ResolvedLab; ctx: { ovn?: OvnHostContext } }> {
   if (lab.fabric !== 'ovn') return { lab, ctx: {} };
-  const o = await observeOvn(lab, runner);
+  const o = await observeOvn(lab, runner, part);
   return { lab: o.lab, ctx: { ovn: o.ovn } };
 }
 
@@ -72,8 +73,8 @@ export function ovnOnThisHost(lab: ResolvedLab): boolean {
  * What the OVN fabric plans with, observed on this host before any change; refuses (exit 2) what OVN does not carry
  * yet, and (exit 1) a host whose OVN is not ready, naming what to run. The lab comes back as it runs on OVN.
  */
-export async function observeOvn(input: ResolvedLab, runner: CommandRunner): Promise<{ lab: ResolvedLab; ovn: OvnHostContext }> {
-  const refused = notYetOnOvn(input);
+export async function observeOvn(input: ResolvedLab, runner: CommandRunner, part?: HostPart): Promise<{ lab: ResolvedLab; ovn: OvnHostContext }> {
+  const refused = part ? undefined : notYetOnOvn(input);
   if (refused) throw refused;
   const st = await hostStatus(runner);
   if (!st.ready)
@@ -81,7 +82,7 @@ export async function observeOvn(input: ResolvedLab, runner: CommandRunner): Pro
       `lab ${input.name} is on OVN, and this host's OVN is not ready:\n  ${st.problems.join('\n  ')}\n` +
         `a lab on one host needs Open vSwitch, ovn-controller and the OVN databases here: \`qnet host setup --name NAME --underlay IP --central\` (\`qnet host status\` says what runs); nothing was made`,
     );
-  const host = input.hosts?.[0]?.name ?? LOCAL_HOST;
+  const host = part?.host ?? input.hosts?.[0]?.name ?? LOCAL_HOST;
   // The implicit host of a lab without `hosts:` is whatever chassis this host is; a named one must be this chassis.
   if (host !== LOCAL_HOST && host !== st.chassis)
     throw new RuntimeError(`hosts.${host}: this host is OVN chassis "${st.chassis}", not "${host}": name the host ${st.chassis} in the topology, or set it up as ${host}; nothing was made`);
@@ -99,10 +100,11 @@ export async function observeOvn(input: ResolvedLab, runner: CommandRunner): Pro
   return {
     lab,
     ovn: {
-      chassis: { [host]: st.chassis! },
-      placement: Object.fromEntries(lab.nodes.map((n) => [n.name, host])),
+      chassis: part ? part.chassis : { [host]: st.chassis! },
+      placement: part ? part.placement : Object.fromEntries(lab.nodes.map((n) => [n.name, host])),
       datapath,
       nb: input.ovn?.nb !== undefined ? [`--db=${input.ovn.nb}`] : [],
+      ...(part ? { part: { host, gateway: part.gateway } } : {}),
     },
   };
 }

@@ -40,6 +40,7 @@ import { readState, updateState, writeState, type LabState, type NodeState } fro
 import { nodeState } from './alive.js';
 import { processMarker, processStartTime } from '../qemu/process.js';
 import { diffLabs, formatChange, isEmpty, type ChangeSet } from '../plan/change.js';
+import type { HostPart } from '../hosts/protocol.js';
 
 export interface Reporter {
   /** A step finished (or failed) after `ms` milliseconds. */
@@ -66,6 +67,8 @@ export interface UpOptions {
   replace?: boolean;
   /** Test hook: fail on purpose right before step number N (1-based) runs. */
   failBeforeStep?: number;
+  /** This host's part of a lab over several hosts (`qnet agent`): its nodes only, the NB made by the driver. */
+  part?: HostPart;
 }
 
 export interface UpResult {
@@ -106,7 +109,7 @@ export async function prepareUp(
 ): Promise<{ lab: ResolvedLab; steps: Step[]; accel: string; image: string; why: string; lan?: Record<string, LanUplink> }> {
   const reporter = opts.reporter ?? silentReporter;
   // The fabric's host side first (OVN: refusals, this host's OVN ready, its chassis and datapath), before anything.
-  const fabric = await observeFabric(input, opts.runner);
+  const fabric = await observeFabric(input, opts.runner, opts.part);
   // Image nodes: every base, ISO and kept disk is checked (exit 2 on bad input) before anything is made.
   const lab = await inspectLabImages(opts.runner, fabric.lab, opts.source);
   const images = await observeImages(lab, opts.runner);
@@ -173,6 +176,8 @@ export async function up(input: ResolvedLab, opts: UpOptions): Promise<UpResult>
   const netem = netemNics(input);
   if (netem.length && !(await netemUsable(opts.runner))) throw new RuntimeError(`${netem.join('; ')}: ${NO_NETEM}.\nNothing was made or changed.`);
   const existing = await findLab(input.name);
+  // A host's part: the lab's northbound rows, which the driver made just before, are not a lab left over here.
+  if (opts.part) existing.present = existing.what.some((w) => !/northbound row/.test(w));
   if (existing.present) {
     const running = await readState(input.name);
     // Compared with the running lab as inspected (formats, sizes, real paths of images): read the images first.

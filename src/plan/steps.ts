@@ -116,6 +116,11 @@ export interface OvnHostContext {
   datapath: 'system' | 'netdev';
   /** ovn-nbctl's global options that reach the northbound DB (none: the local central's socket). */
   nb: string[];
+  /**
+   * On a host of a lab over several hosts: which host this is, and whether it is the lab's gateway (it alone makes
+   * the host sides and the uplink); the northbound rows are the driver's. Absent on one host: this host does all.
+   */
+  part?: { host: string; gateway: boolean };
 }
 
 /** What is kept of a persisted image node from an earlier up (observed). */

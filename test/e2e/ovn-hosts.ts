@@ -43,6 +43,11 @@ export interface SimHosts {
   drive(argv: string[], timeoutMs?: number): Run;
   /** ssh from the driving side to a host, as `up` will reach hosts (BatchMode, the fixture's key). */
   ssh(host: SimHost, command: string): Run;
+  /**
+   * Runs the real CLI on the driving side (the underlay namespace, this machine's mount namespace), reaching hosts over
+   * SSH with the fixture's key, qnet run there from this checkout, its own run directory `runDir`.
+   */
+  driveQnet(args: string[], runDir: string, timeoutMs?: number, env?: Record<string, string>): Promise<Run> & { child?: ChildProcess };
   /** Removes everything; returns the daemons it had to kill (none when `qnet host stop` did its job). */
   remove(): Promise<string[]>;
 }
@@ -214,6 +219,29 @@ export async function makeSimHosts(tag: string, names: string[], opts: { sshd?: 
       drive: (argv, timeoutMs) => run(['ip', 'netns', 'exec', underlay, ...argv], timeoutMs),
       ssh: (h, command) =>
         run(['ip', 'netns', 'exec', underlay, 'ssh', '-i', key, '-o', 'BatchMode=yes', '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'LogLevel=ERROR', '-o', 'ConnectTimeout=5', `root@${h.ip}`, command], 20000),
+      driveQnet: (args, runDir, timeoutMs = 300000, extra = {}) => {
+        const env = {
+          ...process.env,
+          QNET_RUN_DIR: runDir,
+          QNET_SSH_OPTIONS: `-i ${key} -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR`,
+          QNET_HOST_QNET: `${process.execPath} ${QNET}`,
+          ...extra,
+        };
+        const child = spawn('ip', ['netns', 'exec', underlay, process.execPath, QNET, ...args], { env });
+        const p = new Promise<Run>((resolve) => {
+          let stdout = '';
+          let stderr = '';
+          child.stdout.on('data', (d) => (stdout += d));
+          child.stderr.on('data', (d) => (stderr += d));
+          const t = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+          child.on('close', (code, sig) => {
+            clearTimeout(t);
+            resolve({ code: code ?? (sig ? -1 : -1), stdout, stderr });
+          });
+        }) as Promise<Run> & { child?: ChildProcess };
+        p.child = child;
+        return p;
+      },
       remove: async () => {
         // Each host stops what its setup started, the central (the first) last: the others leave the SB first.
         for (const h of [...hosts].reverse()) if (h.daemons().some((d) => d.comm !== 'sshd')) await h.qnet(['host', 'stop'], 60000);

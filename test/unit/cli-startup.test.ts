@@ -103,6 +103,8 @@ test('`qnet status` with no labs (new namespaces: nothing of the host\'s) loads 
     'dist/src/host/ovn-paths.js',
     'dist/src/host/run.js',
     'dist/src/lab/discover.js',
+    // the labs over several hosts this machine drives (their driver's state): a directory read
+    'dist/src/lab/hosts-state.js',
     'dist/src/qemu/process.js',
     'dist/src/render/markers.js',
     'dist/src/topology/model.js',

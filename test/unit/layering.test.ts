@@ -40,6 +40,8 @@ const FORBIDDEN: Record<string, string[]> = {
   // only the plan's vocabulary (steps.ts): the planner dispatches to them, not they to it.
   fabric: ['host', 'qemu', 'lab', 'cli', 'web'],
   host: ['lab', 'cli', 'web'],
+  // Where a node runs (this machine or one over SSH) and the agent protocol: transport only, no orchestration.
+  hosts: ['lab', 'cli', 'web', 'qemu', 'plan', 'guest'],
   qemu: ['lab', 'cli', 'web'],
   guest: ['lab', 'cli', 'web'],
   lab: ['cli', 'web'],

@@ -515,10 +515,20 @@ describe('the CLI on a lab on OVN (nothing on the host is touched: the refusal c
     assert.equal(r.status, 2, r.stderr);
     assert.match(r.stderr, /node deb2 needs 4160 MiB and 1 CPUs/);
   });
-  test('up over several hosts: exit 2 naming what is not made yet, before anything is observed', () => {
-    const r = qnet('up', file('ok.yaml', remote));
-    assert.equal(r.status, 2, r.stderr);
-    assert.match(r.stderr, /hosts: labs over several hosts .* are not yet made by `qnet up`/);
+  test('up over several hosts, none reachable: exit 1 naming each host and what to check, nothing made', () => {
+    // A stand-in ssh (a tiny real program on PATH) that fails as OpenSSH does when nothing listens: no packet leaves.
+    const bin = path.join(dir || (dir = mkdtempSync(path.join(tmpdir(), 'qnet-ovn-cli-'))), 'bin');
+    spawnSync('mkdir', ['-p', bin]);
+    writeFileSync(path.join(bin, 'ssh'), '#!/bin/sh\necho "ssh: connect to host 192.0.2.x port 22: Connection refused" >&2\nexit 255\n', { mode: 0o755 });
+    const r = spawnSync(process.execPath, [path.join(ROOT, 'bin', 'qnet.js'), 'up', file('ok.yaml', remote)], {
+      encoding: 'utf8',
+      timeout: 30_000,
+      env: { ...process.env, NO_COLOR: '1', PATH: `${bin}:${process.env.PATH}`, QNET_RUN_DIR: path.join(dir, 'run') },
+    });
+    assert.equal(r.status, 1, r.stderr);
+    assert.match(r.stderr, /hosts\.a \(root@192\.0\.2\.10\) cannot be reached over SSH \(ssh: connect to host .* Connection refused\)/);
+    assert.match(r.stderr, /hosts\.b \(root@192\.0\.2\.11\) cannot be reached over SSH/);
+    assert.match(r.stderr, /nothing was made or changed on any host/);
     assert.equal(r.stdout, '');
   });
   after(() => {
