@@ -618,10 +618,21 @@ export function buildProgram(argv: string[]): { program: import('commander').Com
         const format = graphFormat(o.format, o.out);
         const byName = NAME_PATTERN.test(target) && !existsSync(target);
         const state = byName ? await readState(target) : null;
-        if (byName && !state) throw new UserError(`no lab named "${target}" is up, and no file "${target}" exists`);
-        const lab = state ? state.lab : await loadTopology(target);
+        // A lab over several hosts: drawn from the driver's state, each node in the host it was placed on, its state as
+        // that host's agent reports it.
+        const over = byName && !state ? await (await import('../lab/hosts-state.js')).readHostsState(target) : null;
+        if (byName && !state && !over) throw new UserError(`no lab named "${target}" is up, and no file "${target}" exists`);
+        const lab = state ? state.lab : over ? over.lab : await loadTopology(target);
         const status = state ? await labStatus(lab.name) : null;
-        const live = status ? liveOf(status) : undefined;
+        let live = status ? liveOf(status) : undefined;
+        if (over) {
+          const reached = await (await import('../lab/multihost.js')).hostsOf(lab.name);
+          const parts = await Promise.all((reached?.hosts ?? []).map(async (h) => ({ host: h.name, st: (await h.call({ op: 'status', lab: lab.name }).catch(() => null)) as import('../lab/status.js').LabStatus | null })));
+          const states: Record<string, import('../render/graph.js').NodeState> = {};
+          // Each node's state from the host it runs on (a host it cannot reach leaves its nodes unknown).
+          for (const { host, st } of parts) for (const n of st?.nodes ?? []) if (over.placement[n.name] === host) states[n.name] = n.state;
+          live = { states, placement: over.placement };
+        }
         const text = await drawLab(lab, format, live);
         if (o.out && o.out !== '-') {
           await writeFile(o.out, text);

@@ -99,6 +99,12 @@ test('the seed lab over two hosts: up, DHCP, ping and the masquerade across the 
   const st = await drive(['status', lab]);
   assert.equal(st.code, 0, st.stderr);
   assert.match(st.stdout, /host a:[\s\S]*deb1\b.*running[\s\S]*host b:[\s\S]*deb3\b.*running/, st.stdout);
+  // graph draws each host as a cluster of the nodes placed there, each node's state as its host reports it.
+  const g = await drive(['graph', lab, '--format', 'json']);
+  assert.equal(g.code, 0, g.stderr);
+  const graph = JSON.parse(g.stdout) as { machines: Array<{ name: string; nodes: string[] }>; nodes: Array<{ name: string; state: string }> };
+  assert.deepEqual(graph.machines.map((m) => [m.name, m.nodes]), [['a', ['deb1', 'deb2']], ['b', ['deb3']]]);
+  assert.deepEqual(graph.nodes.map((n) => `${n.name} ${n.state}`), ['deb1 running', 'deb2 running', 'deb3 running']);
   // OVN's DHCP gave each host's guest its static address (by its MAC).
   for (const [node, ip] of [['deb2', '192.168.1.2'], ['deb3', '192.168.1.3']] as const) {
     const r = await drive(['exec', lab, node, '--', 'ip', '-4', '-o', 'addr', 'show', 'dev', 'eth0']);
