@@ -542,6 +542,47 @@ function replaceSection(heading: string, before: string, md: string): void {
   writeFileSync(file, at >= 0 ? text.slice(0, at) + md + (next < 0 ? '' : text.slice(next + 1)) : text.slice(0, anchor) + md + text.slice(anchor));
 }
 
+/**
+ * Rootless against root (issue 34), by bench/rootless.ts in a process of its own (it makes and removes a user and
+ * puts /dev/net/tun's mode back at its exit): its table, with the targets judged, as a BENCHMARKS.md section.
+ */
+async function rootlessSection(reps: number): Promise<string> {
+  log('bench: rootless against root');
+  const r = spawnSync(process.execPath, [path.join(ROOT, 'dist', 'bench', 'rootless.js'), String(reps)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], timeout: 1_200_000 });
+  if (r.status !== 0) throw new Error(`bench/rootless.js failed (exit ${r.status ?? r.signal})`);
+  const table = r.stdout.trim();
+  // | what | who | figure |: the two sides of each row, for the targets.
+  const fig = (what: RegExp, who: string) => {
+    // "root", "root (veth + DNAT)", "rootless (pasta)": the side is the cell's first word.
+    const line = table.split('\n').find((l) => what.test(l) && l.split('|')[2]?.trim().split(' ')[0] === who);
+    const m = line && /\| ([\d.]+) (s|Gbit\/s) \|$/.exec(line);
+    return m ? Number(m[1]) : NaN;
+  };
+  const ratio = (what: RegExp) => fig(what, 'rootless') / fig(what, 'root');
+  const upR = ratio(/seed lab up/);
+  const downR = ratio(/seed lab down/);
+  const tput = table.split('\n').filter((l) => /Gbit\/s/.test(l)).map((l) => l.split('|')[1]!.trim());
+  const tputR = [...new Set(tput)].map((w) => ({ w, r: ratio(new RegExp(w.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))) }));
+  const judged = [
+    `- rootless up within 1.1× of root: ${upR.toFixed(2)}× (${upR <= 1.1 ? 'met' : 'NOT met'}); down: ${downR.toFixed(2)}× (${downR <= 1.1 ? 'met' : 'NOT met'})`,
+    ...tputR.map(({ w, r: x }) => `- ${w}: rootless ${x.toFixed(2)}× root (${x >= 0.5 ? 'met' : 'NOT met'}: at least half)`),
+  ];
+  return `## Rootless against root (issue 34)
+
+Measured ${new Date().toISOString().slice(0, 16).replace('T', ' ')} by \`npm run bench -- --only rootless\` (bench/rootless.ts: an ordinary
+user made for the run, /dev/net/tun 0666 for it as stock distributions have it, both removed or put back after),
+on ${machine()}, both sides in this run. Up and down: the seed lab (examples/seed-lab.yaml) by the CLI, restored
+guests, median of ${reps} after a first run that saves the states. Throughput: iperf3 between a nat lab's guest and
+the host through the lab's uplink and a port forward: root's veth and host DNAT, rootless pasta and the lab's DNAT.
+
+${table}
+
+Targets:
+${judged.join('\n')}
+
+`;
+}
+
 async function main(): Promise<void> {
   const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
   const when = new Date().toISOString().slice(0, 16).replace('T', ' ');
@@ -581,11 +622,18 @@ async function main(): Promise<void> {
       replaceSection('## Layouts: bridges, OVN', '## Image nodes', md);
       return;
     }
+    if (only === 'rootless') {
+      // --only rootless: rootless against root; also replaces that section of BENCHMARKS.md.
+      const md = await rootlessSection(quick ? 1 : 3);
+      process.stdout.write(md);
+      replaceSection('## Rootless against root', '## Image nodes', md);
+      return;
+    }
     if (only === 'ram') {
       process.stdout.write((await sharedVsCopied()).join('\n') + '\n');
       return;
     }
-    if (!['plumbing', 'labs', 'libvirt', 'throughput'].includes(only)) throw new Error(`--only: unknown section "${only}" (plumbing, ram, labs, libvirt, throughput, layouts, images, check, cli)`);
+    if (!['plumbing', 'labs', 'libvirt', 'throughput'].includes(only)) throw new Error(`--only: unknown section "${only}" (plumbing, ram, labs, libvirt, throughput, layouts, rootless, images, check, cli)`);
     // --only libvirt: the labs rows with the libvirt columns, without the waves, the idle samples and the 100 guests.
     const l = only === 'labs' ? await labs(withLibvirt) : only === 'libvirt' ? await labs(true, false) : undefined;
     const out = only === 'plumbing' ? await plumbing() : only === 'throughput' ? await throughput() : [...l!.rows, '', ...l!.hundred, '', ...l!.waves, '', ...l!.boot, '', ...l!.mem];
@@ -603,6 +651,7 @@ async function main(): Promise<void> {
   const tp = await throughput();
   log('bench: layouts (bridges, OVN on one host and on two)');
   const lay = await layoutsSection({ root: ROOT, prefix: PREFIX, quick, log, held });
+  const rootless = await rootlessSection(quick ? 1 : 3);
   log('bench: image nodes');
   const img = await imageSection(imageOpts);
   log('bench: check');
@@ -702,7 +751,7 @@ iperf3 from the guest image: g0 sends to g1 across the lab's bridge; the figure 
 | --- | --- |
 ${tp.join('\n')}
 
-${layoutsMarkdown(lay, { machine: machine() })}${imagesMarkdown(img, { quick, withLibvirt, fmt })}
+${layoutsMarkdown(lay, { machine: machine() })}${rootless}${imagesMarkdown(img, { quick, withLibvirt, fmt })}
 ${checkMarkdown(chk)}## CLI start-up
 
 A command as a user types it: a new \`node bin/qnet.js …\` process each time, started by a shell (one bash loop,

@@ -4,7 +4,7 @@
 // northbound row. `down` asks every host to remove what it holds of the lab (found by its markers), with or without
 // the driver's state file; a host it cannot reach is named and the rest still removed.
 import { rm } from 'node:fs/promises';
-import { RuntimeError } from '../errors.js';
+import { RuntimeError, UserError } from '../errors.js';
 import { hostsStatePath, readHostsState, writeHostsState, type HostsState } from './hosts-state.js';
 import { hostOf, HostUnreachable, type Host } from '../hosts/host.js';
 import { splitParts, type AgentEvent, type HostObserved } from '../hosts/protocol.js';
@@ -73,6 +73,10 @@ export async function upHosts(input: ResolvedLab, opts: HostsUpOptions = {}): Pr
   const reporter = opts.reporter ?? silentReporter;
   const prior = await readHostsState(input.name);
   if (prior) throw new RuntimeError(`lab ${input.name} is already up over hosts ${prior.parts.join(', ') || (prior.lab.hosts ?? []).map((h) => h.name).join(', ')} (or left over): run \`qnet down ${input.name}\` first`);
+  // An OVN that runs already (Incus, OpenStack): its databases are not yet handed to the hosts' agents; refused before
+  // anything is asked of any host rather than made half-way.
+  if (input.ovn?.nb !== undefined)
+    throw new UserError(`ovn.nb: a lab over several hosts on an OVN that runs already is not made yet; give "ovn: { central: HOST }" (one of the lab's hosts, set up with \`qnet host setup --central\`), or put the lab on one host ("fabric: ovn" without "hosts")`);
   const hosts = (input.hosts ?? []).map(hostOf);
   const observed = await observeHosts(input, hosts);
   reporter.step(`observe ${hosts.length} hosts: ${[...observed].map(([n, o]) => `${n} (chassis ${o.ovn.chassis}, ${o.ovn.datapath ?? 'system'}, ${o.facts.cpus} CPUs, ${o.facts.memoryMiB} MiB free)`).join(', ')}`, Date.now() - t0, true);

@@ -3,7 +3,7 @@
 // refusal where it does not). Regenerate with UPDATE_GOLDEN=1 and review.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
@@ -530,6 +530,23 @@ describe('the CLI on a lab on OVN (nothing on the host is touched: the refusal c
     assert.match(r.stderr, /hosts\.b \(root@192\.0\.2\.11\) cannot be reached over SSH/);
     assert.match(r.stderr, /nothing was made or changed on any host/);
     assert.equal(r.stdout, '');
+  });
+  test('up over several hosts on an OVN that runs already: exit 2 with the path and what to give, no host asked', () => {
+    // The same stand-in ssh records every call: none may be made.
+    const bin = path.join(dir || (dir = mkdtempSync(path.join(tmpdir(), 'qnet-ovn-cli-'))), 'bin2');
+    spawnSync('mkdir', ['-p', bin]);
+    const calls = path.join(dir, 'ssh-calls');
+    writeFileSync(path.join(bin, 'ssh'), `#!/bin/sh\necho "$@" >> ${calls}\nexit 255\n`, { mode: 0o755 });
+    const text = remote.replace('ovn: { central: a }', 'ovn: { nb: "tcp:192.0.2.10:6641", sb: "tcp:192.0.2.10:6642" }');
+    assert.notEqual(text, remote);
+    const r = spawnSync(process.execPath, [path.join(ROOT, 'bin', 'qnet.js'), 'up', file('external.yaml', text)], {
+      encoding: 'utf8',
+      timeout: 30_000,
+      env: { ...process.env, NO_COLOR: '1', PATH: `${bin}:${process.env.PATH}`, QNET_RUN_DIR: path.join(dir, 'run2') },
+    });
+    assert.equal(r.status, 2, r.stderr);
+    assert.match(r.stderr, /ovn\.nb: a lab over several hosts on an OVN that runs already is not made yet; give "ovn: \{ central: HOST \}"/);
+    assert.equal(existsSync(calls), false, 'no host was asked');
   });
   after(() => {
     if (dir) rmSync(dir, { recursive: true, force: true });
