@@ -823,6 +823,12 @@ export async function main(argv: string[]): Promise<number> {
       const c = await (await import('./rootless.js')).rootlessFront(argv);
       if (c !== undefined) return c;
     }
+    // A per-node command on a lab over several hosts runs on the node's host (cli/hosts-front.ts).
+    // (Loaded only for those commands: the others start without it.)
+    if (['link', 'impair', 'capture', 'console', 'ssh', 'stop', 'start', 'restart'].includes(argv[0] ?? '')) {
+      const h = await (await import('./hosts-front.js')).hostsFront(argv);
+      if (h !== undefined) return h;
+    }
     await program.parseAsync(argv, { from: 'user' });
     return code();
   } catch (err) {

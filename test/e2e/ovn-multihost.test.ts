@@ -6,6 +6,7 @@
 // nothing on either host or in the NB. Then the failures: SIGKILL of `up` part-way then `down`; b's sshd stopped:
 // `up` refuses before any change naming b, `down` removes a's part and names b. Prints the figures.
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -119,6 +120,36 @@ test('the seed lab over two hosts: up, DHCP, ping and the masquerade across the 
   // TCP at full MTU across the tunnel (1500-byte frames fit the 1600-byte underlay with Geneve's 58).
   const big = await drive(['exec', lab, 'deb3', '--', 'ping', '-c', '1', '-W', '3', '-s', '1472', '192.168.1.2']);
   assert.equal(big.code, 0, `a 1500-byte packet from b to a: ${big.stdout}${big.stderr}`);
+  // The per-node commands run on the node's host (cli/hosts-front.ts): deb3's cable pulled and plugged on b, 100% loss
+  // on what it receives and cleared, a capture of its NIC streamed back (to stdout and to a file written here), and a
+  // capture of the whole network, which spans the hosts, refused.
+  const reach = async (from: string, to: string) => (await drive(['exec', lab, from, '--', 'ping', '-c', '2', '-W', '2', to])).code === 0;
+  assert.equal((await drive(['link', lab, 'deb3', 'down'])).code, 0);
+  assert.equal(await reach('deb2', '192.168.1.3'), false, 'deb3 unplugged on b');
+  assert.equal((await drive(['link', lab, 'deb3', 'up'])).code, 0);
+  let plugged = false;
+  for (let i = 0; i < 5 && !plugged; i++) plugged = await reach('deb2', '192.168.1.3');
+  assert.ok(plugged, 'deb3 plugged in again');
+  const lossOn = await drive(['impair', lab, 'deb3', '--loss', '100%', '--direction', 'ingress']);
+  assert.equal(lossOn.code, 0, lossOn.stderr);
+  assert.equal(await reach('deb2', '192.168.1.3'), false, "deb3 receives nothing");
+  assert.equal((await drive(['impair', lab, 'deb3', '--clear'])).code, 0);
+  assert.ok(await reach('deb2', '192.168.1.3'), 'after --clear');
+  const capText = drive(['capture', lab, 'deb3', '--count', '4', '--filter', 'icmp'], 60000);
+  const pcapFile = path.join(runDir, 'deb3.pcap');
+  const capFile = drive(['capture', lab, 'deb3', '--count', '4', '--filter', 'icmp', '-w', pcapFile], 60000);
+  await new Promise((r) => setTimeout(r, 2500));
+  await drive(['exec', lab, 'deb2', '--', 'ping', '-c', '2', '-W', '2', '192.168.1.3']);
+  const [ct, cf] = [await capText, await capFile];
+  assert.equal(ct.code, 0, ct.stderr);
+  assert.equal((ct.stdout.match(/ICMP echo (request|reply)/g) ?? []).length, 4, ct.stdout + ct.stderr);
+  assert.equal(cf.code, 0, cf.stderr);
+  const readBack = spawnSync('tcpdump', ['-n', '-r', pcapFile], { encoding: 'utf8' });
+  assert.equal((readBack.stdout.match(/ICMP echo (request|reply)/g) ?? []).length, 4, `the pcap written on the driving side: ${readBack.stdout}${readBack.stderr}`);
+  const whole = await drive(['capture', lab, 'lan', '--count', '1']);
+  assert.equal(whole.code, 2, whole.stderr);
+  assert.match(whole.stderr, /network lan of lab \S+ spans hosts a, b: .*its NICs: deb1:1, deb2:0, deb3:0/);
+
   // deb3 (on b) fetches a page from the upstream through deb1's masquerade and QEMU user-mode uplink (on a).
   const www = path.join(runDir, 'www');
   writeFileSync(path.join(runDir, 'index.html'), 'hello from upstream\n');

@@ -8,6 +8,7 @@ import path from 'node:path';
 import { describe, test } from 'node:test';
 import { encode, parseEvent, parseRequest, ProtocolError, splitParts, type AgentRequest, type HostPart } from '../../src/hosts/protocol.js';
 import { agentArgv, remoteQnet } from '../../src/hosts/host.js';
+import { forwardArgv } from '../../src/cli/hosts-front.js';
 import { parseTopology } from '../../src/topology/load.js';
 import { onOvn } from '../../src/fabric/ovn/plan.js';
 import { formatPlan, planUp, type PlanContext } from '../../src/plan/plan.js';
@@ -108,5 +109,16 @@ describe('reaching a host', () => {
     assert.deepEqual(remoteQnet('a', env), ['node', '/opt/qnet/bin/qnet.js']);
     assert.deepEqual(agentArgv({ name: 'l', ssh: { kind: 'local' } }, {}, ['node', 'q.js']), ['node', 'q.js', 'agent']);
     assert.throws(() => remoteQnet('a', { QNET_HOST_QNET: '  ' }), /QNET_HOST_QNET: empty/);
+  });
+  test("a per-node command forwarded to the node's host: every word quoted for the remote shell, a terminal only when asked", () => {
+    const b = TWO.hosts!.find((h) => h.name === 'b')!;
+    const argv = forwardArgv(b, ['capture', 'seed', 'deb3', '--filter', 'icmp and host 1.2.3.4', '-w', '-'], false, {});
+    assert.deepEqual(argv.slice(0, 6), ['ssh', '-o', 'BatchMode=yes', '-o', 'ConnectTimeout=10', '-T']);
+    assert.deepEqual(argv.slice(argv.indexOf('--') + 1), ['qnet', 'capture', 'seed', 'deb3', '--filter', "'icmp and host 1.2.3.4'", '-w', '-']);
+    // A word the remote shell would read as syntax stays one word.
+    const hostile = forwardArgv(b, ['impair', 'seed', 'deb3', '--rate', '1mbit; touch /tmp/x'], true, {});
+    assert.ok(hostile.includes('-t'));
+    assert.equal(hostile[hostile.length - 1], "'1mbit; touch /tmp/x'");
+    assert.deepEqual(forwardArgv({ name: 'l', ssh: { kind: 'local' } }, ['link', 'seed', 'deb3', 'down'], false, {}, ['node', 'q.js']), ['node', 'q.js', 'link', 'seed', 'deb3', 'down']);
   });
 });
