@@ -268,6 +268,22 @@ describe('rootless, as an ordinary user made for the test', () => {
       const httpd = await asUser(['exec', lab, 'a', '--', 'sh', '-c', `mkdir -p /tmp/w && echo rootless-${lab} > /tmp/w/index.html && busybox httpd -p 80 -h /tmp/w && echo started`]);
       assert.equal(httpd.code, 0, httpd.stderr);
       assert.equal(get(port).trim(), `rootless-${lab}`, 'the forward answers from the host');
+      // check: the model and the measurement agree rootless. The upstream is the host itself beyond pasta (TCP from a
+      // and from the lab namespace reach check's listener there; ICMP as ping_group_range allows), the forward is
+      // reached from the host, and nothing else from the host is sent (it would leave by the default route).
+      const tc = Date.now();
+      const chk = await asUser(['check', lab, '--json']);
+      process.stderr.write(`# rootless check of the nat lab: ${Date.now() - tc} ms\n`);
+      assert.equal(chk.code, 0, chk.stdout + chk.stderr);
+      const report = JSON.parse(chk.stdout) as { ok: boolean; disagreements: unknown[]; cells: Array<{ from: string; to: string; probe: string; predicted?: { ok: boolean }; measured?: { ok: boolean; skipped?: string } }> };
+      assert.equal(report.ok, true);
+      assert.deepEqual(report.disagreements, []);
+      const cellOf = (from: string, to: string, probe: string) => report.cells.find((c) => c.from === from && c.to === to && c.probe === probe);
+      for (const from of ['a', 'host']) {
+        const c = cellOf(from, 'upstream', 'tcp');
+        assert.equal(c?.measured?.ok, true, `${from} → upstream tcp measured: ${JSON.stringify(c)}`);
+      }
+      assert.equal(cellOf('upstream', `forward:${port}`, 'tcp')?.measured?.ok, true, 'the forward, measured from the host');
       // capture on the isolated network while b pings a.
       const cap = asUser(['capture', lab, 'back', '--count', '2', '--filter', 'icmp']);
       await new Promise((r) => setTimeout(r, 1500));
