@@ -10,7 +10,7 @@
 // The first user's image cache is a copy of root's (the built-in guest's kernel and packages): nothing is downloaded.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { QNET, labName, qnet, snapshot, writeTopology, type HostSnapshot } from './helpers.js';
@@ -333,6 +333,37 @@ describe('rootless, as an ordinary user made for the test', () => {
       assert.match(again.stderr, /already down/);
     } finally {
       await asUser(['down', lab]);
+    }
+  });
+
+  test('where pasta is missing, slirp4netns carries the nat network and its forward; up says which and why; check agrees; down leaves nothing', async () => {
+    const lab = labName('rlslirp');
+    const port = freePort();
+    // A PATH without pasta: links to everything of /usr/local/bin and /usr/bin but pasta (/usr/sbin and /sbin are
+    // added inside the holder; pasta is in none of them here).
+    const bin = path.join(home, 'nopasta');
+    mkdirSync(bin, { recursive: true });
+    for (const d of ['/usr/local/bin', '/usr/bin'])
+      for (const f of readdirSync(d)) if (f !== 'pasta' && !existsSync(path.join(bin, f))) symlinkSync(path.join(d, f), path.join(bin, f));
+    const file = topology(nat(lab, port));
+    try {
+      const up = await asUser(['up', file], { PATH: bin });
+      assert.equal(up.code, 0, up.stderr);
+      assert.match(up.stderr, /start slirp4netns: tap uplink in the lab .*slirp4netns because pasta is not installed/);
+      assert.match(up.stderr, new RegExp(`add the forwards to slirp4netns, listening on the host \\(tcp ${port}\\)`));
+      const httpd = await asUser(['exec', lab, 'a', '--', 'sh', '-c', `mkdir -p /tmp/w && echo slirp-${lab} > /tmp/w/index.html && busybox httpd -p 80 -h /tmp/w && echo started`], { PATH: bin });
+      assert.equal(httpd.code, 0, httpd.stderr);
+      assert.equal(get(port).trim(), `slirp-${lab}`, 'the forward answers from the host through slirp4netns');
+      const chk = await asUser(['check', lab], { PATH: bin });
+      assert.equal(chk.code, 0, chk.stdout + chk.stderr);
+      const down = await asUser(['down', lab], { PATH: bin });
+      assert.equal(down.code, 0, down.stderr);
+      assert.match(down.stderr, /slirp4netns/);
+      assert.equal(await processesOf(uid), '', 'no process of the user is left');
+      assert.equal(get(port), '', 'nothing listens on the forwarded port');
+    } finally {
+      await asUser(['down', lab], { PATH: bin });
+      rmSync(bin, { recursive: true, force: true });
     }
   });
 
