@@ -213,6 +213,14 @@ describe('rootless, as an ordinary user made for the test', () => {
     // As root nothing is refused.
     const asRoot = await qnet(['validate', b]);
     assert.equal(asRoot.code, 0, asRoot.stderr);
+    // web and image create: refused to a user (exit 2), saying why and what to run instead; nothing is made.
+    const web = await asUser(['web']);
+    assert.equal(web.code, 2, web.stderr);
+    assert.match(web.stderr, /qnet web is not offered to an ordinary user yet: .*`sudo qnet web`/);
+    const img = await asUser(['image', 'create', 'debian', '--out', path.join(home, 'd.qcow2')]);
+    assert.equal(img.code, 2, img.stderr);
+    assert.match(img.stderr, /qnet image create needs root: .*\(losetup, mount\).*`sudo qnet image create debian --out/);
+    assert.ok(!existsSync(path.join(home, 'd.qcow2')));
   });
 
   test('the seed lab\'s demo passes rootless, and leaves nothing', async () => {

@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, test } from 'node:test';
+import { refuseAsUser } from '../../src/cli/rootless.js';
 import { isSameHolder, joinArgv, recordOf } from '../../src/lab/rootless/holder.js';
 import { formatPlan, planUp, type PlanContext } from '../../src/plan/plan.js';
 import { wrapGuestCommand } from '../../src/render/qemu.js';
@@ -121,5 +122,21 @@ describe('lab spaces', () => {
     } finally {
       process.env.QNET_RUN_DIR = saved;
     }
+  });
+});
+
+describe('commands refused to an ordinary user (exit 2), each saying why and what to do instead', () => {
+  test('web: why (one process over the host\'s namespaces), what instead', () => {
+    assert.match(refuseAsUser(['web'])!, /not offered to an ordinary user yet: .*holder's user and network namespaces.*`qnet status`.*`sudo qnet web`/);
+    assert.match(refuseAsUser(['web', '--port', '8080'])!, /not offered/);
+  });
+  test('image create: why (loop device and mount), what an administrator runs, how a lab then uses the file', () => {
+    const why = refuseAsUser(['image', 'create', 'debian', '--out', '/tmp/d.qcow2'])!;
+    assert.match(why, /needs root: .*loop device and mounts it .*\(losetup, mount\)/);
+    assert.match(why, /`sudo qnet image create debian --out \S+ && sudo chmod a\+r \S+`/);
+    assert.match(why, /nodes: \{ a: \{ image: /);
+  });
+  test('everything else passes', () => {
+    for (const argv of [['image', 'build'], ['status'], ['check', 'lab'], ['graph', 'x.yaml'], []]) assert.equal(refuseAsUser(argv), null, argv.join(' '));
   });
 });
