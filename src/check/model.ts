@@ -68,6 +68,14 @@ export interface LiveFacts {
   leases?: Record<string, Record<number, number>>;
   /** The host's address on the lab's uplink (known once it is up); otherwise a stand-in. */
   upstream?: number;
+  /**
+   * A user's (rootless) lab: its uplink is pasta, not a veth to the host. Beyond pasta is the user's own host
+   * namespace, reached through the user's sockets: `upstream` is then an address of the host itself (its default
+   * route's source), not the end of a veth. `labEnd`: the lab's address on pasta's tap. `ping`: pasta carries ICMP
+   * echo only over ping sockets, which net.ipv4.ping_group_range must allow to the user (Debian's default, "1 0",
+   * allows nobody). The host has no route into the lab: only answers to what pasta carried, and its forwards, get in.
+   */
+  pasta?: { labEnd: number; ping: boolean };
 }
 
 /** The address that stands for "beyond the lab" in a lab without an uplink: put on the lab namespace's loopback by
@@ -122,6 +130,9 @@ class World {
   readonly uplink: boolean;
   readonly upstream: number;
   readonly labnsLocal: Set<number>;
+  /** The lab namespace's own address on the uplink. */
+  readonly labEnd: number;
+  readonly pasta: { labEnd: number; ping: boolean } | undefined;
   private readonly standIn = new Map<string, number>();
   private readonly sides: ResolvedNetwork[];
 
@@ -136,7 +147,10 @@ class World {
     this.labnsLocal = new Set(this.sides.map((n) => n.address!.ip));
     // The lab's end of the uplink is the host's address + 1 (see render/uplink.ts); without one, the stand-in
     // for "beyond the lab" sits on the lab namespace's loopback.
-    this.labnsLocal.add(this.uplink ? this.upstream + 1 : this.upstream);
+    // (rootless: pasta's tap has an address of its own, unrelated to the host's).
+    this.pasta = this.uplink ? live.pasta : undefined;
+    this.labEnd = this.pasta ? this.pasta.labEnd : this.upstream + 1;
+    this.labnsLocal.add(this.uplink ? this.labEnd : this.upstream);
     // DHCP NICs without a lease or a static one: distinct stand-ins from the start of their range (on a LAN's own
     // DHCP, where qnet knows no range, from 198.18.N.10/24, the benchmarking range; measuring learns the real ones).
     lab.networks.forEach((net, n) => {
@@ -342,8 +356,17 @@ function probeIn(w: World, src: Source, dst: Destination, probe: Probe): Verdict
     let target = dst.ip;
     if (dst.kind === 'forward') {
       const f = lab.forwards.find((x) => x.proto === 'tcp' && x.host === dst.port)!;
-      walk.hops.push(`the host's port ${f.host} → ${f.node} ${formatIPv4(f.address)}:${f.port} (DNAT)`);
       walk.notes.push(`port forward to ${f.node}`);
+      if (w.pasta) {
+        // Rootless: pasta listens on the host's port and opens the connection inside, on its tap; the lab
+        // namespace DNATs it to the guest. The host has no route of its own into the lab.
+        walk.hops.push(`the host's port ${f.host} → pasta → the lab namespace → ${f.node} ${formatIPv4(f.address)}:${f.port} (DNAT)`);
+        const reached = send(w, { t: 'labns' }, { src: w.upstream, dst: f.address, probe }, walk, false);
+        walk.hops.push('↩');
+        reply(w, reached.place, { src: reached.pkt.dst, dst: reached.pkt.src, probe }, walk);
+        return verdict(walk, true);
+      }
+      walk.hops.push(`the host's port ${f.host} → ${f.node} ${formatIPv4(f.address)}:${f.port} (DNAT)`);
       target = f.address;
     }
     if (dst.kind === 'hostfwd') {
@@ -390,7 +413,7 @@ function sourceAddress(w: World, place: Place, dst: number): number {
     const net = w.hostSides().find((n) => contains(n.address!, dst) || (n.subnet && contains(n.subnet, dst)));
     if (net) return net.address!.ip;
     if (w.local(place, dst)) return dst;
-    return w.uplink ? w.upstream + 1 : 0;
+    return w.uplink ? w.labEnd : 0;
   }
   return w.upstream;
 }
@@ -474,10 +497,25 @@ function forward(w: World, place: Place, pkt: Packet, walk: Walk, origin: boolea
         return segment(w, net, pkt.dst, pkt, walk);
       }
       if (!w.uplink) throw new Lost(`the lab namespace has no route to ${formatIPv4(pkt.dst)} (no uplink)`);
-      walk.hops.push('the uplink');
+      if (w.pasta && pkt.probe === 'ping' && !w.pasta.ping)
+        throw new Lost(
+          'pasta carries no ICMP echo for this user (it needs ping sockets: net.ipv4.ping_group_range does not include your group; an administrator can widen it)',
+          !w.local({ t: 'root' }, pkt.dst),
+        );
+      walk.hops.push(w.pasta ? 'the uplink (pasta)' : 'the uplink');
       return { place: { t: 'root' }, pkt };
     }
     case 'root': {
+      if (w.pasta) {
+        // Rootless: what comes back through pasta is the answer to a connection it carried out; anything else
+        // the host sends by its own default route, out of the machine (never probed).
+        // (The lab namespace masquerades its nat subnets out of pasta's tap, and un-masquerades the answers.)
+        if (isReplyLeg(walk) && (pkt.dst === w.labEnd || w.lab.networks.some((n) => usesUplink(n) && n.subnet && contains(n.subnet, pkt.dst)))) {
+          walk.hops.push('the host → pasta → the lab namespace');
+          return { place: { t: 'labns' }, pkt };
+        }
+        throw new Lost(`the host has no route into a rootless lab: pasta carries only the lab's own connections out and its forwards in (the packet would leave this machine)`, true);
+      }
       if (pkt.dst === w.upstream + 1) {
         walk.hops.push('the host → the uplink');
         return { place: { t: 'labns' }, pkt };

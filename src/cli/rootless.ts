@@ -211,8 +211,32 @@ export async function rootlessFront(argv: string[]): Promise<number | undefined>
   if (ON_LAB.has(command) && first && !first.startsWith('-')) return (await runInside(await holderOf(first), first, argv)).code;
   if (ON_TARGET.has(command) && first && !first.startsWith('-') && isLabName(first) && !existsSync(first))
     return (await runInside(await holderOf(first), first, argv)).code;
-  if (command === 'web') throw new RuntimeError('qnet web is not yet available to an ordinary user (rootless labs): run it as root, or use status, exec, console and capture');
+  const refusal = refuseAsUser(argv);
+  if (refusal) throw new UserError(refusal);
   return undefined;
+}
+
+/**
+ * Why a command is refused to an ordinary user, and what to do instead (null: not refused). Refused before anything
+ * happens, exit 2.
+ */
+export function refuseAsUser(argv: string[]): string | null {
+  const [command, sub] = positionals(argv);
+  if (command === 'web')
+    return (
+      'qnet web is not offered to an ordinary user yet: one web process serves every lab from the host\'s own namespaces, ' +
+      "where a user's labs each live in their own holder's user and network namespaces. On your labs use `qnet status`, " +
+      '`qnet graph LAB`, `qnet exec`, `qnet console` and `qnet capture`; `sudo qnet web` serves root\'s labs'
+    );
+  if (command === 'image' && sub === 'create')
+    return (
+      'qnet image create needs root: it partitions a raw disk through a loop device and mounts it to install Debian and GRUB ' +
+      '(losetup, mount), which an ordinary user cannot do. An administrator runs it once, e.g. ' +
+      '`sudo qnet image create debian --out /srv/qnet/debian.qcow2 && sudo chmod a+r /srv/qnet/debian.qcow2`, and your labs use ' +
+      "that file as a node's image (nodes: { a: { image: /srv/qnet/debian.qcow2 } }): guests run on overlays in your own " +
+      'directories and the file is never changed'
+    );
+  return null;
 }
 
 export { ENV_HOLDER };

@@ -5,7 +5,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { RuntimeError } from '../errors.js';
 import { RealRunner } from '../host/run.js';
-import { uplinkHostIf } from '../render/uplink.js';
+import { insideHolder } from '../dirs.js';
+import { UPLINK_LAB_IF, uplinkHostIf } from '../render/uplink.js';
 import { formatIPv4, parseIPv4 } from '../topology/ipv4.js';
 import { impairmentInForce } from '../topology/impair.js';
 import { usesUplink, type ResolvedLab } from '../topology/model.js';
@@ -112,8 +113,16 @@ export async function liveFacts(state: LabState, opts: { asDeclared?: boolean } 
     }),
   );
   const facts: LiveFacts = { leases };
-  const up = await access.uplinkAddress();
-  if (up !== undefined) facts.upstream = up;
+  if (insideHolder()) {
+    const p = await pastaFacts(lab);
+    if (p) {
+      facts.upstream = p.host;
+      facts.pasta = { labEnd: p.labEnd, ping: p.ping };
+    }
+  } else {
+    const up = await access.uplinkAddress();
+    if (up !== undefined) facts.upstream = up;
+  }
   if (!opts.asDeclared) {
     facts.linksDown = state.links ?? {};
     facts.impairment = (node, nic) => impairmentInForce(state, node.name, nic);
@@ -131,6 +140,35 @@ export async function uplinkAddress(lab: ResolvedLab): Promise<number | undefine
   } catch {
     return undefined;
   }
+}
+
+// A user's (rootless) lab: its uplink is pasta, so beyond it is the user's own host namespace (where this qnet runs,
+// inside the holder's user namespace but not its network namespace). There the upstream is an address of the host
+// itself: a guest reaches it through pasta's sockets, and check's listener binds it as the user, on CHECK_PORT
+// (>= 1024). Not the host's loopback: pasta runs with --no-map-gw, so the lab reaches no loopback-only service of
+// the host; and not a listener inside the holder: its network namespace is the lab's own, not a place beyond pasta.
+// The host's address is its default route's source (the route is looked up, nothing is sent), or else its first
+// global address. Whether pasta carries pings is tried as pasta would: an ICMP datagram socket, which
+// net.ipv4.ping_group_range allows or not.
+async function pastaFacts(lab: ResolvedLab): Promise<{ host: number; labEnd: number; ping: boolean } | undefined> {
+  if (!lab.networks.some(usesUplink)) return undefined;
+  const runner = new RealRunner();
+  const json = <T>(text: string): T | undefined => {
+    try {
+      return JSON.parse(text || 'null') as T;
+    } catch {
+      return undefined;
+    }
+  };
+  const route = json<Array<{ prefsrc?: string }>>((await runner.run(['ip', '-j', '-4', 'route', 'get', '192.0.2.1'], { allowFail: true })).stdout)?.[0]?.prefsrc;
+  const firstGlobal = json<Array<{ addr_info?: Array<{ local: string }> }>>((await runner.run(['ip', '-j', '-4', 'addr', 'show', 'scope', 'global'], { allowFail: true })).stdout)
+    ?.flatMap((l) => l.addr_info ?? [])[0]?.local;
+  const lab4 = json<Array<{ addr_info?: Array<{ local: string }> }>>((await runner.run(['ip', '-n', lab.netns, '-j', '-4', 'addr', 'show', 'dev', UPLINK_LAB_IF], { allowFail: true })).stdout)?.[0]?.addr_info?.[0]?.local;
+  const host = parseIPv4(route ?? firstGlobal ?? '');
+  const labEnd = parseIPv4(lab4 ?? '');
+  if (host === null || host === undefined || labEnd === null || labEnd === undefined) return undefined;
+  const ping = await runner.run(['python3', '-c', 'import socket; socket.socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_ICMP)'], { allowFail: true }).catch(() => ({ code: 1 }));
+  return { host, labEnd, ping: ping.code === 0 };
 }
 
 const NOT_SENT = "not probed: it would leave this machine by the host's default route";

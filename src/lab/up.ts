@@ -3,6 +3,7 @@ import { clearOvn, observeFabric, ovnChangeRefusal } from './ovn.js';
 import { chmod, chown, copyFile, mkdir, readFile, realpath, rm, rmdir, stat, writeFile } from 'node:fs/promises';
 import type net from 'node:net';
 import path from 'node:path';
+import { chooseUserNat, type UserNatChoice } from '../render/uplink-rootless.js';
 import { bridgeVlanFiltering, netemUsable } from '../host/kernel.js';
 import { usesVlans, VLAN_HINT } from '../render/l2.js';
 import { RuntimeError, UserError } from '../errors.js';
@@ -123,12 +124,13 @@ export async function prepareUp(
   const uplink = needsUplink(lab) ? await chooseUplink(opts.runner, lab) : undefined;
   // Rootless, the host's forwarding is neither needed (pasta's sockets carry the traffic) nor the user's to change.
   const hostForwarding = uplink && !insideHolder() ? await hostForwardingOnByHost() : undefined;
+  const userNat = uplink && insideHolder() ? chooseUserNatOnPath() : undefined;
   const notes: string[] = [];
   const snapshots = opts.cold ? undefined : await labSnapshots(lab, image, accel, opts.runner, undefined, notes);
   for (const n of notes) reporter.info(n);
   return {
     lab,
-    steps: planUp(lab, { image, accel, user, userIds: uids, guestIds: labIds(lab.name), ...(insideHolder() ? { rootless: true } : {}), ...(uplink ? { uplink } : {}), ...(hostForwarding !== undefined ? { hostForwarding } : {}), ...(lan ? { lan } : {}), parallel: bootWindow(opts), restoreParallel: restoreWindow(opts), ...(snapshots ? { snapshots } : {}), ...images, ...fabric.ctx }),
+    steps: planUp(lab, { image, accel, user, userIds: uids, guestIds: labIds(lab.name), ...(insideHolder() ? { rootless: true } : {}), ...(uplink ? { uplink } : {}), ...(userNat ? { userNat } : {}), ...(hostForwarding !== undefined ? { hostForwarding } : {}), ...(lan ? { lan } : {}), parallel: bootWindow(opts), restoreParallel: restoreWindow(opts), ...(snapshots ? { snapshots } : {}), ...images, ...fabric.ctx }),
     accel,
     image: image.key,
     why,
@@ -772,4 +774,15 @@ function restoreWindow(opts: UpOptions): number {
 // The executor's two windows, from the options.
 function windows(opts: UpOptions): { boot: Slots; restore: Slots } {
   return { boot: new Slots(bootWindow(opts)), restore: new Slots(restoreWindow(opts)) };
+}
+
+// Rootless: pasta, or slirp4netns where pasta is missing, as found on PATH (render/uplink-rootless.ts decides).
+function chooseUserNatOnPath(): UserNatChoice {
+  const find = (tool: string) => (process.env.PATH ?? '').split(':').map((d) => path.join(d || '.', tool)).find((f) => existsSync(f));
+  const found = { pasta: find('pasta'), slirp4netns: find('slirp4netns') };
+  try {
+    return chooseUserNat(Object.fromEntries(Object.entries(found).filter(([, v]) => v)) as { pasta?: string; slirp4netns?: string });
+  } catch (e) {
+    throw new UserError((e as Error).message);
+  }
 }

@@ -2,6 +2,7 @@
 // planner knows of the host (observed state, passed in so that planning stays pure).
 import type { Accel, GuestImage } from '../render/qemu.js';
 import type { UplinkAddressing } from '../render/uplink.js';
+import type { UserNatChoice } from '../render/uplink-rootless.js';
 import type { LanUplink } from '../render/lan.js';
 import type { BaseIdentity } from '../render/host-types.js';
 
@@ -80,6 +81,8 @@ export interface PlanContext {
   rootless?: boolean;
   /** The uplink /30 chosen for this host (labs with nat or routed networks). */
   uplink?: UplinkAddressing;
+  /** Rootless: what carries the nat networks (pasta, or slirp4netns where pasta is missing), and why (observed). */
+  userNat?: UserNatChoice;
   /** Whether IPv4 forwarding is already on in the host namespace (observed). */
   hostForwarding?: boolean;
   /** The uplinks of bridged and macnat networks, by network name (observed). */

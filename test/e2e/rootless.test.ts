@@ -10,7 +10,7 @@
 // The first user's image cache is a copy of root's (the built-in guest's kernel and packages): nothing is downloaded.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { QNET, labName, qnet, snapshot, writeTopology, type HostSnapshot } from './helpers.js';
@@ -213,6 +213,14 @@ describe('rootless, as an ordinary user made for the test', () => {
     // As root nothing is refused.
     const asRoot = await qnet(['validate', b]);
     assert.equal(asRoot.code, 0, asRoot.stderr);
+    // web and image create: refused to a user (exit 2), saying why and what to run instead; nothing is made.
+    const web = await asUser(['web']);
+    assert.equal(web.code, 2, web.stderr);
+    assert.match(web.stderr, /qnet web is not offered to an ordinary user yet: .*`sudo qnet web`/);
+    const img = await asUser(['image', 'create', 'debian', '--out', path.join(home, 'd.qcow2')]);
+    assert.equal(img.code, 2, img.stderr);
+    assert.match(img.stderr, /qnet image create needs root: .*\(losetup, mount\).*`sudo qnet image create debian --out/);
+    assert.ok(!existsSync(path.join(home, 'd.qcow2')));
   });
 
   test('the seed lab\'s demo passes rootless, and leaves nothing', async () => {
@@ -268,6 +276,22 @@ describe('rootless, as an ordinary user made for the test', () => {
       const httpd = await asUser(['exec', lab, 'a', '--', 'sh', '-c', `mkdir -p /tmp/w && echo rootless-${lab} > /tmp/w/index.html && busybox httpd -p 80 -h /tmp/w && echo started`]);
       assert.equal(httpd.code, 0, httpd.stderr);
       assert.equal(get(port).trim(), `rootless-${lab}`, 'the forward answers from the host');
+      // check: the model and the measurement agree rootless. The upstream is the host itself beyond pasta (TCP from a
+      // and from the lab namespace reach check's listener there; ICMP as ping_group_range allows), the forward is
+      // reached from the host, and nothing else from the host is sent (it would leave by the default route).
+      const tc = Date.now();
+      const chk = await asUser(['check', lab, '--json']);
+      process.stderr.write(`# rootless check of the nat lab: ${Date.now() - tc} ms\n`);
+      assert.equal(chk.code, 0, chk.stdout + chk.stderr);
+      const report = JSON.parse(chk.stdout) as { ok: boolean; disagreements: unknown[]; cells: Array<{ from: string; to: string; probe: string; predicted?: { ok: boolean }; measured?: { ok: boolean; skipped?: string } }> };
+      assert.equal(report.ok, true);
+      assert.deepEqual(report.disagreements, []);
+      const cellOf = (from: string, to: string, probe: string) => report.cells.find((c) => c.from === from && c.to === to && c.probe === probe);
+      for (const from of ['a', 'host']) {
+        const c = cellOf(from, 'upstream', 'tcp');
+        assert.equal(c?.measured?.ok, true, `${from} → upstream tcp measured: ${JSON.stringify(c)}`);
+      }
+      assert.equal(cellOf('upstream', `forward:${port}`, 'tcp')?.measured?.ok, true, 'the forward, measured from the host');
       // capture on the isolated network while b pings a.
       const cap = asUser(['capture', lab, 'back', '--count', '2', '--filter', 'icmp']);
       await new Promise((r) => setTimeout(r, 1500));
@@ -317,6 +341,37 @@ describe('rootless, as an ordinary user made for the test', () => {
       assert.match(again.stderr, /already down/);
     } finally {
       await asUser(['down', lab]);
+    }
+  });
+
+  test('where pasta is missing, slirp4netns carries the nat network and its forward; up says which and why; check agrees; down leaves nothing', async () => {
+    const lab = labName('rlslirp');
+    const port = freePort();
+    // A PATH without pasta: links to everything of /usr/local/bin and /usr/bin but pasta (/usr/sbin and /sbin are
+    // added inside the holder; pasta is in none of them here).
+    const bin = path.join(home, 'nopasta');
+    mkdirSync(bin, { recursive: true });
+    for (const d of ['/usr/local/bin', '/usr/bin'])
+      for (const f of readdirSync(d)) if (f !== 'pasta' && !existsSync(path.join(bin, f))) symlinkSync(path.join(d, f), path.join(bin, f));
+    const file = topology(nat(lab, port));
+    try {
+      const up = await asUser(['up', file], { PATH: bin });
+      assert.equal(up.code, 0, up.stderr);
+      assert.match(up.stderr, /start slirp4netns: tap uplink in the lab .*slirp4netns because pasta is not installed/);
+      assert.match(up.stderr, new RegExp(`add the forwards to slirp4netns, listening on the host \\(tcp ${port}\\)`));
+      const httpd = await asUser(['exec', lab, 'a', '--', 'sh', '-c', `mkdir -p /tmp/w && echo slirp-${lab} > /tmp/w/index.html && busybox httpd -p 80 -h /tmp/w && echo started`], { PATH: bin });
+      assert.equal(httpd.code, 0, httpd.stderr);
+      assert.equal(get(port).trim(), `slirp-${lab}`, 'the forward answers from the host through slirp4netns');
+      const chk = await asUser(['check', lab], { PATH: bin });
+      assert.equal(chk.code, 0, chk.stdout + chk.stderr);
+      const down = await asUser(['down', lab], { PATH: bin });
+      assert.equal(down.code, 0, down.stderr);
+      assert.match(down.stderr, /slirp4netns/);
+      assert.equal(await processesOf(uid), '', 'no process of the user is left');
+      assert.equal(get(port), '', 'nothing listens on the forwarded port');
+    } finally {
+      await asUser(['down', lab], { PATH: bin });
+      rmSync(bin, { recursive: true, force: true });
     }
   });
 

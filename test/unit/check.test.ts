@@ -305,3 +305,50 @@ describe('properties over generated labs', () => {
     }
   });
 });
+
+test('rootless (pasta uplink): guests and the lab namespace reach the host itself by TCP, ICMP only where ping sockets are allowed; the host reaches the lab only by its forwards', () => {
+  const l = lab(`name: rl
+networks:
+  lan: { mode: nat, subnet: 172.16.9.0/24, address: 172.16.9.1, dhcp: { range: 172.16.9.2-172.16.9.50 } }
+  back: { subnet: 192.168.77.0/24, address: 192.168.77.1 }
+forwards: [{ proto: tcp, host: 18080, node: a, port: 80 }]
+nodes:
+  a: { nics: [{ network: lan, ip: 172.16.9.60 }, { network: back, ip: 192.168.77.2 }] }
+  b: { nics: [{ network: back, ip: 192.168.77.3 }] }
+`);
+  const host = (192 << 24) | (2 << 8) | 2; // the host's own address (192.0.2.2), as `qnet check` finds it
+  const labEnd = ((100 << 24) | (64 << 16) | 6) >>> 0; // pasta's tap in the lab: 100.64.0.6
+  const noPing: LiveFacts = { upstream: host >>> 0, pasta: { labEnd, ping: false } };
+  const p = predict(l, noPing);
+  const up = p.destinations.find((d) => d.id === 'upstream')!;
+  assert.equal(up.ip, host >>> 0, 'upstream is the host itself, not the end of a veth');
+  for (const from of ['a', 'host']) {
+    const tcp = cell(p, from, 'upstream', 'tcp')!;
+    assert.equal(tcp.ok, true, `${from} → upstream tcp: ${tcp.reason}`);
+    assert.ok(tcp.hops.includes('the uplink (pasta)'), tcp.hops.join(' | '));
+    const ping = cell(p, from, 'upstream', 'ping')!;
+    assert.equal(ping.ok, false);
+    assert.match(ping.reason!, /pasta carries no ICMP echo .*ping_group_range/);
+    assert.ok(!ping.leaves, 'a ping to the host itself is measured (it does not leave)');
+  }
+  // b is on an isolated-from-the-uplink network without a gateway: no route.
+  assert.equal(cell(p, 'b', 'upstream', 'tcp')!.ok, false);
+  // The forward: pasta carries it in, the lab namespace DNATs it to a.
+  const fwd = cell(p, 'upstream', 'forward:18080', 'tcp')!;
+  assert.equal(fwd.ok, true, fwd.reason);
+  assert.match(fwd.hops.join(' | '), /pasta → the lab namespace → a 172\.16\.9\.60:80/);
+  // Everything else from the host would leave by its default route: never probed.
+  for (const to of ['a:eth0', 'host:lan', 'host:back']) {
+    const v = cell(p, 'upstream', to, 'tcp')!;
+    assert.equal(v.ok, false);
+    assert.equal(v.leaves, true, `upstream → ${to} is not sent`);
+    assert.match(v.reason!, /no route into a rootless lab/);
+  }
+  // Where ping sockets are allowed, pasta carries the ping too.
+  const withPing = predict(l, { upstream: host >>> 0, pasta: { labEnd, ping: true } });
+  assert.equal(cell(withPing, 'a', 'upstream', 'ping')!.ok, true);
+  assert.equal(cell(withPing, 'host', 'upstream', 'ping')!.ok, true);
+  // The same lab as root: the upstream through the veth, routed into the lab.
+  const root = predict(l, { upstream: host >>> 0 });
+  assert.equal(cell(root, 'upstream', 'a:eth0', 'ping')!.ok, true);
+});

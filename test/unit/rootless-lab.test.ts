@@ -4,10 +4,11 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, test } from 'node:test';
+import { refuseAsUser } from '../../src/cli/rootless.js';
 import { isSameHolder, joinArgv, recordOf } from '../../src/lab/rootless/holder.js';
 import { formatPlan, planUp, type PlanContext } from '../../src/plan/plan.js';
 import { wrapGuestCommand } from '../../src/render/qemu.js';
-import { renderPastaArgv, renderRootlessUplinkRuleset } from '../../src/render/uplink-rootless.js';
+import { chooseUserNat, renderPastaArgv, renderRootlessUplinkRuleset, renderSlirpForwards } from '../../src/render/uplink-rootless.js';
 import { parseTopology } from '../../src/topology/load.js';
 import { golden, ROOT } from './golden.js';
 
@@ -63,6 +64,26 @@ describe('a rootless lab\'s plan', () => {
     const argv = renderPastaArgv({ ...lab, forwards: [] }, up, '/l');
     assert.deepEqual(argv.slice(argv.indexOf('--tcp-ports'), argv.indexOf('--log-file')), ['--tcp-ports', 'none', '--udp-ports', 'none', '--tcp-ns', 'none', '--udp-ns', 'none']);
   });
+  test('pasta, or slirp4netns where pasta is missing, saying why; neither: what to install', () => {
+    assert.equal(chooseUserNat({ pasta: '/usr/bin/pasta', slirp4netns: '/usr/bin/slirp4netns' }).tool, 'pasta');
+    assert.equal(chooseUserNat({ pasta: '/usr/bin/pasta' }).tool, 'pasta');
+    const slirp = chooseUserNat({ slirp4netns: '/usr/bin/slirp4netns' });
+    assert.equal(slirp.tool, 'slirp4netns');
+    assert.match(slirp.why, /pasta is not installed .*apt-get install passt/);
+    assert.throws(() => chooseUserNat({}), /needs pasta or slirp4netns, and neither is on PATH: an administrator runs `apt-get install passt`/);
+  });
+  test('slirp4netns\'s plan: its tap in the lab, the host\'s loopback out of reach, the forwards through its API, the same NAT table', () => {
+    const s = formatPlan(planUp(withForward, { ...ROOTLESS, userNat: chooseUserNat({ slirp4netns: '/usr/bin/slirp4netns' }) }));
+    assert.doesNotMatch(s, /\$ pasta/);
+    assert.match(s, /start slirp4netns: tap uplink in the lab \(100\.64\.3\.100, network 100\.64\.3\.0\/24\).*slirp4netns because pasta is not installed/);
+    assert.match(s, /slirp4netns --configure --mtu=65520 --disable-host-loopback --cidr=100\.64\.3\.0\/24 --api-socket=\S+slirp4netns\.sock --netns-type=path \/run\/netns\/qnet-\S+ uplink/);
+    assert.deepEqual(renderSlirpForwards(withForward, up).map((r) => JSON.parse(r)), [
+      { execute: 'add_hostfwd', arguments: { proto: 'tcp', host_addr: '0.0.0.0', host_port: 8080, guest_addr: '100.64.3.100', guest_port: 8080 } },
+    ]);
+    assert.match(s, /add the forwards to slirp4netns, listening on the host \(tcp 8080\)/);
+    assert.match(s, /load the lab's NAT table ip qnet-uplink/);
+    assert.deepEqual(renderSlirpForwards({ ...lab, forwards: [] }, up), []);
+  });
   test('QEMU rootless: as the user (uid 0 inside) with no capabilities, groups kept, no device made', () => {
     assert.deepEqual(wrapGuestCommand({ netns: 'qnet-x', user: '0', group: '0', accel: 'tcg', rootless: true }, ['-m', '128']), [
       'nsenter', '--net=/run/netns/qnet-x', '--',
@@ -101,5 +122,21 @@ describe('lab spaces', () => {
     } finally {
       process.env.QNET_RUN_DIR = saved;
     }
+  });
+});
+
+describe('commands refused to an ordinary user (exit 2), each saying why and what to do instead', () => {
+  test('web: why (one process over the host\'s namespaces), what instead', () => {
+    assert.match(refuseAsUser(['web'])!, /not offered to an ordinary user yet: .*holder's user and network namespaces.*`qnet status`.*`sudo qnet web`/);
+    assert.match(refuseAsUser(['web', '--port', '8080'])!, /not offered/);
+  });
+  test('image create: why (loop device and mount), what an administrator runs, how a lab then uses the file', () => {
+    const why = refuseAsUser(['image', 'create', 'debian', '--out', '/tmp/d.qcow2'])!;
+    assert.match(why, /needs root: .*loop device and mounts it .*\(losetup, mount\)/);
+    assert.match(why, /`sudo qnet image create debian --out \S+ && sudo chmod a\+r \S+`/);
+    assert.match(why, /nodes: \{ a: \{ image: /);
+  });
+  test('everything else passes', () => {
+    for (const argv of [['image', 'build'], ['status'], ['check', 'lab'], ['graph', 'x.yaml'], []]) assert.equal(refuseAsUser(argv), null, argv.join(' '));
   });
 });
